@@ -1,0 +1,62 @@
+//! `POST /account/setup-password` `{email, token, password}`: sets the password
+//! (argon2id) and activates the account. A wrong, used or expired token gets one
+//! generic 400 so the answer reveals nothing about the account.
+
+use gatehouse::domain::{Email, Password};
+use gatehouse::http::{json_body, reject, ApiRequest, ApiResponse, MAX_FORM_BYTES};
+use gatehouse::lambda::{BoxFuture, HttpFunction};
+use gatehouse::service::account::SetupOutcome;
+use gatehouse::service::Services;
+use serde::Deserialize;
+use serde_json::json;
+
+pub const INVALID_LINK: &str = "This setup link is invalid, already used or expired. Request a new link.";
+
+#[derive(Deserialize)]
+struct SetupRequest {
+    email: String,
+    token: String,
+    password: String,
+}
+
+pub struct SetupPassword {
+    services: Services,
+}
+
+impl SetupPassword {
+    pub fn new(services: Services) -> Self {
+        Self { services }
+    }
+
+    pub async fn handle(&self, request: ApiRequest) -> ApiResponse {
+        let body: SetupRequest = match json_body(&request, MAX_FORM_BYTES) {
+            Ok(body) => body,
+            Err(rejection) => return rejection,
+        };
+        let password = match Password::parse(body.password) {
+            Ok(p) => p,
+            Err(e) => return ApiResponse::problem(400, "invalid-password", "Password not accepted", e.to_string()),
+        };
+        let invalid_link = || ApiResponse::problem(400, "invalid-setup-link", "Invalid setup link", INVALID_LINK);
+        let Ok(email) = Email::parse(&body.email) else {
+            return invalid_link();
+        };
+        match self.services.setup_password(&email, body.token.trim(), password).await {
+            Ok(SetupOutcome::Activated { user_id }) => ApiResponse::json(
+                200,
+                &json!({"status": "activated", "user_id": user_id.as_str(), "email": email.as_str()}),
+            ),
+            Ok(SetupOutcome::InvalidToken) => invalid_link(),
+            Err(e) => {
+                tracing::error!(request_id = %request.request_id, error = %e, "password setup failed");
+                reject::unavailable("could not set the password right now; try again")
+            }
+        }
+    }
+}
+
+impl HttpFunction for SetupPassword {
+    fn handle(&self, request: ApiRequest) -> BoxFuture<'_, ApiResponse> {
+        Box::pin(SetupPassword::handle(self, request))
+    }
+}

@@ -1,0 +1,149 @@
+//! Typed settings from the environment. Secrets are wrapped so they never print.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::domain::{Email, PlanCatalog, PlanError};
+
+/// A secret value. Debug and Display print `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("setting {0} is required")]
+    Missing(&'static str),
+    #[error("setting {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+    #[error("plans: {0}")]
+    Plans(#[from] PlanError),
+}
+
+/// The plans shipped with the code; `PLANS_FILE` or `PLANS_JSON` override them.
+const EMBEDDED_PLANS: &str = include_str!("../../infra/plans.json");
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub table_name: String,
+    /// Queue URL when known (the cloud passes it); otherwise resolved from the name.
+    pub email_queue_url: Option<String>,
+    pub email_queue_name: Option<String>,
+    pub kajabi_webhook_secret: Option<Secret>,
+    pub kajabi_url_tokens: Vec<Secret>,
+    /// Server key that derives setup tokens from job ids (the raw token is never stored).
+    pub token_signing_key: Secret,
+    pub from_email: Email,
+    pub admin_email: Email,
+    pub frontend_url: String,
+    pub plans: PlanCatalog,
+    pub resend_per_address_per_hour: u32,
+    pub resend_global_per_minute: u32,
+    pub outbox_sweep_after: Duration,
+    pub setup_token_ttl: Duration,
+}
+
+fn var(name: &'static str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn required(name: &'static str) -> Result<String, ConfigError> {
+    var(name).ok_or(ConfigError::Missing(name))
+}
+
+fn number(name: &'static str, default: u64) -> Result<u64, ConfigError> {
+    match var(name) {
+        None => Ok(default),
+        Some(raw) => raw.trim().parse().map_err(|_| ConfigError::Invalid {
+            name,
+            reason: "not a whole number".into(),
+        }),
+    }
+}
+
+fn email(name: &'static str) -> Result<Email, ConfigError> {
+    Email::parse(&required(name)?).map_err(|e| ConfigError::Invalid {
+        name,
+        reason: e.to_string(),
+    })
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let plans_json = match (var("PLANS_JSON"), var("PLANS_FILE")) {
+            (Some(json), _) => json,
+            (None, Some(path)) => std::fs::read_to_string(&path).map_err(|e| ConfigError::Invalid {
+                name: "PLANS_FILE",
+                reason: e.to_string(),
+            })?,
+            (None, None) => EMBEDDED_PLANS.to_string(),
+        };
+        let token_signing_key = Secret::new(required("TOKEN_SIGNING_KEY")?);
+        if token_signing_key.expose().len() < 32 {
+            return Err(ConfigError::Invalid {
+                name: "TOKEN_SIGNING_KEY",
+                reason: "must be at least 32 characters".into(),
+            });
+        }
+        Ok(Self {
+            table_name: required("TABLE_NAME")?,
+            email_queue_url: var("EMAIL_QUEUE_URL"),
+            email_queue_name: var("EMAIL_QUEUE_NAME"),
+            kajabi_webhook_secret: var("KAJABI_WEBHOOK_SECRET").map(Secret::new),
+            kajabi_url_tokens: var("KAJABI_URL_TOKENS")
+                .map(|raw| {
+                    raw.split(',')
+                        .map(str::trim)
+                        .filter(|t| !t.is_empty())
+                        .map(Secret::new)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            token_signing_key,
+            from_email: email("FROM_EMAIL")?,
+            admin_email: email("ADMIN_EMAIL")?,
+            frontend_url: required("FRONTEND_URL")?.trim_end_matches('/').to_string(),
+            plans: PlanCatalog::from_json(&plans_json)?,
+            resend_per_address_per_hour: number("RESEND_PER_ADDRESS_PER_HOUR", 3)? as u32,
+            resend_global_per_minute: number("RESEND_GLOBAL_PER_MINUTE", 60)? as u32,
+            outbox_sweep_after: Duration::from_secs(number("OUTBOX_SWEEP_AFTER_SECS", 900)?),
+            setup_token_ttl: Duration::from_secs(number("SETUP_TOKEN_TTL_SECS", 24 * 3600)?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secret::new("hunter2-super-secret");
+        assert_eq!(format!("{s:?} {s}"), "*** ***");
+    }
+
+    #[test]
+    fn embedded_plans_parse() {
+        assert!(PlanCatalog::from_json(EMBEDDED_PLANS).is_ok());
+    }
+}

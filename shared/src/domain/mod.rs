@@ -1,0 +1,14 @@
+//! Pure domain values and rules. Nothing here performs I/O or reads the clock:
+//! time is always passed in.
+
+mod email;
+mod ids;
+mod password;
+mod plan;
+mod subscription;
+
+pub use email::{Email, EmailError};
+pub use ids::{EventKey, JobId, Provider, UserId};
+pub use password::{Password, PasswordError};
+pub use plan::{Plan, PlanCatalog, PlanError};
+pub use subscription::{has_access, SubscriptionState, SubscriptionView, Transition};

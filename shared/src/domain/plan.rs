@@ -1,0 +1,163 @@
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Deserialize;
+
+use super::Provider;
+
+/// A plan that exists in the catalog. Only `PlanCatalog` hands these out, so
+/// holding a `&Plan` means the plan is configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub id: String,
+    pub name: String,
+    pub partner: Option<String>,
+    /// Length of one paid period. `None` together with `lifetime` means access never ends.
+    pub period_days: Option<u32>,
+    pub lifetime: bool,
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("plans file is not valid JSON: {0}")]
+    Json(String),
+    #[error("plan {0} needs period_days or lifetime: true")]
+    NoPeriod(String),
+    #[error("{provider} product {product} maps to unknown plan {plan}")]
+    UnknownPlan {
+        provider: String,
+        product: String,
+        plan: String,
+    },
+    #[error("unknown provider {0} in plans file")]
+    UnknownProvider(String),
+}
+
+#[derive(Deserialize)]
+struct PlansFile {
+    plans: BTreeMap<String, PlanSpec>,
+    #[serde(default)]
+    products: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize)]
+struct PlanSpec {
+    name: String,
+    #[serde(default)]
+    partner: Option<String>,
+    #[serde(default)]
+    period_days: Option<u32>,
+    #[serde(default)]
+    lifetime: bool,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+/// Plans and the provider product ids that map to them (`infra/plans.json`).
+#[derive(Debug, Clone)]
+pub struct PlanCatalog {
+    plans: BTreeMap<String, Plan>,
+    products: HashMap<(Provider, String), String>,
+}
+
+impl PlanCatalog {
+    pub fn from_json(raw: &str) -> Result<Self, PlanError> {
+        let file: PlansFile =
+            serde_json::from_str(raw).map_err(|e| PlanError::Json(e.to_string()))?;
+        let mut plans = BTreeMap::new();
+        for (id, spec) in file.plans {
+            if spec.period_days.is_none() && !spec.lifetime {
+                return Err(PlanError::NoPeriod(id));
+            }
+            plans.insert(
+                id.clone(),
+                Plan {
+                    id,
+                    name: spec.name,
+                    partner: spec.partner,
+                    period_days: spec.period_days,
+                    lifetime: spec.lifetime,
+                    roles: spec.roles,
+                },
+            );
+        }
+        let mut products = HashMap::new();
+        for (provider_name, map) in file.products {
+            let provider = Provider::parse(&provider_name)
+                .ok_or_else(|| PlanError::UnknownProvider(provider_name.clone()))?;
+            for (product, plan) in map {
+                if !plans.contains_key(&plan) {
+                    return Err(PlanError::UnknownPlan {
+                        provider: provider_name.clone(),
+                        product,
+                        plan,
+                    });
+                }
+                products.insert((provider, product), plan);
+            }
+        }
+        Ok(Self { plans, products })
+    }
+
+    /// The plan a provider's product (offer, price, plan code) grants, if configured.
+    pub fn for_product(&self, provider: Provider, product_id: &str) -> Option<&Plan> {
+        self.products
+            .get(&(provider, product_id.to_string()))
+            .and_then(|id| self.plans.get(id))
+    }
+
+    pub fn get(&self, plan_id: &str) -> Option<&Plan> {
+        self.plans.get(plan_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"{
+        "plans": {
+            "nssa_annual": {"name": "NSSA Annual", "partner": "NSSA", "period_days": 365, "roles": ["premium-member"]},
+            "forever": {"name": "Forever", "lifetime": true}
+        },
+        "products": {"kajabi": {"off_456": "nssa_annual", "2150": "nssa_annual"}}
+    }"#;
+
+    #[test]
+    fn maps_products_to_plans() {
+        let catalog = PlanCatalog::from_json(SAMPLE).unwrap();
+        let plan = catalog.for_product(Provider::Kajabi, "off_456").unwrap();
+        assert_eq!(plan.id, "nssa_annual");
+        assert_eq!(plan.partner.as_deref(), Some("NSSA"));
+        assert_eq!(plan.period_days, Some(365));
+        assert!(catalog.for_product(Provider::Kajabi, "off_unknown").is_none());
+        assert!(catalog.for_product(Provider::Stripe, "off_456").is_none());
+        assert!(catalog.get("forever").unwrap().lifetime);
+    }
+
+    #[test]
+    fn rejects_dangling_and_periodless_plans() {
+        let dangling = r#"{"plans": {}, "products": {"kajabi": {"x": "nope"}}}"#;
+        assert!(matches!(
+            PlanCatalog::from_json(dangling),
+            Err(PlanError::UnknownPlan { .. })
+        ));
+        let periodless = r#"{"plans": {"p": {"name": "P"}}}"#;
+        assert_eq!(
+            PlanCatalog::from_json(periodless).err(),
+            Some(PlanError::NoPeriod("p".into()))
+        );
+        let provider = r#"{"plans": {}, "products": {"paypal": {}}}"#;
+        assert!(matches!(
+            PlanCatalog::from_json(provider),
+            Err(PlanError::UnknownProvider(_))
+        ));
+    }
+
+    #[test]
+    fn shipped_plans_file_parses() {
+        let raw = include_str!("../../../infra/plans.json");
+        let catalog = PlanCatalog::from_json(raw).unwrap();
+        assert!(catalog.get("nssa_annual").is_some());
+    }
+}

@@ -1,0 +1,216 @@
+use chrono::{DateTime, Duration, Utc};
+
+use super::Plan;
+
+/// Gatehouse's subscription states, provider-neutral.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscriptionState {
+    Active,
+    Trialing,
+    PastDue,
+    /// Canceled; access continues until `access_until`.
+    Canceled,
+    Expired,
+    Refunded,
+}
+
+impl SubscriptionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Trialing => "trialing",
+            Self::PastDue => "past_due",
+            Self::Canceled => "canceled",
+            Self::Expired => "expired",
+            Self::Refunded => "refunded",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "active" => Self::Active,
+            "trialing" => Self::Trialing,
+            "past_due" => Self::PastDue,
+            "canceled" => Self::Canceled,
+            "expired" => Self::Expired,
+            "refunded" => Self::Refunded,
+            _ => return None,
+        })
+    }
+}
+
+/// The part of a subscription the lifecycle rules need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionView {
+    pub state: SubscriptionState,
+    /// End of the current paid period (`None` for lifetime plans).
+    pub period_end: Option<DateTime<Utc>>,
+    /// When access stops. `None` means no end while the state grants access.
+    pub access_until: Option<DateTime<Utc>>,
+}
+
+/// A lifecycle change requested by a provider event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    Purchase,
+    Renew,
+    /// `ends_at` is the provider's end date, when it sends one.
+    Cancel { ends_at: Option<DateTime<Utc>> },
+    Expire,
+}
+
+/// Whether a subscription in `state` grants access at `now`.
+pub fn has_access(
+    state: SubscriptionState,
+    access_until: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> bool {
+    match state {
+        SubscriptionState::Active | SubscriptionState::Trialing | SubscriptionState::PastDue => {
+            access_until.is_none_or(|until| now < until)
+        }
+        SubscriptionState::Canceled => access_until.is_some_and(|until| now < until),
+        SubscriptionState::Expired | SubscriptionState::Refunded => false,
+    }
+}
+
+fn period_from(plan: &Plan, start: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    if plan.lifetime {
+        return None;
+    }
+    plan.period_days
+        .map(|days| start + Duration::days(i64::from(days)))
+}
+
+impl Transition {
+    /// Applies this transition to the current subscription (if any) for `plan` at `now`.
+    pub fn apply(
+        &self,
+        current: Option<&SubscriptionView>,
+        plan: &Plan,
+        now: DateTime<Utc>,
+    ) -> SubscriptionView {
+        match self {
+            Transition::Purchase => {
+                let period_end = period_from(plan, now);
+                SubscriptionView {
+                    state: SubscriptionState::Active,
+                    period_end,
+                    access_until: period_end,
+                }
+            }
+            Transition::Renew => {
+                // A renewal extends from the end of the paid period when it is still
+                // running, so renewing early never shortens access.
+                let start = current
+                    .and_then(|c| c.period_end)
+                    .filter(|end| *end > now)
+                    .unwrap_or(now);
+                let period_end = period_from(plan, start);
+                SubscriptionView {
+                    state: SubscriptionState::Active,
+                    period_end,
+                    access_until: period_end,
+                }
+            }
+            Transition::Cancel { ends_at } => {
+                let period_end = current.and_then(|c| c.period_end);
+                let access_until = ends_at
+                    .or(period_end)
+                    .or_else(|| period_from(plan, now))
+                    .unwrap_or(now);
+                SubscriptionView {
+                    state: SubscriptionState::Canceled,
+                    period_end,
+                    access_until: Some(access_until),
+                }
+            }
+            Transition::Expire => SubscriptionView {
+                state: SubscriptionState::Expired,
+                period_end: current.and_then(|c| c.period_end),
+                access_until: Some(now),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn plan(lifetime: bool) -> Plan {
+        Plan {
+            id: "nssa_annual".into(),
+            name: "NSSA".into(),
+            partner: Some("NSSA".into()),
+            period_days: if lifetime { None } else { Some(365) },
+            lifetime,
+            roles: vec![],
+        }
+    }
+
+    fn at(day: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, day, 12, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn access_rule() {
+        use SubscriptionState::*;
+        assert!(has_access(Active, None, at(1)));
+        assert!(has_access(Active, Some(at(2)), at(1)));
+        assert!(!has_access(Active, Some(at(2)), at(3)));
+        assert!(has_access(Canceled, Some(at(5)), at(4)));
+        assert!(!has_access(Canceled, Some(at(5)), at(5)));
+        assert!(!has_access(Canceled, None, at(1)));
+        assert!(!has_access(Expired, None, at(1)));
+        assert!(!has_access(Refunded, Some(at(30)), at(1)));
+    }
+
+    #[test]
+    fn purchase_starts_a_period() {
+        let view = Transition::Purchase.apply(None, &plan(false), at(1));
+        assert_eq!(view.state, SubscriptionState::Active);
+        assert_eq!(view.period_end, Some(at(1) + Duration::days(365)));
+        let lifetime = Transition::Purchase.apply(None, &plan(true), at(1));
+        assert_eq!(lifetime.access_until, None);
+        assert!(has_access(lifetime.state, lifetime.access_until, at(1) + Duration::days(5000)));
+    }
+
+    #[test]
+    fn cancel_keeps_access_until_payload_date_or_period_end() {
+        let active = Transition::Purchase.apply(None, &plan(false), at(1));
+        let with_date = Transition::Cancel { ends_at: Some(at(20)) }.apply(Some(&active), &plan(false), at(2));
+        assert_eq!(with_date.state, SubscriptionState::Canceled);
+        assert_eq!(with_date.access_until, Some(at(20)));
+        let without = Transition::Cancel { ends_at: None }.apply(Some(&active), &plan(false), at(2));
+        assert_eq!(without.access_until, active.period_end);
+        assert!(has_access(without.state, without.access_until, at(3)));
+    }
+
+    #[test]
+    fn renew_extends_from_running_period_and_reactivates() {
+        let active = Transition::Purchase.apply(None, &plan(false), at(1));
+        let canceled = Transition::Cancel { ends_at: None }.apply(Some(&active), &plan(false), at(2));
+        let renewed = Transition::Renew.apply(Some(&canceled), &plan(false), at(3));
+        assert_eq!(renewed.state, SubscriptionState::Active);
+        assert_eq!(renewed.period_end, Some(at(1) + Duration::days(730)));
+    }
+
+    #[test]
+    fn expire_removes_access() {
+        let active = Transition::Purchase.apply(None, &plan(false), at(1));
+        let expired = Transition::Expire.apply(Some(&active), &plan(false), at(2));
+        assert_eq!(expired.state, SubscriptionState::Expired);
+        assert!(!has_access(expired.state, expired.access_until, at(2)));
+    }
+
+    #[test]
+    fn states_round_trip() {
+        use SubscriptionState::*;
+        for s in [Active, Trialing, PastDue, Canceled, Expired, Refunded] {
+            assert_eq!(SubscriptionState::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(SubscriptionState::parse("unknown"), None);
+    }
+}

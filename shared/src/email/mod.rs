@@ -1,0 +1,249 @@
+//! Email templates, rendered in Rust (moto has no SESv2 templates). Every email
+//! has an HTML and a text part; values are HTML-escaped in the HTML part.
+
+use std::collections::BTreeMap;
+
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+
+use crate::config::Secret;
+use crate::domain::JobId;
+use crate::setup_token;
+
+/// Which email a job sends. Stored by name on the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Template {
+    Welcome,
+    AdminNewSignup,
+    AdminExistingLinked,
+    CancelNotice,
+    ExpiryNotice,
+}
+
+impl Template {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Template::Welcome => "welcome",
+            Template::AdminNewSignup => "admin_new_signup",
+            Template::AdminExistingLinked => "admin_existing_linked",
+            Template::CancelNotice => "cancel_notice",
+            Template::ExpiryNotice => "expiry_notice",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "welcome" => Template::Welcome,
+            "admin_new_signup" => Template::AdminNewSignup,
+            "admin_existing_linked" => Template::AdminExistingLinked,
+            "cancel_notice" => Template::CancelNotice,
+            "expiry_notice" => Template::ExpiryNotice,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedEmail {
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    #[error("email job is missing field {0}")]
+    MissingField(&'static str),
+}
+
+pub struct RenderContext<'a> {
+    pub frontend_url: &'a str,
+    pub token_key: &'a Secret,
+}
+
+pub fn escape_html(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// `${FRONTEND_URL}/account/setup#token=…&email=…`: the fragment never reaches
+/// server logs or Referer headers.
+pub fn setup_link(frontend_url: &str, token: &str, email: &str) -> String {
+    format!(
+        "{}/account/setup#token={}&email={}",
+        frontend_url.trim_end_matches('/'),
+        token,
+        utf8_percent_encode(email, NON_ALPHANUMERIC)
+    )
+}
+
+fn field<'a>(data: &'a BTreeMap<String, String>, name: &'static str) -> Result<&'a str, RenderError> {
+    data.get(name).map(String::as_str).ok_or(RenderError::MissingField(name))
+}
+
+fn page(paragraphs: &[String]) -> String {
+    let mut html = String::from(
+        "<!doctype html><html><body style=\"font-family:sans-serif;line-height:1.5\">",
+    );
+    for p in paragraphs {
+        html.push_str("<p>");
+        html.push_str(p);
+        html.push_str("</p>");
+    }
+    html.push_str("</body></html>");
+    html
+}
+
+/// Renders a job. `data` holds the values captured when the job was written.
+pub fn render(
+    template: Template,
+    job: &JobId,
+    data: &BTreeMap<String, String>,
+    ctx: &RenderContext<'_>,
+) -> Result<RenderedEmail, RenderError> {
+    let name = data.get("first_name").map(String::as_str).unwrap_or("there");
+    let plan = data.get("plan_name").map(String::as_str).unwrap_or("your membership");
+    Ok(match template {
+        Template::Welcome => {
+            let email = field(data, "email")?;
+            let token = setup_token::derive(ctx.token_key, job);
+            let link = setup_link(ctx.frontend_url, &token, email);
+            RenderedEmail {
+                subject: format!("Welcome! Set up your password for {plan}"),
+                html: page(&[
+                    format!("Hi {},", escape_html(name)),
+                    format!("Thanks for joining {}. Set your password to activate your account:", escape_html(plan)),
+                    format!("<a href=\"{0}\">{0}</a>", escape_html(&link)),
+                    "The link works once and expires in 24 hours.".into(),
+                ]),
+                text: format!(
+                    "Hi {name},\n\nThanks for joining {plan}. Set your password to activate your account:\n\n{link}\n\nThe link works once and expires in 24 hours.\n"
+                ),
+            }
+        }
+        Template::AdminNewSignup | Template::AdminExistingLinked => {
+            let member = field(data, "email")?;
+            let partner = data.get("partner").map(String::as_str).unwrap_or("-");
+            let what = if template == Template::AdminNewSignup {
+                "New signup"
+            } else {
+                "Existing user linked"
+            };
+            RenderedEmail {
+                subject: format!("{what}: {member} ({plan})"),
+                html: page(&[
+                    format!("{what}."),
+                    format!(
+                        "Member: {}<br>Plan: {}<br>Partner: {}",
+                        escape_html(member),
+                        escape_html(plan),
+                        escape_html(partner)
+                    ),
+                ]),
+                text: format!("{what}.\n\nMember: {member}\nPlan: {plan}\nPartner: {partner}\n"),
+            }
+        }
+        Template::CancelNotice => {
+            let until = field(data, "access_until")?;
+            RenderedEmail {
+                subject: format!("Your {plan} subscription was canceled"),
+                html: page(&[
+                    format!("Hi {},", escape_html(name)),
+                    format!(
+                        "Your {} subscription was canceled. You keep access until {}.",
+                        escape_html(plan),
+                        escape_html(until)
+                    ),
+                ]),
+                text: format!(
+                    "Hi {name},\n\nYour {plan} subscription was canceled. You keep access until {until}.\n"
+                ),
+            }
+        }
+        Template::ExpiryNotice => RenderedEmail {
+            subject: format!("Your {plan} subscription has expired"),
+            html: page(&[
+                format!("Hi {},", escape_html(name)),
+                format!("Your {} subscription has expired and access has ended.", escape_html(plan)),
+            ]),
+            text: format!("Hi {name},\n\nYour {plan} subscription has expired and access has ended.\n"),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(key: &Secret) -> RenderContext<'_> {
+        RenderContext {
+            frontend_url: "https://app.example/",
+            token_key: key,
+        }
+    }
+
+    fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn welcome_has_fragment_link_with_encoded_email() {
+        let key = Secret::new("k".repeat(32));
+        let job = JobId::from_stored("job_1");
+        let email = render(
+            Template::Welcome,
+            &job,
+            &data(&[("email", "a+b@example.com"), ("first_name", "Ann & Co"), ("plan_name", "NSSA")]),
+            &ctx(&key),
+        )
+        .unwrap();
+        let token = setup_token::derive(&key, &job);
+        let link = format!("https://app.example/account/setup#token={token}&email=a%2Bb%40example%2Ecom");
+        assert!(email.text.contains(&link), "{}", email.text);
+        assert!(email.html.contains("Ann &amp; Co"));
+        assert!(email.html.contains(&link.replace('&', "&amp;")));
+        assert!(!email.html.contains("Ann & Co"));
+    }
+
+    #[test]
+    fn missing_fields_are_errors() {
+        let key = Secret::new("k".repeat(32));
+        let job = JobId::from_stored("job_1");
+        assert_eq!(
+            render(Template::Welcome, &job, &data(&[]), &ctx(&key)),
+            Err(RenderError::MissingField("email"))
+        );
+        assert_eq!(
+            render(Template::CancelNotice, &job, &data(&[]), &ctx(&key)),
+            Err(RenderError::MissingField("access_until"))
+        );
+    }
+
+    #[test]
+    fn every_template_renders_and_round_trips() {
+        let key = Secret::new("k".repeat(32));
+        let job = JobId::from_stored("job_1");
+        let d = data(&[("email", "m@example.com"), ("access_until", "2027-01-01"), ("plan_name", "<b>Plan</b>")]);
+        for t in [
+            Template::Welcome,
+            Template::AdminNewSignup,
+            Template::AdminExistingLinked,
+            Template::CancelNotice,
+            Template::ExpiryNotice,
+        ] {
+            assert_eq!(Template::parse(t.as_str()), Some(t));
+            let e = render(t, &job, &d, &ctx(&key)).unwrap();
+            assert!(!e.subject.is_empty() && !e.text.is_empty());
+            assert!(!e.html.contains("<b>Plan</b>"), "{t:?} did not escape");
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! Gatehouse: membership provisioning from payment and course platform webhooks.
+//!
+//! `domain` is pure (no I/O). `providers` turn raw authenticated bytes into
+//! provider-neutral events. `store`, `outbox` and `service` do the I/O against
+//! DynamoDB, SQS and SES. `http` and `lambda` are the thin glue to API Gateway.
+
+pub mod aws;
+pub mod config;
+pub mod domain;
+pub mod email;
+pub mod http;
+pub mod lambda;
+pub mod outbox;
+pub mod providers;
+pub mod service;
+pub mod setup_token;
+pub mod signature;
+pub mod store;
+pub mod telemetry;
+
+pub use config::Settings;

@@ -1,0 +1,457 @@
+//! Kajabi: authentication and the three payload dialects.
+//!
+//! - the seed's `{type, id, member{...}, offer{...}}` (`offer.purchased`, `member.subscription.*`);
+//! - Kajabi v1 hooks `{id, event, payload:[JSON:API resources]}` (`purchase`);
+//! - the legacy outbound `{id, event: "purchase.created", member_email, ...}`;
+//!
+//! plus the `{event_type, event_id, data{...}}` shape seen for forms, which is
+//! recorded (as ignored until course completions land).
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use serde_json::Value;
+
+use crate::config::Secret;
+use crate::signature::{secrets_equal, verify_hmac_sha256_hex};
+
+pub const SIGNATURE_HEADER: &str = "x-kajabi-signature";
+pub const TOKEN_QUERY_PARAM: &str = "token";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    Signature,
+    UrlToken,
+}
+
+/// Why authentication failed; each names the failed check for the 401 detail.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KajabiAuthError {
+    #[error("missing credentials: send an X-Kajabi-Signature header or a token query parameter")]
+    Missing,
+    #[error("X-Kajabi-Signature does not match the HMAC-SHA256 of the body")]
+    SignatureMismatch,
+    #[error("X-Kajabi-Signature was sent but no webhook secret is configured")]
+    SignatureNotConfigured,
+    #[error("token query parameter does not match any configured URL token")]
+    TokenMismatch,
+}
+
+/// Kajabi's native hooks are unsigned, so a secret URL token also authenticates.
+/// A signature header, when present, must verify: a bad signature is never
+/// rescued by a good token.
+pub fn authenticate(
+    signature_header: Option<&str>,
+    url_tokens_given: &[String],
+    body: &[u8],
+    secret: Option<&Secret>,
+    url_tokens: &[Secret],
+) -> Result<AuthMethod, KajabiAuthError> {
+    if let Some(signature) = signature_header {
+        let secret = secret.ok_or(KajabiAuthError::SignatureNotConfigured)?;
+        return if verify_hmac_sha256_hex(secret.expose().as_bytes(), body, signature) {
+            Ok(AuthMethod::Signature)
+        } else {
+            Err(KajabiAuthError::SignatureMismatch)
+        };
+    }
+    if url_tokens_given.is_empty() {
+        return Err(KajabiAuthError::Missing);
+    }
+    // Check every configured token, with no early exit, so timing reveals nothing.
+    let mut matched = false;
+    for given in url_tokens_given {
+        for configured in url_tokens {
+            matched |= secrets_equal(given.as_bytes(), configured.expose().as_bytes());
+        }
+    }
+    if matched {
+        Ok(AuthMethod::UrlToken)
+    } else {
+        Err(KajabiAuthError::TokenMismatch)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Member {
+    /// Raw as received; the service parses it into an `Email`.
+    pub email: Option<String>,
+    pub member_id: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LifecycleChange {
+    Canceled,
+    Renewed,
+    Expired,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KajabiAction {
+    Purchase {
+        member: Member,
+        offer_id: Option<String>,
+        offer_name: Option<String>,
+    },
+    Lifecycle {
+        change: LifecycleChange,
+        member: Member,
+        offer_id: Option<String>,
+        ends_at: Option<DateTime<Utc>>,
+    },
+    /// A type Gatehouse records but does not act on.
+    Unsupported,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KajabiEvent {
+    pub event_id: Option<String>,
+    pub event_type: String,
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub action: KajabiAction,
+}
+
+/// Reads a string or a number as a string: Kajabi sends numeric ids in some dialects.
+fn text(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn at<'a>(root: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(root, |node, key| node.get(key))
+}
+
+fn first_text(root: &Value, paths: &[&[&str]]) -> Option<String> {
+    paths.iter().find_map(|path| text(at(root, path)))
+}
+
+/// RFC 3339, a bare date (end of that day is not assumed: midnight UTC), or unix seconds.
+pub fn parse_timestamp(value: &Value) -> Option<DateTime<Utc>> {
+    match value {
+        Value::String(s) => DateTime::parse_from_rfc3339(s.trim())
+            .map(|d| d.with_timezone(&Utc))
+            .ok()
+            .or_else(|| {
+                NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+                    .ok()
+                    .and_then(|d| d.and_hms_opt(0, 0, 0))
+                    .map(|d| Utc.from_utc_datetime(&d))
+            }),
+        Value::Number(n) => n.as_i64().and_then(|secs| Utc.timestamp_opt(secs, 0).single()),
+        _ => None,
+    }
+}
+
+fn first_timestamp(root: &Value, paths: &[&[&str]]) -> Option<DateTime<Utc>> {
+    paths.iter().find_map(|p| at(root, p).and_then(parse_timestamp))
+}
+
+/// JSON:API resources from `payload` (an array, or `{data, included}`).
+fn jsonapi_resources(payload: &Value) -> Vec<&Value> {
+    match payload {
+        Value::Array(items) => items.iter().collect(),
+        Value::Object(_) => {
+            let mut out = Vec::new();
+            for key in ["data", "included"] {
+                match payload.get(key) {
+                    Some(Value::Array(items)) => out.extend(items.iter()),
+                    Some(item @ Value::Object(_)) => out.push(item),
+                    _ => {}
+                }
+            }
+            out
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn resource<'a>(resources: &[&'a Value], types: &[&str]) -> Option<&'a Value> {
+    resources.iter().copied().find(|r| {
+        r.get("type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| types.contains(&t))
+    })
+}
+
+fn split_name(full: Option<String>) -> (Option<String>, Option<String>) {
+    match full {
+        None => (None, None),
+        Some(name) => match name.split_once(' ') {
+            Some((first, last)) => (Some(first.to_string()), Some(last.trim().to_string())),
+            None => (Some(name), None),
+        },
+    }
+}
+
+impl KajabiEvent {
+    /// Never fails: a payload Gatehouse cannot act on becomes `Unsupported` or a
+    /// purchase with missing fields, which the service records as failed with the reason.
+    pub fn from_json(root: &Value) -> Self {
+        let event_type = first_text(root, &[&["type"], &["event"], &["event_type"], &["name"]])
+            .unwrap_or_else(|| "unknown".to_string());
+        let event_id = first_text(root, &[&["id"], &["event_id"], &["webhook_id"]]);
+        let occurred_at = first_timestamp(root, &[&["created_at"], &["timestamp"], &["occurred_at"]]);
+
+        let (member, offer_id, offer_name) = match root.get("payload") {
+            Some(payload) if !payload.is_null() => Self::jsonapi_parts(payload),
+            _ => Self::flat_parts(root),
+        };
+        let ends_at = first_timestamp(
+            root,
+            &[
+                &["ends_at"],
+                &["end_date"],
+                &["expires_at"],
+                &["subscription", "ends_at"],
+                &["subscription", "end_date"],
+                &["subscription", "current_period_end"],
+                &["data", "subscription", "end_date"],
+                &["data", "ends_at"],
+            ],
+        );
+        let action = match event_type.as_str() {
+            "offer.purchased" | "purchase" | "purchase.created" | "payment_succeeded"
+            | "order_created" | "order.created" => KajabiAction::Purchase {
+                member,
+                offer_id,
+                offer_name,
+            },
+            "member.subscription.canceled" | "member.subscription.cancelled" => {
+                KajabiAction::Lifecycle {
+                    change: LifecycleChange::Canceled,
+                    member,
+                    offer_id,
+                    ends_at,
+                }
+            }
+            "member.subscription.renewed" => KajabiAction::Lifecycle {
+                change: LifecycleChange::Renewed,
+                member,
+                offer_id,
+                ends_at,
+            },
+            "member.subscription.expired" => KajabiAction::Lifecycle {
+                change: LifecycleChange::Expired,
+                member,
+                offer_id,
+                ends_at,
+            },
+            _ => KajabiAction::Unsupported,
+        };
+        Self {
+            event_id,
+            event_type,
+            occurred_at,
+            action,
+        }
+    }
+
+    fn jsonapi_parts(payload: &Value) -> (Member, Option<String>, Option<String>) {
+        let resources = jsonapi_resources(payload);
+        let customer = resource(&resources, &["customers", "customer", "contacts", "contact", "members", "member"]);
+        let offer = resource(&resources, &["offers", "offer"]);
+        let member = match customer {
+            Some(c) => {
+                let (first, last) = split_name(first_text(c, &[&["attributes", "name"]]));
+                Member {
+                    email: first_text(c, &[&["attributes", "email"]]),
+                    member_id: text(c.get("id")),
+                    first_name: first_text(c, &[&["attributes", "first_name"]]).or(first),
+                    last_name: first_text(c, &[&["attributes", "last_name"]]).or(last),
+                }
+            }
+            None => Member::default(),
+        };
+        let offer_id = offer.and_then(|o| text(o.get("id")));
+        let offer_name = offer.and_then(|o| first_text(o, &[&["attributes", "title"], &["attributes", "name"]]));
+        (member, offer_id, offer_name)
+    }
+
+    fn flat_parts(root: &Value) -> (Member, Option<String>, Option<String>) {
+        let (first, last) = split_name(first_text(
+            root,
+            &[&["member_name"], &["member", "name"], &["data", "member", "name"], &["name"]],
+        ));
+        let member = Member {
+            email: first_text(
+                root,
+                &[
+                    &["member", "email"],
+                    &["member_email"],
+                    &["email"],
+                    &["customer", "email"],
+                    &["contact", "email"],
+                    &["data", "member", "email"],
+                    &["data", "customer", "email"],
+                    &["data", "contact", "email"],
+                    &["data", "email"],
+                ],
+            ),
+            member_id: first_text(
+                root,
+                &[
+                    &["member", "id"],
+                    &["member_id"],
+                    &["customer", "id"],
+                    &["contact_id"],
+                    &["data", "member", "id"],
+                    &["data", "customer", "id"],
+                ],
+            ),
+            first_name: first_text(
+                root,
+                &[&["member", "first_name"], &["member_first_name"], &["first_name"], &["data", "member", "first_name"]],
+            )
+            .or(first),
+            last_name: first_text(
+                root,
+                &[&["member", "last_name"], &["member_last_name"], &["last_name"], &["data", "member", "last_name"]],
+            )
+            .or(last),
+        };
+        let offer_id = first_text(
+            root,
+            &[&["offer", "id"], &["offer_id"], &["data", "offer", "id"], &["data", "offer_id"]],
+        );
+        let offer_name = first_text(
+            root,
+            &[&["offer", "name"], &["offer", "title"], &["offer_title"], &["offer_name"], &["data", "offer", "name"]],
+        );
+        (member, offer_id, offer_name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signature::hmac_sha256_hex;
+    use serde_json::json;
+
+    fn secret() -> Secret {
+        Secret::new("s3cret")
+    }
+
+    #[test]
+    fn signature_authenticates() {
+        let body = br#"{"type":"offer.purchased"}"#;
+        let sig = hmac_sha256_hex(b"s3cret", body);
+        assert_eq!(authenticate(Some(&sig), &[], body, Some(&secret()), &[]), Ok(AuthMethod::Signature));
+        assert_eq!(
+            authenticate(Some(&sig), &[], b"tampered", Some(&secret()), &[]),
+            Err(KajabiAuthError::SignatureMismatch)
+        );
+        assert_eq!(
+            authenticate(Some(&sig), &[], body, None, &[]),
+            Err(KajabiAuthError::SignatureNotConfigured)
+        );
+    }
+
+    #[test]
+    fn bad_signature_is_not_rescued_by_a_good_token() {
+        let tokens = [Secret::new("tok-1")];
+        assert_eq!(
+            authenticate(Some("00"), &["tok-1".into()], b"{}", Some(&secret()), &tokens),
+            Err(KajabiAuthError::SignatureMismatch)
+        );
+    }
+
+    #[test]
+    fn url_tokens_rotate() {
+        let tokens = [Secret::new("old-token"), Secret::new("new-token")];
+        assert_eq!(authenticate(None, &["old-token".into()], b"{}", None, &tokens), Ok(AuthMethod::UrlToken));
+        assert_eq!(authenticate(None, &["new-token".into()], b"{}", None, &tokens), Ok(AuthMethod::UrlToken));
+        assert_eq!(
+            authenticate(None, &["nope".into()], b"{}", None, &tokens),
+            Err(KajabiAuthError::TokenMismatch)
+        );
+        assert_eq!(authenticate(None, &[], b"{}", None, &tokens), Err(KajabiAuthError::Missing));
+    }
+
+    #[test]
+    fn seed_dialect_purchase() {
+        let ev = KajabiEvent::from_json(&json!({
+            "type": "offer.purchased", "id": "evt_123456",
+            "member": {"id": "mem_789", "email": "User@Example.com", "first_name": "John", "last_name": "Doe"},
+            "offer": {"id": "off_456", "name": "NSSA Annual Membership"}
+        }));
+        assert_eq!(ev.event_id.as_deref(), Some("evt_123456"));
+        assert_eq!(ev.event_type, "offer.purchased");
+        let KajabiAction::Purchase { member, offer_id, offer_name } = ev.action else { panic!("not a purchase") };
+        assert_eq!(member.email.as_deref(), Some("User@Example.com"));
+        assert_eq!(member.member_id.as_deref(), Some("mem_789"));
+        assert_eq!(member.first_name.as_deref(), Some("John"));
+        assert_eq!(offer_id.as_deref(), Some("off_456"));
+        assert_eq!(offer_name.as_deref(), Some("NSSA Annual Membership"));
+    }
+
+    #[test]
+    fn v1_hooks_dialect_purchase() {
+        let ev = KajabiEvent::from_json(&json!({
+            "id": "a1b2c3", "event": "purchase",
+            "payload": [
+                {"id": "9001", "type": "purchases", "attributes": {"amount_in_cents": 29900}},
+                {"id": "77", "type": "customers", "attributes": {"email": "jane@example.com", "name": "Jane Q Public"}},
+                {"id": 2150, "type": "offers", "attributes": {"title": "NSSA Annual"}}
+            ]
+        }));
+        assert_eq!(ev.event_id.as_deref(), Some("a1b2c3"));
+        let KajabiAction::Purchase { member, offer_id, .. } = ev.action else { panic!("not a purchase") };
+        assert_eq!(member.email.as_deref(), Some("jane@example.com"));
+        assert_eq!(member.member_id.as_deref(), Some("77"));
+        assert_eq!(member.first_name.as_deref(), Some("Jane"));
+        assert_eq!(member.last_name.as_deref(), Some("Q Public"));
+        assert_eq!(offer_id.as_deref(), Some("2150"));
+    }
+
+    #[test]
+    fn legacy_dialect_purchase() {
+        let ev = KajabiEvent::from_json(&json!({
+            "id": 555, "event": "purchase.created", "member_email": "old@example.com",
+            "member_name": "Old Timer", "offer_id": "off_456", "offer_title": "NSSA"
+        }));
+        assert_eq!(ev.event_id.as_deref(), Some("555"));
+        let KajabiAction::Purchase { member, offer_id, .. } = ev.action else { panic!("not a purchase") };
+        assert_eq!(member.email.as_deref(), Some("old@example.com"));
+        assert_eq!(member.first_name.as_deref(), Some("Old"));
+        assert_eq!(offer_id.as_deref(), Some("off_456"));
+    }
+
+    #[test]
+    fn lifecycle_events_and_end_dates() {
+        let ev = KajabiEvent::from_json(&json!({
+            "type": "member.subscription.canceled", "id": "evt_c",
+            "member": {"email": "a@example.com"}, "offer": {"id": "off_456"},
+            "subscription": {"end_date": "2027-01-20T00:00:00Z"}
+        }));
+        let KajabiAction::Lifecycle { change, ends_at, .. } = ev.action else { panic!() };
+        assert_eq!(change, LifecycleChange::Canceled);
+        assert_eq!(ends_at, Some(Utc.with_ymd_and_hms(2027, 1, 20, 0, 0, 0).unwrap()));
+        for (ty, want) in [("member.subscription.renewed", LifecycleChange::Renewed), ("member.subscription.expired", LifecycleChange::Expired)] {
+            let ev = KajabiEvent::from_json(&json!({"type": ty, "id": "x"}));
+            assert!(matches!(ev.action, KajabiAction::Lifecycle { change, .. } if change == want));
+        }
+    }
+
+    #[test]
+    fn unknown_and_odd_shapes_never_fail() {
+        for body in [json!({}), json!([]), json!("text"), json!({"type": 5}), json!({"payload": "x", "event": "purchase"}), json!({"type":"tag_added","id":"t1"})] {
+            let ev = KajabiEvent::from_json(&body);
+            assert!(!ev.event_type.is_empty());
+        }
+        let ev = KajabiEvent::from_json(&json!({"type": "tag_added", "id": "t1"}));
+        assert_eq!(ev.action, KajabiAction::Unsupported);
+        let ev = KajabiEvent::from_json(&json!({"event_type": "form.submitted", "event_id": "evt_9", "created_at": "2024-09-02T10:30:00Z"}));
+        assert_eq!(ev.event_id.as_deref(), Some("evt_9"));
+        assert!(ev.occurred_at.is_some());
+    }
+
+    #[test]
+    fn timestamps() {
+        assert!(parse_timestamp(&json!("2026-01-20")).is_some());
+        assert!(parse_timestamp(&json!(1_700_000_000)).is_some());
+        assert!(parse_timestamp(&json!("next tuesday")).is_none());
+    }
+}

@@ -1,0 +1,3 @@
+//! Provider adapters: authenticate raw bytes, then parse into provider-neutral events.
+
+pub mod kajabi;

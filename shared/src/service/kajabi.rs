@@ -1,0 +1,251 @@
+//! Kajabi purchases and subscription lifecycle.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::webhook::{backoff, Delivery, WebhookOutcome, MAX_ATTEMPTS};
+use super::{ServiceError, Services};
+use crate::domain::{Email, JobId, Plan, Provider, Transition, UserId};
+use crate::email::Template;
+use crate::providers::kajabi::{KajabiAction, KajabiEvent, LifecycleChange, Member};
+use crate::setup_token;
+use crate::store::{EmailJob, EventStatus, NewUser, SubscriptionRecord};
+
+impl Services {
+    pub async fn process_kajabi(&self, delivery: &Delivery, event: &KajabiEvent) -> Result<WebhookOutcome, ServiceError> {
+        match &event.action {
+            KajabiAction::Unsupported => self.record_terminal(delivery, EventStatus::Ignored, None, None).await,
+            KajabiAction::Purchase { member, offer_id, offer_name: _ } => self.kajabi_purchase(delivery, member, offer_id.as_deref()).await,
+            KajabiAction::Lifecycle { change, member, offer_id, ends_at } => {
+                self.kajabi_lifecycle(delivery, *change, member, offer_id.as_deref(), *ends_at, event.occurred_at)
+                    .await
+            }
+        }
+    }
+
+    fn member_email(member: &Member) -> Result<Email, String> {
+        match member.email.as_deref() {
+            None => Err("missing member email".into()),
+            Some(raw) => Email::parse(raw).map_err(|e| format!("invalid member email: {e}")),
+        }
+    }
+
+    fn job(&self, template: Template, to: &Email, data: BTreeMap<String, String>, now: DateTime<Utc>) -> EmailJob {
+        EmailJob {
+            id: JobId::generate(now.timestamp_millis()),
+            template,
+            to: to.clone(),
+            data,
+            created_at: now,
+        }
+    }
+
+    /// The welcome job and the hash of the token its email will carry.
+    pub(crate) fn welcome_job(&self, email: &Email, data: BTreeMap<String, String>, now: DateTime<Utc>) -> (EmailJob, String, DateTime<Utc>) {
+        let job = self.job(Template::Welcome, email, data, now);
+        let token = setup_token::derive(&self.settings.token_signing_key, &job.id);
+        let ttl = Duration::from_std(self.settings.setup_token_ttl).unwrap_or(Duration::hours(24));
+        (job, setup_token::hash(&token), now + ttl)
+    }
+
+    async fn kajabi_purchase(&self, delivery: &Delivery, member: &Member, offer_id: Option<&str>) -> Result<WebhookOutcome, ServiceError> {
+        let email = match Self::member_email(member) {
+            Ok(email) => email,
+            Err(reason) => return self.fail(delivery, reason, None).await,
+        };
+        let Some(offer_id) = offer_id else {
+            return self.fail(delivery, "missing offer id", None).await;
+        };
+        let Some(plan) = self.settings.plans.for_product(Provider::Kajabi, offer_id) else {
+            return self.fail(delivery, format!("unknown offer: {offer_id} is not in the plans file"), None).await;
+        };
+
+        for attempt in 0..MAX_ATTEMPTS {
+            let now = self.now();
+            let (existing, email_record) = self.store.load_event_and_email(&delivery.key, Some(&email)).await?;
+            if let Some(old) = existing.filter(|e| e.status.is_final()) {
+                return self.answer_duplicate(old, delivery).await;
+            }
+
+            let mut metadata = BTreeMap::new();
+            if let Some(partner) = &plan.partner {
+                metadata.insert("partner".to_string(), partner.clone());
+            }
+            if let Some(id) = &member.member_id {
+                metadata.insert("kajabi_member_id".to_string(), id.clone());
+            }
+            metadata.insert("kajabi_offer_id".to_string(), offer_id.to_string());
+
+            let (user_id, is_new, needs_welcome) = match &email_record {
+                None => (UserId::generate(now.timestamp_millis()), true, true),
+                Some(record) => (record.user_id.clone(), false, !record.is_active),
+            };
+
+            let mut email_data = BTreeMap::from([
+                ("email".to_string(), email.to_string()),
+                ("plan_name".to_string(), plan.name.clone()),
+            ]);
+            if let Some(first) = &member.first_name {
+                email_data.insert("first_name".to_string(), first.clone());
+            }
+            let mut admin_data = email_data.clone();
+            if let Some(partner) = &plan.partner {
+                admin_data.insert("partner".to_string(), partner.clone());
+            }
+
+            let mut jobs = Vec::new();
+            let mut token = None;
+            if needs_welcome {
+                let (job, hash, expires) = self.welcome_job(&email, email_data.clone(), now);
+                token = Some((hash, expires, job.id.clone()));
+                jobs.push(job);
+            }
+            let admin_template = if is_new { Template::AdminNewSignup } else { Template::AdminExistingLinked };
+            jobs.push(self.job(admin_template, &self.settings.admin_email, admin_data, now));
+            let job_ids: Vec<JobId> = jobs.iter().map(|j| j.id.clone()).collect();
+
+            let mut tx = self.store.tx();
+            tx.put_event(&delivery.record(EventStatus::Processed, None, Some(user_id.clone()), job_ids.clone()))?;
+            if is_new {
+                metadata.insert("signup_date".to_string(), crate::store::attr::ts(now));
+                tx.create_user(
+                    &NewUser {
+                        id: user_id.clone(),
+                        email: email.clone(),
+                        first_name: member.first_name.clone(),
+                        last_name: member.last_name.clone(),
+                        auth_provider: Provider::Kajabi,
+                        metadata,
+                    },
+                    now,
+                )?;
+            } else {
+                tx.link_user(&email, &user_id, &metadata, now)?;
+            }
+            let view = Transition::Purchase.apply(None, plan, now);
+            tx.put_subscription(&user_id, Provider::Kajabi, &plan.id, &view, None, &delivery.key, now, now)?;
+            if let Some((hash, expires, job_id)) = &token {
+                tx.put_setup_token(&user_id, hash, *expires, job_id)?;
+            }
+            for job in &jobs {
+                tx.put_job(job)?;
+            }
+            if let Some(outcome) = self.commit_webhook(tx, delivery, &job_ids, Some(user_id)).await? {
+                return Ok(outcome);
+            }
+            backoff(attempt).await;
+        }
+        Err(ServiceError::Contention)
+    }
+
+    /// The plan a lifecycle event is about: its offer, or the member's only Kajabi plan.
+    async fn lifecycle_plan(&self, user: &UserId, offer_id: Option<&str>) -> Result<Result<&Plan, String>, ServiceError> {
+        if let Some(offer_id) = offer_id {
+            return Ok(self
+                .settings
+                .plans
+                .for_product(Provider::Kajabi, offer_id)
+                .ok_or_else(|| format!("unknown offer: {offer_id} is not in the plans file")));
+        }
+        let subs = self.store.subscriptions(user, Some(Provider::Kajabi)).await?;
+        Ok(match subs.as_slice() {
+            [only] => self
+                .settings
+                .plans
+                .get(&only.plan_id)
+                .ok_or_else(|| format!("plan {} is no longer in the plans file", only.plan_id)),
+            [] => Err("missing offer id and the member has no Kajabi subscription".into()),
+            _ => Err("missing offer id and the member has several Kajabi subscriptions".into()),
+        })
+    }
+
+    async fn kajabi_lifecycle(
+        &self,
+        delivery: &Delivery,
+        change: LifecycleChange,
+        member: &Member,
+        offer_id: Option<&str>,
+        ends_at: Option<DateTime<Utc>>,
+        occurred_at: Option<DateTime<Utc>>,
+    ) -> Result<WebhookOutcome, ServiceError> {
+        let email = match Self::member_email(member) {
+            Ok(email) => email,
+            Err(reason) => return self.fail(delivery, reason, None).await,
+        };
+        for attempt in 0..MAX_ATTEMPTS {
+            let now = self.now();
+            let (existing, email_record) = self.store.load_event_and_email(&delivery.key, Some(&email)).await?;
+            if let Some(old) = existing.filter(|e| e.status.is_final()) {
+                return self.answer_duplicate(old, delivery).await;
+            }
+            let Some(email_record) = email_record else {
+                return self.fail(delivery, "no member with this email", None).await;
+            };
+            let user_id = email_record.user_id;
+            let plan = match self.lifecycle_plan(&user_id, offer_id).await? {
+                Ok(plan) => plan,
+                Err(reason) => return self.fail(delivery, reason, Some(user_id)).await,
+            };
+            let current: Option<SubscriptionRecord> = self.store.get_subscription(&user_id, Provider::Kajabi, &plan.id).await?;
+            if current.is_none() && change != LifecycleChange::Renewed {
+                return self
+                    .fail(delivery, format!("member has no {} subscription", plan.id), Some(user_id))
+                    .await;
+            }
+            // Ordering: an event older than the state it would change is superseded.
+            let event_time = occurred_at.unwrap_or(delivery.received_at);
+            if let (Some(sent_at), Some(mark)) = (occurred_at, current.as_ref().and_then(|c| c.watermark)) {
+                if sent_at < mark {
+                    return self.record_terminal(delivery, EventStatus::Superseded, None, Some(user_id)).await;
+                }
+            }
+            let transition = match change {
+                LifecycleChange::Canceled => Transition::Cancel { ends_at },
+                LifecycleChange::Renewed => Transition::Renew,
+                LifecycleChange::Expired => Transition::Expire,
+            };
+            let view = transition.apply(current.as_ref().map(|c| &c.view), plan, now);
+
+            let mut data = BTreeMap::from([
+                ("email".to_string(), email.to_string()),
+                ("plan_name".to_string(), plan.name.clone()),
+            ]);
+            if let Some(first) = &member.first_name {
+                data.insert("first_name".to_string(), first.clone());
+            }
+            let mut jobs = Vec::new();
+            match change {
+                LifecycleChange::Canceled => {
+                    let until = view.access_until.map(|d| d.format("%B %-d, %Y").to_string()).unwrap_or_default();
+                    data.insert("access_until".to_string(), until);
+                    jobs.push(self.job(Template::CancelNotice, &email, data, now));
+                }
+                LifecycleChange::Expired => jobs.push(self.job(Template::ExpiryNotice, &email, data, now)),
+                LifecycleChange::Renewed => {}
+            }
+            let job_ids: Vec<JobId> = jobs.iter().map(|j| j.id.clone()).collect();
+
+            let mut tx = self.store.tx();
+            tx.put_event(&delivery.record(EventStatus::Processed, None, Some(user_id.clone()), job_ids.clone()))?;
+            tx.put_subscription(
+                &user_id,
+                Provider::Kajabi,
+                &plan.id,
+                &view,
+                current.as_ref().map(|c| c.version),
+                &delivery.key,
+                event_time,
+                now,
+            )?;
+            for job in &jobs {
+                tx.put_job(job)?;
+            }
+            if let Some(outcome) = self.commit_webhook(tx, delivery, &job_ids, Some(user_id)).await? {
+                return Ok(outcome);
+            }
+            backoff(attempt).await;
+        }
+        Err(ServiceError::Contention)
+    }
+}

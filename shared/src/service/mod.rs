@@ -1,0 +1,82 @@
+//! Services: the use cases each function calls. They take domain values and
+//! return outcomes; they know DynamoDB/SQS/SES only through `store` and `outbox`.
+
+pub mod account;
+pub mod kajabi;
+pub mod sender;
+pub mod sweeper;
+pub mod webhook;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::aws::AwsClients;
+use crate::config::Settings;
+use crate::outbox::{Outbox, OutboxError};
+use crate::store::{StoreError};
+
+/// The clock is injected so expiry rules are testable.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(Utc::now)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    #[error("gave up after repeated transaction conflicts")]
+    Contention,
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// Everything a function needs, built once per cold start.
+#[derive(Clone)]
+pub struct Services {
+    pub settings: Arc<Settings>,
+    pub store: crate::store::Store,
+    pub outbox: Outbox,
+    pub ses: aws_sdk_sesv2::Client,
+    pub clock: Clock,
+}
+
+impl Services {
+    pub async fn new(settings: Settings, clients: &AwsClients) -> Result<Self, ServiceError> {
+        let outbox = Outbox::connect(
+            clients.sqs.clone(),
+            settings.email_queue_url.as_deref(),
+            settings.email_queue_name.as_deref(),
+        )
+        .await?;
+        Ok(Self {
+            store: crate::store::Store::new(clients.dynamodb.clone(), settings.table_name.clone()),
+            settings: Arc::new(settings),
+            outbox,
+            ses: clients.ses.clone(),
+            clock: system_clock(),
+        })
+    }
+
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+}
+
+impl Services {
+    /// Settings and AWS clients from the environment, as every Lambda starts.
+    pub async fn from_env() -> Result<Self, lambda_runtime::Error> {
+        let settings = Settings::from_env()?;
+        let clients = AwsClients::from_env().await;
+        Ok(Self::new(settings, &clients).await?)
+    }
+}

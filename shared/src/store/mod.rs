@@ -1,0 +1,913 @@
+//! DynamoDB repository: one table, `pk`/`sk` keys, conditional writes and
+//! transactions. Item layout (see docs/architecture.md):
+//!
+//! | item | pk | sk |
+//! |---|---|---|
+//! | user profile | `USER#<id>` | `PROFILE` |
+//! | email uniqueness | `EMAIL#<email>` | `EMAIL` |
+//! | subscription | `USER#<id>` | `SUB#<provider>#<plan>` |
+//! | setup token (hash only) | `USER#<id>` | `SETUP_TOKEN` |
+//! | event | `EVENT#<provider>#<event id>` | `EVENT` |
+//! | email job (outbox) | `OUTBOX#<job id>` | `JOB` |
+//! | rate-limit counter | `RATE#<scope>#<bucket>` | `RATE` |
+//!
+//! GSI1 (`gsi1pk`, `gsi1sk`) is sparse: pending email jobs sit under
+//! `OUTBOX#PENDING` by creation time until they are sent.
+
+pub mod attr;
+
+use std::collections::BTreeMap;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, KeysAndAttributes, Put, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
+use chrono::{DateTime, Utc};
+
+use crate::domain::{Email, EventKey, JobId, Provider, SubscriptionState, SubscriptionView, UserId};
+use crate::email::Template;
+use attr::*;
+
+pub const OUTBOX_PENDING: &str = "OUTBOX#PENDING";
+
+pub mod keys {
+    use super::*;
+
+    pub fn user(id: &UserId) -> String {
+        format!("USER#{id}")
+    }
+    pub const PROFILE: &str = "PROFILE";
+    pub fn email(email: &Email) -> String {
+        format!("EMAIL#{email}")
+    }
+    pub const EMAIL: &str = "EMAIL";
+    pub fn event(key: &EventKey) -> String {
+        format!("EVENT#{}#{}", key.provider(), key.event_id())
+    }
+    pub const EVENT: &str = "EVENT";
+    pub fn subscription(provider: Provider, plan_id: &str) -> String {
+        format!("SUB#{provider}#{plan_id}")
+    }
+    pub const SETUP_TOKEN: &str = "SETUP_TOKEN";
+    pub fn job(id: &JobId) -> String {
+        format!("OUTBOX#{id}")
+    }
+    pub const JOB: &str = "JOB";
+    pub fn rate(scope: &str, bucket: &str) -> String {
+        format!("RATE#{scope}#{bucket}")
+    }
+    pub const RATE: &str = "RATE";
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("DynamoDB request failed: {0}")]
+    Request(String),
+    #[error("stored item is malformed: {0}")]
+    Corrupt(String),
+}
+
+fn request_error<E: std::fmt::Debug>(err: E) -> StoreError {
+    StoreError::Request(format!("{err:?}"))
+}
+
+/// Why a transaction did not commit.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// An item's condition failed: for webhooks, item 0 is the event record
+    /// (already recorded); any other index means state moved under us.
+    #[error("condition failed on transaction item {index}")]
+    ConditionFailed { index: usize, old_item: Option<Box<Item>> },
+    #[error("transaction conflict")]
+    Conflict,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventStatus {
+    Processed,
+    Ignored,
+    Failed,
+    Superseded,
+    Unmatched,
+}
+
+impl EventStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Processed => "processed",
+            Self::Ignored => "ignored",
+            Self::Failed => "failed",
+            Self::Superseded => "superseded",
+            Self::Unmatched => "unmatched",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "processed" => Self::Processed,
+            "ignored" => Self::Ignored,
+            "failed" => Self::Failed,
+            "superseded" => Self::Superseded,
+            "unmatched" => Self::Unmatched,
+            _ => return None,
+        })
+    }
+
+    /// Only a final record makes a redelivery a duplicate; `failed` is processed again.
+    pub fn is_final(self) -> bool {
+        !matches!(self, Self::Failed)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRecord {
+    pub key: EventKey,
+    pub event_type: String,
+    pub status: EventStatus,
+    pub reason: Option<String>,
+    pub user_id: Option<UserId>,
+    pub body_hash: String,
+    pub payload: Vec<u8>,
+    pub received_at: DateTime<Utc>,
+    pub job_ids: Vec<JobId>,
+    pub duplicate_body_hashes: Vec<String>,
+}
+
+impl EventRecord {
+    fn to_item(&self) -> Item {
+        let mut item = Item::new();
+        item.insert("pk".into(), s(keys::event(&self.key)));
+        item.insert("sk".into(), s(keys::EVENT));
+        item.insert("kind".into(), s("EVENT"));
+        item.insert("provider".into(), s(self.key.provider().as_str()));
+        item.insert("event_id".into(), s(self.key.event_id()));
+        item.insert("event_type".into(), s(self.event_type.clone()));
+        item.insert("status".into(), s(self.status.as_str()));
+        item.insert("body_hash".into(), s(self.body_hash.clone()));
+        item.insert("payload".into(), b(&self.payload));
+        item.insert("received_at".into(), s(ts(self.received_at)));
+        if let Some(reason) = &self.reason {
+            item.insert("reason".into(), s(reason.clone()));
+        }
+        if let Some(user) = &self.user_id {
+            item.insert("user_id".into(), s(user.as_str()));
+        }
+        if !self.job_ids.is_empty() {
+            let ids: Vec<String> = self.job_ids.iter().map(|j| j.to_string()).collect();
+            item.insert("job_ids".into(), list_s(&ids));
+        }
+        item
+    }
+
+    pub fn from_item(item: &Item) -> Result<Self, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("event item: {what}"));
+        let provider = get_s(item, "provider")
+            .and_then(Provider::parse)
+            .ok_or_else(|| corrupt("provider"))?;
+        Ok(Self {
+            key: EventKey::new(provider, get_s(item, "event_id").ok_or_else(|| corrupt("event_id"))?),
+            event_type: get_s(item, "event_type").unwrap_or("unknown").to_string(),
+            status: get_s(item, "status")
+                .and_then(EventStatus::parse)
+                .ok_or_else(|| corrupt("status"))?,
+            reason: get_s(item, "reason").map(str::to_string),
+            user_id: get_s(item, "user_id").map(UserId::from_stored),
+            body_hash: get_s(item, "body_hash").unwrap_or_default().to_string(),
+            payload: get_b(item, "payload").unwrap_or_default(),
+            received_at: get_ts(item, "received_at").ok_or_else(|| corrupt("received_at"))?,
+            job_ids: get_list_s(item, "job_ids").into_iter().map(JobId::from_stored).collect(),
+            duplicate_body_hashes: get_list_s(item, "duplicate_body_hashes"),
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailRecord {
+    pub user_id: UserId,
+    pub is_active: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubscriptionRecord {
+    pub user_id: UserId,
+    pub provider: Provider,
+    pub plan_id: String,
+    pub view: SubscriptionView,
+    pub version: i64,
+    /// Time of the newest provider event applied; older events are superseded.
+    pub watermark: Option<DateTime<Utc>>,
+}
+
+impl SubscriptionRecord {
+    pub fn from_item(item: &Item) -> Result<Self, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("subscription item: {what}"));
+        Ok(Self {
+            user_id: UserId::from_stored(get_s(item, "user_id").ok_or_else(|| corrupt("user_id"))?),
+            provider: get_s(item, "provider")
+                .and_then(Provider::parse)
+                .ok_or_else(|| corrupt("provider"))?,
+            plan_id: get_s(item, "plan_id").ok_or_else(|| corrupt("plan_id"))?.to_string(),
+            view: SubscriptionView {
+                state: get_s(item, "state")
+                    .and_then(SubscriptionState::parse)
+                    .ok_or_else(|| corrupt("state"))?,
+                period_end: get_ts(item, "period_end"),
+                access_until: get_ts(item, "access_until"),
+            },
+            version: get_n(item, "version").unwrap_or(0),
+            watermark: get_ts(item, "watermark"),
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub token_hash: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUser {
+    pub id: UserId,
+    pub email: Email,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub auth_provider: Provider,
+    pub metadata: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailJob {
+    pub id: JobId,
+    pub template: Template,
+    pub to: Email,
+    pub data: BTreeMap<String, String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobStatus {
+    Pending,
+    Sending,
+    Sent,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredJob {
+    pub job: EmailJob,
+    pub status: JobStatus,
+}
+
+impl StoredJob {
+    pub fn from_item(item: &Item) -> Result<Self, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("job item: {what}"));
+        let to = Email::parse(get_s(item, "to").unwrap_or_default()).map_err(|_| corrupt("to"))?;
+        Ok(Self {
+            job: EmailJob {
+                id: JobId::from_stored(get_s(item, "job_id").ok_or_else(|| corrupt("job_id"))?),
+                template: get_s(item, "template")
+                    .and_then(Template::parse)
+                    .ok_or_else(|| corrupt("template"))?,
+                to,
+                data: get_map_s(item, "data"),
+                created_at: get_ts(item, "created_at").ok_or_else(|| corrupt("created_at"))?,
+            },
+            status: match get_s(item, "status") {
+                Some("pending") => JobStatus::Pending,
+                Some("sending") => JobStatus::Sending,
+                Some("sent") => JobStatus::Sent,
+                _ => return Err(corrupt("status")),
+            },
+        })
+    }
+}
+
+/// The outcome of claiming a job for sending.
+#[derive(Debug)]
+pub enum Claim {
+    Claimed(StoredJob),
+    AlreadySent,
+    /// Another sender holds an unexpired lease.
+    InFlight,
+    NotFound,
+}
+
+fn names(pairs: &[(&str, &str)]) -> Option<std::collections::HashMap<String, String>> {
+    Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+}
+
+fn values(pairs: Vec<(&str, AttributeValue)>) -> Option<Item> {
+    Some(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+}
+
+fn key(pk: String, sk: &str) -> Item {
+    Item::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
+}
+
+/// Condition under which an event record may be written: new, or replacing a failed attempt.
+const EVENT_WRITABLE: &str = "attribute_not_exists(pk) OR #status = :failed";
+
+/// A TransactWriteItems under construction. The event record is always item 0,
+/// so a cancellation on item 0 means "already recorded".
+pub struct Tx {
+    table: String,
+    items: Vec<TransactWriteItem>,
+}
+
+impl Tx {
+    fn push_put(&mut self, item: Item, condition: Option<(&str, Option<std::collections::HashMap<String, String>>, Option<Item>)>) -> Result<(), StoreError> {
+        let mut put = Put::builder().table_name(&self.table).set_item(Some(item));
+        if let Some((expr, names, values)) = condition {
+            put = put
+                .condition_expression(expr)
+                .set_expression_attribute_names(names)
+                .set_expression_attribute_values(values)
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        }
+        let put = put.build().map_err(request_error)?;
+        self.items.push(TransactWriteItem::builder().put(put).build());
+        Ok(())
+    }
+
+    fn push_update(&mut self, update: aws_sdk_dynamodb::types::builders::UpdateBuilder) -> Result<(), StoreError> {
+        let update = update.table_name(&self.table).build().map_err(request_error)?;
+        self.items.push(TransactWriteItem::builder().update(update).build());
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Item 0: the event record, written only if new or previously failed.
+    pub fn put_event(&mut self, record: &EventRecord) -> Result<(), StoreError> {
+        debug_assert!(self.items.is_empty(), "the event record must be item 0");
+        self.push_put(
+            record.to_item(),
+            Some((
+                EVENT_WRITABLE,
+                names(&[("#status", "status")]),
+                values(vec![(":failed", s("failed"))]),
+            )),
+        )
+    }
+
+    /// The email item and the profile, each only if absent: two events for one
+    /// new email cannot create two users.
+    pub fn create_user(&mut self, user: &NewUser, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut email_item = key(keys::email(&user.email), keys::EMAIL);
+        email_item.insert("kind".into(), s("EMAIL"));
+        email_item.insert("user_id".into(), s(user.id.as_str()));
+        email_item.insert("is_active".into(), bool(false));
+        self.push_put(email_item, Some(("attribute_not_exists(pk)", None, None)))?;
+
+        let mut profile = key(keys::user(&user.id), keys::PROFILE);
+        profile.insert("kind".into(), s("USER"));
+        profile.insert("user_id".into(), s(user.id.as_str()));
+        profile.insert("email".into(), s(user.email.as_str()));
+        profile.insert("is_active".into(), bool(false));
+        profile.insert("auth_provider".into(), s(user.auth_provider.as_str()));
+        profile.insert("metadata".into(), map_s(&user.metadata));
+        profile.insert("created_at".into(), s(ts(now)));
+        profile.insert("updated_at".into(), s(ts(now)));
+        if let Some(first) = &user.first_name {
+            profile.insert("first_name".into(), s(first.clone()));
+        }
+        if let Some(last) = &user.last_name {
+            profile.insert("last_name".into(), s(last.clone()));
+        }
+        self.push_put(profile, Some(("attribute_not_exists(pk)", None, None)))
+    }
+
+    /// Links an existing user: checks the email still maps to it and merges
+    /// metadata. The password and `auth_provider` are left as they are.
+    pub fn link_user(
+        &mut self,
+        email: &Email,
+        user_id: &UserId,
+        metadata: &BTreeMap<String, String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::email(email), keys::EMAIL)))
+            .condition_expression("user_id = :uid")
+            .expression_attribute_values(":uid", s(user_id.as_str()))
+            .build()
+            .map_err(request_error)?;
+        self.items.push(TransactWriteItem::builder().condition_check(check).build());
+
+        let mut expr = String::from("SET updated_at = :now, metadata.signup_date = if_not_exists(metadata.signup_date, :now)");
+        let mut names = std::collections::HashMap::new();
+        let mut vals = Item::from([(":now".to_string(), s(ts(now)))]);
+        for (i, (k, v)) in metadata.iter().filter(|(k, _)| k.as_str() != "signup_date").enumerate() {
+            expr.push_str(&format!(", metadata.#m{i} = :m{i}"));
+            names.insert(format!("#m{i}"), k.clone());
+            vals.insert(format!(":m{i}"), s(v.clone()));
+        }
+        self.push_update(
+            Update::builder()
+                .set_key(Some(key(keys::user(user_id), keys::PROFILE)))
+                .update_expression(expr)
+                .condition_expression("attribute_exists(pk)")
+                .set_expression_attribute_names(if names.is_empty() { None } else { Some(names) })
+                .set_expression_attribute_values(Some(vals)),
+        )
+    }
+
+    /// Writes a subscription. `expected_version` guards against a concurrent change:
+    /// `None` means the caller saw no subscription.
+    #[allow(clippy::too_many_arguments)]
+    pub fn put_subscription(
+        &mut self,
+        user_id: &UserId,
+        provider: Provider,
+        plan_id: &str,
+        view: &SubscriptionView,
+        expected_version: Option<i64>,
+        last_event: &EventKey,
+        watermark: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut item = key(keys::user(user_id), &keys::subscription(provider, plan_id));
+        item.insert("kind".into(), s("SUBSCRIPTION"));
+        item.insert("user_id".into(), s(user_id.as_str()));
+        item.insert("provider".into(), s(provider.as_str()));
+        item.insert("plan_id".into(), s(plan_id));
+        item.insert("state".into(), s(view.state.as_str()));
+        if let Some(end) = view.period_end {
+            item.insert("period_end".into(), s(ts(end)));
+        }
+        if let Some(until) = view.access_until {
+            item.insert("access_until".into(), s(ts(until)));
+        }
+        item.insert("updated_at".into(), s(ts(now)));
+        item.insert("last_event".into(), s(last_event.to_string()));
+        item.insert("watermark".into(), s(ts(watermark)));
+        item.insert("version".into(), n(expected_version.unwrap_or(0) + 1));
+        match expected_version {
+            Some(v) => self.push_put(item, Some(("version = :v", None, values(vec![(":v", n(v))])))),
+            // A purchase replaces whatever was there: a new paid period starts now.
+            None => self.push_put(item, None),
+        }
+    }
+
+    /// Replaces the user's setup token (so older links stop working).
+    pub fn put_setup_token(
+        &mut self,
+        user_id: &UserId,
+        token_hash: &str,
+        expires_at: DateTime<Utc>,
+        job: &JobId,
+    ) -> Result<(), StoreError> {
+        let mut item = key(keys::user(user_id), keys::SETUP_TOKEN);
+        item.insert("kind".into(), s("TOKEN"));
+        item.insert("token_hash".into(), s(token_hash));
+        item.insert("expires_at".into(), s(ts(expires_at)));
+        item.insert("job_id".into(), s(job.as_str()));
+        // TTL only tidies up: expiry is enforced by comparing expires_at.
+        item.insert("ttl".into(), n(expires_at.timestamp() + 86_400));
+        self.push_put(item, None)
+    }
+
+    pub fn put_job(&mut self, job: &EmailJob) -> Result<(), StoreError> {
+        let mut item = key(keys::job(&job.id), keys::JOB);
+        item.insert("kind".into(), s("OUTBOX"));
+        item.insert("job_id".into(), s(job.id.as_str()));
+        item.insert("template".into(), s(job.template.as_str()));
+        item.insert("to".into(), s(job.to.as_str()));
+        item.insert("data".into(), map_s(&job.data));
+        item.insert("status".into(), s("pending"));
+        item.insert("created_at".into(), s(ts(job.created_at)));
+        item.insert("gsi1pk".into(), s(OUTBOX_PENDING));
+        item.insert("gsi1sk".into(), s(format!("{}#{}", ts(job.created_at), job.id)));
+        self.push_put(item, Some(("attribute_not_exists(pk)", None, None)))
+    }
+
+    /// Adds one to a counter, failing the transaction if it already reached `limit`.
+    pub fn count_within(&mut self, scope: &str, bucket: &str, limit: u32, expires_at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.push_update(
+            Update::builder()
+                .set_key(Some(key(keys::rate(scope, bucket), keys::RATE)))
+                .update_expression("ADD #count :one SET #ttl = :ttl")
+                .condition_expression("attribute_not_exists(#count) OR #count < :limit")
+                .set_expression_attribute_names(names(&[("#count", "count"), ("#ttl", "ttl")]))
+                .set_expression_attribute_values(values(vec![
+                    (":one", n(1)),
+                    (":limit", n(limit)),
+                    (":ttl", n(expires_at.timestamp())),
+                ])),
+        )
+    }
+
+    /// Activates the account: the token must still be the one checked, and is consumed.
+    pub fn activate_user(
+        &mut self,
+        user_id: &UserId,
+        email: &Email,
+        token_hash: &str,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let delete = aws_sdk_dynamodb::types::Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::user(user_id), keys::SETUP_TOKEN)))
+            .condition_expression("token_hash = :h")
+            .expression_attribute_values(":h", s(token_hash))
+            .build()
+            .map_err(request_error)?;
+        self.items.push(TransactWriteItem::builder().delete(delete).build());
+        self.push_update(
+            Update::builder()
+                .set_key(Some(key(keys::user(user_id), keys::PROFILE)))
+                .update_expression("SET password_hash = :p, is_active = :t, activated_at = if_not_exists(activated_at, :now), updated_at = :now")
+                .condition_expression("attribute_exists(pk)")
+                .set_expression_attribute_values(values(vec![
+                    (":p", s(password_hash)),
+                    (":t", bool(true)),
+                    (":now", s(ts(now))),
+                ])),
+        )?;
+        self.push_update(
+            Update::builder()
+                .set_key(Some(key(keys::email(email), keys::EMAIL)))
+                .update_expression("SET is_active = :t")
+                .condition_expression("user_id = :uid")
+                .set_expression_attribute_values(values(vec![(":t", bool(true)), (":uid", s(user_id.as_str()))])),
+        )
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl Store {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn client(&self) -> &aws_sdk_dynamodb::Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    pub fn tx(&self) -> Tx {
+        Tx {
+            table: self.table.clone(),
+            items: Vec::new(),
+        }
+    }
+
+    pub async fn commit(&self, tx: Tx) -> Result<(), CommitError> {
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(tx.items))
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(()),
+            Err(err) => err,
+        };
+        match err {
+            SdkError::ServiceError(service) => match service.into_err() {
+                TransactWriteItemsError::TransactionCanceledException(cancel) => {
+                    let reasons = cancel.cancellation_reasons();
+                    for (index, reason) in reasons.iter().enumerate() {
+                        if reason.code() == Some("ConditionalCheckFailed") {
+                            return Err(CommitError::ConditionFailed {
+                                index,
+                                old_item: reason.item().cloned().map(Box::new),
+                            });
+                        }
+                    }
+                    if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) {
+                        return Err(CommitError::Conflict);
+                    }
+                    Err(CommitError::Store(StoreError::Request(format!(
+                        "transaction canceled: {:?}",
+                        reasons.iter().map(|r| r.code()).collect::<Vec<_>>()
+                    ))))
+                }
+                TransactWriteItemsError::TransactionInProgressException(_) => Err(CommitError::Conflict),
+                other => Err(CommitError::Store(request_error(other))),
+            },
+            other => Err(CommitError::Store(request_error(other))),
+        }
+    }
+
+    /// Writes a terminal event record (failed / ignored) on its own. Returns the
+    /// existing record when one in a final state is already there.
+    pub async fn record_event(&self, record: &EventRecord) -> Result<Option<EventRecord>, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(record.to_item()))
+            .condition_expression(EVENT_WRITABLE)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":failed", s("failed"))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(None),
+            Err(SdkError::ServiceError(service)) => match service.into_err() {
+                aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(e) => {
+                    match e.item() {
+                        Some(item) => Ok(Some(EventRecord::from_item(item)?)),
+                        None => Err(StoreError::Corrupt("condition failed without the old item".into())),
+                    }
+                }
+                other => Err(request_error(other)),
+            },
+            Err(other) => Err(request_error(other)),
+        }
+    }
+
+    /// One round trip: the event record and the email mapping together.
+    pub async fn load_event_and_email(
+        &self,
+        event: &EventKey,
+        email: Option<&Email>,
+    ) -> Result<(Option<EventRecord>, Option<EmailRecord>), StoreError> {
+        let mut keys_to_get = vec![key(keys::event(event), keys::EVENT)];
+        if let Some(email) = email {
+            keys_to_get.push(key(keys::email(email), keys::EMAIL));
+        }
+        let request = KeysAndAttributes::builder()
+            .set_keys(Some(keys_to_get))
+            .consistent_read(true)
+            .build()
+            .map_err(request_error)?;
+        let mut pending = std::collections::HashMap::from([(self.table.clone(), request)]);
+        let mut found: Vec<Item> = Vec::new();
+        // BatchGetItem may return unprocessed keys under load; ask again for those.
+        for _ in 0..5 {
+            let out = self
+                .client
+                .batch_get_item()
+                .set_request_items(Some(pending))
+                .send()
+                .await
+                .map_err(request_error)?;
+            if let Some(mut responses) = out.responses {
+                found.extend(responses.remove(&self.table).unwrap_or_default());
+            }
+            match out.unprocessed_keys {
+                Some(unprocessed) if !unprocessed.is_empty() => pending = unprocessed,
+                _ => break,
+            }
+        }
+        let mut event_record = None;
+        let mut email_record = None;
+        for item in &found {
+            match get_s(item, "sk") {
+                Some(keys::EVENT) => event_record = Some(EventRecord::from_item(item)?),
+                Some(keys::EMAIL) => {
+                    email_record = Some(EmailRecord {
+                        user_id: UserId::from_stored(
+                            get_s(item, "user_id").ok_or_else(|| StoreError::Corrupt("email item: user_id".into()))?,
+                        ),
+                        is_active: get_bool(item, "is_active").unwrap_or(false),
+                    })
+                }
+                _ => {}
+            }
+        }
+        Ok((event_record, email_record))
+    }
+
+    async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(request_error)?;
+        Ok(out.item)
+    }
+
+    pub async fn get_email(&self, email: &Email) -> Result<Option<EmailRecord>, StoreError> {
+        Ok(self.get(keys::email(email), keys::EMAIL).await?.map(|item| EmailRecord {
+            user_id: UserId::from_stored(get_s(&item, "user_id").unwrap_or_default()),
+            is_active: get_bool(&item, "is_active").unwrap_or(false),
+        }))
+    }
+
+    pub async fn get_event(&self, event: &EventKey) -> Result<Option<EventRecord>, StoreError> {
+        self.get(keys::event(event), keys::EVENT)
+            .await?
+            .map(|item| EventRecord::from_item(&item))
+            .transpose()
+    }
+
+    pub async fn get_profile(&self, user: &UserId) -> Result<Option<Item>, StoreError> {
+        self.get(keys::user(user), keys::PROFILE).await
+    }
+
+    pub async fn get_subscription(
+        &self,
+        user: &UserId,
+        provider: Provider,
+        plan_id: &str,
+    ) -> Result<Option<SubscriptionRecord>, StoreError> {
+        self.get(keys::user(user), &keys::subscription(provider, plan_id))
+            .await?
+            .map(|item| SubscriptionRecord::from_item(&item))
+            .transpose()
+    }
+
+    /// Every subscription a user holds with one provider.
+    pub async fn subscriptions(&self, user: &UserId, provider: Option<Provider>) -> Result<Vec<SubscriptionRecord>, StoreError> {
+        let prefix = match provider {
+            Some(p) => format!("SUB#{p}#"),
+            None => "SUB#".to_string(),
+        };
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(keys::user(user)))
+            .expression_attribute_values(":prefix", s(prefix))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(request_error)?;
+        out.items().iter().map(SubscriptionRecord::from_item).collect()
+    }
+
+    pub async fn get_setup_token(&self, user: &UserId) -> Result<Option<TokenRecord>, StoreError> {
+        Ok(self.get(keys::user(user), keys::SETUP_TOKEN).await?.and_then(|item| {
+            Some(TokenRecord {
+                token_hash: get_s(&item, "token_hash")?.to_string(),
+                expires_at: get_ts(&item, "expires_at")?,
+            })
+        }))
+    }
+
+    pub async fn get_job(&self, job: &JobId) -> Result<Option<StoredJob>, StoreError> {
+        self.get(keys::job(job), keys::JOB)
+            .await?
+            .map(|item| StoredJob::from_item(&item))
+            .transpose()
+    }
+
+    /// Notes a redelivery whose body differs from the recorded one.
+    pub async fn note_duplicate_body(&self, event: &EventKey, body_hash: &str) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::event(event), keys::EVENT)))
+            .update_expression("SET duplicate_body_hashes = list_append(if_not_exists(duplicate_body_hashes, :empty), :h)")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":empty", AttributeValue::L(vec![]))
+            .expression_attribute_values(":h", AttributeValue::L(vec![s(body_hash)]))
+            .send()
+            .await
+            .map_err(request_error)?;
+        Ok(())
+    }
+
+    /// Claims a job for sending with a lease, so two deliveries of one SQS
+    /// message cannot both send it.
+    pub async fn claim_job(&self, job: &JobId, claim_id: &str, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Claim, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::job(job), keys::JOB)))
+            .update_expression("SET #status = :sending, lease_until = :lease, claim_id = :claim, attempts = if_not_exists(attempts, :zero) + :one")
+            .condition_expression("attribute_exists(pk) AND (#status = :pending OR (#status = :sending AND lease_until < :now))")
+            .expression_attribute_names("#status", "status")
+            .set_expression_attribute_values(values(vec![
+                (":sending", s("sending")),
+                (":pending", s("pending")),
+                (":lease", n(lease_until.timestamp_millis())),
+                (":now", n(now.timestamp_millis())),
+                (":claim", s(claim_id)),
+                (":zero", n(0)),
+                (":one", n(1)),
+            ]))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => match out.attributes {
+                Some(item) => Ok(Claim::Claimed(StoredJob::from_item(&item)?)),
+                None => Err(StoreError::Corrupt("claim returned no attributes".into())),
+            },
+            Err(SdkError::ServiceError(service)) => match service.into_err() {
+                aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(e) => {
+                    Ok(match e.item().map(|item| get_s(item, "status").map(str::to_string)) {
+                        None => Claim::NotFound,
+                        Some(Some(status)) if status == "sent" => Claim::AlreadySent,
+                        Some(_) => Claim::InFlight,
+                    })
+                }
+                other => Err(request_error(other)),
+            },
+            Err(other) => Err(request_error(other)),
+        }
+    }
+
+    /// Marks a claimed job sent and takes it off the pending index.
+    pub async fn mark_job_sent(&self, job: &JobId, claim_id: &str, message_id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::job(job), keys::JOB)))
+            .update_expression("SET #status = :sent, sent_at = :now, ses_message_id = :mid REMOVE gsi1pk, gsi1sk, lease_until")
+            .condition_expression("claim_id = :claim AND #status = :sending")
+            .expression_attribute_names("#status", "status")
+            .set_expression_attribute_values(values(vec![
+                (":sent", s("sent")),
+                (":sending", s("sending")),
+                (":now", s(ts(now))),
+                (":mid", s(message_id)),
+                (":claim", s(claim_id)),
+            ]))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(service)) if service.err().is_conditional_check_failed_exception() => Ok(false),
+            Err(other) => Err(request_error(other)),
+        }
+    }
+
+    /// Gives a claimed job back after a failed send, so a retry can claim it at once.
+    pub async fn release_job(&self, job: &JobId, claim_id: &str, error: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::job(job), keys::JOB)))
+            .update_expression("SET #status = :pending, last_error = :err REMOVE lease_until, claim_id")
+            .condition_expression("claim_id = :claim AND #status = :sending")
+            .expression_attribute_names("#status", "status")
+            .set_expression_attribute_values(values(vec![
+                (":pending", s("pending")),
+                (":sending", s("sending")),
+                (":err", s(error)),
+                (":claim", s(claim_id)),
+            ]))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(service)) if service.err().is_conditional_check_failed_exception() => Ok(()),
+            Err(other) => Err(request_error(other)),
+        }
+    }
+
+    /// Pending job ids created before `cutoff`, oldest first, at most `limit`.
+    pub async fn pending_jobs_before(&self, cutoff: DateTime<Utc>, limit: usize) -> Result<Vec<JobId>, StoreError> {
+        let mut ids = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name("gsi1")
+                .key_condition_expression("gsi1pk = :pk AND gsi1sk < :cutoff")
+                .expression_attribute_values(":pk", s(OUTBOX_PENDING))
+                .expression_attribute_values(":cutoff", s(ts(cutoff)))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(request_error)?;
+            ids.extend(out.items().iter().filter_map(|item| get_s(item, "job_id")).map(JobId::from_stored));
+            start = out.last_evaluated_key;
+            if start.is_none() || ids.len() >= limit {
+                break;
+            }
+        }
+        ids.truncate(limit);
+        Ok(ids)
+    }
+}
