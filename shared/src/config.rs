@@ -41,7 +41,7 @@ pub enum ConfigError {
 }
 
 /// The plans shipped with the code; `PLANS_FILE` or `PLANS_JSON` override them.
-const EMBEDDED_PLANS: &str = include_str!("../../infra/plans.json");
+pub const EMBEDDED_PLANS: &str = include_str!("../../infra/plans.json");
 
 #[derive(Debug, Clone)]
 pub struct Settings {

@@ -1,0 +1,227 @@
+//! `make demo`: plays the main scenario against a running local stack, prints
+//! what happened, and checks the state it reads back.
+//!
+//! 1. a new member's purchase (seed dialect, HMAC signature)
+//! 2. the same member's purchase through Kajabi's native hook (v1 dialect, URL token): existing member linked
+//! 3. a duplicate delivery of step 2
+//! 4. password setup with the token from the email SES received (and the older link refused)
+//! 5. a cancel
+//! 6. an expiry
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use gatehouse::signature::hmac_sha256_hex;
+use gatehouse::store::attr::{get_bool, get_s};
+use serde_json::{json, Value};
+
+use crate::inspect::{describe_event, describe_subscription, describe_user, Snapshot};
+use crate::moto::{sent_emails, SentEmail};
+use crate::LocalStack;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("check failed: {0}")]
+    Check(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+fn check(ok: bool, what: impl Into<String>) -> Result<(), DemoError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(DemoError::Check(what.into()))
+    }
+}
+
+fn io<E: std::fmt::Display>(e: E) -> DemoError {
+    DemoError::Io(e.to_string())
+}
+
+pub struct Demo<'a> {
+    stack: &'a LocalStack,
+    http: reqwest::Client,
+    pub log: String,
+}
+
+impl<'a> Demo<'a> {
+    pub fn new(stack: &'a LocalStack) -> Self {
+        Self {
+            stack,
+            http: reqwest::Client::new(),
+            log: String::new(),
+        }
+    }
+
+    fn say(&mut self, line: impl AsRef<str>) {
+        println!("{}", line.as_ref());
+        let _ = writeln!(self.log, "{}", line.as_ref());
+    }
+
+    async fn post(&self, path_and_query: &str, body: &Value, signed: bool) -> Result<(u16, Value), DemoError> {
+        let raw = body.to_string();
+        let mut request = self
+            .http
+            .post(format!("{}{}", self.stack.base_url(), path_and_query))
+            .header("content-type", "application/json")
+            .body(raw.clone());
+        if signed {
+            let secret = self.stack.services.settings.kajabi_webhook_secret.as_ref().ok_or_else(|| DemoError::Io("KAJABI_WEBHOOK_SECRET is not set".into()))?;
+            request = request.header("x-kajabi-signature", hmac_sha256_hex(secret.expose().as_bytes(), raw.as_bytes()));
+        }
+        let response = request.send().await.map_err(io)?;
+        let status = response.status().as_u16();
+        let json = response.json().await.unwrap_or(Value::Null);
+        Ok((status, json))
+    }
+
+    async fn emails_to(&self, address: &str) -> Result<Vec<SentEmail>, DemoError> {
+        Ok(sent_emails(&self.stack.endpoint).await.map_err(io)?.into_iter().filter(|m| m.is_to(address)).collect())
+    }
+
+    /// Polls SES (moto) until `address` has `count` emails, or the deadline passes.
+    async fn wait_for_emails(&self, address: &str, count: usize) -> Result<Vec<SentEmail>, DemoError> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let emails = self.emails_to(address).await?;
+            if emails.len() >= count {
+                return Ok(emails);
+            }
+            if Instant::now() > deadline {
+                return Err(DemoError::Check(format!("{address} has {} emails, expected {count} within 20 s", emails.len())));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn snapshot(&self) -> Result<Snapshot, DemoError> {
+        Snapshot::read(&self.stack.clients.dynamodb, self.stack.services.store.table()).await.map_err(DemoError::Io)
+    }
+
+    pub async fn run(&mut self) -> Result<(), DemoError> {
+        let run = hex::encode(rand::random::<[u8; 3]>());
+        let member = format!("ada.{run}@example.com");
+        let admin = self.stack.services.settings.admin_email.to_string();
+        let admin_before = self.emails_to(&admin).await?.len();
+        let token = self
+            .stack
+            .services
+            .settings
+            .kajabi_url_tokens
+            .first()
+            .map(|t| t.expose().to_string())
+            .ok_or_else(|| DemoError::Io("KAJABI_URL_TOKENS is empty".into()))?;
+        self.say(format!("Gatehouse demo on {} (table {})", self.stack.base_url(), self.stack.services.store.table()));
+
+        // 1. New member
+        self.say("\n1. New member buys NSSA Annual (seed dialect, X-Kajabi-Signature)");
+        let purchase = json!({
+            "type": "offer.purchased", "id": format!("evt_{run}_1"),
+            "member": {"id": format!("mem_{run}"), "email": format!("  Ada.{run}@Example.com "), "first_name": "Ada", "last_name": "Lovelace"},
+            "offer": {"id": "off_456", "name": "NSSA Annual Membership"}
+        });
+        let (status, body) = self.post("/webhooks/kajabi", &purchase, true).await?;
+        self.say(format!("   -> {status} {body}"));
+        check(status == 200 && body["status"] == "processed", "new purchase is processed")?;
+        self.wait_for_emails(&member, 1).await?;
+
+        // 2. Existing member linked, through Kajabi's unsigned native hook.
+        self.say("\n2. Kajabi's native hook reports a purchase for the same member (v1 JSON:API dialect, URL token)");
+        let native = json!({
+            "id": format!("hook_{run}_2"), "event": "purchase",
+            "payload": [
+                {"id": format!("mem_{run}"), "type": "customers", "attributes": {"email": member, "name": "Ada Lovelace"}},
+                {"id": "2150", "type": "offers", "attributes": {"title": "NSSA Annual"}}
+            ]
+        });
+        let path = format!("/webhooks/kajabi?token={token}");
+        let (status, body) = self.post(&path, &native, false).await?;
+        self.say(format!("   -> {status} {body}"));
+        check(status == 200 && body["status"] == "processed", "existing member's purchase is processed")?;
+
+        // 3. Duplicate
+        self.say("\n3. Kajabi retries that delivery");
+        let (status, body) = self.post(&path, &native, false).await?;
+        self.say(format!("   -> {status} {body}"));
+        check(status == 200 && body["status"] == "duplicate", "retry is a duplicate")?;
+
+        // 4. Password setup from the newest email.
+        self.say("\n4. The member opens the newest setup email that SES received and sets a password");
+        let emails = self.wait_for_emails(&member, 2).await?;
+        let links: Vec<(String, String)> = emails.iter().filter_map(SentEmail::setup_link).collect();
+        check(links.len() == 2, format!("two welcome emails with setup links, got {}", links.len()))?;
+        let (old_token, _) = links[0].clone();
+        let (new_token, link_email) = links[1].clone();
+        check(link_email == member, "the link carries the normalized email")?;
+        let (status, body) = self
+            .post("/account/setup-password", &json!({"email": link_email, "token": old_token, "password": "correct horse battery"}), false)
+            .await?;
+        self.say(format!("   older link -> {status} {}", body["detail"]));
+        check(status == 400, "the superseded link is refused")?;
+        let (status, body) = self
+            .post("/account/setup-password", &json!({"email": link_email, "token": new_token, "password": "correct horse battery"}), false)
+            .await?;
+        self.say(format!("   newest link -> {status} {body}"));
+        check(status == 200 && body["status"] == "activated", "password setup activates the account")?;
+        let (status, _) = self
+            .post("/account/setup-password", &json!({"email": link_email, "token": new_token, "password": "another horse battery"}), false)
+            .await?;
+        self.say(format!("   same link again -> {status}"));
+        check(status == 400, "a used link is refused")?;
+
+        // 5. Cancel
+        self.say("\n5. The member cancels; access continues to the end of the paid year");
+        let cancel = json!({"type": "member.subscription.canceled", "id": format!("evt_{run}_5"),
+            "member": {"id": format!("mem_{run}"), "email": member}, "offer": {"id": "off_456"}});
+        let (status, body) = self.post("/webhooks/kajabi", &cancel, true).await?;
+        self.say(format!("   -> {status} {body}"));
+        check(status == 200 && body["status"] == "processed", "cancel is processed")?;
+
+        // 6. Expiry
+        self.say("\n6. The subscription expires");
+        let expire = json!({"type": "member.subscription.expired", "id": format!("evt_{run}_6"),
+            "member": {"id": format!("mem_{run}"), "email": member}, "offer": {"id": "off_456"}});
+        let (status, body) = self.post("/webhooks/kajabi", &expire, true).await?;
+        self.say(format!("   -> {status} {body}"));
+        check(status == 200 && body["status"] == "processed", "expiry is processed")?;
+
+        // Summary and checks.
+        let emails = self.wait_for_emails(&member, 4).await?;
+        let admin_emails = self.wait_for_emails(&admin, admin_before + 2).await?;
+        let snapshot = self.snapshot().await?;
+        self.say("\n== Users");
+        let user = snapshot.user_by_email(&member).ok_or_else(|| DemoError::Check("member user exists".into()))?;
+        self.say(format!("   {}", describe_user(user)));
+        let user_id = get_s(user, "user_id").unwrap_or_default().to_string();
+        self.say("== Subscriptions");
+        let subs = snapshot.subscriptions_of(&user_id);
+        for s in &subs {
+            self.say(format!("   {}", describe_subscription(s)));
+        }
+        self.say("== Emails as SES received them");
+        for m in emails.iter().chain(admin_emails.iter().skip(admin_before)) {
+            self.say(format!("   to {} : {}", m.destinations.to.join(","), m.subject));
+        }
+        self.say("== Event log");
+        for e in snapshot.events() {
+            if get_s(e, "event_id").is_some_and(|id| id.contains(&run)) {
+                self.say(format!("   {}", describe_event(e)));
+            }
+        }
+
+        check(snapshot.users().iter().filter(|u| get_s(u, "email") == Some(member.as_str())).count() == 1, "exactly one user for the member")?;
+        check(get_bool(user, "is_active") == Some(true), "the member is active")?;
+        check(subs.len() == 1 && get_s(subs[0], "state") == Some("expired"), "one subscription, now expired")?;
+        let subjects: Vec<&str> = emails.iter().map(|m| m.subject.as_str()).collect();
+        check(emails.len() == 4, format!("member got 4 emails (2 welcome, cancel, expiry), got {subjects:?}"))?;
+        check(subjects.iter().any(|s| s.contains("canceled")), "cancel notice sent")?;
+        check(subjects.iter().any(|s| s.contains("expired")), "expiry notice sent")?;
+        let admin_new: Vec<&SentEmail> = admin_emails.iter().skip(admin_before).filter(|m| m.subject.contains(&member)).collect();
+        check(admin_new.len() == 2, "admin got two notices for the member")?;
+        check(admin_new.iter().any(|m| m.subject.starts_with("New signup")), "admin got 'new signup'")?;
+        check(admin_new.iter().any(|m| m.subject.starts_with("Existing user linked")), "admin got 'existing user linked'")?;
+        self.say("\nAll demo checks passed.");
+        Ok(())
+    }
+}

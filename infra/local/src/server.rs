@@ -1,0 +1,88 @@
+//! Serves every HTTP function on its template route, as API Gateway would.
+//! Any other path gets 404.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use gatehouse::http::{reject, ApiRequest, ApiResponse};
+use gatehouse::lambda::HttpFunction;
+
+use crate::template::Route;
+
+/// API Gateway's own payload limit; the functions apply their smaller ones.
+const GATEWAY_BODY_LIMIT: usize = 10 * 1024 * 1024;
+
+#[derive(Clone)]
+pub struct RouteTable {
+    routes: Arc<Vec<(Route, Arc<dyn HttpFunction>)>>,
+}
+
+impl RouteTable {
+    pub fn new(routes: Vec<(Route, Arc<dyn HttpFunction>)>) -> Self {
+        Self { routes: Arc::new(routes) }
+    }
+
+    fn find(&self, method: &str, path: &str) -> Option<&Arc<dyn HttpFunction>> {
+        self.routes
+            .iter()
+            .find(|(r, _)| r.method == method && r.path == path)
+            .map(|(_, f)| f)
+    }
+
+    pub fn routes(&self) -> impl Iterator<Item = &Route> {
+        self.routes.iter().map(|(r, _)| r)
+    }
+}
+
+fn into_http(response: ApiResponse) -> Response<Body> {
+    let mut out = Response::new(Body::from(response.body));
+    *out.status_mut() = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in response.headers {
+        if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            out.headers_mut().append(n, v);
+        }
+    }
+    for cookie in response.cookies {
+        if let Ok(v) = HeaderValue::try_from(cookie) {
+            out.headers_mut().append(axum::http::header::SET_COOKIE, v);
+        }
+    }
+    out
+}
+
+async fn dispatch(State(table): State<RouteTable>, ConnectInfo(peer): ConnectInfo<SocketAddr>, request: Request<Body>) -> Response<Body> {
+    let (parts, body) = request.into_parts();
+    let method = parts.method.as_str().to_ascii_uppercase();
+    let path = parts.uri.path().to_string();
+    let Some(function) = table.find(&method, &path) else {
+        return into_http(reject::not_found(&path));
+    };
+    let body = match to_bytes(body, GATEWAY_BODY_LIMIT).await {
+        Ok(bytes) => bytes.to_vec(),
+        Err(_) => return into_http(reject::too_large(GATEWAY_BODY_LIMIT + 1)),
+    };
+    let headers = parts
+        .headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_ascii_lowercase(), v.to_str().ok()?.to_string())))
+        .collect();
+    let request = ApiRequest {
+        method,
+        path,
+        raw_query: parts.uri.query().unwrap_or_default().to_string(),
+        headers,
+        body,
+        request_id: format!("local-{}", hex::encode(rand::random::<[u8; 8]>())),
+        source_ip: Some(peer.ip().to_string()),
+        path_params: Default::default(),
+        iam: None,
+    };
+    into_http(function.handle(request).await)
+}
+
+pub fn router(table: RouteTable) -> axum::Router {
+    axum::Router::new().fallback(dispatch).with_state(table)
+}

@@ -1,0 +1,201 @@
+//! Starts the whole local stack in one process: resources on moto from the
+//! template, every HTTP function on its route, the SQS -> sender pump and the
+//! sweeper's schedule.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use email_sender::EmailSender;
+use gatehouse::aws::AwsClients;
+use gatehouse::config::Settings;
+use gatehouse::lambda::HttpFunction;
+use gatehouse::service::{Clock, Services};
+use outbox_sweeper::OutboxSweeper;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::bootstrap::{bootstrap, BootstrapError, ResourceNames};
+use crate::server::{router, RouteTable};
+use crate::template::{rate_seconds, SamTemplate, TemplateError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Bootstrap(#[from] BootstrapError),
+    #[error("settings: {0}")]
+    Settings(String),
+    #[error("the template routes {route} to {binary}, which the local stack does not know")]
+    UnknownFunction { route: String, binary: String },
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+}
+
+pub struct StackConfig {
+    pub endpoint: String,
+    pub region: String,
+    pub names: ResourceNames,
+    pub settings: Settings,
+    pub addr: SocketAddr,
+    pub template_path: PathBuf,
+    /// Run the SQS -> email-sender pump (tests may drive it by hand instead).
+    pub run_email_pump: bool,
+    /// Run the sweeper on this interval instead of the template's rate.
+    pub sweep_every: Option<Duration>,
+    pub run_schedules: bool,
+    pub clock: Option<Clock>,
+}
+
+impl StackConfig {
+    /// From the environment (`infra/local.env` loaded first by the binary).
+    pub fn from_env() -> Result<Self, StackError> {
+        let var = |k: &str| std::env::var(k).map_err(|_| StackError::Settings(format!("{k} is not set")));
+        let settings = Settings::from_env().map_err(|e| StackError::Settings(e.to_string()))?;
+        let addr: SocketAddr = var("GATEHOUSE_ADDR")?
+            .parse()
+            .map_err(|e| StackError::Settings(format!("GATEHOUSE_ADDR: {e}")))?;
+        Ok(Self {
+            endpoint: var("AWS_ENDPOINT_URL")?,
+            region: var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
+            names: ResourceNames {
+                table: settings.table_name.clone(),
+                queue: var("EMAIL_QUEUE_NAME")?,
+                dlq: var("EMAIL_DLQ_NAME")?,
+                visibility_timeout_override: None,
+            },
+            settings,
+            addr,
+            template_path: crate::env::workspace_root().join("infra/template.yaml"),
+            run_email_pump: true,
+            sweep_every: std::env::var("SWEEP_INTERVAL_SECS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map(Duration::from_secs),
+            run_schedules: true,
+            clock: None,
+        })
+    }
+}
+
+pub struct LocalStack {
+    pub addr: SocketAddr,
+    pub services: Services,
+    pub clients: AwsClients,
+    pub queue_url: String,
+    pub dlq_url: String,
+    pub endpoint: String,
+    pub sender: Arc<EmailSender>,
+    pub sweeper: Arc<OutboxSweeper>,
+    pub routes: Vec<crate::template::Route>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+fn http_function(binary: &str, services: &Services) -> Option<Arc<dyn HttpFunction>> {
+    Some(match binary {
+        "kajabi-webhook" => Arc::new(kajabi_webhook::KajabiWebhook::new(services.clone())),
+        "setup-password" => Arc::new(setup_password::SetupPassword::new(services.clone())),
+        "resend-setup-email" => Arc::new(resend_setup_email::ResendSetupEmail::new(services.clone())),
+        _ => return None,
+    })
+}
+
+impl LocalStack {
+    pub async fn start(config: StackConfig) -> Result<Self, StackError> {
+        let template = SamTemplate::load(&config.template_path)?;
+        let clients = AwsClients::for_endpoint(&config.endpoint, &config.region).await;
+        let resources = bootstrap(&clients, &template, &config.names, &config.settings.from_email).await?;
+
+        let mut settings = config.settings;
+        settings.table_name = resources.table.clone();
+        settings.email_queue_url = Some(resources.queue_url.clone());
+        let mut services = Services::new(settings, &clients)
+            .await
+            .map_err(|e| StackError::Settings(e.to_string()))?;
+        if let Some(clock) = config.clock {
+            services = services.with_clock(clock);
+        }
+
+        let mut routes = Vec::new();
+        let mut sweep_rate = None;
+        for function in &template.functions {
+            for route in &function.routes {
+                let handler = http_function(&function.binary, &services).ok_or_else(|| StackError::UnknownFunction {
+                    route: format!("{} {}", route.method, route.path),
+                    binary: function.binary.clone(),
+                })?;
+                routes.push((route.clone(), handler));
+            }
+            if function.binary == "outbox-sweeper" {
+                sweep_rate = function.schedule.as_deref().and_then(rate_seconds).map(Duration::from_secs);
+            }
+        }
+        let table = RouteTable::new(routes);
+        let route_list: Vec<_> = table.routes().cloned().collect();
+
+        // Open the port only once every resource exists.
+        let listener = tokio::net::TcpListener::bind(config.addr)
+            .await
+            .map_err(|e| StackError::Bind(config.addr, e))?;
+        let addr = listener.local_addr().map_err(|e| StackError::Bind(config.addr, e))?;
+        let (shutdown, watcher) = watch::channel(false);
+        let mut tasks = Vec::new();
+
+        let mut server_stop = watcher.clone();
+        let app = router(table).into_make_service_with_connect_info::<SocketAddr>();
+        tasks.push(tokio::spawn(async move {
+            let result = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = server_stop.changed().await;
+                })
+                .await;
+            if let Err(e) = result {
+                tracing::error!(error = %e, "local HTTP server stopped");
+            }
+        }));
+
+        let sender = Arc::new(EmailSender::new(services.clone()));
+        let sweeper = Arc::new(OutboxSweeper::new(services.clone()));
+        if config.run_email_pump {
+            tasks.push(tokio::spawn(crate::glue::run_email_pump(
+                clients.sqs.clone(),
+                resources.queue_url.clone(),
+                Arc::clone(&sender),
+                watcher.clone(),
+            )));
+        }
+        if config.run_schedules {
+            let every = config.sweep_every.or(sweep_rate).unwrap_or(Duration::from_secs(300));
+            tasks.push(tokio::spawn(crate::glue::run_schedule(every, Arc::clone(&sweeper), watcher.clone())));
+        }
+
+        Ok(Self {
+            addr,
+            services,
+            clients,
+            queue_url: resources.queue_url,
+            dlq_url: resources.dlq_url,
+            endpoint: config.endpoint,
+            sender,
+            sweeper,
+            routes: route_list,
+            shutdown,
+            tasks,
+        })
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops the server, the pump and the schedules, and waits for them.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
