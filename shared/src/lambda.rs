@@ -20,27 +20,30 @@ pub trait HttpFunction: Send + Sync {
     fn handle(&self, request: ApiRequest) -> BoxFuture<'_, ApiResponse>;
 }
 
+/// One API Gateway v2 event in, one API Gateway v2 response out. The envelope
+/// is parsed here, so a malformed event or base64 body is a 400, never a panic.
+pub async fn handle_api_gateway_event<F: HttpFunction + ?Sized>(function: &F, payload: Value) -> Value {
+    let response = match serde_json::from_value::<ApiGatewayV2Request>(payload) {
+        Ok(raw) => match raw.into_api_request() {
+            Ok(request) => function.handle(request).await,
+            Err(rejection) => rejection,
+        },
+        Err(e) => ApiResponse::problem(
+            400,
+            "invalid-event",
+            "Invalid API Gateway event",
+            format!("event is not an API Gateway v2 request: {e}"),
+        ),
+    };
+    to_api_gateway_v2(response)
+}
+
 /// Serves an HTTP function behind API Gateway (HTTP API, payload v2).
 pub async fn run_http<F: HttpFunction + 'static>(function: F) -> Result<(), Error> {
     let function = Arc::new(function);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let function = Arc::clone(&function);
-        async move {
-            // Parse the envelope ourselves so a malformed event is a 400, not a runtime error.
-            let response = match serde_json::from_value::<ApiGatewayV2Request>(event.payload) {
-                Ok(raw) => match raw.into_api_request() {
-                    Ok(request) => function.handle(request).await,
-                    Err(rejection) => rejection,
-                },
-                Err(e) => ApiResponse::problem(
-                    400,
-                    "invalid-event",
-                    "Invalid API Gateway event",
-                    format!("event is not an API Gateway v2 request: {e}"),
-                ),
-            };
-            Ok::<Value, Error>(to_api_gateway_v2(response))
-        }
+        async move { Ok::<Value, Error>(handle_api_gateway_event(function.as_ref(), event.payload).await) }
     }))
     .await
 }

@@ -1,0 +1,287 @@
+//! Test harness: a fresh local stack per test (its own table, queues, admin
+//! address and ephemeral port) on the moto server `make test` starts.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use gatehouse::config::{Secret, Settings, EMBEDDED_PLANS};
+use gatehouse::domain::{Email, PlanCatalog};
+use gatehouse::service::Clock;
+use gatehouse::signature::hmac_sha256_hex;
+use gatehouse_local::bootstrap::ResourceNames;
+use gatehouse_local::inspect::Snapshot;
+use gatehouse_local::moto::{sent_emails, SentEmail};
+use gatehouse_local::{LocalStack, StackConfig};
+use serde_json::Value;
+
+pub const KAJABI_SECRET: &str = "test-kajabi-secret-0123456789";
+pub const URL_TOKENS: [&str; 2] = ["test-url-token-old", "test-url-token-new"];
+pub const TOKEN_KEY: &str = "test-token-signing-key-0123456789abcdef";
+
+/// The moto endpoint for tests (`make test` starts one on its own port).
+pub fn endpoint() -> String {
+    std::env::var("GATEHOUSE_TEST_AWS_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:5056".to_string())
+}
+
+pub fn random_suffix() -> String {
+    hex::encode(rand::random::<[u8; 5]>())
+}
+
+/// Polls `probe` until it returns `Some`, failing the test at the deadline.
+pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A settable clock for expiry tests.
+#[derive(Clone)]
+pub struct TestClock(Arc<Mutex<DateTime<Utc>>>);
+
+impl TestClock {
+    pub fn new() -> Self {
+        Self(Arc::new(Mutex::new(Utc::now())))
+    }
+    pub fn advance(&self, by: chrono::Duration) {
+        let mut now = self.0.lock().unwrap();
+        *now += by;
+    }
+    pub fn clock(&self) -> Clock {
+        let inner = Arc::clone(&self.0);
+        Arc::new(move || *inner.lock().unwrap())
+    }
+}
+
+impl Default for TestClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub struct Options {
+    pub email_pump: bool,
+    pub clock: Option<Clock>,
+    pub visibility_timeout: Option<u32>,
+    pub queue_name: Option<String>,
+    pub table_name: Option<String>,
+    pub resend_global_per_minute: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            email_pump: true,
+            clock: None,
+            visibility_timeout: None,
+            queue_name: None,
+            table_name: None,
+            resend_global_per_minute: 1000,
+        }
+    }
+}
+
+pub enum Auth<'a> {
+    Signature,
+    Token(&'a str),
+    BadSignature,
+    None,
+}
+
+pub struct TestStack {
+    pub stack: LocalStack,
+    pub http: reqwest::Client,
+    pub run: String,
+    pub admin: String,
+}
+
+pub fn test_settings(run: &str, admin: &str, global_limit: u32) -> Settings {
+    Settings {
+        table_name: format!("gh-test-{run}"),
+        email_queue_url: None,
+        email_queue_name: None,
+        kajabi_webhook_secret: Some(Secret::new(KAJABI_SECRET)),
+        kajabi_url_tokens: URL_TOKENS.iter().map(|t| Secret::new(*t)).collect(),
+        token_signing_key: Secret::new(TOKEN_KEY),
+        from_email: Email::parse("noreply@gatehouse.example").unwrap(),
+        admin_email: Email::parse(admin).unwrap(),
+        frontend_url: "http://app.test".into(),
+        plans: PlanCatalog::from_json(EMBEDDED_PLANS).unwrap(),
+        resend_per_address_per_hour: 3,
+        resend_global_per_minute: global_limit,
+        outbox_sweep_after: Duration::from_secs(900),
+        setup_token_ttl: Duration::from_secs(24 * 3600),
+    }
+}
+
+impl TestStack {
+    pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Self {
+        let endpoint = endpoint();
+        assert!(
+            gatehouse_local::moto::is_up(&endpoint).await,
+            "moto is not running at {endpoint}: run the tests with `make test`, which starts it"
+        );
+        let run = random_suffix();
+        let admin = format!("admin-{run}@gatehouse.example");
+        let queue = options.queue_name.unwrap_or_else(|| format!("gh-test-{run}-email"));
+        let table = options.table_name.unwrap_or_else(|| format!("gh-test-{run}"));
+        let config = StackConfig {
+            endpoint,
+            region: "us-east-1".into(),
+            names: ResourceNames {
+                table: table.clone(),
+                dlq: format!("{queue}-dlq"),
+                queue,
+                visibility_timeout_override: options.visibility_timeout,
+            },
+            settings: test_settings(&run, &admin, options.resend_global_per_minute),
+            addr: "127.0.0.1:0".parse().unwrap(),
+            template_path: gatehouse_local::env::workspace_root().join("infra/template.yaml"),
+            run_email_pump: options.email_pump,
+            sweep_every: None,
+            run_schedules: false,
+            clock: options.clock,
+        };
+        let stack = LocalStack::start(config).await.expect("local stack starts");
+        Self {
+            stack,
+            http: reqwest::Client::new(),
+            run,
+            admin,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.stack.base_url(), path)
+    }
+
+    /// A recipient address unique to this test.
+    pub fn email(&self, name: &str) -> String {
+        format!("{name}.{}@example.com", self.run)
+    }
+
+    pub fn id(&self, name: &str) -> String {
+        format!("{name}_{}", self.run)
+    }
+
+    pub async fn post_kajabi(&self, body: &str, auth: Auth<'_>) -> (u16, Value) {
+        self.post_kajabi_as(body, auth, "application/json").await
+    }
+
+    pub async fn post_kajabi_as(&self, body: &str, auth: Auth<'_>, content_type: &str) -> (u16, Value) {
+        let path = match auth {
+            Auth::Token(t) => format!("/webhooks/kajabi?token={t}"),
+            _ => "/webhooks/kajabi".to_string(),
+        };
+        let mut request = self.http.post(self.url(&path)).header("content-type", content_type).body(body.to_string());
+        match auth {
+            Auth::Signature => request = request.header("x-kajabi-signature", hmac_sha256_hex(KAJABI_SECRET.as_bytes(), body.as_bytes())),
+            Auth::BadSignature => request = request.header("x-kajabi-signature", hmac_sha256_hex(b"wrong", body.as_bytes())),
+            Auth::Token(_) | Auth::None => {}
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response = self.http.post(self.url(path)).json(body).send().await.expect("request sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn snapshot(&self) -> Snapshot {
+        Snapshot::read(&self.stack.clients.dynamodb, self.stack.services.store.table()).await.expect("scan")
+    }
+
+    pub async fn emails_to(&self, address: &str) -> Vec<SentEmail> {
+        sent_emails(&self.stack.endpoint)
+            .await
+            .expect("moto data")
+            .into_iter()
+            .filter(|m| m.is_to(address))
+            .collect()
+    }
+
+    /// Waits until `address` has at least `count` emails.
+    pub async fn wait_emails(&self, address: &str, count: usize) -> Vec<SentEmail> {
+        eventually(&format!("{count} emails to {address}"), Duration::from_secs(20), || async {
+            let emails = self.emails_to(address).await;
+            (emails.len() >= count).then_some(emails)
+        })
+        .await
+    }
+
+    /// Runs the sender over the queue until it is empty (for stacks without the pump).
+    pub async fn drain_queue(&self) -> usize {
+        let mut total = 0;
+        loop {
+            let n = gatehouse_local::glue::pump_once(&self.stack.clients.sqs, &self.stack.queue_url, &self.stack.sender, 0)
+                .await
+                .expect("pump");
+            if n == 0 {
+                return total;
+            }
+            total += n;
+        }
+    }
+
+    pub async fn queue_depth(&self, url: &str) -> usize {
+        let out = self
+            .stack
+            .clients
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .expect("queue attributes");
+        let attrs = out.attributes.unwrap_or_default();
+        [
+            aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages,
+            aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+        ]
+        .iter()
+        .filter_map(|k| attrs.get(k).and_then(|v| v.parse::<usize>().ok()))
+        .sum()
+    }
+}
+
+/// A seed-dialect purchase body.
+pub fn purchase(event_id: &str, email: &str, offer: &str) -> String {
+    serde_json::json!({
+        "type": "offer.purchased", "id": event_id,
+        "member": {"id": "mem_1", "email": email, "first_name": "Ada", "last_name": "Lovelace"},
+        "offer": {"id": offer, "name": "NSSA Annual Membership"}
+    })
+    .to_string()
+}
+
+pub fn lifecycle(kind: &str, event_id: &str, email: &str, extra: Value) -> String {
+    let mut body = serde_json::json!({
+        "type": format!("member.subscription.{kind}"), "id": event_id,
+        "member": {"id": "mem_1", "email": email}, "offer": {"id": "off_456"}
+    });
+    if let (Some(obj), Some(more)) = (body.as_object_mut(), extra.as_object()) {
+        for (k, v) in more {
+            obj.insert(k.clone(), v.clone());
+        }
+    }
+    body.to_string()
+}
