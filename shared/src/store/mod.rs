@@ -901,7 +901,13 @@ impl Store {
                 .send()
                 .await
                 .map_err(request_error)?;
-            ids.extend(out.items().iter().filter_map(|item| get_s(item, "job_id")).map(JobId::from_stored));
+            // The index is KEYS_ONLY: the job id comes from the table key.
+            ids.extend(
+                out.items()
+                    .iter()
+                    .filter_map(|item| get_s(item, "pk")?.strip_prefix("OUTBOX#"))
+                    .map(JobId::from_stored),
+            );
             start = out.last_evaluated_key;
             if start.is_none() || ids.len() >= limit {
                 break;

@@ -1,0 +1,180 @@
+//! The SAM template's promises, and that the local stack builds from it.
+
+use std::path::Path;
+
+use gatehouse_e2e::{endpoint, random_suffix};
+use gatehouse_local::bootstrap::{bootstrap, ResourceNames};
+use gatehouse_local::env::workspace_root;
+use gatehouse_local::template::SamTemplate;
+use serde_yaml::Value;
+
+fn template() -> Value {
+    serde_yaml::from_str(&std::fs::read_to_string(workspace_root().join("infra/template.yaml")).unwrap()).unwrap()
+}
+
+fn resources(t: &Value) -> Vec<(String, &Value)> {
+    t["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.as_str().unwrap().to_string(), v))
+        .collect()
+}
+
+fn of_type<'a>(t: &'a Value, ty: &str) -> Vec<(String, &'a Value)> {
+    resources(t).into_iter().filter(|(_, r)| r["Type"].as_str() == Some(ty)).collect()
+}
+
+/// Every string under a node, through CloudFormation tags.
+fn strings(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) => out.push(s.clone()),
+        Value::Sequence(items) => items.iter().for_each(|i| strings(i, out)),
+        Value::Mapping(m) => m.iter().for_each(|(k, v)| {
+            strings(k, out);
+            strings(v, out)
+        }),
+        Value::Tagged(t) => strings(&t.value, out),
+        _ => {}
+    }
+}
+
+#[test]
+fn no_wildcards_in_any_policy() {
+    let t = template();
+    let mut checked = 0;
+    for (id, function) in of_type(&t, "AWS::Serverless::Function") {
+        let policies = &function["Properties"]["Policies"];
+        assert!(!policies.is_null(), "{id} has no policy of its own");
+        for statement in policies.as_sequence().unwrap().iter().flat_map(|p| p["Statement"].as_sequence().cloned().unwrap_or_default()) {
+            for field in ["Action", "Resource"] {
+                let mut values = Vec::new();
+                strings(&statement[field], &mut values);
+                assert!(!values.is_empty(), "{id} statement lacks {field}");
+                for v in values {
+                    assert!(!v.contains('*'), "{id} has a wildcard in {field}: {v}");
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 10);
+}
+
+#[test]
+fn one_function_per_crate() {
+    let t = template();
+    let functions = of_type(&t, "AWS::Serverless::Function");
+    let mut binaries: Vec<String> = functions
+        .iter()
+        .map(|(id, f)| {
+            assert_eq!(f["Metadata"]["BuildMethod"].as_str(), Some("rust-cargolambda"), "{id}");
+            f["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap().to_string()
+        })
+        .collect();
+    binaries.sort();
+    let mut crates: Vec<String> = std::fs::read_dir(workspace_root().join("functions"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    crates.sort();
+    assert_eq!(binaries, crates, "each function crate is one template function and vice versa");
+    for name in &crates {
+        let manifest = std::fs::read_to_string(Path::new(&workspace_root()).join("functions").join(name).join("Cargo.toml")).unwrap();
+        assert!(manifest.contains(&format!("name = \"{name}\"")), "{name}'s package and binary carry its name");
+    }
+    let globals = &t["Globals"]["Function"];
+    assert_eq!(globals["Runtime"].as_str(), Some("provided.al2023"));
+    assert_eq!(globals["Handler"].as_str(), Some("bootstrap"));
+    assert_eq!(globals["Architectures"][0].as_str(), Some("arm64"));
+}
+
+#[test]
+fn table_is_retained_with_pitr() {
+    let t = template();
+    let tables = of_type(&t, "AWS::DynamoDB::Table");
+    assert_eq!(tables.len(), 1);
+    let table = tables[0].1;
+    assert_eq!(table["DeletionPolicy"].as_str(), Some("Retain"));
+    assert_eq!(table["UpdateReplacePolicy"].as_str(), Some("Retain"));
+    assert_eq!(table["Properties"]["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(), Some(true));
+}
+
+#[test]
+fn dlq_has_an_alarm_and_every_function_has_log_retention() {
+    let t = template();
+    let dlq_alarm = of_type(&t, "AWS::CloudWatch::Alarm").into_iter().any(|(_, a)| {
+        let mut values = Vec::new();
+        strings(&a["Properties"]["Dimensions"], &mut values);
+        values.iter().any(|v| v.starts_with("EmailDLQ."))
+    });
+    assert!(dlq_alarm, "an alarm watches the DLQ");
+    let logs = of_type(&t, "AWS::Logs::LogGroup");
+    for (id, _) in of_type(&t, "AWS::Serverless::Function") {
+        let group = logs.iter().find(|(_, g)| {
+            let mut values = Vec::new();
+            strings(&g["Properties"]["LogGroupName"], &mut values);
+            values.iter().any(|v| v == &format!("/aws/lambda/${{{id}}}"))
+        });
+        let (_, group) = group.unwrap_or_else(|| panic!("{id} has no explicit log group"));
+        assert!(!group["Properties"]["RetentionInDays"].is_null(), "{id}'s log group has retention");
+    }
+}
+
+#[test]
+fn secrets_are_noecho_parameters() {
+    let t = template();
+    for name in ["KajabiWebhookSecret", "KajabiUrlTokens", "TokenSigningKey"] {
+        assert_eq!(t["Parameters"][name]["NoEcho"].as_bool(), Some(true), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn changing_the_template_changes_the_local_table() {
+    let mut t = template();
+    let props = &mut t["Resources"]["Table"]["Properties"];
+    props["KeySchema"][1]["AttributeName"] = Value::String("sort_key".into());
+    for definition in props["AttributeDefinitions"].as_sequence_mut().unwrap() {
+        if definition["AttributeName"].as_str() == Some("sk") {
+            definition["AttributeName"] = Value::String("sort_key".into());
+        }
+    }
+    props["GlobalSecondaryIndexes"][0]["IndexName"] = Value::String("by_something_else".into());
+    let changed = SamTemplate::parse(&serde_yaml::to_string(&t).unwrap()).unwrap();
+
+    let run = random_suffix();
+    let clients = gatehouse::aws::AwsClients::for_endpoint(&endpoint(), "us-east-1").await;
+    let names = ResourceNames {
+        table: format!("gh-template-{run}"),
+        queue: format!("gh-template-{run}-q"),
+        dlq: format!("gh-template-{run}-dlq"),
+        visibility_timeout_override: None,
+    };
+    let from = gatehouse::domain::Email::parse("noreply@gatehouse.example").unwrap();
+    bootstrap(&clients, &changed, &names, &from).await.unwrap();
+    let table = clients.dynamodb.describe_table().table_name(&names.table).send().await.unwrap().table.unwrap();
+    let keys: Vec<&str> = table.key_schema().iter().map(|k| k.attribute_name()).collect();
+    assert_eq!(keys, vec!["pk", "sort_key"]);
+    let indexes: Vec<&str> = table.global_secondary_indexes().iter().filter_map(|i| i.index_name()).collect();
+    assert_eq!(indexes, vec!["by_something_else"]);
+
+    // And the shipped template gives the shipped layout, with the DLQ redrive.
+    let shipped = SamTemplate::load(&workspace_root().join("infra/template.yaml")).unwrap();
+    let names2 = ResourceNames { table: format!("gh-template2-{run}"), queue: format!("gh-template2-{run}-q"), dlq: format!("gh-template2-{run}-dlq"), visibility_timeout_override: None };
+    let made = bootstrap(&clients, &shipped, &names2, &from).await.unwrap();
+    let table = clients.dynamodb.describe_table().table_name(&names2.table).send().await.unwrap().table.unwrap();
+    assert_eq!(table.key_schema().iter().map(|k| k.attribute_name()).collect::<Vec<_>>(), vec!["pk", "sk"]);
+    let attrs = clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&made.queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
+    let redrive = attrs.get(&aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy).unwrap();
+    assert!(redrive.contains(&names2.dlq), "{redrive}");
+    assert!(redrive.contains("\"5\"") || redrive.contains(":5"), "{redrive}");
+}
