@@ -17,7 +17,7 @@ STRIPE_PY_VERSION   := 16.1.0
 include infra/local.env
 export
 
-.PHONY: help setup venvs demo dev test bench build deploy watch invoke moto-up moto-down clean lint
+.PHONY: help setup venvs nextest demo dev test bench build deploy watch invoke moto-up moto-down clean lint
 
 help:
 	@echo "make demo   - run the main scenario on the local AWS stack (moto)"
@@ -43,5 +43,54 @@ $(VENV_LINT)/.installed:
 	$(VENV_LINT)/bin/pip install -q --disable-pip-version-check "cfn-lint==$(CFN_LINT_VERSION)"
 	touch $@
 
+# The machine image ships cargo-nextest; install it where it is missing.
+nextest:
+	@cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked
+
 venvs: $(VENV_LOCAL)/.installed $(VENV_SAM)/.installed $(VENV_LINT)/.installed
 setup: venvs
+
+# Ports of their own, so `make test` runs beside `make dev`.
+MOTO_TEST_PORT ?= 5056
+CARGO_LAMBDA  := PATH="$(CURDIR)/$(VENV_LOCAL)/bin:$$PATH" cargo lambda
+SAM           := AWS_DEFAULT_REGION=$(AWS_REGION) SAM_CLI_TELEMETRY=0 $(VENV_SAM)/bin/sam
+
+## The main job: the demo scenario on the embedded local AWS stack.
+demo: $(VENV_LOCAL)/.installed
+	RUST_LOG=warn cargo run -q -p gatehouse-local -- demo
+
+## Serve every function at GATEHOUSE_ADDR until Ctrl-C (starts moto if needed).
+dev: $(VENV_LOCAL)/.installed
+	cargo run -q -p gatehouse-local -- dev
+
+## Every test: lint, unit, integration and end-to-end against moto, template checks.
+test: venvs nextest
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	$(SAM) validate --lint -t infra/template.yaml
+	$(VENV_LINT)/bin/cfn-lint infra/template.yaml
+	RUST_LOG=off scripts/with-moto $(MOTO_TEST_PORT) cargo nextest run --workspace --no-fail-fast
+
+## Release bootstraps for Lambda (arm64), as `sam build` makes them.
+build: $(VENV_LOCAL)/.installed
+	$(CARGO_LAMBDA) build --release --arm64 --workspace
+
+bench: venvs
+	scripts/bench
+
+## cargo lambda's runtime emulator, loopback only.
+watch: $(VENV_LOCAL)/.installed
+	$(CARGO_LAMBDA) watch -A 127.0.0.1
+
+## make invoke FN=kajabi-webhook EVENT=events/kajabi-webhook/offer-purchased.json
+invoke: $(VENV_LOCAL)/.installed
+	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<function> EVENT=<events/...json>"; exit 2; }
+	cargo run -q -p gatehouse-local -- sign-event $(EVENT) target/events/$(notdir $(EVENT))
+	$(CARGO_LAMBDA) invoke $(FN) -A 127.0.0.1 --data-file target/events/$(notdir $(EVENT))
+
+deploy: $(VENV_SAM)/.installed
+	cd infra && $(SAM) build && $(SAM) deploy --guided
+
+clean:
+	cargo clean
+	rm -rf .moto target/events

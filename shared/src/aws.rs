@@ -29,7 +29,11 @@ impl AwsClients {
             .endpoint_url(endpoint)
             .region(aws_config::Region::new(region.to_string()))
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                "testing", "testing", None, None, "gatehouse-local",
+                "testing",
+                "testing",
+                None,
+                None,
+                "gatehouse-local",
             ))
             .load()
             .await;

@@ -92,10 +92,12 @@ impl Settings {
     pub fn from_env() -> Result<Self, ConfigError> {
         let plans_json = match (var("PLANS_JSON"), var("PLANS_FILE")) {
             (Some(json), _) => json,
-            (None, Some(path)) => std::fs::read_to_string(&path).map_err(|e| ConfigError::Invalid {
-                name: "PLANS_FILE",
-                reason: e.to_string(),
-            })?,
+            (None, Some(path)) => {
+                std::fs::read_to_string(&path).map_err(|e| ConfigError::Invalid {
+                    name: "PLANS_FILE",
+                    reason: e.to_string(),
+                })?
+            }
             (None, None) => EMBEDDED_PLANS.to_string(),
         };
         let token_signing_key = Secret::new(required("TOKEN_SIGNING_KEY")?);

@@ -69,7 +69,12 @@ impl ApiRequest {
         let Some(raw) = self.header("content-type") else {
             return false;
         };
-        let media = raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let media = raw
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         media == "application/json"
             || (media.starts_with("application/") && media.ends_with("+json"))
     }
@@ -180,12 +185,22 @@ pub mod reject {
     }
 
     pub fn unavailable(detail: impl Into<String>) -> ApiResponse {
-        ApiResponse::problem(503, "temporarily-unavailable", "Temporarily unavailable", detail)
-            .with_header("retry-after", "5")
+        ApiResponse::problem(
+            503,
+            "temporarily-unavailable",
+            "Temporarily unavailable",
+            detail,
+        )
+        .with_header("retry-after", "5")
     }
 
     pub fn not_found(path: &str) -> ApiResponse {
-        ApiResponse::problem(404, "not-found", "Not found", format!("no route for {path}"))
+        ApiResponse::problem(
+            404,
+            "not-found",
+            "Not found",
+            format!("no route for {path}"),
+        )
     }
 }
 
@@ -287,6 +302,44 @@ pub fn to_api_gateway_v2(response: ApiResponse) -> Value {
     })
 }
 
+/// Largest body an account endpoint accepts.
+pub const MAX_FORM_BYTES: usize = 16 * 1024;
+
+/// Size, content type and JSON framing checks for a JSON API body, in that order.
+pub fn json_body<T: serde::de::DeserializeOwned>(
+    request: &ApiRequest,
+    max: usize,
+) -> Result<T, ApiResponse> {
+    if request.body.len() > max {
+        return Err(ApiResponse::problem(
+            413,
+            "payload-too-large",
+            "Payload too large",
+            format!(
+                "body is {} bytes; the limit is {max} bytes",
+                request.body.len()
+            ),
+        ));
+    }
+    if !request.has_json_content_type() {
+        return Err(reject::unsupported_media_type(
+            request.header("content-type"),
+        ));
+    }
+    serde_json::from_slice(&request.body).map_err(|e| {
+        if e.is_data() {
+            ApiResponse::problem(
+                400,
+                "invalid-request",
+                "Invalid request",
+                format!("request body does not have the expected fields: {e}"),
+            )
+        } else {
+            reject::invalid_json(&e)
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,11 +373,18 @@ mod tests {
 
     #[test]
     fn malformed_base64_is_a_400_not_a_panic() {
-        let bad: ApiGatewayV2Request = serde_json::from_value(event("%%%not base64%%%", true)).unwrap();
+        let bad: ApiGatewayV2Request =
+            serde_json::from_value(event("%%%not base64%%%", true)).unwrap();
         let resp = bad.into_api_request().unwrap_err();
         assert_eq!(resp.status, 400);
-        assert_eq!(resp.header("content-type"), Some("application/problem+json"));
-        assert!(resp.body_json()["detail"].as_str().unwrap().contains("base64"));
+        assert_eq!(
+            resp.header("content-type"),
+            Some("application/problem+json")
+        );
+        assert!(resp.body_json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("base64"));
     }
 
     #[test]
@@ -350,29 +410,4 @@ mod tests {
         assert_eq!(v["headers"]["content-type"], "application/json");
         assert_eq!(v["isBase64Encoded"], false);
     }
-}
-
-/// Largest body an account endpoint accepts.
-pub const MAX_FORM_BYTES: usize = 16 * 1024;
-
-/// Size, content type and JSON framing checks for a JSON API body, in that order.
-pub fn json_body<T: serde::de::DeserializeOwned>(request: &ApiRequest, max: usize) -> Result<T, ApiResponse> {
-    if request.body.len() > max {
-        return Err(ApiResponse::problem(
-            413,
-            "payload-too-large",
-            "Payload too large",
-            format!("body is {} bytes; the limit is {max} bytes", request.body.len()),
-        ));
-    }
-    if !request.has_json_content_type() {
-        return Err(reject::unsupported_media_type(request.header("content-type")));
-    }
-    serde_json::from_slice(&request.body).map_err(|e| {
-        if e.is_data() {
-            ApiResponse::problem(400, "invalid-request", "Invalid request", format!("request body does not have the expected fields: {e}"))
-        } else {
-            reject::invalid_json(&e)
-        }
-    })
 }

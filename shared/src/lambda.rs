@@ -22,7 +22,10 @@ pub trait HttpFunction: Send + Sync {
 
 /// One API Gateway v2 event in, one API Gateway v2 response out. The envelope
 /// is parsed here, so a malformed event or base64 body is a 400, never a panic.
-pub async fn handle_api_gateway_event<F: HttpFunction + ?Sized>(function: &F, payload: Value) -> Value {
+pub async fn handle_api_gateway_event<F: HttpFunction + ?Sized>(
+    function: &F,
+    payload: Value,
+) -> Value {
     let response = match serde_json::from_value::<ApiGatewayV2Request>(payload) {
         Ok(raw) => match raw.into_api_request() {
             Ok(request) => function.handle(request).await,
@@ -43,7 +46,9 @@ pub async fn run_http<F: HttpFunction + 'static>(function: F) -> Result<(), Erro
     let function = Arc::new(function);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let function = Arc::clone(&function);
-        async move { Ok::<Value, Error>(handle_api_gateway_event(function.as_ref(), event.payload).await) }
+        async move {
+            Ok::<Value, Error>(handle_api_gateway_event(function.as_ref(), event.payload).await)
+        }
     }))
     .await
 }

@@ -36,11 +36,17 @@ impl Outbox {
     }
 
     /// Resolves the queue URL from the settings: the URL when given, else the name.
-    pub async fn connect(sqs: aws_sdk_sqs::Client, url: Option<&str>, name: Option<&str>) -> Result<Self, OutboxError> {
+    pub async fn connect(
+        sqs: aws_sdk_sqs::Client,
+        url: Option<&str>,
+        name: Option<&str>,
+    ) -> Result<Self, OutboxError> {
         if let Some(url) = url {
             return Ok(Self::new(sqs, url));
         }
-        let name = name.ok_or_else(|| OutboxError::Request("EMAIL_QUEUE_URL or EMAIL_QUEUE_NAME is required".into()))?;
+        let name = name.ok_or_else(|| {
+            OutboxError::Request("EMAIL_QUEUE_URL or EMAIL_QUEUE_NAME is required".into())
+        })?;
         let out = sqs
             .get_queue_url()
             .queue_name(name)
@@ -62,8 +68,10 @@ impl Outbox {
         for chunk in jobs.chunks(10) {
             let mut entries = Vec::with_capacity(chunk.len());
             for (i, job) in chunk.iter().enumerate() {
-                let body = serde_json::to_string(&JobMessage { job_id: job.to_string() })
-                    .map_err(|e| OutboxError::Request(e.to_string()))?;
+                let body = serde_json::to_string(&JobMessage {
+                    job_id: job.to_string(),
+                })
+                .map_err(|e| OutboxError::Request(e.to_string()))?;
                 entries.push(
                     aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
                         .id(format!("m{i}"))

@@ -11,7 +11,10 @@ use crate::signature::{hmac_sha256, sha256_hex};
 
 /// 32 bytes, base64url without padding (43 characters).
 pub fn derive(key: &Secret, job: &JobId) -> String {
-    let bytes = hmac_sha256(key.expose().as_bytes(), format!("setup-token:{job}").as_bytes());
+    let bytes = hmac_sha256(
+        key.expose().as_bytes(),
+        format!("setup-token:{job}").as_bytes(),
+    );
     URL_SAFE_NO_PAD.encode(bytes)
 }
 

@@ -22,6 +22,8 @@ pub fn init() {
 mod tests {
     #[test]
     fn trace_is_compiled_out() {
-        assert!(tracing::level_filters::STATIC_MAX_LEVEL < tracing::level_filters::LevelFilter::TRACE);
+        assert!(
+            tracing::level_filters::STATIC_MAX_LEVEL < tracing::level_filters::LevelFilter::TRACE
+        );
     }
 }

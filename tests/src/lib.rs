@@ -22,7 +22,8 @@ pub const TOKEN_KEY: &str = "test-token-signing-key-0123456789abcdef";
 
 /// The moto endpoint for tests (`make test` starts one on its own port).
 pub fn endpoint() -> String {
-    std::env::var("GATEHOUSE_TEST_AWS_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:5056".to_string())
+    std::env::var("GATEHOUSE_TEST_AWS_ENDPOINT")
+        .unwrap_or_else(|_| "http://127.0.0.1:5056".to_string())
 }
 
 pub fn random_suffix() -> String {
@@ -40,7 +41,10 @@ where
         if let Some(value) = probe().await {
             return value;
         }
-        assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -137,8 +141,12 @@ impl TestStack {
         );
         let run = random_suffix();
         let admin = format!("admin-{run}@gatehouse.example");
-        let queue = options.queue_name.unwrap_or_else(|| format!("gh-test-{run}-email"));
-        let table = options.table_name.unwrap_or_else(|| format!("gh-test-{run}"));
+        let queue = options
+            .queue_name
+            .unwrap_or_else(|| format!("gh-test-{run}-email"));
+        let table = options
+            .table_name
+            .unwrap_or_else(|| format!("gh-test-{run}"));
         let config = StackConfig {
             endpoint,
             region: "us-east-1".into(),
@@ -182,15 +190,34 @@ impl TestStack {
         self.post_kajabi_as(body, auth, "application/json").await
     }
 
-    pub async fn post_kajabi_as(&self, body: &str, auth: Auth<'_>, content_type: &str) -> (u16, Value) {
+    pub async fn post_kajabi_as(
+        &self,
+        body: &str,
+        auth: Auth<'_>,
+        content_type: &str,
+    ) -> (u16, Value) {
         let path = match auth {
             Auth::Token(t) => format!("/webhooks/kajabi?token={t}"),
             _ => "/webhooks/kajabi".to_string(),
         };
-        let mut request = self.http.post(self.url(&path)).header("content-type", content_type).body(body.to_string());
+        let mut request = self
+            .http
+            .post(self.url(&path))
+            .header("content-type", content_type)
+            .body(body.to_string());
         match auth {
-            Auth::Signature => request = request.header("x-kajabi-signature", hmac_sha256_hex(KAJABI_SECRET.as_bytes(), body.as_bytes())),
-            Auth::BadSignature => request = request.header("x-kajabi-signature", hmac_sha256_hex(b"wrong", body.as_bytes())),
+            Auth::Signature => {
+                request = request.header(
+                    "x-kajabi-signature",
+                    hmac_sha256_hex(KAJABI_SECRET.as_bytes(), body.as_bytes()),
+                )
+            }
+            Auth::BadSignature => {
+                request = request.header(
+                    "x-kajabi-signature",
+                    hmac_sha256_hex(b"wrong", body.as_bytes()),
+                )
+            }
             Auth::Token(_) | Auth::None => {}
         }
         let response = request.send().await.expect("request sent");
@@ -199,13 +226,24 @@ impl TestStack {
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
-        let response = self.http.post(self.url(path)).json(body).send().await.expect("request sent");
+        let response = self
+            .http
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn snapshot(&self) -> Snapshot {
-        Snapshot::read(&self.stack.clients.dynamodb, self.stack.services.store.table()).await.expect("scan")
+        Snapshot::read(
+            &self.stack.clients.dynamodb,
+            self.stack.services.store.table(),
+        )
+        .await
+        .expect("scan")
     }
 
     pub async fn emails_to(&self, address: &str) -> Vec<SentEmail> {
@@ -219,10 +257,14 @@ impl TestStack {
 
     /// Waits until `address` has at least `count` emails.
     pub async fn wait_emails(&self, address: &str, count: usize) -> Vec<SentEmail> {
-        eventually(&format!("{count} emails to {address}"), Duration::from_secs(20), || async {
-            let emails = self.emails_to(address).await;
-            (emails.len() >= count).then_some(emails)
-        })
+        eventually(
+            &format!("{count} emails to {address}"),
+            Duration::from_secs(20),
+            || async {
+                let emails = self.emails_to(address).await;
+                (emails.len() >= count).then_some(emails)
+            },
+        )
         .await
     }
 
@@ -230,9 +272,14 @@ impl TestStack {
     pub async fn drain_queue(&self) -> usize {
         let mut total = 0;
         loop {
-            let n = gatehouse_local::glue::pump_once(&self.stack.clients.sqs, &self.stack.queue_url, &self.stack.sender, 0)
-                .await
-                .expect("pump");
+            let n = gatehouse_local::glue::pump_once(
+                &self.stack.clients.sqs,
+                &self.stack.queue_url,
+                &self.stack.sender,
+                0,
+            )
+            .await
+            .expect("pump");
             if n == 0 {
                 return total;
             }
@@ -248,7 +295,9 @@ impl TestStack {
             .get_queue_attributes()
             .queue_url(url)
             .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(
+                aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+            )
             .send()
             .await
             .expect("queue attributes");

@@ -9,19 +9,32 @@ async fn new_purchase_creates_inactive_user_subscription_and_emails() {
     let t = TestStack::start().await;
     let email = t.email("ada");
     let raw_email = format!("  {}  ", email.to_uppercase());
-    let (status, body) = t.post_kajabi(&purchase(&t.id("evt"), &raw_email, "off_456"), Auth::Signature).await;
+    let (status, body) = t
+        .post_kajabi(
+            &purchase(&t.id("evt"), &raw_email, "off_456"),
+            Auth::Signature,
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "processed");
     assert_eq!(body["event"], format!("kajabi:{}", t.id("evt")));
 
     let snap = t.snapshot().await;
-    let user = snap.user_by_email(&email).expect("user stored under the normalized email");
+    let user = snap
+        .user_by_email(&email)
+        .expect("user stored under the normalized email");
     assert_eq!(get_bool(user, "is_active"), Some(false));
     assert_eq!(get_s(user, "auth_provider"), Some("kajabi"));
     let meta = get_map_s(user, "metadata");
     assert_eq!(meta.get("partner").map(String::as_str), Some("NSSA"));
-    assert_eq!(meta.get("kajabi_member_id").map(String::as_str), Some("mem_1"));
-    assert_eq!(meta.get("kajabi_offer_id").map(String::as_str), Some("off_456"));
+    assert_eq!(
+        meta.get("kajabi_member_id").map(String::as_str),
+        Some("mem_1")
+    );
+    assert_eq!(
+        meta.get("kajabi_offer_id").map(String::as_str),
+        Some("off_456")
+    );
     assert!(meta.contains_key("signup_date"));
     let user_id = get_s(user, "user_id").unwrap();
     let subs = snap.subscriptions_of(user_id);
@@ -35,12 +48,19 @@ async fn new_purchase_creates_inactive_user_subscription_and_emails() {
     assert_eq!(link_email, email);
     assert_eq!(token.len(), 43);
     let admin = t.wait_emails(&t.admin, 1).await;
-    assert!(admin[0].subject.starts_with("New signup"), "{}", admin[0].subject);
+    assert!(
+        admin[0].subject.starts_with("New signup"),
+        "{}",
+        admin[0].subject
+    );
 
     // The raw token is stored nowhere: only its hash.
     let snap = t.snapshot().await;
     for item in &snap.items {
-        assert!(!format!("{item:?}").contains(&token), "raw token stored in {item:?}");
+        assert!(
+            !format!("{item:?}").contains(&token),
+            "raw token stored in {item:?}"
+        );
     }
 }
 
@@ -51,12 +71,28 @@ async fn all_three_dialects_are_accepted() {
         {"id": "c1", "type": "customers", "attributes": {"email": t.email("v1"), "name": "Vee One"}},
         {"id": 2150, "type": "offers", "attributes": {"title": "NSSA"}}
     ]});
-    let (status, body) = t.post_kajabi_as(&v1.to_string(), Auth::Token(URL_TOKENS[0]), "application/vnd.api+json; charset=utf-8").await;
-    assert_eq!((status, body["status"].as_str()), (200, Some("processed")), "{body}");
+    let (status, body) = t
+        .post_kajabi_as(
+            &v1.to_string(),
+            Auth::Token(URL_TOKENS[0]),
+            "application/vnd.api+json; charset=utf-8",
+        )
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("processed")),
+        "{body}"
+    );
 
     let legacy = json!({"id": t.id("legacy"), "event": "purchase.created", "member_email": t.email("legacy"), "offer_id": "off_456"});
-    let (status, body) = t.post_kajabi(&legacy.to_string(), Auth::Token(URL_TOKENS[1])).await;
-    assert_eq!((status, body["status"].as_str()), (200, Some("processed")), "{body}");
+    let (status, body) = t
+        .post_kajabi(&legacy.to_string(), Auth::Token(URL_TOKENS[1]))
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("processed")),
+        "{body}"
+    );
 
     let snap = t.snapshot().await;
     assert!(snap.user_by_email(&t.email("v1")).is_some());
@@ -70,14 +106,23 @@ async fn authentication_failures_name_the_check_and_record_nothing() {
     for (auth, needle) in [
         (Auth::None, "missing credentials"),
         (Auth::BadSignature, "X-Kajabi-Signature does not match"),
-        (Auth::Token("not-a-token"), "token query parameter does not match"),
+        (
+            Auth::Token("not-a-token"),
+            "token query parameter does not match",
+        ),
     ] {
         let (status, problem) = t.post_kajabi(&body, auth).await;
         assert_eq!(status, 401);
-        assert!(problem["detail"].as_str().unwrap().contains(needle), "{problem}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains(needle),
+            "{problem}"
+        );
         assert_eq!(problem["status"], 401);
     }
-    assert!(t.snapshot().await.events().is_empty(), "unauthenticated deliveries are not recorded");
+    assert!(
+        t.snapshot().await.events().is_empty(),
+        "unauthenticated deliveries are not recorded"
+    );
 }
 
 #[tokio::test]
@@ -96,31 +141,66 @@ async fn order_of_checks_size_auth_content_type_json() {
     // 400 for invalid JSON, recorded as failed.
     let (status, problem) = t.post_kajabi("{not json", Auth::Signature).await;
     assert_eq!(status, 400);
-    assert!(problem["detail"].as_str().unwrap().contains("not valid JSON"));
+    assert!(problem["detail"]
+        .as_str()
+        .unwrap()
+        .contains("not valid JSON"));
     let snap = t.snapshot().await;
-    let reasons: Vec<&str> = snap.events().iter().filter_map(|e| get_s(e, "reason")).collect();
-    assert!(reasons.iter().any(|r| r.starts_with("unsupported content type")), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.starts_with("invalid JSON")), "{reasons:?}");
+    let reasons: Vec<&str> = snap
+        .events()
+        .iter()
+        .filter_map(|e| get_s(e, "reason"))
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("unsupported content type")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.starts_with("invalid JSON")),
+        "{reasons:?}"
+    );
 }
 
 #[tokio::test]
 async fn unprocessable_deliveries_are_recorded_failed_and_answered_200() {
     let t = TestStack::start().await;
     let cases = [
-        (purchase(&t.id("unknown-offer"), &t.email("a"), "off_nope"), "unknown offer"),
-        (json!({"type": "offer.purchased", "id": t.id("no-email"), "offer": {"id": "off_456"}}).to_string(), "missing member email"),
-        (purchase(&t.id("bad-email"), "not-an-email", "off_456"), "invalid member email"),
-        (lifecycle("canceled", &t.id("nobody"), &t.email("nobody"), json!({})), "no member with this email"),
+        (
+            purchase(&t.id("unknown-offer"), &t.email("a"), "off_nope"),
+            "unknown offer",
+        ),
+        (
+            json!({"type": "offer.purchased", "id": t.id("no-email"), "offer": {"id": "off_456"}})
+                .to_string(),
+            "missing member email",
+        ),
+        (
+            purchase(&t.id("bad-email"), "not-an-email", "off_456"),
+            "invalid member email",
+        ),
+        (
+            lifecycle("canceled", &t.id("nobody"), &t.email("nobody"), json!({})),
+            "no member with this email",
+        ),
     ];
     for (body, reason) in &cases {
         let (status, answer) = t.post_kajabi(body, Auth::Signature).await;
         assert_eq!(status, 200, "{answer}");
         assert_eq!(answer["status"], "failed");
-        assert!(answer["reason"].as_str().unwrap().contains(reason), "{answer}");
+        assert!(
+            answer["reason"].as_str().unwrap().contains(reason),
+            "{answer}"
+        );
     }
     let snap = t.snapshot().await;
     assert!(snap.users().is_empty(), "nothing was provisioned");
-    let failed = snap.events().iter().filter(|e| get_s(e, "status") == Some("failed")).count();
+    let failed = snap
+        .events()
+        .iter()
+        .filter(|e| get_s(e, "status") == Some("failed"))
+        .count();
     assert_eq!(failed, cases.len());
     let stored = snap.event("kajabi", &t.id("unknown-offer")).unwrap();
     assert!(get_s(stored, "reason").unwrap().contains("off_nope"));
@@ -129,11 +209,15 @@ async fn unprocessable_deliveries_are_recorded_failed_and_answered_200() {
 #[tokio::test]
 async fn unknown_types_are_recorded_as_ignored() {
     let t = TestStack::start().await;
-    let body = json!({"type": "tag_added", "id": t.id("tag"), "contact": {"email": t.email("t")}}).to_string();
+    let body = json!({"type": "tag_added", "id": t.id("tag"), "contact": {"email": t.email("t")}})
+        .to_string();
     let (status, answer) = t.post_kajabi(&body, Auth::Signature).await;
     assert_eq!((status, answer["status"].as_str()), (200, Some("ignored")));
     let (status, answer) = t.post_kajabi(&body, Auth::Signature).await;
-    assert_eq!((status, answer["status"].as_str()), (200, Some("duplicate")));
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("duplicate"))
+    );
     let snap = t.snapshot().await;
     let event = snap.event("kajabi", &t.id("tag")).unwrap();
     assert_eq!(get_s(event, "status"), Some("ignored"));
@@ -146,7 +230,10 @@ async fn events_without_an_id_are_keyed_by_body_hash() {
     let body = json!({"event": "purchase.created", "member_email": t.email("noid"), "offer_id": "off_456"}).to_string();
     let (_, first) = t.post_kajabi(&body, Auth::Signature).await;
     assert_eq!(first["status"], "processed");
-    assert!(first["event"].as_str().unwrap().starts_with("kajabi:sha256:"));
+    assert!(first["event"]
+        .as_str()
+        .unwrap()
+        .starts_with("kajabi:sha256:"));
     let (_, second) = t.post_kajabi(&body, Auth::Signature).await;
     assert_eq!(second["status"], "duplicate");
     assert_eq!(first["event"], second["event"]);
@@ -157,12 +244,17 @@ async fn duplicate_has_no_second_effect_and_notes_a_differing_body() {
     let t = TestStack::start().await;
     let email = t.email("dup");
     let id = t.id("evt");
-    let (_, first) = t.post_kajabi(&purchase(&id, &email, "off_456"), Auth::Signature).await;
+    let (_, first) = t
+        .post_kajabi(&purchase(&id, &email, "off_456"), Auth::Signature)
+        .await;
     assert_eq!(first["status"], "processed");
-    let (status, again) = t.post_kajabi(&purchase(&id, &email, "off_456"), Auth::Signature).await;
+    let (status, again) = t
+        .post_kajabi(&purchase(&id, &email, "off_456"), Auth::Signature)
+        .await;
     assert_eq!((status, again["status"].as_str()), (200, Some("duplicate")));
     // A retry whose live fields differ is still a duplicate; the new body hash is noted.
-    let mut changed: serde_json::Value = serde_json::from_str(&purchase(&id, &email, "off_456")).unwrap();
+    let mut changed: serde_json::Value =
+        serde_json::from_str(&purchase(&id, &email, "off_456")).unwrap();
     changed["member"]["first_name"] = json!("Changed");
     let (_, third) = t.post_kajabi(&changed.to_string(), Auth::Signature).await;
     assert_eq!(third["status"], "duplicate");
@@ -183,49 +275,88 @@ async fn a_failed_event_is_processed_again_on_redelivery() {
     let email = t.email("late");
     let id = t.id("cancel");
     // The cancel arrives before the member exists: failed.
-    let (_, first) = t.post_kajabi(&lifecycle("canceled", &id, &email, json!({})), Auth::Signature).await;
+    let (_, first) = t
+        .post_kajabi(
+            &lifecycle("canceled", &id, &email, json!({})),
+            Auth::Signature,
+        )
+        .await;
     assert_eq!(first["status"], "failed");
     // After the purchase, Kajabi's retry of the same event is applied.
-    let (_, bought) = t.post_kajabi(&purchase(&t.id("buy"), &email, "off_456"), Auth::Signature).await;
+    let (_, bought) = t
+        .post_kajabi(&purchase(&t.id("buy"), &email, "off_456"), Auth::Signature)
+        .await;
     assert_eq!(bought["status"], "processed");
-    let (_, retry) = t.post_kajabi(&lifecycle("canceled", &id, &email, json!({})), Auth::Signature).await;
+    let (_, retry) = t
+        .post_kajabi(
+            &lifecycle("canceled", &id, &email, json!({})),
+            Auth::Signature,
+        )
+        .await;
     assert_eq!(retry["status"], "processed", "{retry}");
     let snap = t.snapshot().await;
-    assert_eq!(get_s(snap.event("kajabi", &id).unwrap(), "status"), Some("processed"));
+    assert_eq!(
+        get_s(snap.event("kajabi", &id).unwrap(), "status"),
+        Some("processed")
+    );
 }
 
 #[tokio::test]
 async fn existing_email_is_linked_and_keeps_its_password() {
     let t = TestStack::start().await;
     let email = t.email("linked");
-    t.post_kajabi(&purchase(&t.id("first"), &email, "off_456"), Auth::Signature).await;
+    t.post_kajabi(
+        &purchase(&t.id("first"), &email, "off_456"),
+        Auth::Signature,
+    )
+    .await;
     let (token, _) = t.wait_emails(&email, 1).await[0].setup_link().unwrap();
-    let (status, _) = t.post_json("/account/setup-password", &json!({"email": email, "token": token, "password": "correct horse battery"})).await;
+    let (status, _) = t
+        .post_json(
+            "/account/setup-password",
+            &json!({"email": email, "token": token, "password": "correct horse battery"}),
+        )
+        .await;
     assert_eq!(status, 200);
     let before = t.snapshot().await;
-    let hash_before = get_s(before.user_by_email(&email).unwrap(), "password_hash").unwrap().to_string();
+    let hash_before = get_s(before.user_by_email(&email).unwrap(), "password_hash")
+        .unwrap()
+        .to_string();
 
-    let (_, second) = t.post_kajabi(&purchase(&t.id("second"), &email, "2150"), Auth::Signature).await;
+    let (_, second) = t
+        .post_kajabi(&purchase(&t.id("second"), &email, "2150"), Auth::Signature)
+        .await;
     assert_eq!(second["status"], "processed");
     let admin = t.wait_emails(&t.admin, 2).await;
-    assert!(admin.iter().any(|m| m.subject.starts_with("Existing user linked")));
+    assert!(admin
+        .iter()
+        .any(|m| m.subject.starts_with("Existing user linked")));
     let after = t.snapshot().await;
     assert_eq!(after.users().len(), 1);
     let user = after.user_by_email(&email).unwrap();
     assert_eq!(get_s(user, "password_hash"), Some(hash_before.as_str()));
     assert_eq!(get_bool(user, "is_active"), Some(true));
-    assert_eq!(after.jobs_to(&email).len(), 1, "an active member gets no new welcome");
+    assert_eq!(
+        after.jobs_to(&email).len(),
+        1,
+        "an active member gets no new welcome"
+    );
 }
 
 #[tokio::test]
 async fn cancel_renew_expire_lifecycle() {
     let t = TestStack::start().await;
     let email = t.email("life");
-    t.post_kajabi(&purchase(&t.id("buy"), &email, "off_456"), Auth::Signature).await;
+    t.post_kajabi(&purchase(&t.id("buy"), &email, "off_456"), Auth::Signature)
+        .await;
     let sub_state = |snap: &gatehouse_local::inspect::Snapshot| {
         let user = snap.user_by_email(&email).unwrap();
         let subs = snap.subscriptions_of(get_s(user, "user_id").unwrap());
-        (get_s(subs[0], "state").unwrap().to_string(), get_s(subs[0], "access_until").map(str::to_string), get_s(subs[0], "period_end").map(str::to_string))
+        (
+            get_s(subs[0], "state").unwrap().to_string(),
+            get_s(subs[0], "access_until").map(str::to_string),
+            get_s(subs[0], "period_end").map(str::to_string),
+        )
     };
     let (_, bought_period_end) = {
         let s = sub_state(&t.snapshot().await);
@@ -233,20 +364,38 @@ async fn cancel_renew_expire_lifecycle() {
     };
 
     // Cancel without a date: access until the plan period end.
-    let (_, c) = t.post_kajabi(&lifecycle("canceled", &t.id("c1"), &email, json!({})), Auth::Signature).await;
+    let (_, c) = t
+        .post_kajabi(
+            &lifecycle("canceled", &t.id("c1"), &email, json!({})),
+            Auth::Signature,
+        )
+        .await;
     assert_eq!(c["status"], "processed");
     let (state, until, _) = sub_state(&t.snapshot().await);
     assert_eq!(state, "canceled");
     assert_eq!(until, bought_period_end);
 
     // Renew: active again.
-    let (_, r) = t.post_kajabi(&lifecycle("renewed", &t.id("r1"), &email, json!({})), Auth::Signature).await;
+    let (_, r) = t
+        .post_kajabi(
+            &lifecycle("renewed", &t.id("r1"), &email, json!({})),
+            Auth::Signature,
+        )
+        .await;
     assert_eq!(r["status"], "processed");
     assert_eq!(sub_state(&t.snapshot().await).0, "active");
 
     // Cancel with the payload's end date.
     let (_, c2) = t
-        .post_kajabi(&lifecycle("canceled", &t.id("c2"), &email, json!({"subscription": {"end_date": "2031-02-03T00:00:00Z"}})), Auth::Signature)
+        .post_kajabi(
+            &lifecycle(
+                "canceled",
+                &t.id("c2"),
+                &email,
+                json!({"subscription": {"end_date": "2031-02-03T00:00:00Z"}}),
+            ),
+            Auth::Signature,
+        )
         .await;
     assert_eq!(c2["status"], "processed");
     let (state, until, _) = sub_state(&t.snapshot().await);
@@ -254,7 +403,12 @@ async fn cancel_renew_expire_lifecycle() {
     assert_eq!(until.as_deref(), Some("2031-02-03T00:00:00.000Z"));
 
     // Expire: no access.
-    let (_, e) = t.post_kajabi(&lifecycle("expired", &t.id("e1"), &email, json!({})), Auth::Signature).await;
+    let (_, e) = t
+        .post_kajabi(
+            &lifecycle("expired", &t.id("e1"), &email, json!({})),
+            Auth::Signature,
+        )
+        .await;
     assert_eq!(e["status"], "processed");
     let (state, until, _) = sub_state(&t.snapshot().await);
     assert_eq!(state, "expired");
@@ -264,9 +418,20 @@ async fn cancel_renew_expire_lifecycle() {
     // Member notices: welcome, two cancels, expiry.
     let emails = t.wait_emails(&email, 4).await;
     let subjects: Vec<&str> = emails.iter().map(|m| m.subject.as_str()).collect();
-    assert_eq!(subjects.iter().filter(|s| s.contains("canceled")).count(), 2, "{subjects:?}");
-    assert_eq!(subjects.iter().filter(|s| s.contains("expired")).count(), 1, "{subjects:?}");
-    let cancel = emails.iter().find(|m| m.body.contains("February 3, 2031")).expect("cancel notice names the end date");
+    assert_eq!(
+        subjects.iter().filter(|s| s.contains("canceled")).count(),
+        2,
+        "{subjects:?}"
+    );
+    assert_eq!(
+        subjects.iter().filter(|s| s.contains("expired")).count(),
+        1,
+        "{subjects:?}"
+    );
+    let cancel = emails
+        .iter()
+        .find(|m| m.body.contains("February 3, 2031"))
+        .expect("cancel notice names the end date");
     assert!(cancel.subject.contains("canceled"));
 }
 
@@ -274,19 +439,45 @@ async fn cancel_renew_expire_lifecycle() {
 async fn an_older_event_is_superseded() {
     let t = TestStack::start().await;
     let email = t.email("order");
-    t.post_kajabi(&purchase(&t.id("buy"), &email, "off_456"), Auth::Signature).await;
+    t.post_kajabi(&purchase(&t.id("buy"), &email, "off_456"), Auth::Signature)
+        .await;
     let (_, newer) = t
-        .post_kajabi(&lifecycle("expired", &t.id("new"), &email, json!({"created_at": "2030-01-02T00:00:00Z"})), Auth::Signature)
+        .post_kajabi(
+            &lifecycle(
+                "expired",
+                &t.id("new"),
+                &email,
+                json!({"created_at": "2030-01-02T00:00:00Z"}),
+            ),
+            Auth::Signature,
+        )
         .await;
     assert_eq!(newer["status"], "processed");
     let (_, older) = t
-        .post_kajabi(&lifecycle("renewed", &t.id("old"), &email, json!({"created_at": "2030-01-01T00:00:00Z"})), Auth::Signature)
+        .post_kajabi(
+            &lifecycle(
+                "renewed",
+                &t.id("old"),
+                &email,
+                json!({"created_at": "2030-01-01T00:00:00Z"}),
+            ),
+            Auth::Signature,
+        )
         .await;
     assert_eq!(older["status"], "superseded", "{older}");
     let snap = t.snapshot().await;
     let user = snap.user_by_email(&email).unwrap();
-    assert_eq!(get_s(snap.subscriptions_of(get_s(user, "user_id").unwrap())[0], "state"), Some("expired"));
-    assert_eq!(get_s(snap.event("kajabi", &t.id("old")).unwrap(), "status"), Some("superseded"));
+    assert_eq!(
+        get_s(
+            snap.subscriptions_of(get_s(user, "user_id").unwrap())[0],
+            "state"
+        ),
+        Some("expired")
+    );
+    assert_eq!(
+        get_s(snap.event("kajabi", &t.id("old")).unwrap(), "status"),
+        Some("superseded")
+    );
 }
 
 #[tokio::test]
@@ -299,8 +490,14 @@ async fn twenty_concurrent_identical_deliveries_have_one_effect() {
         let body = body.clone();
         let url = t.url("/webhooks/kajabi");
         async move {
-            let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
-            let sig = gatehouse::signature::hmac_sha256_hex(gatehouse_e2e::KAJABI_SECRET.as_bytes(), body.as_bytes());
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap();
+            let sig = gatehouse::signature::hmac_sha256_hex(
+                gatehouse_e2e::KAJABI_SECRET.as_bytes(),
+                body.as_bytes(),
+            );
             let r = client
                 .post(url)
                 .header("content-type", "application/json")
@@ -310,28 +507,50 @@ async fn twenty_concurrent_identical_deliveries_have_one_effect() {
                 .await
                 .unwrap();
             let status = r.status().as_u16();
-            (status, r.json::<serde_json::Value>().await.unwrap_or_default())
+            (
+                status,
+                r.json::<serde_json::Value>().await.unwrap_or_default(),
+            )
         }
     }))
     .await;
-    let processed = results.iter().filter(|(s, b)| *s == 200 && b["status"] == "processed").count();
-    let duplicates = results.iter().filter(|(s, b)| *s == 200 && b["status"] == "duplicate").count();
+    let processed = results
+        .iter()
+        .filter(|(s, b)| *s == 200 && b["status"] == "processed")
+        .count();
+    let duplicates = results
+        .iter()
+        .filter(|(s, b)| *s == 200 && b["status"] == "duplicate")
+        .count();
     assert_eq!(processed, 1, "{results:?}");
-    assert_eq!(processed + duplicates, 20, "every delivery answered 200: {results:?}");
+    assert_eq!(
+        processed + duplicates,
+        20,
+        "every delivery answered 200: {results:?}"
+    );
 
     t.wait_emails(&email, 1).await;
     t.wait_emails(&t.admin, 1).await;
     let snap = t.snapshot().await;
     assert_eq!(snap.users().len(), 1);
     let user = snap.user_by_email(&email).unwrap();
-    assert_eq!(snap.subscriptions_of(get_s(user, "user_id").unwrap()).len(), 1);
+    assert_eq!(
+        snap.subscriptions_of(get_s(user, "user_id").unwrap()).len(),
+        1
+    );
     assert_eq!(snap.jobs_to(&email).len(), 1);
     // Duplicates re-enqueue the pending job; the sender must still send it once.
-    gatehouse_e2e::eventually("queue drained", std::time::Duration::from_secs(20), || async {
-        (t.queue_depth(&t.stack.queue_url).await == 0).then_some(())
-    })
+    gatehouse_e2e::eventually(
+        "queue drained",
+        std::time::Duration::from_secs(20),
+        || async { (t.queue_depth(&t.stack.queue_url).await == 0).then_some(()) },
+    )
     .await;
-    assert_eq!(t.emails_to(&email).await.len(), 1, "exactly one SES message to the member");
+    assert_eq!(
+        t.emails_to(&email).await.len(),
+        1,
+        "exactly one SES message to the member"
+    );
     assert_eq!(t.emails_to(&t.admin).await.len(), 1);
 }
 
@@ -354,14 +573,27 @@ async fn malformed_base64_event_is_a_400_through_the_lambda_glue() {
     // A well-formed base64 body passes through to the handler (401: unsigned).
     let ok = json!({"rawPath": "/webhooks/kajabi", "body": "e30=", "isBase64Encoded": true,
         "requestContext": {"http": {"method": "POST"}}});
-    assert_eq!(gatehouse::lambda::handle_api_gateway_event(&function, ok).await["statusCode"], 401);
+    assert_eq!(
+        gatehouse::lambda::handle_api_gateway_event(&function, ok).await["statusCode"],
+        401
+    );
 }
 
 #[tokio::test]
 async fn unknown_paths_get_404() {
     let t = TestStack::start().await;
-    let r = t.http.post(t.url("/webhooks/nope")).body("{}").send().await.unwrap();
+    let r = t
+        .http
+        .post(t.url("/webhooks/nope"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 404);
     let r = t.http.get(t.url("/webhooks/kajabi")).send().await.unwrap();
-    assert_eq!(r.status().as_u16(), 404, "only the declared method is routed");
+    assert_eq!(
+        r.status().as_u16(),
+        404,
+        "only the declared method is routed"
+    );
 }

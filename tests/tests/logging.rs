@@ -32,19 +32,39 @@ async fn logs_carry_outcomes_but_no_secrets_or_pii() {
     let t = TestStack::start().await;
     let email = t.email("private.person");
     let body = purchase(&t.id("evt"), &email, "off_456");
-    let signature = gatehouse::signature::hmac_sha256_hex(KAJABI_SECRET.as_bytes(), body.as_bytes());
+    let signature =
+        gatehouse::signature::hmac_sha256_hex(KAJABI_SECRET.as_bytes(), body.as_bytes());
     t.post_kajabi(&body, Auth::Signature).await;
     t.post_kajabi(&body, Auth::Token(URL_TOKENS[0])).await;
     t.post_kajabi(&body, Auth::Token("wrong-token-value")).await;
     let (token, _) = t.wait_emails(&email, 1).await[0].setup_link().unwrap();
     let password = "my very secret password";
-    t.post_json("/account/setup-password", &json!({"email": email, "token": token, "password": password})).await;
-    t.post_json("/account/resend-setup-email", &json!({"email": email})).await;
+    t.post_json(
+        "/account/setup-password",
+        &json!({"email": email, "token": token, "password": password}),
+    )
+    .await;
+    t.post_json("/account/resend-setup-email", &json!({"email": email}))
+        .await;
 
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
-    assert!(logs.contains("webhook processed"), "outcomes are logged: {logs}");
+    assert!(
+        logs.contains("webhook processed"),
+        "outcomes are logged: {logs}"
+    );
     assert!(logs.contains("event_key"), "log lines carry the event key");
-    for secret in [KAJABI_SECRET, URL_TOKENS[0], "wrong-token-value", TOKEN_KEY, &signature, &token, password, &email, "private.person", "Lovelace"] {
+    for secret in [
+        KAJABI_SECRET,
+        URL_TOKENS[0],
+        "wrong-token-value",
+        TOKEN_KEY,
+        &signature,
+        &token,
+        password,
+        &email,
+        "private.person",
+        "Lovelace",
+    ] {
         assert!(!logs.contains(secret), "logs contain {secret:?}");
     }
 }

@@ -9,7 +9,10 @@ use gatehouse_local::template::SamTemplate;
 use serde_yaml::Value;
 
 fn template() -> Value {
-    serde_yaml::from_str(&std::fs::read_to_string(workspace_root().join("infra/template.yaml")).unwrap()).unwrap()
+    serde_yaml::from_str(
+        &std::fs::read_to_string(workspace_root().join("infra/template.yaml")).unwrap(),
+    )
+    .unwrap()
 }
 
 fn resources(t: &Value) -> Vec<(String, &Value)> {
@@ -22,7 +25,10 @@ fn resources(t: &Value) -> Vec<(String, &Value)> {
 }
 
 fn of_type<'a>(t: &'a Value, ty: &str) -> Vec<(String, &'a Value)> {
-    resources(t).into_iter().filter(|(_, r)| r["Type"].as_str() == Some(ty)).collect()
+    resources(t)
+        .into_iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some(ty))
+        .collect()
 }
 
 /// Every string under a node, through CloudFormation tags.
@@ -46,7 +52,12 @@ fn no_wildcards_in_any_policy() {
     for (id, function) in of_type(&t, "AWS::Serverless::Function") {
         let policies = &function["Properties"]["Policies"];
         assert!(!policies.is_null(), "{id} has no policy of its own");
-        for statement in policies.as_sequence().unwrap().iter().flat_map(|p| p["Statement"].as_sequence().cloned().unwrap_or_default()) {
+        for statement in policies
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["Statement"].as_sequence().cloned().unwrap_or_default())
+        {
             for field in ["Action", "Resource"] {
                 let mut values = Vec::new();
                 strings(&statement[field], &mut values);
@@ -68,8 +79,15 @@ fn one_function_per_crate() {
     let mut binaries: Vec<String> = functions
         .iter()
         .map(|(id, f)| {
-            assert_eq!(f["Metadata"]["BuildMethod"].as_str(), Some("rust-cargolambda"), "{id}");
-            f["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap().to_string()
+            assert_eq!(
+                f["Metadata"]["BuildMethod"].as_str(),
+                Some("rust-cargolambda"),
+                "{id}"
+            );
+            f["Metadata"]["BuildProperties"]["Binary"]
+                .as_str()
+                .unwrap()
+                .to_string()
         })
         .collect();
     binaries.sort();
@@ -78,10 +96,22 @@ fn one_function_per_crate() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     crates.sort();
-    assert_eq!(binaries, crates, "each function crate is one template function and vice versa");
+    assert_eq!(
+        binaries, crates,
+        "each function crate is one template function and vice versa"
+    );
     for name in &crates {
-        let manifest = std::fs::read_to_string(Path::new(&workspace_root()).join("functions").join(name).join("Cargo.toml")).unwrap();
-        assert!(manifest.contains(&format!("name = \"{name}\"")), "{name}'s package and binary carry its name");
+        let manifest = std::fs::read_to_string(
+            Path::new(&workspace_root())
+                .join("functions")
+                .join(name)
+                .join("Cargo.toml"),
+        )
+        .unwrap();
+        assert!(
+            manifest.contains(&format!("name = \"{name}\"")),
+            "{name}'s package and binary carry its name"
+        );
     }
     let globals = &t["Globals"]["Function"];
     assert_eq!(globals["Runtime"].as_str(), Some("provided.al2023"));
@@ -97,27 +127,38 @@ fn table_is_retained_with_pitr() {
     let table = tables[0].1;
     assert_eq!(table["DeletionPolicy"].as_str(), Some("Retain"));
     assert_eq!(table["UpdateReplacePolicy"].as_str(), Some("Retain"));
-    assert_eq!(table["Properties"]["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(), Some(true));
+    assert_eq!(
+        table["Properties"]["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"]
+            .as_bool(),
+        Some(true)
+    );
 }
 
 #[test]
 fn dlq_has_an_alarm_and_every_function_has_log_retention() {
     let t = template();
-    let dlq_alarm = of_type(&t, "AWS::CloudWatch::Alarm").into_iter().any(|(_, a)| {
-        let mut values = Vec::new();
-        strings(&a["Properties"]["Dimensions"], &mut values);
-        values.iter().any(|v| v.starts_with("EmailDLQ."))
-    });
+    let dlq_alarm = of_type(&t, "AWS::CloudWatch::Alarm")
+        .into_iter()
+        .any(|(_, a)| {
+            let mut values = Vec::new();
+            strings(&a["Properties"]["Dimensions"], &mut values);
+            values.iter().any(|v| v.starts_with("EmailDLQ."))
+        });
     assert!(dlq_alarm, "an alarm watches the DLQ");
     let logs = of_type(&t, "AWS::Logs::LogGroup");
     for (id, _) in of_type(&t, "AWS::Serverless::Function") {
         let group = logs.iter().find(|(_, g)| {
             let mut values = Vec::new();
             strings(&g["Properties"]["LogGroupName"], &mut values);
-            values.iter().any(|v| v == &format!("/aws/lambda/${{{id}}}"))
+            values
+                .iter()
+                .any(|v| v == &format!("/aws/lambda/${{{id}}}"))
         });
         let (_, group) = group.unwrap_or_else(|| panic!("{id} has no explicit log group"));
-        assert!(!group["Properties"]["RetentionInDays"].is_null(), "{id}'s log group has retention");
+        assert!(
+            !group["Properties"]["RetentionInDays"].is_null(),
+            "{id}'s log group has retention"
+        );
     }
 }
 
@@ -125,7 +166,11 @@ fn dlq_has_an_alarm_and_every_function_has_log_retention() {
 fn secrets_are_noecho_parameters() {
     let t = template();
     for name in ["KajabiWebhookSecret", "KajabiUrlTokens", "TokenSigningKey"] {
-        assert_eq!(t["Parameters"][name]["NoEcho"].as_bool(), Some(true), "{name}");
+        assert_eq!(
+            t["Parameters"][name]["NoEcho"].as_bool(),
+            Some(true),
+            "{name}"
+        );
     }
 }
 
@@ -152,18 +197,54 @@ async fn changing_the_template_changes_the_local_table() {
     };
     let from = gatehouse::domain::Email::parse("noreply@gatehouse.example").unwrap();
     bootstrap(&clients, &changed, &names, &from).await.unwrap();
-    let table = clients.dynamodb.describe_table().table_name(&names.table).send().await.unwrap().table.unwrap();
-    let keys: Vec<&str> = table.key_schema().iter().map(|k| k.attribute_name()).collect();
+    let table = clients
+        .dynamodb
+        .describe_table()
+        .table_name(&names.table)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    let keys: Vec<&str> = table
+        .key_schema()
+        .iter()
+        .map(|k| k.attribute_name())
+        .collect();
     assert_eq!(keys, vec!["pk", "sort_key"]);
-    let indexes: Vec<&str> = table.global_secondary_indexes().iter().filter_map(|i| i.index_name()).collect();
+    let indexes: Vec<&str> = table
+        .global_secondary_indexes()
+        .iter()
+        .filter_map(|i| i.index_name())
+        .collect();
     assert_eq!(indexes, vec!["by_something_else"]);
 
     // And the shipped template gives the shipped layout, with the DLQ redrive.
     let shipped = SamTemplate::load(&workspace_root().join("infra/template.yaml")).unwrap();
-    let names2 = ResourceNames { table: format!("gh-template2-{run}"), queue: format!("gh-template2-{run}-q"), dlq: format!("gh-template2-{run}-dlq"), visibility_timeout_override: None };
+    let names2 = ResourceNames {
+        table: format!("gh-template2-{run}"),
+        queue: format!("gh-template2-{run}-q"),
+        dlq: format!("gh-template2-{run}-dlq"),
+        visibility_timeout_override: None,
+    };
     let made = bootstrap(&clients, &shipped, &names2, &from).await.unwrap();
-    let table = clients.dynamodb.describe_table().table_name(&names2.table).send().await.unwrap().table.unwrap();
-    assert_eq!(table.key_schema().iter().map(|k| k.attribute_name()).collect::<Vec<_>>(), vec!["pk", "sk"]);
+    let table = clients
+        .dynamodb
+        .describe_table()
+        .table_name(&names2.table)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    assert_eq!(
+        table
+            .key_schema()
+            .iter()
+            .map(|k| k.attribute_name())
+            .collect::<Vec<_>>(),
+        vec!["pk", "sk"]
+    );
     let attrs = clients
         .sqs
         .get_queue_attributes()
@@ -174,8 +255,13 @@ async fn changing_the_template_changes_the_local_table() {
         .unwrap()
         .attributes
         .unwrap();
-    let redrive = attrs.get(&aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy).unwrap();
+    let redrive = attrs
+        .get(&aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy)
+        .unwrap();
     assert!(redrive.contains(&names2.dlq), "{redrive}");
     let redrive: serde_json::Value = serde_json::from_str(redrive).unwrap();
-    assert_eq!(redrive["maxReceiveCount"].to_string().trim_matches('"'), "5");
+    assert_eq!(
+        redrive["maxReceiveCount"].to_string().trim_matches('"'),
+        "5"
+    );
 }

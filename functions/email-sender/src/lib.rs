@@ -43,7 +43,8 @@ impl EmailSender {
     }
 
     pub async fn handle(&self, event: SqsEvent) -> BatchResponse {
-        let results = futures::future::join_all(event.records.iter().map(|r| self.send_one(r))).await;
+        let results =
+            futures::future::join_all(event.records.iter().map(|r| self.send_one(r))).await;
         BatchResponse {
             batch_item_failures: event
                 .records

@@ -38,31 +38,75 @@ impl KajabiWebhook {
         let received_at = self.services.now();
 
         if !request.has_json_content_type() {
-            let delivery = Delivery::new(Provider::Kajabi, None, "unknown", &request.body, received_at);
-            let reason = format!("unsupported content type {}", request.header("content-type").unwrap_or("(none)"));
-            return self.record_rejection(&delivery, reason, reject::unsupported_media_type(request.header("content-type"))).await;
+            let delivery = Delivery::new(
+                Provider::Kajabi,
+                None,
+                "unknown",
+                &request.body,
+                received_at,
+            );
+            let reason = format!(
+                "unsupported content type {}",
+                request.header("content-type").unwrap_or("(none)")
+            );
+            return self
+                .record_rejection(
+                    &delivery,
+                    reason,
+                    reject::unsupported_media_type(request.header("content-type")),
+                )
+                .await;
         }
         let json: serde_json::Value = match serde_json::from_slice(&request.body) {
             Ok(json) => json,
             Err(e) => {
-                let delivery = Delivery::new(Provider::Kajabi, None, "unknown", &request.body, received_at);
-                return self.record_rejection(&delivery, format!("invalid JSON: {e}"), reject::invalid_json(&e)).await;
+                let delivery = Delivery::new(
+                    Provider::Kajabi,
+                    None,
+                    "unknown",
+                    &request.body,
+                    received_at,
+                );
+                return self
+                    .record_rejection(
+                        &delivery,
+                        format!("invalid JSON: {e}"),
+                        reject::invalid_json(&e),
+                    )
+                    .await;
             }
         };
         let event = KajabiEvent::from_json(&json);
-        let delivery = Delivery::new(Provider::Kajabi, event.event_id.clone(), event.event_type.clone(), &request.body, received_at);
+        let delivery = Delivery::new(
+            Provider::Kajabi,
+            event.event_id.clone(),
+            event.event_type.clone(),
+            &request.body,
+            received_at,
+        );
         match self.services.process_kajabi(&delivery, &event).await {
             Ok(outcome) => respond(&outcome),
             Err(e) => {
                 tracing::error!(request_id = %request.request_id, event_key = %delivery.key, outcome = "error", error = %e, "webhook not processed");
-                reject::unavailable("storage or queue is unavailable; the event was not applied and can be retried")
+                reject::unavailable(
+                    "storage or queue is unavailable; the event was not applied and can be retried",
+                )
             }
         }
     }
 
     /// Records an authenticated delivery that fails framing checks, then answers with the 4xx.
-    async fn record_rejection(&self, delivery: &Delivery, reason: String, response: ApiResponse) -> ApiResponse {
-        match self.services.record_terminal(delivery, EventStatus::Failed, Some(reason), None).await {
+    async fn record_rejection(
+        &self,
+        delivery: &Delivery,
+        reason: String,
+        response: ApiResponse,
+    ) -> ApiResponse {
+        match self
+            .services
+            .record_terminal(delivery, EventStatus::Failed, Some(reason), None)
+            .await
+        {
             Ok(_) => response,
             Err(e) => {
                 tracing::error!(event_key = %delivery.key, error = %e, "could not record rejected delivery");

@@ -37,7 +37,9 @@ impl ResendSetupEmail {
         };
         let email = match Email::parse(&body.email) {
             Ok(email) => email,
-            Err(e) => return ApiResponse::problem(400, "invalid-email", "Invalid email", e.to_string()),
+            Err(e) => {
+                return ApiResponse::problem(400, "invalid-email", "Invalid email", e.to_string())
+            }
         };
         match self.services.resend_setup_email(&email).await {
             Ok(outcome) => {

@@ -10,7 +10,8 @@ use gatehouse::service::Services;
 use serde::Deserialize;
 use serde_json::json;
 
-pub const INVALID_LINK: &str = "This setup link is invalid, already used or expired. Request a new link.";
+pub const INVALID_LINK: &str =
+    "This setup link is invalid, already used or expired. Request a new link.";
 
 #[derive(Deserialize)]
 struct SetupRequest {
@@ -35,13 +36,31 @@ impl SetupPassword {
         };
         let password = match Password::parse(body.password) {
             Ok(p) => p,
-            Err(e) => return ApiResponse::problem(400, "invalid-password", "Password not accepted", e.to_string()),
+            Err(e) => {
+                return ApiResponse::problem(
+                    400,
+                    "invalid-password",
+                    "Password not accepted",
+                    e.to_string(),
+                )
+            }
         };
-        let invalid_link = || ApiResponse::problem(400, "invalid-setup-link", "Invalid setup link", INVALID_LINK);
+        let invalid_link = || {
+            ApiResponse::problem(
+                400,
+                "invalid-setup-link",
+                "Invalid setup link",
+                INVALID_LINK,
+            )
+        };
         let Ok(email) = Email::parse(&body.email) else {
             return invalid_link();
         };
-        match self.services.setup_password(&email, body.token.trim(), password).await {
+        match self
+            .services
+            .setup_password(&email, body.token.trim(), password)
+            .await
+        {
             Ok(SetupOutcome::Activated { user_id }) => ApiResponse::json(
                 200,
                 &json!({"status": "activated", "user_id": user_id.as_str(), "email": email.as_str()}),

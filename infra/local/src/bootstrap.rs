@@ -59,7 +59,10 @@ pub fn create_table_request(
     client: &aws_sdk_dynamodb::Client,
     spec: &TableSpec,
     name: &str,
-) -> Result<aws_sdk_dynamodb::operation::create_table::builders::CreateTableFluentBuilder, BootstrapError> {
+) -> Result<
+    aws_sdk_dynamodb::operation::create_table::builders::CreateTableFluentBuilder,
+    BootstrapError,
+> {
     let mut request = client
         .create_table()
         .table_name(name)
@@ -79,7 +82,11 @@ pub fn create_table_request(
             GlobalSecondaryIndex::builder()
                 .index_name(&index.name)
                 .set_key_schema(Some(key_schema(&index.keys)?))
-                .projection(Projection::builder().projection_type(ProjectionType::from(index.projection.as_str())).build())
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::from(index.projection.as_str()))
+                        .build(),
+                )
                 .build()
                 .map_err(aws("global secondary index"))?,
         );
@@ -87,9 +94,17 @@ pub fn create_table_request(
     Ok(request)
 }
 
-pub async fn bootstrap(clients: &AwsClients, template: &SamTemplate, names: &ResourceNames, from_email: &Email) -> Result<Bootstrapped, BootstrapError> {
+pub async fn bootstrap(
+    clients: &AwsClients,
+    template: &SamTemplate,
+    names: &ResourceNames,
+    from_email: &Email,
+) -> Result<Bootstrapped, BootstrapError> {
     // Table
-    match create_table_request(&clients.dynamodb, &template.table, &names.table)?.send().await {
+    match create_table_request(&clients.dynamodb, &template.table, &names.table)?
+        .send()
+        .await
+    {
         Ok(_) => {
             if let Some(ttl) = &template.table.ttl_attribute {
                 // moto records TTL but never enforces it; the code never relies on it.
@@ -97,12 +112,20 @@ pub async fn bootstrap(clients: &AwsClients, template: &SamTemplate, names: &Res
                     .dynamodb
                     .update_time_to_live()
                     .table_name(&names.table)
-                    .time_to_live_specification(TimeToLiveSpecification::builder().attribute_name(ttl).enabled(true).build().map_err(aws("ttl"))?)
+                    .time_to_live_specification(
+                        TimeToLiveSpecification::builder()
+                            .attribute_name(ttl)
+                            .enabled(true)
+                            .build()
+                            .map_err(aws("ttl"))?,
+                    )
                     .send()
                     .await;
             }
         }
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => {}
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_in_use_exception()) => {}
         Err(e) => return Err(aws("create table")(e)),
     }
 
@@ -133,17 +156,36 @@ pub async fn bootstrap(clients: &AwsClients, template: &SamTemplate, names: &Res
         QueueAttributeName::RedrivePolicy,
         serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive.to_string()}).to_string(),
     );
-    if let Some(visibility) = names.visibility_timeout_override.or(main.visibility_timeout) {
-        create = create.attributes(QueueAttributeName::VisibilityTimeout, visibility.to_string());
+    if let Some(visibility) = names
+        .visibility_timeout_override
+        .or(main.visibility_timeout)
+    {
+        create = create.attributes(
+            QueueAttributeName::VisibilityTimeout,
+            visibility.to_string(),
+        );
     }
-    let queue_url = create.send().await.map_err(aws("create queue"))?.queue_url.unwrap_or_default();
+    let queue_url = create
+        .send()
+        .await
+        .map_err(aws("create queue"))?
+        .queue_url
+        .unwrap_or_default();
     let _ = dlq;
 
     // SES sender identity (moto verifies it at once).
     if template.has_sender_identity {
-        match clients.ses.create_email_identity().email_identity(from_email.as_str()).send().await {
+        match clients
+            .ses
+            .create_email_identity()
+            .email_identity(from_email.as_str())
+            .send()
+            .await
+        {
             Ok(_) => {}
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_already_exists_exception()) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_already_exists_exception()) => {}
             Err(e) => return Err(aws("create SES identity")(e)),
         }
     }

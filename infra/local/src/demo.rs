@@ -59,7 +59,12 @@ impl<'a> Demo<'a> {
         let _ = writeln!(self.log, "{}", line.as_ref());
     }
 
-    async fn post(&self, path_and_query: &str, body: &Value, signed: bool) -> Result<(u16, Value), DemoError> {
+    async fn post(
+        &self,
+        path_and_query: &str,
+        body: &Value,
+        signed: bool,
+    ) -> Result<(u16, Value), DemoError> {
         let raw = body.to_string();
         let mut request = self
             .http
@@ -67,8 +72,17 @@ impl<'a> Demo<'a> {
             .header("content-type", "application/json")
             .body(raw.clone());
         if signed {
-            let secret = self.stack.services.settings.kajabi_webhook_secret.as_ref().ok_or_else(|| DemoError::Io("KAJABI_WEBHOOK_SECRET is not set".into()))?;
-            request = request.header("x-kajabi-signature", hmac_sha256_hex(secret.expose().as_bytes(), raw.as_bytes()));
+            let secret = self
+                .stack
+                .services
+                .settings
+                .kajabi_webhook_secret
+                .as_ref()
+                .ok_or_else(|| DemoError::Io("KAJABI_WEBHOOK_SECRET is not set".into()))?;
+            request = request.header(
+                "x-kajabi-signature",
+                hmac_sha256_hex(secret.expose().as_bytes(), raw.as_bytes()),
+            );
         }
         let response = request.send().await.map_err(io)?;
         let status = response.status().as_u16();
@@ -77,11 +91,20 @@ impl<'a> Demo<'a> {
     }
 
     async fn emails_to(&self, address: &str) -> Result<Vec<SentEmail>, DemoError> {
-        Ok(sent_emails(&self.stack.endpoint).await.map_err(io)?.into_iter().filter(|m| m.is_to(address)).collect())
+        Ok(sent_emails(&self.stack.endpoint)
+            .await
+            .map_err(io)?
+            .into_iter()
+            .filter(|m| m.is_to(address))
+            .collect())
     }
 
     /// Polls SES (moto) until `address` has `count` emails, or the deadline passes.
-    async fn wait_for_emails(&self, address: &str, count: usize) -> Result<Vec<SentEmail>, DemoError> {
+    async fn wait_for_emails(
+        &self,
+        address: &str,
+        count: usize,
+    ) -> Result<Vec<SentEmail>, DemoError> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let emails = self.emails_to(address).await?;
@@ -89,14 +112,22 @@ impl<'a> Demo<'a> {
                 return Ok(emails);
             }
             if Instant::now() > deadline {
-                return Err(DemoError::Check(format!("{address} has {} emails, expected {count} within 20 s", emails.len())));
+                return Err(DemoError::Check(format!(
+                    "{address} has {} emails, expected {count} within 20 s",
+                    emails.len()
+                )));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     async fn snapshot(&self) -> Result<Snapshot, DemoError> {
-        Snapshot::read(&self.stack.clients.dynamodb, self.stack.services.store.table()).await.map_err(DemoError::Io)
+        Snapshot::read(
+            &self.stack.clients.dynamodb,
+            self.stack.services.store.table(),
+        )
+        .await
+        .map_err(DemoError::Io)
     }
 
     pub async fn run(&mut self) -> Result<(), DemoError> {
@@ -112,7 +143,11 @@ impl<'a> Demo<'a> {
             .first()
             .map(|t| t.expose().to_string())
             .ok_or_else(|| DemoError::Io("KAJABI_URL_TOKENS is empty".into()))?;
-        self.say(format!("Gatehouse demo on {} (table {})", self.stack.base_url(), self.stack.services.store.table()));
+        self.say(format!(
+            "Gatehouse demo on {} (table {})",
+            self.stack.base_url(),
+            self.stack.services.store.table()
+        ));
 
         // 1. New member
         self.say("\n1. New member buys NSSA Annual (seed dialect, X-Kajabi-Signature)");
@@ -123,7 +158,10 @@ impl<'a> Demo<'a> {
         });
         let (status, body) = self.post("/webhooks/kajabi", &purchase, true).await?;
         self.say(format!("   -> {status} {body}"));
-        check(status == 200 && body["status"] == "processed", "new purchase is processed")?;
+        check(
+            status == 200 && body["status"] == "processed",
+            "new purchase is processed",
+        )?;
         self.wait_for_emails(&member, 1).await?;
 
         // 2. Existing member linked, through Kajabi's unsigned native hook.
@@ -138,22 +176,37 @@ impl<'a> Demo<'a> {
         let path = format!("/webhooks/kajabi?token={token}");
         let (status, body) = self.post(&path, &native, false).await?;
         self.say(format!("   -> {status} {body}"));
-        check(status == 200 && body["status"] == "processed", "existing member's purchase is processed")?;
+        check(
+            status == 200 && body["status"] == "processed",
+            "existing member's purchase is processed",
+        )?;
 
         // 3. Duplicate
         self.say("\n3. Kajabi retries that delivery");
         let (status, body) = self.post(&path, &native, false).await?;
         self.say(format!("   -> {status} {body}"));
-        check(status == 200 && body["status"] == "duplicate", "retry is a duplicate")?;
+        check(
+            status == 200 && body["status"] == "duplicate",
+            "retry is a duplicate",
+        )?;
 
         // 4. Password setup from the newest email.
-        self.say("\n4. The member opens the newest setup email that SES received and sets a password");
+        self.say(
+            "\n4. The member opens the newest setup email that SES received and sets a password",
+        );
         let emails = self.wait_for_emails(&member, 2).await?;
-        let links: Vec<(String, String)> = emails.iter().filter_map(SentEmail::setup_link).collect();
-        check(links.len() == 2, format!("two welcome emails with setup links, got {}", links.len()))?;
+        let links: Vec<(String, String)> =
+            emails.iter().filter_map(SentEmail::setup_link).collect();
+        check(
+            links.len() == 2,
+            format!("two welcome emails with setup links, got {}", links.len()),
+        )?;
         let (old_token, _) = links[0].clone();
         let (new_token, link_email) = links[1].clone();
-        check(link_email == member, "the link carries the normalized email")?;
+        check(
+            link_email == member,
+            "the link carries the normalized email",
+        )?;
         let (status, body) = self
             .post("/account/setup-password", &json!({"email": link_email, "token": old_token, "password": "correct horse battery"}), false)
             .await?;
@@ -163,7 +216,10 @@ impl<'a> Demo<'a> {
             .post("/account/setup-password", &json!({"email": link_email, "token": new_token, "password": "correct horse battery"}), false)
             .await?;
         self.say(format!("   newest link -> {status} {body}"));
-        check(status == 200 && body["status"] == "activated", "password setup activates the account")?;
+        check(
+            status == 200 && body["status"] == "activated",
+            "password setup activates the account",
+        )?;
         let (status, _) = self
             .post("/account/setup-password", &json!({"email": link_email, "token": new_token, "password": "another horse battery"}), false)
             .await?;
@@ -176,7 +232,10 @@ impl<'a> Demo<'a> {
             "member": {"id": format!("mem_{run}"), "email": member}, "offer": {"id": "off_456"}});
         let (status, body) = self.post("/webhooks/kajabi", &cancel, true).await?;
         self.say(format!("   -> {status} {body}"));
-        check(status == 200 && body["status"] == "processed", "cancel is processed")?;
+        check(
+            status == 200 && body["status"] == "processed",
+            "cancel is processed",
+        )?;
 
         // 6. Expiry
         self.say("\n6. The subscription expires");
@@ -184,14 +243,19 @@ impl<'a> Demo<'a> {
             "member": {"id": format!("mem_{run}"), "email": member}, "offer": {"id": "off_456"}});
         let (status, body) = self.post("/webhooks/kajabi", &expire, true).await?;
         self.say(format!("   -> {status} {body}"));
-        check(status == 200 && body["status"] == "processed", "expiry is processed")?;
+        check(
+            status == 200 && body["status"] == "processed",
+            "expiry is processed",
+        )?;
 
         // Summary and checks.
         let emails = self.wait_for_emails(&member, 4).await?;
         let admin_emails = self.wait_for_emails(&admin, admin_before + 2).await?;
         let snapshot = self.snapshot().await?;
         self.say("\n== Users");
-        let user = snapshot.user_by_email(&member).ok_or_else(|| DemoError::Check("member user exists".into()))?;
+        let user = snapshot
+            .user_by_email(&member)
+            .ok_or_else(|| DemoError::Check("member user exists".into()))?;
         self.say(format!("   {}", describe_user(user)));
         let user_id = get_s(user, "user_id").unwrap_or_default().to_string();
         self.say("== Subscriptions");
@@ -201,7 +265,11 @@ impl<'a> Demo<'a> {
         }
         self.say("== Emails as SES received them");
         for m in emails.iter().chain(admin_emails.iter().skip(admin_before)) {
-            self.say(format!("   to {} : {}", m.destinations.to.join(","), m.subject));
+            self.say(format!(
+                "   to {} : {}",
+                m.destinations.to.join(","),
+                m.subject
+            ));
         }
         self.say("== Event log");
         for e in snapshot.events() {
@@ -210,17 +278,54 @@ impl<'a> Demo<'a> {
             }
         }
 
-        check(snapshot.users().iter().filter(|u| get_s(u, "email") == Some(member.as_str())).count() == 1, "exactly one user for the member")?;
-        check(get_bool(user, "is_active") == Some(true), "the member is active")?;
-        check(subs.len() == 1 && get_s(subs[0], "state") == Some("expired"), "one subscription, now expired")?;
+        check(
+            snapshot
+                .users()
+                .iter()
+                .filter(|u| get_s(u, "email") == Some(member.as_str()))
+                .count()
+                == 1,
+            "exactly one user for the member",
+        )?;
+        check(
+            get_bool(user, "is_active") == Some(true),
+            "the member is active",
+        )?;
+        check(
+            subs.len() == 1 && get_s(subs[0], "state") == Some("expired"),
+            "one subscription, now expired",
+        )?;
         let subjects: Vec<&str> = emails.iter().map(|m| m.subject.as_str()).collect();
-        check(emails.len() == 4, format!("member got 4 emails (2 welcome, cancel, expiry), got {subjects:?}"))?;
-        check(subjects.iter().any(|s| s.contains("canceled")), "cancel notice sent")?;
-        check(subjects.iter().any(|s| s.contains("expired")), "expiry notice sent")?;
-        let admin_new: Vec<&SentEmail> = admin_emails.iter().skip(admin_before).filter(|m| m.subject.contains(&member)).collect();
+        check(
+            emails.len() == 4,
+            format!("member got 4 emails (2 welcome, cancel, expiry), got {subjects:?}"),
+        )?;
+        check(
+            subjects.iter().any(|s| s.contains("canceled")),
+            "cancel notice sent",
+        )?;
+        check(
+            subjects.iter().any(|s| s.contains("expired")),
+            "expiry notice sent",
+        )?;
+        let admin_new: Vec<&SentEmail> = admin_emails
+            .iter()
+            .skip(admin_before)
+            .filter(|m| m.subject.contains(&member))
+            .collect();
         check(admin_new.len() == 2, "admin got two notices for the member")?;
-        check(admin_new.iter().any(|m| m.subject.starts_with("New signup")), "admin got 'new signup'")?;
-        check(admin_new.iter().any(|m| m.subject.starts_with("Existing user linked")), "admin got 'existing user linked'")?;
+        check(
+            admin_new
+                .iter()
+                .any(|m| m.subject.starts_with("New signup")),
+            "admin got 'new signup'",
+        )?;
+        check(
+            admin_new
+                .iter()
+                .any(|m| m.subject.starts_with("Existing user linked")),
+            "admin got 'existing user linked'",
+        )?;
         self.say("\nAll demo checks passed.");
         Ok(())
     }

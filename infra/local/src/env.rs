@@ -52,12 +52,26 @@ mod tests {
         let text = std::fs::read_to_string(workspace_root().join("infra/local.env")).unwrap();
         let parsed = parse(&text);
         for key in [
-            "GATEHOUSE_ADDR", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-            "TABLE_NAME", "EMAIL_QUEUE_NAME", "EMAIL_DLQ_NAME", "KAJABI_WEBHOOK_SECRET", "KAJABI_URL_TOKENS",
-            "FROM_EMAIL", "ADMIN_EMAIL", "FRONTEND_URL", "TOKEN_SIGNING_KEY",
+            "GATEHOUSE_ADDR",
+            "AWS_ENDPOINT_URL",
+            "AWS_REGION",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "TABLE_NAME",
+            "EMAIL_QUEUE_NAME",
+            "EMAIL_DLQ_NAME",
+            "KAJABI_WEBHOOK_SECRET",
+            "KAJABI_URL_TOKENS",
+            "FROM_EMAIL",
+            "ADMIN_EMAIL",
+            "FRONTEND_URL",
+            "TOKEN_SIGNING_KEY",
         ] {
             assert!(parsed.contains_key(key), "infra/local.env lacks {key}");
         }
-        assert!(parsed["GATEHOUSE_ADDR"].starts_with("127.0.0.1:"), "local server must bind loopback only");
+        assert!(
+            parsed["GATEHOUSE_ADDR"].starts_with("127.0.0.1:"),
+            "local server must bind loopback only"
+        );
     }
 }

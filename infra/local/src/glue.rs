@@ -11,7 +11,12 @@ use tokio::sync::watch;
 
 /// Receives up to ten messages, runs the sender on them as one batch, and
 /// deletes the ones it did not report as failed. Returns how many it received.
-pub async fn pump_once(sqs: &aws_sdk_sqs::Client, queue_url: &str, sender: &EmailSender, wait_secs: i32) -> Result<usize, String> {
+pub async fn pump_once(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    sender: &EmailSender,
+    wait_secs: i32,
+) -> Result<usize, String> {
     let out = sqs
         .receive_message()
         .queue_url(queue_url)
@@ -34,7 +39,11 @@ pub async fn pump_once(sqs: &aws_sdk_sqs::Client, queue_url: &str, sender: &Emai
             .collect(),
     };
     let response = sender.handle(event).await;
-    let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
     let entries: Vec<DeleteMessageBatchRequestEntry> = messages
         .iter()
         .enumerate()
@@ -58,7 +67,12 @@ pub async fn pump_once(sqs: &aws_sdk_sqs::Client, queue_url: &str, sender: &Emai
     Ok(messages.len())
 }
 
-pub async fn run_email_pump(sqs: aws_sdk_sqs::Client, queue_url: String, sender: Arc<EmailSender>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run_email_pump(
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    sender: Arc<EmailSender>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
@@ -72,7 +86,11 @@ pub async fn run_email_pump(sqs: aws_sdk_sqs::Client, queue_url: String, sender:
     }
 }
 
-pub async fn run_schedule(every: Duration, sweeper: Arc<OutboxSweeper>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run_schedule(
+    every: Duration,
+    sweeper: Arc<OutboxSweeper>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut ticker = tokio::time::interval(every);
     ticker.tick().await;
     loop {

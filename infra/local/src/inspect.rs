@@ -33,7 +33,10 @@ impl Snapshot {
     }
 
     pub fn of_kind(&self, kind: &str) -> Vec<&Item> {
-        self.items.iter().filter(|i| get_s(i, "kind") == Some(kind)).collect()
+        self.items
+            .iter()
+            .filter(|i| get_s(i, "kind") == Some(kind))
+            .collect()
     }
 
     pub fn users(&self) -> Vec<&Item> {
@@ -41,7 +44,9 @@ impl Snapshot {
     }
 
     pub fn user_by_email(&self, email: &str) -> Option<&Item> {
-        self.users().into_iter().find(|u| get_s(u, "email") == Some(email))
+        self.users()
+            .into_iter()
+            .find(|u| get_s(u, "email") == Some(email))
     }
 
     pub fn subscriptions_of(&self, user_id: &str) -> Vec<&Item> {
@@ -52,7 +57,10 @@ impl Snapshot {
     }
 
     pub fn jobs_to(&self, email: &str) -> Vec<&Item> {
-        self.of_kind("OUTBOX").into_iter().filter(|j| get_s(j, "to") == Some(email)).collect()
+        self.of_kind("OUTBOX")
+            .into_iter()
+            .filter(|j| get_s(j, "to") == Some(email))
+            .collect()
     }
 
     pub fn events(&self) -> Vec<&Item> {
@@ -62,9 +70,9 @@ impl Snapshot {
     }
 
     pub fn event(&self, provider: &str, event_id: &str) -> Option<&Item> {
-        self.of_kind("EVENT")
-            .into_iter()
-            .find(|e| get_s(e, "provider") == Some(provider) && get_s(e, "event_id") == Some(event_id))
+        self.of_kind("EVENT").into_iter().find(|e| {
+            get_s(e, "provider") == Some(provider) && get_s(e, "event_id") == Some(event_id)
+        })
     }
 }
 
@@ -78,7 +86,9 @@ pub fn describe_user(u: &Item) -> String {
         get_bool(u, "is_active").unwrap_or(false),
         get_s(u, "auth_provider").unwrap_or("?"),
         meta.get("partner").map(String::as_str).unwrap_or("-"),
-        meta.get("kajabi_member_id").map(String::as_str).unwrap_or("-"),
+        meta.get("kajabi_member_id")
+            .map(String::as_str)
+            .unwrap_or("-"),
     )
 }
 
@@ -99,7 +109,9 @@ pub fn describe_event(e: &Item) -> String {
         get_s(e, "event_id").unwrap_or("?"),
         get_s(e, "event_type").unwrap_or("?"),
         get_s(e, "status").unwrap_or("?"),
-        get_s(e, "reason").map(|r| format!(" reason={r}")).unwrap_or_default(),
+        get_s(e, "reason")
+            .map(|r| format!(" reason={r}"))
+            .unwrap_or_default(),
         match get_list_s(e, "duplicate_body_hashes").len() {
             0 => String::new(),
             n => format!(" differing_redeliveries={n}"),

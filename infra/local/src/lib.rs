@@ -5,9 +5,10 @@
 
 pub mod bootstrap;
 pub mod demo;
-pub mod inspect;
 pub mod env;
+pub mod events;
 pub mod glue;
+pub mod inspect;
 pub mod moto;
 pub mod server;
 pub mod stack;

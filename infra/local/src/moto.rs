@@ -68,14 +68,23 @@ pub async fn ensure(endpoint: &str) -> Result<MotoGuard, MotoError> {
         .ok_or_else(|| MotoError::Start(endpoint.into(), "endpoint has no port".into()))?;
     let log_dir = crate::env::workspace_root().join(".moto");
     let _ = std::fs::create_dir_all(&log_dir);
-    let log = std::fs::File::create(log_dir.join(format!("moto-{port}.log"))).map_err(|e| MotoError::Start(endpoint.into(), e.to_string()))?;
+    let log = std::fs::File::create(log_dir.join(format!("moto-{port}.log")))
+        .map_err(|e| MotoError::Start(endpoint.into(), e.to_string()))?;
     let child = Command::new(moto_binary())
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdin(Stdio::null())
-        .stdout(log.try_clone().map_err(|e| MotoError::Start(endpoint.into(), e.to_string()))?)
+        .stdout(
+            log.try_clone()
+                .map_err(|e| MotoError::Start(endpoint.into(), e.to_string()))?,
+        )
         .stderr(log)
         .spawn()
-        .map_err(|e| MotoError::Start(endpoint.into(), format!("{e} (run `make setup` to install it)")))?;
+        .map_err(|e| {
+            MotoError::Start(
+                endpoint.into(),
+                format!("{e} (run `make setup` to install it)"),
+            )
+        })?;
     let guard = MotoGuard { child: Some(child) };
     let deadline = Duration::from_secs(30);
     let start = Instant::now();
@@ -106,7 +115,10 @@ pub struct Destinations {
 
 impl SentEmail {
     pub fn is_to(&self, address: &str) -> bool {
-        self.destinations.to.iter().any(|t| t.eq_ignore_ascii_case(address))
+        self.destinations
+            .to
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(address))
     }
 
     /// The setup token and email from the link in the body, if any.

@@ -22,7 +22,9 @@ pub struct RouteTable {
 
 impl RouteTable {
     pub fn new(routes: Vec<(Route, Arc<dyn HttpFunction>)>) -> Self {
-        Self { routes: Arc::new(routes) }
+        Self {
+            routes: Arc::new(routes),
+        }
     }
 
     fn find(&self, method: &str, path: &str) -> Option<&Arc<dyn HttpFunction>> {
@@ -39,7 +41,8 @@ impl RouteTable {
 
 fn into_http(response: ApiResponse) -> Response<Body> {
     let mut out = Response::new(Body::from(response.body));
-    *out.status_mut() = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *out.status_mut() =
+        StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     for (name, value) in response.headers {
         if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
             out.headers_mut().append(n, v);
@@ -53,7 +56,11 @@ fn into_http(response: ApiResponse) -> Response<Body> {
     out
 }
 
-async fn dispatch(State(table): State<RouteTable>, ConnectInfo(peer): ConnectInfo<SocketAddr>, request: Request<Body>) -> Response<Body> {
+async fn dispatch(
+    State(table): State<RouteTable>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request<Body>,
+) -> Response<Body> {
     let (parts, body) = request.into_parts();
     let method = parts.method.as_str().to_ascii_uppercase();
     let path = parts.uri.path().to_string();
@@ -67,7 +74,12 @@ async fn dispatch(State(table): State<RouteTable>, ConnectInfo(peer): ConnectInf
     let headers = parts
         .headers
         .iter()
-        .filter_map(|(k, v)| Some((k.as_str().to_ascii_lowercase(), v.to_str().ok()?.to_string())))
+        .filter_map(|(k, v)| {
+            Some((
+                k.as_str().to_ascii_lowercase(),
+                v.to_str().ok()?.to_string(),
+            ))
+        })
         .collect();
     let request = ApiRequest {
         method,

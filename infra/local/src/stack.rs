@@ -52,7 +52,8 @@ pub struct StackConfig {
 impl StackConfig {
     /// From the environment (`infra/local.env` loaded first by the binary).
     pub fn from_env() -> Result<Self, StackError> {
-        let var = |k: &str| std::env::var(k).map_err(|_| StackError::Settings(format!("{k} is not set")));
+        let var =
+            |k: &str| std::env::var(k).map_err(|_| StackError::Settings(format!("{k} is not set")));
         let settings = Settings::from_env().map_err(|e| StackError::Settings(e.to_string()))?;
         let addr: SocketAddr = var("GATEHOUSE_ADDR")?
             .parse()
@@ -98,7 +99,9 @@ fn http_function(binary: &str, services: &Services) -> Option<Arc<dyn HttpFuncti
     Some(match binary {
         "kajabi-webhook" => Arc::new(kajabi_webhook::KajabiWebhook::new(services.clone())),
         "setup-password" => Arc::new(setup_password::SetupPassword::new(services.clone())),
-        "resend-setup-email" => Arc::new(resend_setup_email::ResendSetupEmail::new(services.clone())),
+        "resend-setup-email" => {
+            Arc::new(resend_setup_email::ResendSetupEmail::new(services.clone()))
+        }
         _ => return None,
     })
 }
@@ -107,7 +110,13 @@ impl LocalStack {
     pub async fn start(config: StackConfig) -> Result<Self, StackError> {
         let template = SamTemplate::load(&config.template_path)?;
         let clients = AwsClients::for_endpoint(&config.endpoint, &config.region).await;
-        let resources = bootstrap(&clients, &template, &config.names, &config.settings.from_email).await?;
+        let resources = bootstrap(
+            &clients,
+            &template,
+            &config.names,
+            &config.settings.from_email,
+        )
+        .await?;
 
         let mut settings = config.settings;
         settings.table_name = resources.table.clone();
@@ -123,14 +132,20 @@ impl LocalStack {
         let mut sweep_rate = None;
         for function in &template.functions {
             for route in &function.routes {
-                let handler = http_function(&function.binary, &services).ok_or_else(|| StackError::UnknownFunction {
-                    route: format!("{} {}", route.method, route.path),
-                    binary: function.binary.clone(),
+                let handler = http_function(&function.binary, &services).ok_or_else(|| {
+                    StackError::UnknownFunction {
+                        route: format!("{} {}", route.method, route.path),
+                        binary: function.binary.clone(),
+                    }
                 })?;
                 routes.push((route.clone(), handler));
             }
             if function.binary == "outbox-sweeper" {
-                sweep_rate = function.schedule.as_deref().and_then(rate_seconds).map(Duration::from_secs);
+                sweep_rate = function
+                    .schedule
+                    .as_deref()
+                    .and_then(rate_seconds)
+                    .map(Duration::from_secs);
             }
         }
         let table = RouteTable::new(routes);
@@ -140,7 +155,9 @@ impl LocalStack {
         let listener = tokio::net::TcpListener::bind(config.addr)
             .await
             .map_err(|e| StackError::Bind(config.addr, e))?;
-        let addr = listener.local_addr().map_err(|e| StackError::Bind(config.addr, e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StackError::Bind(config.addr, e))?;
         let (shutdown, watcher) = watch::channel(false);
         let mut tasks = Vec::new();
 
@@ -168,8 +185,15 @@ impl LocalStack {
             )));
         }
         if config.run_schedules {
-            let every = config.sweep_every.or(sweep_rate).unwrap_or(Duration::from_secs(300));
-            tasks.push(tokio::spawn(crate::glue::run_schedule(every, Arc::clone(&sweeper), watcher.clone())));
+            let every = config
+                .sweep_every
+                .or(sweep_rate)
+                .unwrap_or(Duration::from_secs(300));
+            tasks.push(tokio::spawn(crate::glue::run_schedule(
+                every,
+                Arc::clone(&sweeper),
+                watcher.clone(),
+            )));
         }
 
         Ok(Self {

@@ -92,10 +92,14 @@ fn str_of(value: Option<&Value>) -> Option<String> {
 /// `!GetAtt X.Arn` or `Fn::GetAtt: [X, Arn]` -> X
 fn get_att_target(value: &Value) -> Option<String> {
     match value {
-        Value::Tagged(t) if t.tag == "!GetAtt" => str_of(Some(&t.value)).map(|s| s.split('.').next().unwrap_or_default().to_string()),
+        Value::Tagged(t) if t.tag == "!GetAtt" => {
+            str_of(Some(&t.value)).map(|s| s.split('.').next().unwrap_or_default().to_string())
+        }
         Value::Mapping(m) => m.get("Fn::GetAtt").and_then(|v| match v {
             Value::Sequence(parts) => str_of(parts.first()),
-            other => str_of(Some(other)).map(|s| s.split('.').next().unwrap_or_default().to_string()),
+            other => {
+                str_of(Some(other)).map(|s| s.split('.').next().unwrap_or_default().to_string())
+            }
         }),
         _ => None,
     }
@@ -138,7 +142,8 @@ impl SamTemplate {
             let props = resource.get("Properties");
             match str_of(resource.get("Type")).as_deref() {
                 Some("AWS::DynamoDB::Table") => {
-                    let p = props.ok_or_else(|| TemplateError::Shape(format!("{id} has no Properties")))?;
+                    let p = props
+                        .ok_or_else(|| TemplateError::Shape(format!("{id} has no Properties")))?;
                     if table.is_some() {
                         return Err(TemplateError::Shape("more than one table".into()));
                     }
@@ -149,7 +154,12 @@ impl SamTemplate {
                             .and_then(Value::as_sequence)
                             .map(|defs| {
                                 defs.iter()
-                                    .filter_map(|d| Some((str_of(d.get("AttributeName"))?, str_of(d.get("AttributeType"))?)))
+                                    .filter_map(|d| {
+                                        Some((
+                                            str_of(d.get("AttributeName"))?,
+                                            str_of(d.get("AttributeType"))?,
+                                        ))
+                                    })
                                     .collect()
                             })
                             .unwrap_or_default(),
@@ -172,7 +182,9 @@ impl SamTemplate {
                                     .collect()
                             })
                             .unwrap_or_default(),
-                        ttl_attribute: p.get("TimeToLiveSpecification").and_then(|t| str_of(t.get("AttributeName"))),
+                        ttl_attribute: p
+                            .get("TimeToLiveSpecification")
+                            .and_then(|t| str_of(t.get("AttributeName"))),
                     });
                 }
                 Some("AWS::SQS::Queue") => {
@@ -195,7 +207,11 @@ impl SamTemplate {
                         .get("Metadata")
                         .and_then(|m| m.get("BuildProperties"))
                         .and_then(|b| str_of(b.get("Binary")))
-                        .ok_or_else(|| TemplateError::Shape(format!("{id} has no Metadata.BuildProperties.Binary")))?;
+                        .ok_or_else(|| {
+                            TemplateError::Shape(format!(
+                                "{id} has no Metadata.BuildProperties.Binary"
+                            ))
+                        })?;
                     let mut spec = FunctionSpec {
                         logical_id: id.clone(),
                         binary,
@@ -203,7 +219,10 @@ impl SamTemplate {
                         queue: None,
                         schedule: None,
                     };
-                    if let Some(events) = props.and_then(|p| p.get("Events")).and_then(Value::as_mapping) {
+                    if let Some(events) = props
+                        .and_then(|p| p.get("Events"))
+                        .and_then(Value::as_mapping)
+                    {
                         for event in events.values() {
                             let ep = event.get("Properties");
                             match str_of(event.get("Type")).as_deref() {
@@ -218,9 +237,14 @@ impl SamTemplate {
                                         });
                                     }
                                 }
-                                Some("SQS") => spec.queue = ep.and_then(|p| p.get("Queue")).and_then(get_att_target),
+                                Some("SQS") => {
+                                    spec.queue =
+                                        ep.and_then(|p| p.get("Queue")).and_then(get_att_target)
+                                }
                                 Some("Schedule") | Some("ScheduleV2") => {
-                                    spec.schedule = ep.and_then(|p| str_of(p.get("Schedule").or(p.get("ScheduleExpression"))))
+                                    spec.schedule = ep.and_then(|p| {
+                                        str_of(p.get("Schedule").or(p.get("ScheduleExpression")))
+                                    })
                                 }
                                 _ => {}
                             }
@@ -247,7 +271,11 @@ impl SamTemplate {
             .iter()
             .find(|q| q.redrive.is_some())
             .ok_or_else(|| TemplateError::Shape("no queue with a RedrivePolicy".into()))?;
-        let dlq_id = main.redrive.as_ref().map(|(id, _)| id.clone()).unwrap_or_default();
+        let dlq_id = main
+            .redrive
+            .as_ref()
+            .map(|(id, _)| id.clone())
+            .unwrap_or_default();
         let dlq = self
             .queues
             .iter()
@@ -277,18 +305,40 @@ mod tests {
 
     #[test]
     fn parses_the_shipped_template() {
-        let t = SamTemplate::load(&crate::env::workspace_root().join("infra/template.yaml")).unwrap();
+        let t =
+            SamTemplate::load(&crate::env::workspace_root().join("infra/template.yaml")).unwrap();
         assert_eq!(t.table.keys[0].name, "pk");
         assert_eq!(t.table.global_indexes[0].name, "gsi1");
         let (main, dlq) = t.email_queues().unwrap();
         assert_eq!(main.redrive.as_ref().unwrap().0, dlq.logical_id);
         assert!(t.has_sender_identity);
-        let kajabi = t.functions.iter().find(|f| f.binary == "kajabi-webhook").unwrap();
-        assert_eq!(kajabi.routes, vec![Route { method: "POST".into(), path: "/webhooks/kajabi".into() }]);
-        let sender = t.functions.iter().find(|f| f.binary == "email-sender").unwrap();
+        let kajabi = t
+            .functions
+            .iter()
+            .find(|f| f.binary == "kajabi-webhook")
+            .unwrap();
+        assert_eq!(
+            kajabi.routes,
+            vec![Route {
+                method: "POST".into(),
+                path: "/webhooks/kajabi".into()
+            }]
+        );
+        let sender = t
+            .functions
+            .iter()
+            .find(|f| f.binary == "email-sender")
+            .unwrap();
         assert_eq!(sender.queue.as_deref(), Some(main.logical_id.as_str()));
-        let sweeper = t.functions.iter().find(|f| f.binary == "outbox-sweeper").unwrap();
-        assert_eq!(sweeper.schedule.as_deref().and_then(rate_seconds), Some(300));
+        let sweeper = t
+            .functions
+            .iter()
+            .find(|f| f.binary == "outbox-sweeper")
+            .unwrap();
+        assert_eq!(
+            sweeper.schedule.as_deref().and_then(rate_seconds),
+            Some(300)
+        );
     }
 
     #[test]

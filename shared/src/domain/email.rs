@@ -83,7 +83,10 @@ mod tests {
         assert_eq!(Email::parse("@example.com"), Err(EmailError::Shape));
         assert_eq!(Email::parse("a@localhost"), Err(EmailError::Shape));
         assert_eq!(Email::parse("a@.example.com"), Err(EmailError::Shape));
-        assert_eq!(Email::parse("a b@example.com"), Err(EmailError::InvalidCharacter));
+        assert_eq!(
+            Email::parse("a b@example.com"),
+            Err(EmailError::InvalidCharacter)
+        );
         let long = format!("{}@example.com", "a".repeat(250));
         assert_eq!(Email::parse(&long), Err(EmailError::TooLong));
     }

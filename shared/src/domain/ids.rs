@@ -111,7 +111,10 @@ impl EventKey {
     }
 
     pub fn from_body_hash(provider: Provider, body: &[u8]) -> Self {
-        Self::new(provider, format!("sha256:{}", hex::encode(Sha256::digest(body))))
+        Self::new(
+            provider,
+            format!("sha256:{}", hex::encode(Sha256::digest(body))),
+        )
     }
 
     pub fn provider(&self) -> Provider {
@@ -151,7 +154,12 @@ mod tests {
 
     #[test]
     fn provider_round_trips() {
-        for p in [Provider::Kajabi, Provider::Stripe, Provider::Paystack, Provider::Admin] {
+        for p in [
+            Provider::Kajabi,
+            Provider::Stripe,
+            Provider::Paystack,
+            Provider::Admin,
+        ] {
             assert_eq!(Provider::parse(p.as_str()), Some(p));
         }
         assert_eq!(Provider::parse("paypal"), None);

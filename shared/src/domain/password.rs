@@ -44,10 +44,16 @@ mod tests {
 
     #[test]
     fn enforces_length_in_characters() {
-        assert_eq!(Password::parse("short".into()).err(), Some(PasswordError::TooShort));
+        assert_eq!(
+            Password::parse("short".into()).err(),
+            Some(PasswordError::TooShort)
+        );
         assert!(Password::parse("exactly10!".into()).is_ok());
         assert!(Password::parse("é".repeat(128)).is_ok());
-        assert_eq!(Password::parse("x".repeat(129)).err(), Some(PasswordError::TooLong));
+        assert_eq!(
+            Password::parse("x".repeat(129)).err(),
+            Some(PasswordError::TooLong)
+        );
     }
 
     #[test]

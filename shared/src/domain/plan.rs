@@ -130,7 +130,9 @@ mod tests {
         assert_eq!(plan.id, "nssa_annual");
         assert_eq!(plan.partner.as_deref(), Some("NSSA"));
         assert_eq!(plan.period_days, Some(365));
-        assert!(catalog.for_product(Provider::Kajabi, "off_unknown").is_none());
+        assert!(catalog
+            .for_product(Provider::Kajabi, "off_unknown")
+            .is_none());
         assert!(catalog.for_product(Provider::Stripe, "off_456").is_none());
         assert!(catalog.get("forever").unwrap().lifetime);
     }

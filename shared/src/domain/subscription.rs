@@ -55,7 +55,9 @@ pub enum Transition {
     Purchase,
     Renew,
     /// `ends_at` is the provider's end date, when it sends one.
-    Cancel { ends_at: Option<DateTime<Utc>> },
+    Cancel {
+        ends_at: Option<DateTime<Utc>>,
+    },
     Expire,
 }
 
@@ -174,16 +176,24 @@ mod tests {
         assert_eq!(view.period_end, Some(at(1) + Duration::days(365)));
         let lifetime = Transition::Purchase.apply(None, &plan(true), at(1));
         assert_eq!(lifetime.access_until, None);
-        assert!(has_access(lifetime.state, lifetime.access_until, at(1) + Duration::days(5000)));
+        assert!(has_access(
+            lifetime.state,
+            lifetime.access_until,
+            at(1) + Duration::days(5000)
+        ));
     }
 
     #[test]
     fn cancel_keeps_access_until_payload_date_or_period_end() {
         let active = Transition::Purchase.apply(None, &plan(false), at(1));
-        let with_date = Transition::Cancel { ends_at: Some(at(20)) }.apply(Some(&active), &plan(false), at(2));
+        let with_date = Transition::Cancel {
+            ends_at: Some(at(20)),
+        }
+        .apply(Some(&active), &plan(false), at(2));
         assert_eq!(with_date.state, SubscriptionState::Canceled);
         assert_eq!(with_date.access_until, Some(at(20)));
-        let without = Transition::Cancel { ends_at: None }.apply(Some(&active), &plan(false), at(2));
+        let without =
+            Transition::Cancel { ends_at: None }.apply(Some(&active), &plan(false), at(2));
         assert_eq!(without.access_until, active.period_end);
         assert!(has_access(without.state, without.access_until, at(3)));
     }
@@ -191,7 +201,8 @@ mod tests {
     #[test]
     fn renew_extends_from_running_period_and_reactivates() {
         let active = Transition::Purchase.apply(None, &plan(false), at(1));
-        let canceled = Transition::Cancel { ends_at: None }.apply(Some(&active), &plan(false), at(2));
+        let canceled =
+            Transition::Cancel { ends_at: None }.apply(Some(&active), &plan(false), at(2));
         let renewed = Transition::Renew.apply(Some(&canceled), &plan(false), at(3));
         assert_eq!(renewed.state, SubscriptionState::Active);
         assert_eq!(renewed.period_end, Some(at(1) + Duration::days(730)));

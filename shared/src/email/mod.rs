@@ -86,8 +86,13 @@ pub fn setup_link(frontend_url: &str, token: &str, email: &str) -> String {
     )
 }
 
-fn field<'a>(data: &'a BTreeMap<String, String>, name: &'static str) -> Result<&'a str, RenderError> {
-    data.get(name).map(String::as_str).ok_or(RenderError::MissingField(name))
+fn field<'a>(
+    data: &'a BTreeMap<String, String>,
+    name: &'static str,
+) -> Result<&'a str, RenderError> {
+    data.get(name)
+        .map(String::as_str)
+        .ok_or(RenderError::MissingField(name))
 }
 
 fn page(paragraphs: &[String]) -> String {
@@ -110,8 +115,14 @@ pub fn render(
     data: &BTreeMap<String, String>,
     ctx: &RenderContext<'_>,
 ) -> Result<RenderedEmail, RenderError> {
-    let name = data.get("first_name").map(String::as_str).unwrap_or("there");
-    let plan = data.get("plan_name").map(String::as_str).unwrap_or("your membership");
+    let name = data
+        .get("first_name")
+        .map(String::as_str)
+        .unwrap_or("there");
+    let plan = data
+        .get("plan_name")
+        .map(String::as_str)
+        .unwrap_or("your membership");
     Ok(match template {
         Template::Welcome => {
             let email = field(data, "email")?;
@@ -173,9 +184,14 @@ pub fn render(
             subject: format!("Your {plan} subscription has expired"),
             html: page(&[
                 format!("Hi {},", escape_html(name)),
-                format!("Your {} subscription has expired and access has ended.", escape_html(plan)),
+                format!(
+                    "Your {} subscription has expired and access has ended.",
+                    escape_html(plan)
+                ),
             ]),
-            text: format!("Hi {name},\n\nYour {plan} subscription has expired and access has ended.\n"),
+            text: format!(
+                "Hi {name},\n\nYour {plan} subscription has expired and access has ended.\n"
+            ),
         },
     })
 }
@@ -192,7 +208,10 @@ mod tests {
     }
 
     fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -202,12 +221,17 @@ mod tests {
         let email = render(
             Template::Welcome,
             &job,
-            &data(&[("email", "a+b@example.com"), ("first_name", "Ann & Co"), ("plan_name", "NSSA")]),
+            &data(&[
+                ("email", "a+b@example.com"),
+                ("first_name", "Ann & Co"),
+                ("plan_name", "NSSA"),
+            ]),
             &ctx(&key),
         )
         .unwrap();
         let token = setup_token::derive(&key, &job);
-        let link = format!("https://app.example/account/setup#token={token}&email=a%2Bb%40example%2Ecom");
+        let link =
+            format!("https://app.example/account/setup#token={token}&email=a%2Bb%40example%2Ecom");
         assert!(email.text.contains(&link), "{}", email.text);
         assert!(email.html.contains("Ann &amp; Co"));
         assert!(email.html.contains(&link.replace('&', "&amp;")));
@@ -232,7 +256,11 @@ mod tests {
     fn every_template_renders_and_round_trips() {
         let key = Secret::new("k".repeat(32));
         let job = JobId::from_stored("job_1");
-        let d = data(&[("email", "m@example.com"), ("access_until", "2027-01-01"), ("plan_name", "<b>Plan</b>")]);
+        let d = data(&[
+            ("email", "m@example.com"),
+            ("access_until", "2027-01-01"),
+            ("plan_name", "<b>Plan</b>"),
+        ]);
         for t in [
             Template::Welcome,
             Template::AdminNewSignup,

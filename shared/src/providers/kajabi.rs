@@ -140,13 +140,17 @@ pub fn parse_timestamp(value: &Value) -> Option<DateTime<Utc>> {
                     .and_then(|d| d.and_hms_opt(0, 0, 0))
                     .map(|d| Utc.from_utc_datetime(&d))
             }),
-        Value::Number(n) => n.as_i64().and_then(|secs| Utc.timestamp_opt(secs, 0).single()),
+        Value::Number(n) => n
+            .as_i64()
+            .and_then(|secs| Utc.timestamp_opt(secs, 0).single()),
         _ => None,
     }
 }
 
 fn first_timestamp(root: &Value, paths: &[&[&str]]) -> Option<DateTime<Utc>> {
-    paths.iter().find_map(|p| at(root, p).and_then(parse_timestamp))
+    paths
+        .iter()
+        .find_map(|p| at(root, p).and_then(parse_timestamp))
 }
 
 /// JSON:API resources from `payload` (an array, or `{data, included}`).
@@ -193,7 +197,8 @@ impl KajabiEvent {
         let event_type = first_text(root, &[&["type"], &["event"], &["event_type"], &["name"]])
             .unwrap_or_else(|| "unknown".to_string());
         let event_id = first_text(root, &[&["id"], &["event_id"], &["webhook_id"]]);
-        let occurred_at = first_timestamp(root, &[&["created_at"], &["timestamp"], &["occurred_at"]]);
+        let occurred_at =
+            first_timestamp(root, &[&["created_at"], &["timestamp"], &["occurred_at"]]);
 
         let (member, offer_id, offer_name) = match root.get("payload") {
             Some(payload) if !payload.is_null() => Self::jsonapi_parts(payload),
@@ -251,7 +256,17 @@ impl KajabiEvent {
 
     fn jsonapi_parts(payload: &Value) -> (Member, Option<String>, Option<String>) {
         let resources = jsonapi_resources(payload);
-        let customer = resource(&resources, &["customers", "customer", "contacts", "contact", "members", "member"]);
+        let customer = resource(
+            &resources,
+            &[
+                "customers",
+                "customer",
+                "contacts",
+                "contact",
+                "members",
+                "member",
+            ],
+        );
         let offer = resource(&resources, &["offers", "offer"]);
         let member = match customer {
             Some(c) => {
@@ -266,14 +281,20 @@ impl KajabiEvent {
             None => Member::default(),
         };
         let offer_id = offer.and_then(|o| text(o.get("id")));
-        let offer_name = offer.and_then(|o| first_text(o, &[&["attributes", "title"], &["attributes", "name"]]));
+        let offer_name =
+            offer.and_then(|o| first_text(o, &[&["attributes", "title"], &["attributes", "name"]]));
         (member, offer_id, offer_name)
     }
 
     fn flat_parts(root: &Value) -> (Member, Option<String>, Option<String>) {
         let (first, last) = split_name(first_text(
             root,
-            &[&["member_name"], &["member", "name"], &["data", "member", "name"], &["name"]],
+            &[
+                &["member_name"],
+                &["member", "name"],
+                &["data", "member", "name"],
+                &["name"],
+            ],
         ));
         let member = Member {
             email: first_text(
@@ -303,22 +324,43 @@ impl KajabiEvent {
             ),
             first_name: first_text(
                 root,
-                &[&["member", "first_name"], &["member_first_name"], &["first_name"], &["data", "member", "first_name"]],
+                &[
+                    &["member", "first_name"],
+                    &["member_first_name"],
+                    &["first_name"],
+                    &["data", "member", "first_name"],
+                ],
             )
             .or(first),
             last_name: first_text(
                 root,
-                &[&["member", "last_name"], &["member_last_name"], &["last_name"], &["data", "member", "last_name"]],
+                &[
+                    &["member", "last_name"],
+                    &["member_last_name"],
+                    &["last_name"],
+                    &["data", "member", "last_name"],
+                ],
             )
             .or(last),
         };
         let offer_id = first_text(
             root,
-            &[&["offer", "id"], &["offer_id"], &["data", "offer", "id"], &["data", "offer_id"]],
+            &[
+                &["offer", "id"],
+                &["offer_id"],
+                &["data", "offer", "id"],
+                &["data", "offer_id"],
+            ],
         );
         let offer_name = first_text(
             root,
-            &[&["offer", "name"], &["offer", "title"], &["offer_title"], &["offer_name"], &["data", "offer", "name"]],
+            &[
+                &["offer", "name"],
+                &["offer", "title"],
+                &["offer_title"],
+                &["offer_name"],
+                &["data", "offer", "name"],
+            ],
         );
         (member, offer_id, offer_name)
     }
@@ -338,7 +380,10 @@ mod tests {
     fn signature_authenticates() {
         let body = br#"{"type":"offer.purchased"}"#;
         let sig = hmac_sha256_hex(b"s3cret", body);
-        assert_eq!(authenticate(Some(&sig), &[], body, Some(&secret()), &[]), Ok(AuthMethod::Signature));
+        assert_eq!(
+            authenticate(Some(&sig), &[], body, Some(&secret()), &[]),
+            Ok(AuthMethod::Signature)
+        );
         assert_eq!(
             authenticate(Some(&sig), &[], b"tampered", Some(&secret()), &[]),
             Err(KajabiAuthError::SignatureMismatch)
@@ -353,7 +398,13 @@ mod tests {
     fn bad_signature_is_not_rescued_by_a_good_token() {
         let tokens = [Secret::new("tok-1")];
         assert_eq!(
-            authenticate(Some("00"), &["tok-1".into()], b"{}", Some(&secret()), &tokens),
+            authenticate(
+                Some("00"),
+                &["tok-1".into()],
+                b"{}",
+                Some(&secret()),
+                &tokens
+            ),
             Err(KajabiAuthError::SignatureMismatch)
         );
     }
@@ -361,13 +412,22 @@ mod tests {
     #[test]
     fn url_tokens_rotate() {
         let tokens = [Secret::new("old-token"), Secret::new("new-token")];
-        assert_eq!(authenticate(None, &["old-token".into()], b"{}", None, &tokens), Ok(AuthMethod::UrlToken));
-        assert_eq!(authenticate(None, &["new-token".into()], b"{}", None, &tokens), Ok(AuthMethod::UrlToken));
+        assert_eq!(
+            authenticate(None, &["old-token".into()], b"{}", None, &tokens),
+            Ok(AuthMethod::UrlToken)
+        );
+        assert_eq!(
+            authenticate(None, &["new-token".into()], b"{}", None, &tokens),
+            Ok(AuthMethod::UrlToken)
+        );
         assert_eq!(
             authenticate(None, &["nope".into()], b"{}", None, &tokens),
             Err(KajabiAuthError::TokenMismatch)
         );
-        assert_eq!(authenticate(None, &[], b"{}", None, &tokens), Err(KajabiAuthError::Missing));
+        assert_eq!(
+            authenticate(None, &[], b"{}", None, &tokens),
+            Err(KajabiAuthError::Missing)
+        );
     }
 
     #[test]
@@ -379,7 +439,14 @@ mod tests {
         }));
         assert_eq!(ev.event_id.as_deref(), Some("evt_123456"));
         assert_eq!(ev.event_type, "offer.purchased");
-        let KajabiAction::Purchase { member, offer_id, offer_name } = ev.action else { panic!("not a purchase") };
+        let KajabiAction::Purchase {
+            member,
+            offer_id,
+            offer_name,
+        } = ev.action
+        else {
+            panic!("not a purchase")
+        };
         assert_eq!(member.email.as_deref(), Some("User@Example.com"));
         assert_eq!(member.member_id.as_deref(), Some("mem_789"));
         assert_eq!(member.first_name.as_deref(), Some("John"));
@@ -398,7 +465,12 @@ mod tests {
             ]
         }));
         assert_eq!(ev.event_id.as_deref(), Some("a1b2c3"));
-        let KajabiAction::Purchase { member, offer_id, .. } = ev.action else { panic!("not a purchase") };
+        let KajabiAction::Purchase {
+            member, offer_id, ..
+        } = ev.action
+        else {
+            panic!("not a purchase")
+        };
         assert_eq!(member.email.as_deref(), Some("jane@example.com"));
         assert_eq!(member.member_id.as_deref(), Some("77"));
         assert_eq!(member.first_name.as_deref(), Some("Jane"));
@@ -413,7 +485,12 @@ mod tests {
             "member_name": "Old Timer", "offer_id": "off_456", "offer_title": "NSSA"
         }));
         assert_eq!(ev.event_id.as_deref(), Some("555"));
-        let KajabiAction::Purchase { member, offer_id, .. } = ev.action else { panic!("not a purchase") };
+        let KajabiAction::Purchase {
+            member, offer_id, ..
+        } = ev.action
+        else {
+            panic!("not a purchase")
+        };
         assert_eq!(member.email.as_deref(), Some("old@example.com"));
         assert_eq!(member.first_name.as_deref(), Some("Old"));
         assert_eq!(offer_id.as_deref(), Some("off_456"));
@@ -426,10 +503,21 @@ mod tests {
             "member": {"email": "a@example.com"}, "offer": {"id": "off_456"},
             "subscription": {"end_date": "2027-01-20T00:00:00Z"}
         }));
-        let KajabiAction::Lifecycle { change, ends_at, .. } = ev.action else { panic!() };
+        let KajabiAction::Lifecycle {
+            change, ends_at, ..
+        } = ev.action
+        else {
+            panic!()
+        };
         assert_eq!(change, LifecycleChange::Canceled);
-        assert_eq!(ends_at, Some(Utc.with_ymd_and_hms(2027, 1, 20, 0, 0, 0).unwrap()));
-        for (ty, want) in [("member.subscription.renewed", LifecycleChange::Renewed), ("member.subscription.expired", LifecycleChange::Expired)] {
+        assert_eq!(
+            ends_at,
+            Some(Utc.with_ymd_and_hms(2027, 1, 20, 0, 0, 0).unwrap())
+        );
+        for (ty, want) in [
+            ("member.subscription.renewed", LifecycleChange::Renewed),
+            ("member.subscription.expired", LifecycleChange::Expired),
+        ] {
             let ev = KajabiEvent::from_json(&json!({"type": ty, "id": "x"}));
             assert!(matches!(ev.action, KajabiAction::Lifecycle { change, .. } if change == want));
         }
@@ -437,13 +525,22 @@ mod tests {
 
     #[test]
     fn unknown_and_odd_shapes_never_fail() {
-        for body in [json!({}), json!([]), json!("text"), json!({"type": 5}), json!({"payload": "x", "event": "purchase"}), json!({"type":"tag_added","id":"t1"})] {
+        for body in [
+            json!({}),
+            json!([]),
+            json!("text"),
+            json!({"type": 5}),
+            json!({"payload": "x", "event": "purchase"}),
+            json!({"type":"tag_added","id":"t1"}),
+        ] {
             let ev = KajabiEvent::from_json(&body);
             assert!(!ev.event_type.is_empty());
         }
         let ev = KajabiEvent::from_json(&json!({"type": "tag_added", "id": "t1"}));
         assert_eq!(ev.action, KajabiAction::Unsupported);
-        let ev = KajabiEvent::from_json(&json!({"event_type": "form.submitted", "event_id": "evt_9", "created_at": "2024-09-02T10:30:00Z"}));
+        let ev = KajabiEvent::from_json(
+            &json!({"event_type": "form.submitted", "event_id": "evt_9", "created_at": "2024-09-02T10:30:00Z"}),
+        );
         assert_eq!(ev.event_id.as_deref(), Some("evt_9"));
         assert!(ev.occurred_at.is_some());
     }

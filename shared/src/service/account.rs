@@ -12,7 +12,9 @@ use crate::store::CommitError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SetupOutcome {
-    Activated { user_id: UserId },
+    Activated {
+        user_id: UserId,
+    },
     /// Wrong, used or expired token, or no such account: one answer for all.
     InvalidToken,
 }
@@ -35,7 +37,12 @@ pub fn hash_password(password: &Password) -> Result<String, ServiceError> {
 }
 
 impl Services {
-    pub async fn setup_password(&self, email: &Email, token: &str, password: Password) -> Result<SetupOutcome, ServiceError> {
+    pub async fn setup_password(
+        &self,
+        email: &Email,
+        token: &str,
+        password: Password,
+    ) -> Result<SetupOutcome, ServiceError> {
         let now = self.now();
         let Some(record) = self.store.get_email(email).await? else {
             return Ok(SetupOutcome::InvalidToken);
@@ -45,7 +52,9 @@ impl Services {
         };
         let given_hash = setup_token::hash(token);
         // Both sides are hex hashes; compare in constant time anyway.
-        if !secrets_equal(given_hash.as_bytes(), stored.token_hash.as_bytes()) || stored.expires_at <= now {
+        if !secrets_equal(given_hash.as_bytes(), stored.token_hash.as_bytes())
+            || stored.expires_at <= now
+        {
             return Ok(SetupOutcome::InvalidToken);
         }
         // argon2id is CPU-heavy; keep it off the async workers.
@@ -53,11 +62,19 @@ impl Services {
             .await
             .map_err(|e| ServiceError::Internal(format!("hashing task failed: {e}")))??;
         let mut tx = self.store.tx();
-        tx.activate_user(&record.user_id, email, &stored.token_hash, &password_hash, now)?;
+        tx.activate_user(
+            &record.user_id,
+            email,
+            &stored.token_hash,
+            &password_hash,
+            now,
+        )?;
         match self.store.commit(tx).await {
             Ok(()) => {
                 tracing::info!(user_id = %record.user_id, outcome = "activated", "password set");
-                Ok(SetupOutcome::Activated { user_id: record.user_id })
+                Ok(SetupOutcome::Activated {
+                    user_id: record.user_id,
+                })
             }
             // The token was consumed or replaced between the read and the write.
             Err(CommitError::ConditionFailed { .. }) => Ok(SetupOutcome::InvalidToken),
@@ -73,8 +90,17 @@ impl Services {
         let now = self.now();
         let record = self.store.get_email(email).await?;
         let mut tx = self.store.tx();
-        let address_bucket = format!("{}#{}", sha256_hex(email.as_str().as_bytes()), now.format("%Y%m%d%H"));
-        tx.count_within("resend-address", &address_bucket, self.settings.resend_per_address_per_hour, now + Duration::hours(2))?;
+        let address_bucket = format!(
+            "{}#{}",
+            sha256_hex(email.as_str().as_bytes()),
+            now.format("%Y%m%d%H")
+        );
+        tx.count_within(
+            "resend-address",
+            &address_bucket,
+            self.settings.resend_per_address_per_hour,
+            now + Duration::hours(2),
+        )?;
         tx.count_within(
             "resend-global",
             &now.format("%Y%m%d%H%M").to_string(),
@@ -83,7 +109,9 @@ impl Services {
         )?;
         let mut job_id = None;
         if let Some(record) = record.as_ref().filter(|r| !r.is_active) {
-            let data = [("email".to_string(), email.to_string())].into_iter().collect();
+            let data = [("email".to_string(), email.to_string())]
+                .into_iter()
+                .collect();
             let (job, hash, expires) = self.welcome_job(email, data, now);
             tx.put_setup_token(&record.user_id, &hash, expires, &job.id)?;
             tx.put_job(&job)?;
@@ -119,7 +147,11 @@ mod tests {
         let hash = hash_password(&password).unwrap();
         assert!(hash.starts_with("$argon2id$"));
         let parsed = PasswordHash::new(&hash).unwrap();
-        assert!(Argon2::default().verify_password(b"correct horse battery", &parsed).is_ok());
-        assert!(Argon2::default().verify_password(b"wrong horse battery", &parsed).is_err());
+        assert!(Argon2::default()
+            .verify_password(b"correct horse battery", &parsed)
+            .is_ok());
+        assert!(Argon2::default()
+            .verify_password(b"wrong horse battery", &parsed)
+            .is_err());
     }
 }

@@ -13,13 +13,39 @@ use crate::setup_token;
 use crate::store::{EmailJob, EventStatus, NewUser, SubscriptionRecord};
 
 impl Services {
-    pub async fn process_kajabi(&self, delivery: &Delivery, event: &KajabiEvent) -> Result<WebhookOutcome, ServiceError> {
+    pub async fn process_kajabi(
+        &self,
+        delivery: &Delivery,
+        event: &KajabiEvent,
+    ) -> Result<WebhookOutcome, ServiceError> {
         match &event.action {
-            KajabiAction::Unsupported => self.record_terminal(delivery, EventStatus::Ignored, None, None).await,
-            KajabiAction::Purchase { member, offer_id, offer_name: _ } => self.kajabi_purchase(delivery, member, offer_id.as_deref()).await,
-            KajabiAction::Lifecycle { change, member, offer_id, ends_at } => {
-                self.kajabi_lifecycle(delivery, *change, member, offer_id.as_deref(), *ends_at, event.occurred_at)
+            KajabiAction::Unsupported => {
+                self.record_terminal(delivery, EventStatus::Ignored, None, None)
                     .await
+            }
+            KajabiAction::Purchase {
+                member,
+                offer_id,
+                offer_name: _,
+            } => {
+                self.kajabi_purchase(delivery, member, offer_id.as_deref())
+                    .await
+            }
+            KajabiAction::Lifecycle {
+                change,
+                member,
+                offer_id,
+                ends_at,
+            } => {
+                self.kajabi_lifecycle(
+                    delivery,
+                    *change,
+                    member,
+                    offer_id.as_deref(),
+                    *ends_at,
+                    event.occurred_at,
+                )
+                .await
             }
         }
     }
@@ -31,7 +57,13 @@ impl Services {
         }
     }
 
-    fn job(&self, template: Template, to: &Email, data: BTreeMap<String, String>, now: DateTime<Utc>) -> EmailJob {
+    fn job(
+        &self,
+        template: Template,
+        to: &Email,
+        data: BTreeMap<String, String>,
+        now: DateTime<Utc>,
+    ) -> EmailJob {
         EmailJob {
             id: JobId::generate(now.timestamp_millis()),
             template,
@@ -42,14 +74,24 @@ impl Services {
     }
 
     /// The welcome job and the hash of the token its email will carry.
-    pub(crate) fn welcome_job(&self, email: &Email, data: BTreeMap<String, String>, now: DateTime<Utc>) -> (EmailJob, String, DateTime<Utc>) {
+    pub(crate) fn welcome_job(
+        &self,
+        email: &Email,
+        data: BTreeMap<String, String>,
+        now: DateTime<Utc>,
+    ) -> (EmailJob, String, DateTime<Utc>) {
         let job = self.job(Template::Welcome, email, data, now);
         let token = setup_token::derive(&self.settings.token_signing_key, &job.id);
         let ttl = Duration::from_std(self.settings.setup_token_ttl).unwrap_or(Duration::hours(24));
         (job, setup_token::hash(&token), now + ttl)
     }
 
-    async fn kajabi_purchase(&self, delivery: &Delivery, member: &Member, offer_id: Option<&str>) -> Result<WebhookOutcome, ServiceError> {
+    async fn kajabi_purchase(
+        &self,
+        delivery: &Delivery,
+        member: &Member,
+        offer_id: Option<&str>,
+    ) -> Result<WebhookOutcome, ServiceError> {
         let email = match Self::member_email(member) {
             Ok(email) => email,
             Err(reason) => return self.fail(delivery, reason, None).await,
@@ -58,12 +100,21 @@ impl Services {
             return self.fail(delivery, "missing offer id", None).await;
         };
         let Some(plan) = self.settings.plans.for_product(Provider::Kajabi, offer_id) else {
-            return self.fail(delivery, format!("unknown offer: {offer_id} is not in the plans file"), None).await;
+            return self
+                .fail(
+                    delivery,
+                    format!("unknown offer: {offer_id} is not in the plans file"),
+                    None,
+                )
+                .await;
         };
 
         for attempt in 0..MAX_ATTEMPTS {
             let now = self.now();
-            let (existing, email_record) = self.store.load_event_and_email(&delivery.key, Some(&email)).await?;
+            let (existing, email_record) = self
+                .store
+                .load_event_and_email(&delivery.key, Some(&email))
+                .await?;
             if let Some(old) = existing.filter(|e| e.status.is_final()) {
                 return self.answer_duplicate(old, delivery).await;
             }
@@ -101,12 +152,21 @@ impl Services {
                 token = Some((hash, expires, job.id.clone()));
                 jobs.push(job);
             }
-            let admin_template = if is_new { Template::AdminNewSignup } else { Template::AdminExistingLinked };
+            let admin_template = if is_new {
+                Template::AdminNewSignup
+            } else {
+                Template::AdminExistingLinked
+            };
             jobs.push(self.job(admin_template, &self.settings.admin_email, admin_data, now));
             let job_ids: Vec<JobId> = jobs.iter().map(|j| j.id.clone()).collect();
 
             let mut tx = self.store.tx();
-            tx.put_event(&delivery.record(EventStatus::Processed, None, Some(user_id.clone()), job_ids.clone()))?;
+            tx.put_event(&delivery.record(
+                EventStatus::Processed,
+                None,
+                Some(user_id.clone()),
+                job_ids.clone(),
+            ))?;
             if is_new {
                 metadata.insert("signup_date".to_string(), crate::store::attr::ts(now));
                 tx.create_user(
@@ -124,14 +184,26 @@ impl Services {
                 tx.link_user(&email, &user_id, &metadata, now)?;
             }
             let view = Transition::Purchase.apply(None, plan, now);
-            tx.put_subscription(&user_id, Provider::Kajabi, &plan.id, &view, None, &delivery.key, now, now)?;
+            tx.put_subscription(
+                &user_id,
+                Provider::Kajabi,
+                &plan.id,
+                &view,
+                None,
+                &delivery.key,
+                now,
+                now,
+            )?;
             if let Some((hash, expires, job_id)) = &token {
                 tx.put_setup_token(&user_id, hash, *expires, job_id)?;
             }
             for job in &jobs {
                 tx.put_job(job)?;
             }
-            if let Some(outcome) = self.commit_webhook(tx, delivery, &job_ids, Some(user_id)).await? {
+            if let Some(outcome) = self
+                .commit_webhook(tx, delivery, &job_ids, Some(user_id))
+                .await?
+            {
                 return Ok(outcome);
             }
             backoff(attempt).await;
@@ -140,7 +212,11 @@ impl Services {
     }
 
     /// The plan a lifecycle event is about: its offer, or the member's only Kajabi plan.
-    async fn lifecycle_plan(&self, user: &UserId, offer_id: Option<&str>) -> Result<Result<&Plan, String>, ServiceError> {
+    async fn lifecycle_plan(
+        &self,
+        user: &UserId,
+        offer_id: Option<&str>,
+    ) -> Result<Result<&Plan, String>, ServiceError> {
         if let Some(offer_id) = offer_id {
             return Ok(self
                 .settings
@@ -148,7 +224,10 @@ impl Services {
                 .for_product(Provider::Kajabi, offer_id)
                 .ok_or_else(|| format!("unknown offer: {offer_id} is not in the plans file")));
         }
-        let subs = self.store.subscriptions(user, Some(Provider::Kajabi)).await?;
+        let subs = self
+            .store
+            .subscriptions(user, Some(Provider::Kajabi))
+            .await?;
         Ok(match subs.as_slice() {
             [only] => self
                 .settings
@@ -175,7 +254,10 @@ impl Services {
         };
         for attempt in 0..MAX_ATTEMPTS {
             let now = self.now();
-            let (existing, email_record) = self.store.load_event_and_email(&delivery.key, Some(&email)).await?;
+            let (existing, email_record) = self
+                .store
+                .load_event_and_email(&delivery.key, Some(&email))
+                .await?;
             if let Some(old) = existing.filter(|e| e.status.is_final()) {
                 return self.answer_duplicate(old, delivery).await;
             }
@@ -187,17 +269,28 @@ impl Services {
                 Ok(plan) => plan,
                 Err(reason) => return self.fail(delivery, reason, Some(user_id)).await,
             };
-            let current: Option<SubscriptionRecord> = self.store.get_subscription(&user_id, Provider::Kajabi, &plan.id).await?;
+            let current: Option<SubscriptionRecord> = self
+                .store
+                .get_subscription(&user_id, Provider::Kajabi, &plan.id)
+                .await?;
             if current.is_none() && change != LifecycleChange::Renewed {
                 return self
-                    .fail(delivery, format!("member has no {} subscription", plan.id), Some(user_id))
+                    .fail(
+                        delivery,
+                        format!("member has no {} subscription", plan.id),
+                        Some(user_id),
+                    )
                     .await;
             }
             // Ordering: an event older than the state it would change is superseded.
             let event_time = occurred_at.unwrap_or(delivery.received_at);
-            if let (Some(sent_at), Some(mark)) = (occurred_at, current.as_ref().and_then(|c| c.watermark)) {
+            if let (Some(sent_at), Some(mark)) =
+                (occurred_at, current.as_ref().and_then(|c| c.watermark))
+            {
                 if sent_at < mark {
-                    return self.record_terminal(delivery, EventStatus::Superseded, None, Some(user_id)).await;
+                    return self
+                        .record_terminal(delivery, EventStatus::Superseded, None, Some(user_id))
+                        .await;
                 }
             }
             let transition = match change {
@@ -217,17 +310,27 @@ impl Services {
             let mut jobs = Vec::new();
             match change {
                 LifecycleChange::Canceled => {
-                    let until = view.access_until.map(|d| d.format("%B %-d, %Y").to_string()).unwrap_or_default();
+                    let until = view
+                        .access_until
+                        .map(|d| d.format("%B %-d, %Y").to_string())
+                        .unwrap_or_default();
                     data.insert("access_until".to_string(), until);
                     jobs.push(self.job(Template::CancelNotice, &email, data, now));
                 }
-                LifecycleChange::Expired => jobs.push(self.job(Template::ExpiryNotice, &email, data, now)),
+                LifecycleChange::Expired => {
+                    jobs.push(self.job(Template::ExpiryNotice, &email, data, now))
+                }
                 LifecycleChange::Renewed => {}
             }
             let job_ids: Vec<JobId> = jobs.iter().map(|j| j.id.clone()).collect();
 
             let mut tx = self.store.tx();
-            tx.put_event(&delivery.record(EventStatus::Processed, None, Some(user_id.clone()), job_ids.clone()))?;
+            tx.put_event(&delivery.record(
+                EventStatus::Processed,
+                None,
+                Some(user_id.clone()),
+                job_ids.clone(),
+            ))?;
             tx.put_subscription(
                 &user_id,
                 Provider::Kajabi,
@@ -241,7 +344,10 @@ impl Services {
             for job in &jobs {
                 tx.put_job(job)?;
             }
-            if let Some(outcome) = self.commit_webhook(tx, delivery, &job_ids, Some(user_id)).await? {
+            if let Some(outcome) = self
+                .commit_webhook(tx, delivery, &job_ids, Some(user_id))
+                .await?
+            {
                 return Ok(outcome);
             }
             backoff(attempt).await;

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use crate::aws::AwsClients;
 use crate::config::Settings;
 use crate::outbox::{Outbox, OutboxError};
-use crate::store::{StoreError};
+use crate::store::StoreError;
 
 /// The clock is injected so expiry rules are testable.
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;

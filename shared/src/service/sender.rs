@@ -47,7 +47,11 @@ impl Services {
     pub async fn send_job(&self, job_id: &JobId) -> Result<SendOutcome, SendError> {
         let now = self.now();
         let claim_id = hex::encode(rand::random::<[u8; 12]>());
-        let stored = match self.store.claim_job(job_id, &claim_id, now, now + Duration::seconds(LEASE_SECS)).await? {
+        let stored = match self
+            .store
+            .claim_job(job_id, &claim_id, now, now + Duration::seconds(LEASE_SECS))
+            .await?
+        {
             Claim::Claimed(stored) => stored,
             Claim::AlreadySent => return Ok(SendOutcome::AlreadySent),
             Claim::InFlight => return Err(SendError::InFlight(job_id.to_string())),
@@ -61,7 +65,9 @@ impl Services {
         let rendered = match render(job.template, &job.id, &job.data, &ctx) {
             Ok(r) => r,
             Err(e) => {
-                self.store.release_job(job_id, &claim_id, &e.to_string()).await?;
+                self.store
+                    .release_job(job_id, &claim_id, &e.to_string())
+                    .await?;
                 return Err(SendError::Render {
                     job: job_id.to_string(),
                     reason: e.to_string(),
@@ -70,7 +76,12 @@ impl Services {
         };
         let message = Message::builder()
             .subject(content(&rendered.subject)?)
-            .body(Body::builder().text(content(&rendered.text)?).html(content(&rendered.html)?).build())
+            .body(
+                Body::builder()
+                    .text(content(&rendered.text)?)
+                    .html(content(&rendered.html)?)
+                    .build(),
+            )
             .build();
         let result = self
             .ses
@@ -83,7 +94,9 @@ impl Services {
         match result {
             Ok(out) => {
                 let message_id = out.message_id.unwrap_or_default();
-                self.store.mark_job_sent(job_id, &claim_id, &message_id, self.now()).await?;
+                self.store
+                    .mark_job_sent(job_id, &claim_id, &message_id, self.now())
+                    .await?;
                 tracing::info!(job_id = %job_id, template = job.template.as_str(), outcome = "sent", "email sent");
                 Ok(SendOutcome::Sent { message_id })
             }

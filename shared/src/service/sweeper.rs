@@ -10,7 +10,8 @@ pub const SWEEP_BATCH: usize = 500;
 
 impl Services {
     pub async fn sweep_outbox(&self) -> Result<usize, ServiceError> {
-        let delay = Duration::from_std(self.settings.outbox_sweep_after).unwrap_or(Duration::minutes(15));
+        let delay =
+            Duration::from_std(self.settings.outbox_sweep_after).unwrap_or(Duration::minutes(15));
         let cutoff = self.now() - delay;
         let jobs = self.store.pending_jobs_before(cutoff, SWEEP_BATCH).await?;
         if !jobs.is_empty() {

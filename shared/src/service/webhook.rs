@@ -25,7 +25,13 @@ pub struct Delivery {
 
 impl Delivery {
     /// Keyed by the provider's event id, or by the body hash when there is none.
-    pub fn new(provider: Provider, event_id: Option<String>, event_type: impl Into<String>, body: &[u8], received_at: DateTime<Utc>) -> Self {
+    pub fn new(
+        provider: Provider,
+        event_id: Option<String>,
+        event_type: impl Into<String>,
+        body: &[u8],
+        received_at: DateTime<Utc>,
+    ) -> Self {
         let key = match event_id {
             Some(id) => EventKey::new(provider, id),
             None => EventKey::from_body_hash(provider, body),
@@ -39,7 +45,13 @@ impl Delivery {
         }
     }
 
-    pub fn record(&self, status: EventStatus, reason: Option<String>, user_id: Option<UserId>, job_ids: Vec<JobId>) -> EventRecord {
+    pub fn record(
+        &self,
+        status: EventStatus,
+        reason: Option<String>,
+        user_id: Option<UserId>,
+        job_ids: Vec<JobId>,
+    ) -> EventRecord {
         EventRecord {
             key: self.key.clone(),
             event_type: self.event_type.clone(),
@@ -57,11 +69,23 @@ impl Delivery {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WebhookOutcome {
-    Processed { event: String, user_id: Option<UserId> },
-    Duplicate { event: String },
-    Ignored { event: String },
-    Failed { event: String, reason: String },
-    Superseded { event: String },
+    Processed {
+        event: String,
+        user_id: Option<UserId>,
+    },
+    Duplicate {
+        event: String,
+    },
+    Ignored {
+        event: String,
+    },
+    Failed {
+        event: String,
+        reason: String,
+    },
+    Superseded {
+        event: String,
+    },
 }
 
 impl WebhookOutcome {
@@ -77,24 +101,31 @@ impl WebhookOutcome {
 
     pub fn to_json(&self) -> Value {
         match self {
-            Self::Processed { event, .. } | Self::Duplicate { event } | Self::Ignored { event } | Self::Superseded { event } => {
+            Self::Processed { event, .. }
+            | Self::Duplicate { event }
+            | Self::Ignored { event }
+            | Self::Superseded { event } => {
                 json!({"status": self.status(), "event": event})
             }
-            Self::Failed { event, reason } => json!({"status": "failed", "event": event, "reason": reason}),
+            Self::Failed { event, reason } => {
+                json!({"status": "failed", "event": event, "reason": reason})
+            }
         }
     }
 }
 
 /// What a failed commit means for a webhook transaction (event record at item 0).
 pub enum CommitVerdict {
-    Duplicate(Option<EventRecord>),
+    Duplicate(Option<Box<EventRecord>>),
     Retry,
 }
 
 pub fn webhook_commit_verdict(err: CommitError) -> Result<CommitVerdict, ServiceError> {
     match err {
         CommitError::ConditionFailed { index: 0, old_item } => Ok(CommitVerdict::Duplicate(
-            old_item.and_then(|item: Box<Item>| EventRecord::from_item(&item).ok()),
+            old_item
+                .and_then(|item: Box<Item>| EventRecord::from_item(&item).ok())
+                .map(Box::new),
         )),
         CommitError::ConditionFailed { .. } | CommitError::Conflict => Ok(CommitVerdict::Retry),
         CommitError::Store(e) => Err(e.into()),
@@ -104,12 +135,21 @@ pub fn webhook_commit_verdict(err: CommitError) -> Result<CommitVerdict, Service
 /// Backoff between transaction attempts: short, since conflicts clear fast.
 pub async fn backoff(attempt: u32) {
     let jitter = u64::from(rand::random::<u8>() % 20);
-    tokio::time::sleep(std::time::Duration::from_millis(15 * (1u64 << attempt.min(4)) + jitter)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(
+        15 * (1u64 << attempt.min(4)) + jitter,
+    ))
+    .await;
 }
 
 impl Services {
     /// Records a delivery that has no effects (ignored, or failed with a reason).
-    pub async fn record_terminal(&self, delivery: &Delivery, status: EventStatus, reason: Option<String>, user_id: Option<UserId>) -> Result<WebhookOutcome, ServiceError> {
+    pub async fn record_terminal(
+        &self,
+        delivery: &Delivery,
+        status: EventStatus,
+        reason: Option<String>,
+        user_id: Option<UserId>,
+    ) -> Result<WebhookOutcome, ServiceError> {
         let record = delivery.record(status, reason.clone(), user_id, Vec::new());
         if let Some(old) = self.store.record_event(&record).await? {
             return self.answer_duplicate(old, delivery).await;
@@ -126,28 +166,51 @@ impl Services {
         })
     }
 
-    pub async fn fail(&self, delivery: &Delivery, reason: impl Into<String>, user_id: Option<UserId>) -> Result<WebhookOutcome, ServiceError> {
-        self.record_terminal(delivery, EventStatus::Failed, Some(reason.into()), user_id).await
+    pub async fn fail(
+        &self,
+        delivery: &Delivery,
+        reason: impl Into<String>,
+        user_id: Option<UserId>,
+    ) -> Result<WebhookOutcome, ServiceError> {
+        self.record_terminal(delivery, EventStatus::Failed, Some(reason.into()), user_id)
+            .await
     }
 
     /// A redelivery of a final event: no effects. Notes a differing body, and
     /// re-enqueues the event's jobs while they are young enough that the sweeper
     /// has not taken over (sent ones are skipped by the sender).
-    pub async fn answer_duplicate(&self, old: EventRecord, delivery: &Delivery) -> Result<WebhookOutcome, ServiceError> {
-        if old.body_hash != delivery.body_hash && !old.duplicate_body_hashes.contains(&delivery.body_hash) {
-            self.store.note_duplicate_body(&old.key, &delivery.body_hash).await?;
+    pub async fn answer_duplicate(
+        &self,
+        old: EventRecord,
+        delivery: &Delivery,
+    ) -> Result<WebhookOutcome, ServiceError> {
+        if old.body_hash != delivery.body_hash
+            && !old.duplicate_body_hashes.contains(&delivery.body_hash)
+        {
+            self.store
+                .note_duplicate_body(&old.key, &delivery.body_hash)
+                .await?;
         }
         let age = self.now().signed_duration_since(old.received_at);
-        let sweep_window = chrono::Duration::from_std(self.settings.outbox_sweep_after).unwrap_or(chrono::Duration::minutes(15));
+        let sweep_window = chrono::Duration::from_std(self.settings.outbox_sweep_after)
+            .unwrap_or(chrono::Duration::minutes(15));
         if !old.job_ids.is_empty() && age < sweep_window {
             self.outbox.enqueue(&old.job_ids).await?;
         }
         tracing::info!(event_key = %old.key, outcome = "duplicate", "webhook duplicate");
-        Ok(WebhookOutcome::Duplicate { event: old.key.to_string() })
+        Ok(WebhookOutcome::Duplicate {
+            event: old.key.to_string(),
+        })
     }
 
     /// Commits a webhook transaction and enqueues its jobs. `Ok(None)` asks the caller to retry.
-    pub async fn commit_webhook(&self, tx: Tx, delivery: &Delivery, jobs: &[JobId], user_id: Option<UserId>) -> Result<Option<WebhookOutcome>, ServiceError> {
+    pub async fn commit_webhook(
+        &self,
+        tx: Tx,
+        delivery: &Delivery,
+        jobs: &[JobId],
+        user_id: Option<UserId>,
+    ) -> Result<Option<WebhookOutcome>, ServiceError> {
         match self.store.commit(tx).await {
             Ok(()) => {
                 self.outbox.enqueue(jobs).await?;
@@ -158,9 +221,13 @@ impl Services {
                 }))
             }
             Err(err) => match webhook_commit_verdict(err)? {
-                CommitVerdict::Duplicate(Some(old)) if old.status.is_final() => Ok(Some(self.answer_duplicate(old, delivery).await?)),
+                CommitVerdict::Duplicate(Some(old)) if old.status.is_final() => {
+                    Ok(Some(self.answer_duplicate(*old, delivery).await?))
+                }
                 CommitVerdict::Duplicate(_) => match self.store.get_event(&delivery.key).await? {
-                    Some(old) if old.status.is_final() => Ok(Some(self.answer_duplicate(old, delivery).await?)),
+                    Some(old) if old.status.is_final() => {
+                        Ok(Some(self.answer_duplicate(old, delivery).await?))
+                    }
                     _ => Ok(None),
                 },
                 CommitVerdict::Retry => Ok(None),

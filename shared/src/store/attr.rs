@@ -29,7 +29,12 @@ pub fn list_s(values: &[String]) -> AttributeValue {
 }
 
 pub fn map_s(values: &BTreeMap<String, String>) -> AttributeValue {
-    AttributeValue::M(values.iter().map(|(k, v)| (k.clone(), s(v.clone()))).collect())
+    AttributeValue::M(
+        values
+            .iter()
+            .map(|(k, v)| (k.clone(), s(v.clone())))
+            .collect(),
+    )
 }
 
 /// Every stored timestamp has this one format, so strings sort by time.

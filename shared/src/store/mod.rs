@@ -26,7 +26,9 @@ use aws_sdk_dynamodb::types::{
 };
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Email, EventKey, JobId, Provider, SubscriptionState, SubscriptionView, UserId};
+use crate::domain::{
+    Email, EventKey, JobId, Provider, SubscriptionState, SubscriptionView, UserId,
+};
 use crate::email::Template;
 use attr::*;
 
@@ -79,7 +81,10 @@ pub enum CommitError {
     /// An item's condition failed: for webhooks, item 0 is the event record
     /// (already recorded); any other index means state moved under us.
     #[error("condition failed on transaction item {index}")]
-    ConditionFailed { index: usize, old_item: Option<Box<Item>> },
+    ConditionFailed {
+        index: usize,
+        old_item: Option<Box<Item>>,
+    },
     #[error("transaction conflict")]
     Conflict,
     #[error(transparent)]
@@ -169,7 +174,10 @@ impl EventRecord {
             .and_then(Provider::parse)
             .ok_or_else(|| corrupt("provider"))?;
         Ok(Self {
-            key: EventKey::new(provider, get_s(item, "event_id").ok_or_else(|| corrupt("event_id"))?),
+            key: EventKey::new(
+                provider,
+                get_s(item, "event_id").ok_or_else(|| corrupt("event_id"))?,
+            ),
             event_type: get_s(item, "event_type").unwrap_or("unknown").to_string(),
             status: get_s(item, "status")
                 .and_then(EventStatus::parse)
@@ -179,7 +187,10 @@ impl EventRecord {
             body_hash: get_s(item, "body_hash").unwrap_or_default().to_string(),
             payload: get_b(item, "payload").unwrap_or_default(),
             received_at: get_ts(item, "received_at").ok_or_else(|| corrupt("received_at"))?,
-            job_ids: get_list_s(item, "job_ids").into_iter().map(JobId::from_stored).collect(),
+            job_ids: get_list_s(item, "job_ids")
+                .into_iter()
+                .map(JobId::from_stored)
+                .collect(),
             duplicate_body_hashes: get_list_s(item, "duplicate_body_hashes"),
         })
     }
@@ -210,7 +221,9 @@ impl SubscriptionRecord {
             provider: get_s(item, "provider")
                 .and_then(Provider::parse)
                 .ok_or_else(|| corrupt("provider"))?,
-            plan_id: get_s(item, "plan_id").ok_or_else(|| corrupt("plan_id"))?.to_string(),
+            plan_id: get_s(item, "plan_id")
+                .ok_or_else(|| corrupt("plan_id"))?
+                .to_string(),
             view: SubscriptionView {
                 state: get_s(item, "state")
                     .and_then(SubscriptionState::parse)
@@ -297,7 +310,12 @@ pub enum Claim {
 }
 
 fn names(pairs: &[(&str, &str)]) -> Option<std::collections::HashMap<String, String>> {
-    Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    Some(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
 }
 
 fn values(pairs: Vec<(&str, AttributeValue)>) -> Option<Item> {
@@ -311,6 +329,10 @@ fn key(pk: String, sk: &str) -> Item {
 /// Condition under which an event record may be written: new, or replacing a failed attempt.
 const EVENT_WRITABLE: &str = "attribute_not_exists(pk) OR #status = :failed";
 
+type Names = Option<std::collections::HashMap<String, String>>;
+/// A condition expression with its names and values.
+type Condition<'a> = (&'a str, Names, Option<Item>);
+
 /// A TransactWriteItems under construction. The event record is always item 0,
 /// so a cancellation on item 0 means "already recorded".
 pub struct Tx {
@@ -319,23 +341,33 @@ pub struct Tx {
 }
 
 impl Tx {
-    fn push_put(&mut self, item: Item, condition: Option<(&str, Option<std::collections::HashMap<String, String>>, Option<Item>)>) -> Result<(), StoreError> {
+    fn push_put(&mut self, item: Item, condition: Option<Condition<'_>>) -> Result<(), StoreError> {
         let mut put = Put::builder().table_name(&self.table).set_item(Some(item));
         if let Some((expr, names, values)) = condition {
             put = put
                 .condition_expression(expr)
                 .set_expression_attribute_names(names)
                 .set_expression_attribute_values(values)
-                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                );
         }
         let put = put.build().map_err(request_error)?;
-        self.items.push(TransactWriteItem::builder().put(put).build());
+        self.items
+            .push(TransactWriteItem::builder().put(put).build());
         Ok(())
     }
 
-    fn push_update(&mut self, update: aws_sdk_dynamodb::types::builders::UpdateBuilder) -> Result<(), StoreError> {
-        let update = update.table_name(&self.table).build().map_err(request_error)?;
-        self.items.push(TransactWriteItem::builder().update(update).build());
+    fn push_update(
+        &mut self,
+        update: aws_sdk_dynamodb::types::builders::UpdateBuilder,
+    ) -> Result<(), StoreError> {
+        let update = update
+            .table_name(&self.table)
+            .build()
+            .map_err(request_error)?;
+        self.items
+            .push(TransactWriteItem::builder().update(update).build());
         Ok(())
     }
 
@@ -403,12 +435,17 @@ impl Tx {
             .expression_attribute_values(":uid", s(user_id.as_str()))
             .build()
             .map_err(request_error)?;
-        self.items.push(TransactWriteItem::builder().condition_check(check).build());
+        self.items
+            .push(TransactWriteItem::builder().condition_check(check).build());
 
         let mut expr = String::from("SET updated_at = :now, metadata.signup_date = if_not_exists(metadata.signup_date, :now)");
         let mut names = std::collections::HashMap::new();
         let mut vals = Item::from([(":now".to_string(), s(ts(now)))]);
-        for (i, (k, v)) in metadata.iter().filter(|(k, _)| k.as_str() != "signup_date").enumerate() {
+        for (i, (k, v)) in metadata
+            .iter()
+            .filter(|(k, _)| k.as_str() != "signup_date")
+            .enumerate()
+        {
             expr.push_str(&format!(", metadata.#m{i} = :m{i}"));
             names.insert(format!("#m{i}"), k.clone());
             vals.insert(format!(":m{i}"), s(v.clone()));
@@ -454,7 +491,10 @@ impl Tx {
         item.insert("watermark".into(), s(ts(watermark)));
         item.insert("version".into(), n(expected_version.unwrap_or(0) + 1));
         match expected_version {
-            Some(v) => self.push_put(item, Some(("version = :v", None, values(vec![(":v", n(v))])))),
+            Some(v) => self.push_put(
+                item,
+                Some(("version = :v", None, values(vec![(":v", n(v))]))),
+            ),
             // A purchase replaces whatever was there: a new paid period starts now.
             None => self.push_put(item, None),
         }
@@ -488,12 +528,21 @@ impl Tx {
         item.insert("status".into(), s("pending"));
         item.insert("created_at".into(), s(ts(job.created_at)));
         item.insert("gsi1pk".into(), s(OUTBOX_PENDING));
-        item.insert("gsi1sk".into(), s(format!("{}#{}", ts(job.created_at), job.id)));
+        item.insert(
+            "gsi1sk".into(),
+            s(format!("{}#{}", ts(job.created_at), job.id)),
+        );
         self.push_put(item, Some(("attribute_not_exists(pk)", None, None)))
     }
 
     /// Adds one to a counter, failing the transaction if it already reached `limit`.
-    pub fn count_within(&mut self, scope: &str, bucket: &str, limit: u32, expires_at: DateTime<Utc>) -> Result<(), StoreError> {
+    pub fn count_within(
+        &mut self,
+        scope: &str,
+        bucket: &str,
+        limit: u32,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         self.push_update(
             Update::builder()
                 .set_key(Some(key(keys::rate(scope, bucket), keys::RATE)))
@@ -524,7 +573,8 @@ impl Tx {
             .expression_attribute_values(":h", s(token_hash))
             .build()
             .map_err(request_error)?;
-        self.items.push(TransactWriteItem::builder().delete(delete).build());
+        self.items
+            .push(TransactWriteItem::builder().delete(delete).build());
         self.push_update(
             Update::builder()
                 .set_key(Some(key(keys::user(user_id), keys::PROFILE)))
@@ -541,7 +591,10 @@ impl Tx {
                 .set_key(Some(key(keys::email(email), keys::EMAIL)))
                 .update_expression("SET is_active = :t")
                 .condition_expression("user_id = :uid")
-                .set_expression_attribute_values(values(vec![(":t", bool(true)), (":uid", s(user_id.as_str()))])),
+                .set_expression_attribute_values(values(vec![
+                    (":t", bool(true)),
+                    (":uid", s(user_id.as_str())),
+                ])),
         )
     }
 }
@@ -598,7 +651,10 @@ impl Store {
                             });
                         }
                     }
-                    if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) {
+                    if reasons
+                        .iter()
+                        .any(|r| r.code() == Some("TransactionConflict"))
+                    {
                         return Err(CommitError::Conflict);
                     }
                     Err(CommitError::Store(StoreError::Request(format!(
@@ -606,7 +662,9 @@ impl Store {
                         reasons.iter().map(|r| r.code()).collect::<Vec<_>>()
                     ))))
                 }
-                TransactWriteItemsError::TransactionInProgressException(_) => Err(CommitError::Conflict),
+                TransactWriteItemsError::TransactionInProgressException(_) => {
+                    Err(CommitError::Conflict)
+                }
                 other => Err(CommitError::Store(request_error(other))),
             },
             other => Err(CommitError::Store(request_error(other))),
@@ -615,7 +673,10 @@ impl Store {
 
     /// Writes a terminal event record (failed / ignored) on its own. Returns the
     /// existing record when one in a final state is already there.
-    pub async fn record_event(&self, record: &EventRecord) -> Result<Option<EventRecord>, StoreError> {
+    pub async fn record_event(
+        &self,
+        record: &EventRecord,
+    ) -> Result<Option<EventRecord>, StoreError> {
         let result = self
             .client
             .put_item()
@@ -684,7 +745,8 @@ impl Store {
                 Some(keys::EMAIL) => {
                     email_record = Some(EmailRecord {
                         user_id: UserId::from_stored(
-                            get_s(item, "user_id").ok_or_else(|| StoreError::Corrupt("email item: user_id".into()))?,
+                            get_s(item, "user_id")
+                                .ok_or_else(|| StoreError::Corrupt("email item: user_id".into()))?,
                         ),
                         is_active: get_bool(item, "is_active").unwrap_or(false),
                     })
@@ -709,10 +771,13 @@ impl Store {
     }
 
     pub async fn get_email(&self, email: &Email) -> Result<Option<EmailRecord>, StoreError> {
-        Ok(self.get(keys::email(email), keys::EMAIL).await?.map(|item| EmailRecord {
-            user_id: UserId::from_stored(get_s(&item, "user_id").unwrap_or_default()),
-            is_active: get_bool(&item, "is_active").unwrap_or(false),
-        }))
+        Ok(self
+            .get(keys::email(email), keys::EMAIL)
+            .await?
+            .map(|item| EmailRecord {
+                user_id: UserId::from_stored(get_s(&item, "user_id").unwrap_or_default()),
+                is_active: get_bool(&item, "is_active").unwrap_or(false),
+            }))
     }
 
     pub async fn get_event(&self, event: &EventKey) -> Result<Option<EventRecord>, StoreError> {
@@ -739,7 +804,11 @@ impl Store {
     }
 
     /// Every subscription a user holds with one provider.
-    pub async fn subscriptions(&self, user: &UserId, provider: Option<Provider>) -> Result<Vec<SubscriptionRecord>, StoreError> {
+    pub async fn subscriptions(
+        &self,
+        user: &UserId,
+        provider: Option<Provider>,
+    ) -> Result<Vec<SubscriptionRecord>, StoreError> {
         let prefix = match provider {
             Some(p) => format!("SUB#{p}#"),
             None => "SUB#".to_string(),
@@ -755,16 +824,22 @@ impl Store {
             .send()
             .await
             .map_err(request_error)?;
-        out.items().iter().map(SubscriptionRecord::from_item).collect()
+        out.items()
+            .iter()
+            .map(SubscriptionRecord::from_item)
+            .collect()
     }
 
     pub async fn get_setup_token(&self, user: &UserId) -> Result<Option<TokenRecord>, StoreError> {
-        Ok(self.get(keys::user(user), keys::SETUP_TOKEN).await?.and_then(|item| {
-            Some(TokenRecord {
-                token_hash: get_s(&item, "token_hash")?.to_string(),
-                expires_at: get_ts(&item, "expires_at")?,
-            })
-        }))
+        Ok(self
+            .get(keys::user(user), keys::SETUP_TOKEN)
+            .await?
+            .and_then(|item| {
+                Some(TokenRecord {
+                    token_hash: get_s(&item, "token_hash")?.to_string(),
+                    expires_at: get_ts(&item, "expires_at")?,
+                })
+            }))
     }
 
     pub async fn get_job(&self, job: &JobId) -> Result<Option<StoredJob>, StoreError> {
@@ -775,7 +850,11 @@ impl Store {
     }
 
     /// Notes a redelivery whose body differs from the recorded one.
-    pub async fn note_duplicate_body(&self, event: &EventKey, body_hash: &str) -> Result<(), StoreError> {
+    pub async fn note_duplicate_body(
+        &self,
+        event: &EventKey,
+        body_hash: &str,
+    ) -> Result<(), StoreError> {
         self.client
             .update_item()
             .table_name(&self.table)
@@ -792,7 +871,13 @@ impl Store {
 
     /// Claims a job for sending with a lease, so two deliveries of one SQS
     /// message cannot both send it.
-    pub async fn claim_job(&self, job: &JobId, claim_id: &str, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Claim, StoreError> {
+    pub async fn claim_job(
+        &self,
+        job: &JobId,
+        claim_id: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Claim, StoreError> {
         let result = self
             .client
             .update_item()
@@ -834,7 +919,13 @@ impl Store {
     }
 
     /// Marks a claimed job sent and takes it off the pending index.
-    pub async fn mark_job_sent(&self, job: &JobId, claim_id: &str, message_id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    pub async fn mark_job_sent(
+        &self,
+        job: &JobId,
+        claim_id: &str,
+        message_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let result = self
             .client
             .update_item()
@@ -854,19 +945,30 @@ impl Store {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(service)) if service.err().is_conditional_check_failed_exception() => Ok(false),
+            Err(SdkError::ServiceError(service))
+                if service.err().is_conditional_check_failed_exception() =>
+            {
+                Ok(false)
+            }
             Err(other) => Err(request_error(other)),
         }
     }
 
     /// Gives a claimed job back after a failed send, so a retry can claim it at once.
-    pub async fn release_job(&self, job: &JobId, claim_id: &str, error: &str) -> Result<(), StoreError> {
+    pub async fn release_job(
+        &self,
+        job: &JobId,
+        claim_id: &str,
+        error: &str,
+    ) -> Result<(), StoreError> {
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(keys::job(job), keys::JOB)))
-            .update_expression("SET #status = :pending, last_error = :err REMOVE lease_until, claim_id")
+            .update_expression(
+                "SET #status = :pending, last_error = :err REMOVE lease_until, claim_id",
+            )
             .condition_expression("claim_id = :claim AND #status = :sending")
             .expression_attribute_names("#status", "status")
             .set_expression_attribute_values(values(vec![
@@ -879,13 +981,21 @@ impl Store {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(service)) if service.err().is_conditional_check_failed_exception() => Ok(()),
+            Err(SdkError::ServiceError(service))
+                if service.err().is_conditional_check_failed_exception() =>
+            {
+                Ok(())
+            }
             Err(other) => Err(request_error(other)),
         }
     }
 
     /// Pending job ids created before `cutoff`, oldest first, at most `limit`.
-    pub async fn pending_jobs_before(&self, cutoff: DateTime<Utc>, limit: usize) -> Result<Vec<JobId>, StoreError> {
+    pub async fn pending_jobs_before(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<JobId>, StoreError> {
         let mut ids = Vec::new();
         let mut start = None;
         loop {
