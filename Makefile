@@ -86,7 +86,7 @@ watch: $(VENV_LOCAL)/.installed
 invoke: $(VENV_LOCAL)/.installed
 	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<function> EVENT=<events/...json>"; exit 2; }
 	cargo run -q -p gatehouse-local -- sign-event $(EVENT) target/events/$(notdir $(EVENT))
-	$(CARGO_LAMBDA) invoke $(FN) -A 127.0.0.1 --data-file target/events/$(notdir $(EVENT))
+	$(CARGO_LAMBDA) invoke $(FN) --invoke-address 127.0.0.1 --data-file target/events/$(notdir $(EVENT))
 
 deploy: $(VENV_SAM)/.installed
 	cd infra && $(SAM) build && $(SAM) deploy --guided
