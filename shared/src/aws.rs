@@ -40,3 +40,55 @@ impl AwsClients {
         Self::new(&config)
     }
 }
+
+/// Counts DynamoDB requests by operation: the bench and the round-trip tests
+/// use it to measure round trips per event.
+#[derive(Clone, Debug, Default)]
+pub struct RoundTripCounter {
+    calls: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl RoundTripCounter {
+    /// Operations seen since the last call, then forgets them.
+    pub fn take(&self) -> Vec<String> {
+        match self.calls.lock() {
+            Ok(mut calls) => std::mem::take(&mut *calls),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// A DynamoDB client that reports every request to this counter.
+    pub fn instrument(&self, client: &aws_sdk_dynamodb::Client) -> aws_sdk_dynamodb::Client {
+        let config = client
+            .config()
+            .to_builder()
+            .interceptor(self.clone())
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(config)
+    }
+}
+
+impl aws_sdk_dynamodb::config::Intercept for RoundTripCounter {
+    fn name(&self) -> &'static str {
+        "RoundTripCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let target = context
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .and_then(|t| t.rsplit('.').next())
+            .unwrap_or("unknown")
+            .to_string();
+        if let Ok(mut calls) = self.calls.lock() {
+            calls.push(target);
+        }
+        Ok(())
+    }
+}
