@@ -135,7 +135,7 @@ fn table_is_retained_with_pitr() {
 }
 
 #[test]
-fn dlq_has_an_alarm_and_every_function_has_log_retention() {
+fn dlq_and_function_errors_have_alarms_and_every_function_has_log_retention() {
     let t = template();
     let dlq_alarm = of_type(&t, "AWS::CloudWatch::Alarm")
         .into_iter()
@@ -145,6 +145,15 @@ fn dlq_has_an_alarm_and_every_function_has_log_retention() {
             values.iter().any(|v| v.starts_with("EmailDLQ."))
         });
     assert!(dlq_alarm, "an alarm watches the DLQ");
+    let alarms = of_type(&t, "AWS::CloudWatch::Alarm");
+    for (id, _) in of_type(&t, "AWS::Serverless::Function") {
+        let watched = alarms.iter().any(|(_, a)| {
+            let mut values = Vec::new();
+            strings(&a["Properties"]["Dimensions"], &mut values);
+            a["Properties"]["MetricName"].as_str() == Some("Errors") && values.contains(&id)
+        });
+        assert!(watched, "{id} has an errors alarm");
+    }
     let logs = of_type(&t, "AWS::Logs::LogGroup");
     for (id, _) in of_type(&t, "AWS::Serverless::Function") {
         let group = logs.iter().find(|(_, g)| {

@@ -6,11 +6,16 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn endpoint() -> String {
-    std::env::var("GATEHOUSE_TEST_AWS_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:5056".to_string())
+    std::env::var("GATEHOUSE_TEST_AWS_ENDPOINT")
+        .unwrap_or_else(|_| "http://127.0.0.1:5056".to_string())
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn command(args: &[&str], run: &str, addr: &str) -> Command {
@@ -32,7 +37,10 @@ fn wait_exit(child: &mut Child, deadline: Duration) -> std::process::ExitStatus 
         if let Some(status) = child.try_wait().unwrap() {
             return status;
         }
-        assert!(start.elapsed() < deadline, "process did not exit within {deadline:?}");
+        assert!(
+            start.elapsed() < deadline,
+            "process did not exit within {deadline:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -42,18 +50,31 @@ fn dev_serves_routes_and_stops_on_sigterm() {
     let run = hex::encode(rand::random::<[u8; 4]>());
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
-    let mut child = command(&["dev"], &run, &addr).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = command(&["dev"], &run, &addr)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
 
     let start = Instant::now();
     while TcpStream::connect(&addr).is_err() {
         assert!(child.try_wait().unwrap().is_none(), "dev exited early");
-        assert!(start.elapsed() < Duration::from_secs(30), "dev did not open {addr}");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "dev did not open {addr}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (unknown, unsigned) = runtime.block_on(async {
         let client = reqwest::Client::new();
-        let unknown = client.get(format!("http://{addr}/nope")).send().await.unwrap().status().as_u16();
+        let unknown = client
+            .get(format!("http://{addr}/nope"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
         let unsigned = client
             .post(format!("http://{addr}/webhooks/kajabi"))
             .header("content-type", "application/json")
@@ -68,7 +89,10 @@ fn dev_serves_routes_and_stops_on_sigterm() {
     assert_eq!(unknown, 404);
     assert_eq!(unsigned, 401, "the webhook route is served");
 
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(killed.success());
     let status = wait_exit(&mut child, Duration::from_secs(15));
     assert!(status.success(), "dev exits cleanly on SIGTERM: {status:?}");
@@ -80,7 +104,11 @@ fn demo_passes_its_own_checks() {
     let run = hex::encode(rand::random::<[u8; 4]>());
     let output = command(&["demo"], &run, "127.0.0.1:0").output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "demo failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "demo failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(stdout.contains("All demo checks passed."));
     assert!(stdout.contains("status=processed"));
     assert!(stdout.contains("\"status\":\"duplicate\""));
@@ -88,7 +116,10 @@ fn demo_passes_its_own_checks() {
 
 #[test]
 fn unknown_command_prints_usage() {
-    let output = Command::new(env!("CARGO_BIN_EXE_gatehouse-local")).arg("bogus").output().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_gatehouse-local"))
+        .arg("bogus")
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("usage"));
 }
