@@ -93,8 +93,8 @@ async fn concurrent_copies_of_a_pending_job_send_one_email() {
         })
         .collect();
     let response = t.stack.sender.handle(SqsEvent { records }).await;
-    // Copies that lost the claim are retried later (and then skip the sent job).
-    assert!(response.batch_item_failures.len() <= 4);
+    // Copies that lost the claim are dropped: the winner sends, the sweeper covers its crash.
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
     assert_eq!(t.emails_to(&email).await.len(), 1);
 }
 

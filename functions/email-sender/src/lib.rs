@@ -73,6 +73,10 @@ impl EmailSender {
                 tracing::info!(job_id = %job, outcome = "already_sent", "skipped");
                 true
             }
+            Ok(SendOutcome::LeasedElsewhere) => {
+                tracing::info!(job_id = %job, outcome = "leased_elsewhere", "skipped");
+                true
+            }
             Err(e) => {
                 tracing::warn!(job_id = %job, error = %e, "email job failed");
                 false

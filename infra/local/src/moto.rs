@@ -50,10 +50,12 @@ impl Drop for MotoGuard {
     }
 }
 
-fn moto_binary() -> PathBuf {
-    std::env::var_os("MOTO_BIN")
+/// The venv's Python runs `scripts/moto_server.py`: moto with DynamoDB requests
+/// serialized (see that file for why).
+fn moto_python() -> PathBuf {
+    std::env::var_os("MOTO_PYTHON")
         .map(PathBuf::from)
-        .unwrap_or_else(|| crate::env::workspace_root().join(".venv/local/bin/moto_server"))
+        .unwrap_or_else(|| crate::env::workspace_root().join(".venv/local/bin/python"))
 }
 
 /// Uses the moto at `endpoint` if it answers, else starts one on its port.
@@ -70,7 +72,9 @@ pub async fn ensure(endpoint: &str) -> Result<MotoGuard, MotoError> {
     let _ = std::fs::create_dir_all(&log_dir);
     let log = std::fs::File::create(log_dir.join(format!("moto-{port}.log")))
         .map_err(|e| MotoError::Start(endpoint.into(), e.to_string()))?;
-    let child = Command::new(moto_binary())
+    let launcher = crate::env::workspace_root().join("scripts/moto_server.py");
+    let child = Command::new(moto_python())
+        .arg(launcher)
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdin(Stdio::null())
         .stdout(

@@ -1,6 +1,8 @@
 //! Sends one email job through SESv2. Each job is claimed with a lease before
 //! sending and marked sent after, so redelivered or concurrent messages for one
 //! job send it once (a crash between SES accepting and the mark may repeat one).
+//! A copy that finds the job leased by another sender is dropped; the sweeper
+//! covers a sender that dies holding the lease.
 
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
 use chrono::Duration;
@@ -14,16 +16,20 @@ const LEASE_SECS: i64 = 120;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendOutcome {
-    Sent { message_id: String },
+    Sent {
+        message_id: String,
+    },
     AlreadySent,
+    /// Another delivery holds the lease and is sending it now. This copy is
+    /// dropped: if that sender dies, the job stays on the pending index and the
+    /// sweeper re-enqueues it once the lease has lapsed.
+    LeasedElsewhere,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
     #[error("job {0} does not exist")]
     NotFound(String),
-    #[error("job {0} is being sent by another delivery")]
-    InFlight(String),
     #[error("job {job} cannot be rendered: {reason}")]
     Render { job: String, reason: String },
     #[error("SES refused job {job}: {reason}")]
@@ -54,7 +60,7 @@ impl Services {
         {
             Claim::Claimed(stored) => stored,
             Claim::AlreadySent => return Ok(SendOutcome::AlreadySent),
-            Claim::InFlight => return Err(SendError::InFlight(job_id.to_string())),
+            Claim::InFlight => return Ok(SendOutcome::LeasedElsewhere),
             Claim::NotFound => return Err(SendError::NotFound(job_id.to_string())),
         };
         let job = &stored.job;

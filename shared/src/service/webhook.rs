@@ -13,6 +13,9 @@ use crate::store::{CommitError, EventRecord, EventStatus, Tx};
 /// Attempts at a transaction before answering 503 (conflicts and races retry).
 pub const MAX_ATTEMPTS: u32 = 4;
 
+/// Longest provider event id used verbatim in a key.
+pub const MAX_EVENT_ID_BYTES: usize = 200;
+
 /// One authenticated delivery, as received.
 #[derive(Debug, Clone)]
 pub struct Delivery {
@@ -33,6 +36,10 @@ impl Delivery {
         received_at: DateTime<Utc>,
     ) -> Self {
         let key = match event_id {
+            // DynamoDB keys are bounded; an absurdly long id is keyed by its hash instead.
+            Some(id) if id.len() > MAX_EVENT_ID_BYTES => {
+                EventKey::new(provider, format!("sha256-id:{}", sha256_hex(id.as_bytes())))
+            }
             Some(id) => EventKey::new(provider, id),
             None => EventKey::from_body_hash(provider, body),
         };
@@ -233,5 +240,22 @@ impl Services {
                 CommitVerdict::Retry => Ok(None),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_event_ids_are_hashed_into_the_key() {
+        let now = chrono::Utc::now();
+        let short = Delivery::new(Provider::Kajabi, Some("evt_1".into()), "t", b"{}", now);
+        assert_eq!(short.key.event_id(), "evt_1");
+        let long = Delivery::new(Provider::Kajabi, Some("x".repeat(5000)), "t", b"{}", now);
+        assert!(long.key.event_id().starts_with("sha256-id:"));
+        assert!(long.key.event_id().len() < 100);
+        let none = Delivery::new(Provider::Kajabi, None, "t", b"{}", now);
+        assert!(none.key.event_id().starts_with("sha256:"));
     }
 }
