@@ -123,3 +123,23 @@ fn unknown_command_prints_usage() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("usage"));
 }
+
+/// `make dev`, `make demo` and `make invoke` use `cargo run -p gatehouse-local`.
+/// The crate also has the bench binary, so cargo only knows which one to run
+/// through `default-run` (cargo's rule, checked here without a second build).
+#[test]
+fn cargo_run_resolves_the_local_stack_binary() {
+    let root = gatehouse_local::env::workspace_root();
+    let makefile = std::fs::read_to_string(root.join("Makefile")).unwrap();
+    assert!(makefile.contains("cargo run -q -p gatehouse-local -- demo"));
+    let extra_bins = std::fs::read_dir(root.join("infra/local/src/bin"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    let manifest = std::fs::read_to_string(root.join("infra/local/Cargo.toml")).unwrap();
+    if extra_bins > 0 {
+        assert!(
+            manifest.contains("default-run = \"gatehouse-local\""),
+            "gatehouse-local has {extra_bins} extra binaries and no default-run"
+        );
+    }
+}
