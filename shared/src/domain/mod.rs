@@ -2,13 +2,15 @@
 //! time is always passed in.
 
 mod email;
+mod entitlements;
 mod ids;
 mod password;
 mod plan;
 mod subscription;
 
 pub use email::{Email, EmailError};
+pub use entitlements::{entitlements, Entitlements, Holding};
 pub use ids::{EventKey, JobId, Provider, UserId};
 pub use password::{Password, PasswordError};
-pub use plan::{Plan, PlanCatalog, PlanError};
+pub use plan::{Plan, PlanCatalog, PlanError, BASE_ROLE};
 pub use subscription::{has_access, SubscriptionState, SubscriptionView, Transition};

@@ -31,13 +31,23 @@ pub enum PlanError {
     },
     #[error("unknown provider {0} in plans file")]
     UnknownProvider(String),
+    #[error("plan {plan} grants role {role}, which the roles table does not define")]
+    UnknownRole { plan: String, role: String },
+    #[error("the roles table must define the base role {0}")]
+    NoBaseRole(&'static str),
 }
+
+/// The role every user holds, subscribed or not.
+pub const BASE_ROLE: &str = "free-user";
 
 #[derive(Deserialize)]
 struct PlansFile {
     plans: BTreeMap<String, PlanSpec>,
     #[serde(default)]
     products: BTreeMap<String, BTreeMap<String, String>>,
+    /// Role -> the permissions it grants.
+    #[serde(default)]
+    roles: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -58,6 +68,7 @@ struct PlanSpec {
 pub struct PlanCatalog {
     plans: BTreeMap<String, Plan>,
     products: HashMap<(Provider, String), String>,
+    roles: BTreeMap<String, Vec<String>>,
 }
 
 impl PlanCatalog {
@@ -81,6 +92,19 @@ impl PlanCatalog {
                 },
             );
         }
+        if !file.roles.is_empty() && !file.roles.contains_key(BASE_ROLE) {
+            return Err(PlanError::NoBaseRole(BASE_ROLE));
+        }
+        for plan in plans.values() {
+            for role in &plan.roles {
+                if !file.roles.contains_key(role) {
+                    return Err(PlanError::UnknownRole {
+                        plan: plan.id.clone(),
+                        role: role.clone(),
+                    });
+                }
+            }
+        }
         let mut products = HashMap::new();
         for (provider_name, map) in file.products {
             let provider = Provider::parse(&provider_name)
@@ -96,7 +120,11 @@ impl PlanCatalog {
                 products.insert((provider, product), plan);
             }
         }
-        Ok(Self { plans, products })
+        Ok(Self {
+            plans,
+            products,
+            roles: file.roles,
+        })
     }
 
     /// The plan a provider's product (offer, price, plan code) grants, if configured.
@@ -109,6 +137,15 @@ impl PlanCatalog {
     pub fn get(&self, plan_id: &str) -> Option<&Plan> {
         self.plans.get(plan_id)
     }
+
+    /// The permissions a role grants (none for a role the table does not define).
+    pub fn permissions(&self, role: &str) -> &[String] {
+        self.roles.get(role).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.contains_key(role)
+    }
 }
 
 #[cfg(test)]
@@ -120,7 +157,8 @@ mod tests {
             "nssa_annual": {"name": "NSSA Annual", "partner": "NSSA", "period_days": 365, "roles": ["premium-member"]},
             "forever": {"name": "Forever", "lifetime": true}
         },
-        "products": {"kajabi": {"off_456": "nssa_annual", "2150": "nssa_annual"}}
+        "products": {"kajabi": {"off_456": "nssa_annual", "2150": "nssa_annual"}},
+        "roles": {"free-user": ["read:basic-content"], "premium-member": ["read:premium-content"]}
     }"#;
 
     #[test]
@@ -154,6 +192,17 @@ mod tests {
             PlanCatalog::from_json(provider),
             Err(PlanError::UnknownProvider(_))
         ));
+    }
+
+    #[test]
+    fn roles_must_be_defined() {
+        let catalog = PlanCatalog::from_json(SAMPLE).unwrap();
+        assert_eq!(catalog.permissions("premium-member"), ["read:premium-content"]);
+        assert!(catalog.permissions("nobody").is_empty());
+        let undefined = r#"{"plans": {"p": {"name": "P", "lifetime": true, "roles": ["ghost"]}}, "roles": {"free-user": []}}"#;
+        assert!(matches!(PlanCatalog::from_json(undefined), Err(PlanError::UnknownRole { .. })));
+        let no_base = r#"{"plans": {}, "roles": {"admin": []}}"#;
+        assert_eq!(PlanCatalog::from_json(no_base).err(), Some(PlanError::NoBaseRole(BASE_ROLE)));
     }
 
     #[test]
