@@ -12,6 +12,8 @@ pub enum SubscriptionState {
     Canceled,
     Expired,
     Refunded,
+    /// Held but not paid for (Stripe's incomplete, unpaid, paused): no access.
+    Suspended,
 }
 
 impl SubscriptionState {
@@ -23,6 +25,7 @@ impl SubscriptionState {
             Self::Canceled => "canceled",
             Self::Expired => "expired",
             Self::Refunded => "refunded",
+            Self::Suspended => "suspended",
         }
     }
 
@@ -34,6 +37,7 @@ impl SubscriptionState {
             "canceled" => Self::Canceled,
             "expired" => Self::Expired,
             "refunded" => Self::Refunded,
+            "suspended" => Self::Suspended,
             _ => return None,
         })
     }
@@ -72,7 +76,7 @@ pub fn has_access(
             access_until.is_none_or(|until| now < until)
         }
         SubscriptionState::Canceled => access_until.is_some_and(|until| now < until),
-        SubscriptionState::Expired | SubscriptionState::Refunded => false,
+        SubscriptionState::Expired | SubscriptionState::Refunded | SubscriptionState::Suspended => false,
     }
 }
 
@@ -167,6 +171,9 @@ mod tests {
         assert!(!has_access(Canceled, None, at(1)));
         assert!(!has_access(Expired, None, at(1)));
         assert!(!has_access(Refunded, Some(at(30)), at(1)));
+        assert!(!has_access(Suspended, None, at(1)));
+        assert!(has_access(PastDue, Some(at(8)), at(7)), "past due keeps access through the grace period");
+        assert!(!has_access(PastDue, Some(at(8)), at(9)));
     }
 
     #[test]
@@ -219,7 +226,7 @@ mod tests {
     #[test]
     fn states_round_trip() {
         use SubscriptionState::*;
-        for s in [Active, Trialing, PastDue, Canceled, Expired, Refunded] {
+        for s in [Active, Trialing, PastDue, Canceled, Expired, Refunded, Suspended] {
             assert_eq!(SubscriptionState::parse(s.as_str()), Some(s));
         }
         assert_eq!(SubscriptionState::parse("unknown"), None);

@@ -1,3 +1,4 @@
 //! Provider adapters: authenticate raw bytes, then parse into provider-neutral events.
 
 pub mod kajabi;
+pub mod stripe;
