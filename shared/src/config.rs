@@ -51,6 +51,11 @@ pub struct Settings {
     pub email_queue_name: Option<String>,
     pub kajabi_webhook_secret: Option<Secret>,
     pub kajabi_url_tokens: Vec<Secret>,
+    /// Stripe endpoint secrets; several during rotation.
+    pub stripe_webhook_secrets: Vec<Secret>,
+    pub stripe_tolerance_secs: i64,
+    /// How long a past-due subscription keeps access.
+    pub past_due_grace: Duration,
     /// Server key that derives setup tokens from job ids (the raw token is never stored).
     pub token_signing_key: Secret,
     pub from_email: Email,
@@ -65,6 +70,19 @@ pub struct Settings {
 
 fn var(name: &'static str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// A comma-separated list of secrets (rotation).
+fn secret_list(name: &'static str) -> Vec<Secret> {
+    var(name)
+        .map(|raw| {
+            raw.split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(Secret::new)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn required(name: &'static str) -> Result<String, ConfigError> {
@@ -112,15 +130,10 @@ impl Settings {
             email_queue_url: var("EMAIL_QUEUE_URL"),
             email_queue_name: var("EMAIL_QUEUE_NAME"),
             kajabi_webhook_secret: var("KAJABI_WEBHOOK_SECRET").map(Secret::new),
-            kajabi_url_tokens: var("KAJABI_URL_TOKENS")
-                .map(|raw| {
-                    raw.split(',')
-                        .map(str::trim)
-                        .filter(|t| !t.is_empty())
-                        .map(Secret::new)
-                        .collect()
-                })
-                .unwrap_or_default(),
+            kajabi_url_tokens: secret_list("KAJABI_URL_TOKENS"),
+            stripe_webhook_secrets: secret_list("STRIPE_WEBHOOK_SECRETS"),
+            stripe_tolerance_secs: number("STRIPE_TOLERANCE_SECS", 300)? as i64,
+            past_due_grace: Duration::from_secs(number("PAST_DUE_GRACE_DAYS", 7)? * 86_400),
             token_signing_key,
             from_email: email("FROM_EMAIL")?,
             admin_email: email("ADMIN_EMAIL")?,

@@ -18,6 +18,8 @@ use serde_json::Value;
 
 pub const KAJABI_SECRET: &str = "test-kajabi-secret-0123456789";
 pub const URL_TOKENS: [&str; 2] = ["test-url-token-old", "test-url-token-new"];
+/// The second is the older secret, still accepted during rotation.
+pub const STRIPE_SECRETS: [&str; 2] = ["whsec_test_new_0123456789", "whsec_test_old_0123456789"];
 pub const TOKEN_KEY: &str = "test-token-signing-key-0123456789abcdef";
 
 /// The moto endpoint for tests (`make test` starts one on its own port).
@@ -116,6 +118,9 @@ pub fn test_settings(run: &str, admin: &str, global_limit: u32) -> Settings {
         email_queue_name: None,
         kajabi_webhook_secret: Some(Secret::new(KAJABI_SECRET)),
         kajabi_url_tokens: URL_TOKENS.iter().map(|t| Secret::new(*t)).collect(),
+        stripe_webhook_secrets: STRIPE_SECRETS.iter().map(|t| Secret::new(*t)).collect(),
+        stripe_tolerance_secs: 300,
+        past_due_grace: Duration::from_secs(7 * 86_400),
         token_signing_key: Secret::new(TOKEN_KEY),
         from_email: Email::parse("noreply@gatehouse.example").unwrap(),
         admin_email: Email::parse(admin).unwrap(),
@@ -225,6 +230,31 @@ impl TestStack {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// Posts a Stripe event signed with `secret` at `timestamp`.
+    pub async fn post_stripe_at(&self, body: &str, secret: &str, timestamp: i64) -> (u16, Value) {
+        self.post_stripe_with(body, Some(&stripe_header(body, secret, timestamp)))
+            .await
+    }
+
+    pub async fn post_stripe(&self, body: &str) -> (u16, Value) {
+        self.post_stripe_at(body, STRIPE_SECRETS[0], chrono::Utc::now().timestamp())
+            .await
+    }
+
+    pub async fn post_stripe_with(&self, body: &str, header: Option<&str>) -> (u16, Value) {
+        let mut request = self
+            .http
+            .post(self.url("/webhooks/stripe"))
+            .header("content-type", "application/json; charset=utf-8")
+            .body(body.to_string());
+        if let Some(h) = header {
+            request = request.header("stripe-signature", h);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
         let response = self
             .http
@@ -310,6 +340,48 @@ impl TestStack {
         .filter_map(|k| attrs.get(k).and_then(|v| v.parse::<usize>().ok()))
         .sum()
     }
+}
+
+/// `t=…,v1=…` over `{t}.{body}`.
+pub fn stripe_header(body: &str, secret: &str, timestamp: i64) -> String {
+    let sig = hmac_sha256_hex(secret.as_bytes(), format!("{timestamp}.{body}").as_bytes());
+    format!("t={timestamp},v1={sig}")
+}
+
+/// A Stripe event envelope around `object`.
+pub fn stripe_event(id: &str, event_type: &str, created: i64, object: Value) -> String {
+    serde_json::json!({"id": id, "object": "event", "api_version": "2025-03-31.basil", "created": created,
+        "livemode": false, "pending_webhooks": 1, "type": event_type, "data": {"object": object}})
+    .to_string()
+}
+
+/// A Stripe subscription object for the premium monthly price.
+pub fn stripe_subscription(
+    sub_id: &str,
+    customer: &str,
+    status: &str,
+    cancel_at_period_end: bool,
+    period_end: i64,
+) -> Value {
+    serde_json::json!({"id": sub_id, "object": "subscription", "customer": customer, "status": status,
+        "cancel_at_period_end": cancel_at_period_end,
+        "items": {"object": "list", "data": [{"id": "si_1", "object": "subscription_item", "current_period_end": period_end,
+            "price": {"id": "price_premium_monthly", "object": "price", "product": "prod_premium_monthly"}}]}})
+}
+
+pub fn stripe_checkout(
+    session_id: &str,
+    customer: &str,
+    email: &str,
+    mode: &str,
+    plan: Option<&str>,
+) -> Value {
+    let mut session = serde_json::json!({"id": session_id, "object": "checkout.session", "mode": mode, "payment_status": "paid",
+        "customer": customer, "customer_details": {"email": email, "name": "Grace Hopper"}, "metadata": {}});
+    if let Some(plan) = plan {
+        session["metadata"]["plan"] = Value::String(plan.into());
+    }
+    session
 }
 
 /// A seed-dialect purchase body.

@@ -174,7 +174,12 @@ fn dlq_and_function_errors_have_alarms_and_every_function_has_log_retention() {
 #[test]
 fn secrets_are_noecho_parameters() {
     let t = template();
-    for name in ["KajabiWebhookSecret", "KajabiUrlTokens", "TokenSigningKey"] {
+    for name in [
+        "KajabiWebhookSecret",
+        "KajabiUrlTokens",
+        "StripeWebhookSecrets",
+        "TokenSigningKey",
+    ] {
         assert_eq!(
             t["Parameters"][name]["NoEcho"].as_bool(),
             Some(true),

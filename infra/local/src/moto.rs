@@ -19,8 +19,8 @@ pub enum MotoError {
 pub async fn is_up(endpoint: &str) -> bool {
     let client = reqwest::Client::new();
     client
-        .get(format!("{endpoint}/moto-api/data.json"))
-        .timeout(Duration::from_secs(2))
+        .get(format!("{endpoint}/moto-api/config"))
+        .timeout(Duration::from_secs(5))
         .send()
         .await
         .is_ok_and(|r| r.status().is_success())
@@ -148,7 +148,8 @@ pub async fn sent_emails(endpoint: &str) -> Result<Vec<SentEmail>, MotoError> {
         #[serde(rename = "Message", default)]
         message: Vec<SentEmail>,
     }
-    let data: Data = reqwest::get(format!("{endpoint}/moto-api/data.json"))
+    // `?service=ses` is honoured by scripts/moto_server.py; plain moto ignores it.
+    let data: Data = reqwest::get(format!("{endpoint}/moto-api/data.json?service=ses"))
         .await
         .map_err(|e| MotoError::Api(e.to_string()))?
         .json()

@@ -74,36 +74,78 @@ mod tests {
     fn everyone_is_a_free_user() {
         let e = entitlements(&catalog(), &[], &[], &[], Utc::now());
         assert_eq!(e.roles, BTreeSet::from(["free-user".to_string()]));
-        assert_eq!(e.permissions, BTreeSet::from(["read:basic-content".to_string()]));
+        assert_eq!(
+            e.permissions,
+            BTreeSet::from(["read:basic-content".to_string()])
+        );
     }
 
     #[test]
     fn premium_follows_the_access_rule() {
         let now = Utc::now();
-        let active = holding("premium_monthly", SubscriptionState::Active, Some(now + Duration::days(3)));
+        let active = holding(
+            "premium_monthly",
+            SubscriptionState::Active,
+            Some(now + Duration::days(3)),
+        );
         let e = entitlements(&catalog(), &[active], &[], &[], now);
         assert!(e.roles.contains("premium-monthly"));
         assert!(e.permissions.contains("read:premium-content"));
         assert!(e.permissions.contains("manage:subscription"));
 
-        let canceled_running = holding("premium_monthly", SubscriptionState::Canceled, Some(now + Duration::days(3)));
-        assert!(entitlements(&catalog(), &[canceled_running.clone()], &[], &[], now).roles.contains("premium-monthly"));
+        let canceled_running = holding(
+            "premium_monthly",
+            SubscriptionState::Canceled,
+            Some(now + Duration::days(3)),
+        );
+        assert!(entitlements(
+            &catalog(),
+            std::slice::from_ref(&canceled_running),
+            &[],
+            &[],
+            now
+        )
+        .roles
+        .contains("premium-monthly"));
         let after_end = now + Duration::days(4);
-        assert!(!entitlements(&catalog(), &[canceled_running], &[], &[], after_end).roles.contains("premium-monthly"));
+        assert!(
+            !entitlements(&catalog(), &[canceled_running], &[], &[], after_end)
+                .roles
+                .contains("premium-monthly")
+        );
         let expired = holding("premium_monthly", SubscriptionState::Expired, None);
-        assert!(!entitlements(&catalog(), &[expired], &[], &[], now).permissions.contains("read:premium-content"));
+        assert!(!entitlements(&catalog(), &[expired], &[], &[], now)
+            .permissions
+            .contains("read:premium-content"));
         let lifetime = holding("premium_lifetime", SubscriptionState::Active, None);
-        assert!(entitlements(&catalog(), &[lifetime], &[], &[], now + Duration::days(36500)).roles.contains("premium-lifetime"));
+        assert!(entitlements(
+            &catalog(),
+            &[lifetime],
+            &[],
+            &[],
+            now + Duration::days(36500)
+        )
+        .roles
+        .contains("premium-lifetime"));
     }
 
     #[test]
     fn manual_grants_and_revokes() {
         let now = Utc::now();
         let active = holding("premium_monthly", SubscriptionState::Active, None);
-        let e = entitlements(&catalog(), &[active], &["admin".into()], &["premium-monthly".into(), "free-user".into()], now);
+        let e = entitlements(
+            &catalog(),
+            &[active],
+            &["admin".into()],
+            &["premium-monthly".into(), "free-user".into()],
+            now,
+        );
         assert!(e.roles.contains("admin"));
         assert!(e.permissions.contains("access:admin-panel"));
         assert!(!e.roles.contains("premium-monthly"));
-        assert!(e.roles.contains("free-user"), "the base role cannot be revoked");
+        assert!(
+            e.roles.contains("free-user"),
+            "the base role cannot be revoked"
+        );
     }
 }

@@ -197,12 +197,21 @@ mod tests {
     #[test]
     fn roles_must_be_defined() {
         let catalog = PlanCatalog::from_json(SAMPLE).unwrap();
-        assert_eq!(catalog.permissions("premium-member"), ["read:premium-content"]);
+        assert_eq!(
+            catalog.permissions("premium-member"),
+            ["read:premium-content"]
+        );
         assert!(catalog.permissions("nobody").is_empty());
         let undefined = r#"{"plans": {"p": {"name": "P", "lifetime": true, "roles": ["ghost"]}}, "roles": {"free-user": []}}"#;
-        assert!(matches!(PlanCatalog::from_json(undefined), Err(PlanError::UnknownRole { .. })));
+        assert!(matches!(
+            PlanCatalog::from_json(undefined),
+            Err(PlanError::UnknownRole { .. })
+        ));
         let no_base = r#"{"plans": {}, "roles": {"admin": []}}"#;
-        assert_eq!(PlanCatalog::from_json(no_base).err(), Some(PlanError::NoBaseRole(BASE_ROLE)));
+        assert_eq!(
+            PlanCatalog::from_json(no_base).err(),
+            Some(PlanError::NoBaseRole(BASE_ROLE))
+        );
     }
 
     #[test]

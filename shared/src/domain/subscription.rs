@@ -76,7 +76,9 @@ pub fn has_access(
             access_until.is_none_or(|until| now < until)
         }
         SubscriptionState::Canceled => access_until.is_some_and(|until| now < until),
-        SubscriptionState::Expired | SubscriptionState::Refunded | SubscriptionState::Suspended => false,
+        SubscriptionState::Expired | SubscriptionState::Refunded | SubscriptionState::Suspended => {
+            false
+        }
     }
 }
 
@@ -172,7 +174,10 @@ mod tests {
         assert!(!has_access(Expired, None, at(1)));
         assert!(!has_access(Refunded, Some(at(30)), at(1)));
         assert!(!has_access(Suspended, None, at(1)));
-        assert!(has_access(PastDue, Some(at(8)), at(7)), "past due keeps access through the grace period");
+        assert!(
+            has_access(PastDue, Some(at(8)), at(7)),
+            "past due keeps access through the grace period"
+        );
         assert!(!has_access(PastDue, Some(at(8)), at(9)));
     }
 
@@ -226,7 +231,9 @@ mod tests {
     #[test]
     fn states_round_trip() {
         use SubscriptionState::*;
-        for s in [Active, Trialing, PastDue, Canceled, Expired, Refunded, Suspended] {
+        for s in [
+            Active, Trialing, PastDue, Canceled, Expired, Refunded, Suspended,
+        ] {
             assert_eq!(SubscriptionState::parse(s.as_str()), Some(s));
         }
         assert_eq!(SubscriptionState::parse("unknown"), None);

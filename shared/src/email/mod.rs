@@ -17,6 +17,8 @@ pub enum Template {
     AdminExistingLinked,
     CancelNotice,
     ExpiryNotice,
+    PaymentSuccessful,
+    PaymentFailed,
 }
 
 impl Template {
@@ -27,6 +29,8 @@ impl Template {
             Template::AdminExistingLinked => "admin_existing_linked",
             Template::CancelNotice => "cancel_notice",
             Template::ExpiryNotice => "expiry_notice",
+            Template::PaymentSuccessful => "payment_successful",
+            Template::PaymentFailed => "payment_failed",
         }
     }
 
@@ -37,6 +41,8 @@ impl Template {
             "admin_existing_linked" => Template::AdminExistingLinked,
             "cancel_notice" => Template::CancelNotice,
             "expiry_notice" => Template::ExpiryNotice,
+            "payment_successful" => Template::PaymentSuccessful,
+            "payment_failed" => Template::PaymentFailed,
             _ => return None,
         })
     }
@@ -180,6 +186,46 @@ pub fn render(
                 ),
             }
         }
+        Template::PaymentSuccessful => {
+            let until = data
+                .get("access_until")
+                .map(String::as_str)
+                .unwrap_or("your next renewal");
+            RenderedEmail {
+                subject: format!("Payment successful: {plan}"),
+                html: page(&[
+                    format!("Hi {},", escape_html(name)),
+                    format!(
+                        "Thanks for your payment. {} is active until {}.",
+                        escape_html(plan),
+                        escape_html(until)
+                    ),
+                ]),
+                text: format!(
+                    "Hi {name},\n\nThanks for your payment. {plan} is active until {until}.\n"
+                ),
+            }
+        }
+        Template::PaymentFailed => {
+            let until = data
+                .get("access_until")
+                .map(String::as_str)
+                .unwrap_or("a few days");
+            RenderedEmail {
+                subject: format!("Payment failed: {plan}"),
+                html: page(&[
+                    format!("Hi {},", escape_html(name)),
+                    format!(
+                        "We could not take the payment for {}. Please update your payment method; your access continues until {}.",
+                        escape_html(plan),
+                        escape_html(until)
+                    ),
+                ]),
+                text: format!(
+                    "Hi {name},\n\nWe could not take the payment for {plan}. Please update your payment method; your access continues until {until}.\n"
+                ),
+            }
+        }
         Template::ExpiryNotice => RenderedEmail {
             subject: format!("Your {plan} subscription has expired"),
             html: page(&[
@@ -267,6 +313,8 @@ mod tests {
             Template::AdminExistingLinked,
             Template::CancelNotice,
             Template::ExpiryNotice,
+            Template::PaymentSuccessful,
+            Template::PaymentFailed,
         ] {
             assert_eq!(Template::parse(t.as_str()), Some(t));
             let e = render(t, &job, &d, &ctx(&key)).unwrap();

@@ -30,7 +30,13 @@ pub enum StripeAuthError {
 /// Verifies `t=…,v1=…[,v1=…]`: HMAC-SHA256 over `{t}.{body}` with any configured
 /// secret (rotation) against any `v1`; `v0` and unknown schemes are ignored.
 /// Returns the signed timestamp.
-pub fn verify(header: Option<&str>, body: &[u8], secrets: &[Secret], tolerance_secs: i64, now_unix: i64) -> Result<i64, StripeAuthError> {
+pub fn verify(
+    header: Option<&str>,
+    body: &[u8],
+    secrets: &[Secret],
+    tolerance_secs: i64,
+    now_unix: i64,
+) -> Result<i64, StripeAuthError> {
     let header = header.ok_or(StripeAuthError::MissingHeader)?;
     if secrets.is_empty() {
         return Err(StripeAuthError::NotConfigured);
@@ -106,7 +112,8 @@ fn text(v: Option<&Value>) -> Option<String> {
 }
 
 fn ts(v: Option<&Value>) -> Option<DateTime<Utc>> {
-    v.and_then(Value::as_i64).and_then(|s| Utc.timestamp_opt(s, 0).single())
+    v.and_then(Value::as_i64)
+        .and_then(|s| Utc.timestamp_opt(s, 0).single())
 }
 
 /// An id field that may be expanded into an object.
@@ -139,7 +146,8 @@ fn period_end(object: &Value) -> Option<DateTime<Utc>> {
     let mut best = ts(object.get("current_period_end"));
     if let Some(Value::Array(data)) = object.get("items").and_then(|i| i.get("data")) {
         for item in data {
-            let end = ts(item.get("current_period_end")).or_else(|| ts(item.get("period").and_then(|p| p.get("end"))));
+            let end = ts(item.get("current_period_end"))
+                .or_else(|| ts(item.get("period").and_then(|p| p.get("end"))));
             best = best.max(end);
         }
     }
@@ -186,18 +194,30 @@ pub struct StripeEvent {
 impl StripeEvent {
     pub fn from_json(root: &Value) -> Self {
         let event_type = text(root.get("type")).unwrap_or_else(|| "unknown".into());
-        let object = root.get("data").and_then(|d| d.get("object")).cloned().unwrap_or(Value::Null);
+        let object = root
+            .get("data")
+            .and_then(|d| d.get("object"))
+            .cloned()
+            .unwrap_or(Value::Null);
         let action = match event_type.as_str() {
-            "checkout.session.completed" | "checkout.session.async_payment_succeeded" => StripeAction::Checkout {
-                session_id: text(object.get("id")),
-                mode: text(object.get("mode")).unwrap_or_else(|| "payment".into()),
-                paid: matches!(object.get("payment_status").and_then(Value::as_str), Some("paid") | Some("no_payment_required")),
-                customer: id_of(object.get("customer")),
-                email: text(object.get("customer_details").and_then(|c| c.get("email"))).or_else(|| text(object.get("customer_email"))),
-                name: text(object.get("customer_details").and_then(|c| c.get("name"))),
-                plan_hint: text(object.get("metadata").and_then(|m| m.get("plan"))),
-            },
-            "customer.subscription.created" | "customer.subscription.updated" | "customer.subscription.deleted" => {
+            "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
+                StripeAction::Checkout {
+                    session_id: text(object.get("id")),
+                    mode: text(object.get("mode")).unwrap_or_else(|| "payment".into()),
+                    paid: matches!(
+                        object.get("payment_status").and_then(Value::as_str),
+                        Some("paid") | Some("no_payment_required")
+                    ),
+                    customer: id_of(object.get("customer")),
+                    email: text(object.get("customer_details").and_then(|c| c.get("email")))
+                        .or_else(|| text(object.get("customer_email"))),
+                    name: text(object.get("customer_details").and_then(|c| c.get("name"))),
+                    plan_hint: text(object.get("metadata").and_then(|m| m.get("plan"))),
+                }
+            }
+            "customer.subscription.created"
+            | "customer.subscription.updated"
+            | "customer.subscription.deleted" => {
                 let status = if event_type.ends_with("deleted") {
                     "canceled".to_string()
                 } else {
@@ -207,7 +227,10 @@ impl StripeEvent {
                     subscription_id: text(object.get("id")),
                     customer: id_of(object.get("customer")),
                     status,
-                    cancel_at_period_end: object.get("cancel_at_period_end").and_then(Value::as_bool).unwrap_or(false),
+                    cancel_at_period_end: object
+                        .get("cancel_at_period_end")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false),
                     period_end: period_end(&object),
                     products: price_ids(object.get("items")),
                 }
@@ -222,7 +245,9 @@ impl StripeEvent {
                 },
                 products: {
                     let mut ids = price_ids(object.get("lines"));
-                    if let Some(Value::Array(data)) = object.get("lines").and_then(|l| l.get("data")) {
+                    if let Some(Value::Array(data)) =
+                        object.get("lines").and_then(|l| l.get("data"))
+                    {
                         for line in data {
                             let pricing = line.get("pricing").and_then(|p| p.get("price_details"));
                             ids.extend(text(pricing.and_then(|p| p.get("price"))));
@@ -262,38 +287,101 @@ mod tests {
     #[test]
     fn known_answer_vector() {
         let header = format!("t={T},v1={V1}");
-        assert_eq!(verify(Some(&header), PAYLOAD.as_bytes(), &secrets(), 300, T + 10), Ok(T));
+        assert_eq!(
+            verify(Some(&header), PAYLOAD.as_bytes(), &secrets(), 300, T + 10),
+            Ok(T)
+        );
     }
 
     #[test]
     fn ported_library_cases() {
         let body = PAYLOAD.as_bytes();
         // Header without the expected format.
-        assert_eq!(verify(Some("i'm not even a real signature header"), body, &secrets(), 300, T), Err(StripeAuthError::NoTimestamp));
+        assert_eq!(
+            verify(
+                Some("i'm not even a real signature header"),
+                body,
+                &secrets(),
+                300,
+                T
+            ),
+            Err(StripeAuthError::NoTimestamp)
+        );
         // No signatures with the expected scheme (v0 only is ignored).
-        assert_eq!(verify(Some(&format!("t={T},v0=bad_signature")), body, &secrets(), 300, T), Err(StripeAuthError::NoV1));
+        assert_eq!(
+            verify(
+                Some(&format!("t={T},v0=bad_signature")),
+                body,
+                &secrets(),
+                300,
+                T
+            ),
+            Err(StripeAuthError::NoV1)
+        );
         // No valid signature for the payload.
-        assert_eq!(verify(Some(&format!("t={T},v1=bad_signature")), body, &secrets(), 300, T), Err(StripeAuthError::NoMatch));
+        assert_eq!(
+            verify(
+                Some(&format!("t={T},v1=bad_signature")),
+                body,
+                &secrets(),
+                300,
+                T
+            ),
+            Err(StripeAuthError::NoMatch)
+        );
         // Outside tolerance.
         assert_eq!(
-            verify(Some(&format!("t={T},v1={V1}")), body, &secrets(), 10, T + 11),
+            verify(
+                Some(&format!("t={T},v1={V1}")),
+                body,
+                &secrets(),
+                10,
+                T + 11
+            ),
             Err(StripeAuthError::OutsideTolerance(10))
         );
         // Multiple signatures when one is valid, and an unknown scheme alongside.
         let header = format!("t={T},v1=bad,v1={V1},v0=old,v9=new");
         assert_eq!(verify(Some(&header), body, &secrets(), 300, T), Ok(T));
         // Timestamp off but no tolerance.
-        assert_eq!(verify(Some(&format!("t={T},v1={V1}")), body, &secrets(), 0, T + 100_000), Ok(T));
+        assert_eq!(
+            verify(
+                Some(&format!("t={T},v1={V1}")),
+                body,
+                &secrets(),
+                0,
+                T + 100_000
+            ),
+            Ok(T)
+        );
         // Tampered body.
-        assert_eq!(verify(Some(&format!("t={T},v1={V1}")), b"{}", &secrets(), 300, T), Err(StripeAuthError::NoMatch));
-        assert_eq!(verify(None, body, &secrets(), 300, T), Err(StripeAuthError::MissingHeader));
-        assert_eq!(verify(Some("t=1,v1=x"), body, &[], 300, T), Err(StripeAuthError::NotConfigured));
+        assert_eq!(
+            verify(Some(&format!("t={T},v1={V1}")), b"{}", &secrets(), 300, T),
+            Err(StripeAuthError::NoMatch)
+        );
+        assert_eq!(
+            verify(None, body, &secrets(), 300, T),
+            Err(StripeAuthError::MissingHeader)
+        );
+        assert_eq!(
+            verify(Some("t=1,v1=x"), body, &[], 300, T),
+            Err(StripeAuthError::NotConfigured)
+        );
     }
 
     #[test]
     fn secret_rotation() {
         let rotated = vec![Secret::new("whsec_new"), Secret::new(SECRET)];
-        assert_eq!(verify(Some(&format!("t={T},v1={V1}")), PAYLOAD.as_bytes(), &rotated, 300, T), Ok(T));
+        assert_eq!(
+            verify(
+                Some(&format!("t={T},v1={V1}")),
+                PAYLOAD.as_bytes(),
+                &rotated,
+                300,
+                T
+            ),
+            Ok(T)
+        );
     }
 
     #[test]
@@ -320,26 +408,57 @@ mod tests {
                 "items": {"data": [{"current_period_end": 1_800_000_000, "price": {"id": "price_premium_monthly", "product": "prod_premium_monthly"}}]}}}
         }));
         assert_eq!(ev.created, Some(1_700_000_000));
-        let StripeAction::Subscription { customer, status, cancel_at_period_end, period_end, products, .. } = ev.action else { panic!() };
+        let StripeAction::Subscription {
+            customer,
+            status,
+            cancel_at_period_end,
+            period_end,
+            products,
+            ..
+        } = ev.action
+        else {
+            panic!()
+        };
         assert_eq!(customer.as_deref(), Some("cus_1"));
         assert_eq!(status, "active");
         assert!(cancel_at_period_end);
         assert_eq!(period_end.map(|d| d.timestamp()), Some(1_800_000_000));
-        assert_eq!(products, vec!["price_premium_monthly", "prod_premium_monthly"]);
+        assert_eq!(
+            products,
+            vec!["price_premium_monthly", "prod_premium_monthly"]
+        );
     }
 
     #[test]
     fn parses_checkout_and_deleted() {
-        let ev = StripeEvent::from_json(&json!({"id": "evt_2", "type": "checkout.session.completed", "data": {"object": {
+        let ev = StripeEvent::from_json(
+            &json!({"id": "evt_2", "type": "checkout.session.completed", "data": {"object": {
             "id": "cs_1", "mode": "subscription", "payment_status": "paid", "customer": "cus_1",
-            "customer_details": {"email": "A@Example.com", "name": "Ann"}, "metadata": {"plan": "premium_lifetime"}}}}));
-        let StripeAction::Checkout { mode, paid, email, plan_hint, .. } = ev.action else { panic!() };
+            "customer_details": {"email": "A@Example.com", "name": "Ann"}, "metadata": {"plan": "premium_lifetime"}}}}),
+        );
+        let StripeAction::Checkout {
+            mode,
+            paid,
+            email,
+            plan_hint,
+            ..
+        } = ev.action
+        else {
+            panic!()
+        };
         assert_eq!((mode.as_str(), paid), ("subscription", true));
         assert_eq!(email.as_deref(), Some("A@Example.com"));
         assert_eq!(plan_hint.as_deref(), Some("premium_lifetime"));
-        let deleted = StripeEvent::from_json(&json!({"id": "evt_3", "type": "customer.subscription.deleted", "data": {"object": {"status": "active"}}}));
-        assert!(matches!(deleted.action, StripeAction::Subscription { ref status, .. } if status == "canceled"));
-        assert_eq!(StripeEvent::from_json(&json!({"type": "charge.captured"})).action, StripeAction::Unsupported);
+        let deleted = StripeEvent::from_json(
+            &json!({"id": "evt_3", "type": "customer.subscription.deleted", "data": {"object": {"status": "active"}}}),
+        );
+        assert!(
+            matches!(deleted.action, StripeAction::Subscription { ref status, .. } if status == "canceled")
+        );
+        assert_eq!(
+            StripeEvent::from_json(&json!({"type": "charge.captured"})).action,
+            StripeAction::Unsupported
+        );
         assert_eq!(StripeEvent::from_json(&json!([])).event_type, "unknown");
     }
 }

@@ -57,7 +57,7 @@ impl Services {
         }
     }
 
-    fn job(
+    pub(crate) fn job(
         &self,
         template: Template,
         to: &Email,
@@ -191,7 +191,7 @@ impl Services {
                 &view,
                 None,
                 &delivery.key,
-                now,
+                (now, 0),
                 now,
             )?;
             if let Some((hash, expires, job_id)) = &token {
@@ -338,7 +338,7 @@ impl Services {
                 &view,
                 current.as_ref().map(|c| c.version),
                 &delivery.key,
-                event_time,
+                (event_time, 0),
                 now,
             )?;
             for job in &jobs {

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod kajabi;
 pub mod sender;
+pub mod stripe;
 pub mod sweeper;
 pub mod webhook;
 

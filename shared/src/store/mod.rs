@@ -61,6 +61,10 @@ pub mod keys {
         format!("RATE#{scope}#{bucket}")
     }
     pub const RATE: &str = "RATE";
+    pub fn customer(provider: Provider, customer_id: &str) -> String {
+        format!("CUSTOMER#{provider}#{customer_id}")
+    }
+    pub const CUSTOMER: &str = "CUSTOMER";
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -196,6 +200,14 @@ impl EventRecord {
     }
 }
 
+/// What `Store::load_for_event` found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded {
+    pub event: Option<EventRecord>,
+    pub email: Option<EmailRecord>,
+    pub customer_user: Option<UserId>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmailRecord {
     pub user_id: UserId,
@@ -211,6 +223,8 @@ pub struct SubscriptionRecord {
     pub version: i64,
     /// Time of the newest provider event applied; older events are superseded.
     pub watermark: Option<DateTime<Utc>>,
+    /// Lifecycle rank of that event, to order events from the same second.
+    pub watermark_rank: i64,
 }
 
 impl SubscriptionRecord {
@@ -233,6 +247,7 @@ impl SubscriptionRecord {
             },
             version: get_n(item, "version").unwrap_or(0),
             watermark: get_ts(item, "watermark"),
+            watermark_rank: get_n(item, "watermark_rank").unwrap_or(0),
         })
     }
 }
@@ -471,7 +486,7 @@ impl Tx {
         view: &SubscriptionView,
         expected_version: Option<i64>,
         last_event: &EventKey,
-        watermark: DateTime<Utc>,
+        watermark: (DateTime<Utc>, i64),
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut item = key(keys::user(user_id), &keys::subscription(provider, plan_id));
@@ -488,7 +503,8 @@ impl Tx {
         }
         item.insert("updated_at".into(), s(ts(now)));
         item.insert("last_event".into(), s(last_event.to_string()));
-        item.insert("watermark".into(), s(ts(watermark)));
+        item.insert("watermark".into(), s(ts(watermark.0)));
+        item.insert("watermark_rank".into(), n(watermark.1));
         item.insert("version".into(), n(expected_version.unwrap_or(0) + 1));
         match expected_version {
             Some(v) => self.push_put(
@@ -516,6 +532,26 @@ impl Tx {
         // TTL only tidies up: expiry is enforced by comparing expires_at.
         item.insert("ttl".into(), n(expires_at.timestamp() + 86_400));
         self.push_put(item, None)
+    }
+
+    /// Maps a provider's customer id to the user, first seen with an email.
+    pub fn put_customer(
+        &mut self,
+        provider: Provider,
+        customer_id: &str,
+        user_id: &UserId,
+    ) -> Result<(), StoreError> {
+        let mut item = key(keys::customer(provider, customer_id), keys::CUSTOMER);
+        item.insert("kind".into(), s("PROVIDER_CUSTOMER"));
+        item.insert("user_id".into(), s(user_id.as_str()));
+        self.push_put(
+            item,
+            Some((
+                "attribute_not_exists(pk) OR user_id = :uid",
+                None,
+                values(vec![(":uid", s(user_id.as_str()))]),
+            )),
+        )
     }
 
     pub fn put_job(&mut self, job: &EmailJob) -> Result<(), StoreError> {
@@ -709,9 +745,23 @@ impl Store {
         event: &EventKey,
         email: Option<&Email>,
     ) -> Result<(Option<EventRecord>, Option<EmailRecord>), StoreError> {
+        let loaded = self.load_for_event(event, email, None).await?;
+        Ok((loaded.event, loaded.email))
+    }
+
+    /// One round trip: the event record, and the email and customer mappings when asked.
+    pub async fn load_for_event(
+        &self,
+        event: &EventKey,
+        email: Option<&Email>,
+        customer: Option<(Provider, &str)>,
+    ) -> Result<Loaded, StoreError> {
         let mut keys_to_get = vec![key(keys::event(event), keys::EVENT)];
         if let Some(email) = email {
             keys_to_get.push(key(keys::email(email), keys::EMAIL));
+        }
+        if let Some((provider, id)) = customer {
+            keys_to_get.push(key(keys::customer(provider, id), keys::CUSTOMER));
         }
         let request = KeysAndAttributes::builder()
             .set_keys(Some(keys_to_get))
@@ -739,8 +789,12 @@ impl Store {
         }
         let mut event_record = None;
         let mut email_record = None;
+        let mut customer_user = None;
         for item in &found {
             match get_s(item, "sk") {
+                Some(keys::CUSTOMER) => {
+                    customer_user = get_s(item, "user_id").map(UserId::from_stored)
+                }
                 Some(keys::EVENT) => event_record = Some(EventRecord::from_item(item)?),
                 Some(keys::EMAIL) => {
                     email_record = Some(EmailRecord {
@@ -754,7 +808,11 @@ impl Store {
                 _ => {}
             }
         }
-        Ok((event_record, email_record))
+        Ok(Loaded {
+            event: event_record,
+            email: email_record,
+            customer_user,
+        })
     }
 
     async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {

@@ -1,0 +1,490 @@
+//! Stripe checkout, subscription and invoice events.
+//!
+//! Checkout (with the customer's email) creates or links the user and maps the
+//! Stripe customer to it. Subscription and invoice events find the user through
+//! that mapping (subscriptions carry no email). Each subscription keeps a
+//! watermark (the event's `created` second and a lifecycle rank), so an older
+//! event never changes newer state.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+
+use super::webhook::{backoff, Delivery, WebhookOutcome, MAX_ATTEMPTS};
+use super::{ServiceError, Services};
+use crate::domain::{Email, JobId, Plan, Provider, SubscriptionState, SubscriptionView, UserId};
+use crate::email::Template;
+use crate::providers::stripe::{lifecycle_rank, map_status, StripeAction, StripeEvent};
+use crate::store::{EventStatus, NewUser, SubscriptionRecord};
+
+fn human_date(at: Option<DateTime<Utc>>) -> String {
+    at.map(|d| d.format("%B %-d, %Y").to_string())
+        .unwrap_or_else(|| "further notice".into())
+}
+
+/// Whether an event at (`created`, `rank`) is older than the subscription's watermark.
+pub fn is_superseded(
+    current: Option<&SubscriptionRecord>,
+    created: DateTime<Utc>,
+    rank: i64,
+) -> bool {
+    match current.and_then(|c| c.watermark.map(|w| (w, c.watermark_rank))) {
+        Some((mark, mark_rank)) => created < mark || (created == mark && rank < mark_rank),
+        None => false,
+    }
+}
+
+impl Services {
+    fn first_plan(&self, products: &[String]) -> Option<&Plan> {
+        products
+            .iter()
+            .find_map(|id| self.settings.plans.for_product(Provider::Stripe, id))
+    }
+
+    pub async fn process_stripe(
+        &self,
+        delivery: &Delivery,
+        event: &StripeEvent,
+    ) -> Result<WebhookOutcome, ServiceError> {
+        let created = event
+            .created
+            .and_then(|s| Utc.timestamp_opt(s, 0).single())
+            .unwrap_or(delivery.received_at);
+        match &event.action {
+            StripeAction::Unsupported => {
+                self.record_terminal(delivery, EventStatus::Ignored, None, None)
+                    .await
+            }
+            StripeAction::Checkout {
+                mode,
+                paid,
+                customer,
+                email,
+                name,
+                plan_hint,
+                ..
+            } => {
+                if !paid {
+                    return self
+                        .record_terminal(
+                            delivery,
+                            EventStatus::Ignored,
+                            Some("payment not completed yet".into()),
+                            None,
+                        )
+                        .await;
+                }
+                let Some(raw_email) = email else {
+                    return self
+                        .fail(delivery, "checkout session has no customer email", None)
+                        .await;
+                };
+                let email = match Email::parse(raw_email) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        return self
+                            .fail(delivery, format!("invalid customer email: {e}"), None)
+                            .await
+                    }
+                };
+                let one_time = if mode == "payment" {
+                    match plan_hint
+                        .as_deref()
+                        .map(|p| (p, self.settings.plans.get(p)))
+                    {
+                        Some((_, Some(plan))) => Some(plan),
+                        Some((p, None)) => {
+                            return self
+                                .fail(
+                                    delivery,
+                                    format!("unknown plan in metadata.plan: {p}"),
+                                    None,
+                                )
+                                .await
+                        }
+                        None => {
+                            return self
+                                .fail(delivery, "one-time checkout has no metadata.plan", None)
+                                .await
+                        }
+                    }
+                } else {
+                    None
+                };
+                self.stripe_checkout(
+                    delivery,
+                    &email,
+                    name.as_deref(),
+                    customer.as_deref(),
+                    one_time,
+                    created,
+                )
+                .await
+            }
+            StripeAction::Subscription {
+                customer,
+                status,
+                cancel_at_period_end,
+                period_end,
+                products,
+                ..
+            } => {
+                let Some(plan) = self.first_plan(products) else {
+                    return self
+                        .fail(
+                            delivery,
+                            format!("unknown price or product: {}", products.join(", ")),
+                            None,
+                        )
+                        .await;
+                };
+                let Some(state) = map_status(status, *cancel_at_period_end) else {
+                    return self
+                        .fail(
+                            delivery,
+                            format!("unknown subscription status: {status}"),
+                            None,
+                        )
+                        .await;
+                };
+                let Some(customer) = customer else {
+                    return self
+                        .fail(delivery, "subscription has no customer", None)
+                        .await;
+                };
+                let rank = lifecycle_rank(status) * 10 + i64::from(*cancel_at_period_end);
+                self.stripe_subscription_change(
+                    delivery,
+                    customer,
+                    plan,
+                    state,
+                    *period_end,
+                    created,
+                    rank,
+                )
+                .await
+            }
+            StripeAction::Invoice {
+                paid,
+                customer,
+                period_end,
+                products,
+                ..
+            } => {
+                let Some(plan) = self.first_plan(products) else {
+                    return self
+                        .fail(
+                            delivery,
+                            format!("unknown price or product: {}", products.join(", ")),
+                            None,
+                        )
+                        .await;
+                };
+                let Some(customer) = customer else {
+                    return self.fail(delivery, "invoice has no customer", None).await;
+                };
+                let (state, rank) = if *paid {
+                    (SubscriptionState::Active, lifecycle_rank("active") * 10)
+                } else {
+                    (SubscriptionState::PastDue, lifecycle_rank("past_due") * 10)
+                };
+                self.stripe_subscription_change(
+                    delivery,
+                    customer,
+                    plan,
+                    state,
+                    *period_end,
+                    created,
+                    rank,
+                )
+                .await
+            }
+        }
+    }
+
+    async fn stripe_checkout(
+        &self,
+        delivery: &Delivery,
+        email: &Email,
+        name: Option<&str>,
+        customer: Option<&str>,
+        one_time: Option<&Plan>,
+        created: DateTime<Utc>,
+    ) -> Result<WebhookOutcome, ServiceError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            let now = self.now();
+            let loaded = self
+                .store
+                .load_for_event(&delivery.key, Some(email), None)
+                .await?;
+            if let Some(old) = loaded.event.filter(|e| e.status.is_final()) {
+                return self.answer_duplicate(old, delivery).await;
+            }
+            let (user_id, is_new, needs_welcome) = match &loaded.email {
+                None => (UserId::generate(now.timestamp_millis()), true, true),
+                Some(r) => (r.user_id.clone(), false, !r.is_active),
+            };
+            let mut metadata = BTreeMap::new();
+            if let Some(c) = customer {
+                metadata.insert("stripe_customer_id".to_string(), c.to_string());
+            }
+            let plan_name = one_time
+                .map(|p| p.name.clone())
+                .unwrap_or_else(|| "your membership".into());
+            let mut data = BTreeMap::from([
+                ("email".to_string(), email.to_string()),
+                ("plan_name".to_string(), plan_name),
+            ]);
+            if let Some(first) = name.and_then(|n| n.split_whitespace().next()) {
+                data.insert("first_name".to_string(), first.to_string());
+            }
+            let one_time_view = one_time.map(|plan| {
+                let until = plan
+                    .period_days
+                    .filter(|_| !plan.lifetime)
+                    .map(|d| now + Duration::days(i64::from(d)));
+                SubscriptionView {
+                    state: SubscriptionState::Active,
+                    period_end: until,
+                    access_until: until,
+                }
+            });
+
+            let mut jobs = Vec::new();
+            let mut token = None;
+            if needs_welcome {
+                let (job, hash, expires) = self.welcome_job(email, data.clone(), now);
+                token = Some((hash, expires, job.id.clone()));
+                jobs.push(job);
+            } else if let Some(view) = &one_time_view {
+                let mut paid = data.clone();
+                paid.insert("access_until".into(), human_date(view.access_until));
+                jobs.push(self.job(Template::PaymentSuccessful, email, paid, now));
+            }
+            if is_new {
+                jobs.push(self.job(
+                    Template::AdminNewSignup,
+                    &self.settings.admin_email,
+                    data.clone(),
+                    now,
+                ));
+            }
+            let job_ids: Vec<JobId> = jobs.iter().map(|j| j.id.clone()).collect();
+
+            let mut tx = self.store.tx();
+            tx.put_event(&delivery.record(
+                EventStatus::Processed,
+                None,
+                Some(user_id.clone()),
+                job_ids.clone(),
+            ))?;
+            if is_new {
+                metadata.insert("signup_date".to_string(), crate::store::attr::ts(now));
+                tx.create_user(
+                    &NewUser {
+                        id: user_id.clone(),
+                        email: email.clone(),
+                        first_name: name
+                            .and_then(|n| n.split_whitespace().next())
+                            .map(str::to_string),
+                        last_name: None,
+                        auth_provider: Provider::Stripe,
+                        metadata,
+                    },
+                    now,
+                )?;
+            } else {
+                tx.link_user(email, &user_id, &metadata, now)?;
+            }
+            if let Some(c) = customer {
+                tx.put_customer(Provider::Stripe, c, &user_id)?;
+            }
+            if let (Some(plan), Some(view)) = (one_time, &one_time_view) {
+                tx.put_subscription(
+                    &user_id,
+                    Provider::Stripe,
+                    &plan.id,
+                    view,
+                    None,
+                    &delivery.key,
+                    (created, 0),
+                    now,
+                )?;
+            }
+            if let Some((hash, expires, job_id)) = &token {
+                tx.put_setup_token(&user_id, hash, *expires, job_id)?;
+            }
+            for job in &jobs {
+                tx.put_job(job)?;
+            }
+            if let Some(outcome) = self
+                .commit_webhook(tx, delivery, &job_ids, Some(user_id))
+                .await?
+            {
+                return Ok(outcome);
+            }
+            backoff(attempt).await;
+        }
+        Err(ServiceError::Contention)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn stripe_subscription_change(
+        &self,
+        delivery: &Delivery,
+        customer: &str,
+        plan: &Plan,
+        state: SubscriptionState,
+        period_end: Option<DateTime<Utc>>,
+        created: DateTime<Utc>,
+        rank: i64,
+    ) -> Result<WebhookOutcome, ServiceError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            let now = self.now();
+            let loaded = self
+                .store
+                .load_for_event(&delivery.key, None, Some((Provider::Stripe, customer)))
+                .await?;
+            if let Some(old) = loaded.event.filter(|e| e.status.is_final()) {
+                return self.answer_duplicate(old, delivery).await;
+            }
+            let Some(user_id) = loaded.customer_user else {
+                // Failed, so Stripe's retry applies it once the checkout has been seen.
+                return self
+                    .fail(
+                        delivery,
+                        format!("unknown customer {customer}: no checkout with an email seen yet"),
+                        None,
+                    )
+                    .await;
+            };
+            let current = self
+                .store
+                .get_subscription(&user_id, Provider::Stripe, &plan.id)
+                .await?;
+            if is_superseded(current.as_ref(), created, rank) {
+                return self
+                    .record_terminal(delivery, EventStatus::Superseded, None, Some(user_id))
+                    .await;
+            }
+            let previous = current.as_ref().map(|c| c.view.state);
+            let period_end =
+                period_end.or_else(|| current.as_ref().and_then(|c| c.view.period_end));
+            let grace =
+                Duration::from_std(self.settings.past_due_grace).unwrap_or(Duration::days(7));
+            let access_until = match state {
+                SubscriptionState::Active
+                | SubscriptionState::Trialing
+                | SubscriptionState::Canceled => period_end,
+                SubscriptionState::PastDue => match (&current, previous) {
+                    (Some(c), Some(SubscriptionState::PastDue)) => c.view.access_until,
+                    _ => Some(now + grace),
+                },
+                SubscriptionState::Expired
+                | SubscriptionState::Refunded
+                | SubscriptionState::Suspended => Some(now),
+            };
+            let view = SubscriptionView {
+                state,
+                period_end,
+                access_until,
+            };
+
+            let mut jobs = Vec::new();
+            if previous != Some(state) {
+                let template = match state {
+                    SubscriptionState::Canceled => Some(Template::CancelNotice),
+                    SubscriptionState::Expired => Some(Template::ExpiryNotice),
+                    SubscriptionState::PastDue => Some(Template::PaymentFailed),
+                    _ => None,
+                };
+                if let Some(template) = template {
+                    if let Some(email) = self.store.get_profile(&user_id).await?.and_then(|p| {
+                        crate::store::attr::get_s(&p, "email").and_then(|e| Email::parse(e).ok())
+                    }) {
+                        let data = BTreeMap::from([
+                            ("email".to_string(), email.to_string()),
+                            ("plan_name".to_string(), plan.name.clone()),
+                            ("access_until".to_string(), human_date(view.access_until)),
+                        ]);
+                        jobs.push(self.job(template, &email, data, now));
+                    }
+                }
+            }
+            let job_ids: Vec<JobId> = jobs.iter().map(|j| j.id.clone()).collect();
+            let mut tx = self.store.tx();
+            tx.put_event(&delivery.record(
+                EventStatus::Processed,
+                None,
+                Some(user_id.clone()),
+                job_ids.clone(),
+            ))?;
+            tx.put_subscription(
+                &user_id,
+                Provider::Stripe,
+                &plan.id,
+                &view,
+                current.as_ref().map(|c| c.version),
+                &delivery.key,
+                (created, rank),
+                now,
+            )?;
+            for job in &jobs {
+                tx.put_job(job)?;
+            }
+            if let Some(outcome) = self
+                .commit_webhook(tx, delivery, &job_ids, Some(user_id))
+                .await?
+            {
+                return Ok(outcome);
+            }
+            backoff(attempt).await;
+        }
+        Err(ServiceError::Contention)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::UserId;
+
+    fn record(mark: DateTime<Utc>, rank: i64) -> SubscriptionRecord {
+        SubscriptionRecord {
+            user_id: UserId::from_stored("u"),
+            provider: Provider::Stripe,
+            plan_id: "p".into(),
+            view: SubscriptionView {
+                state: SubscriptionState::Active,
+                period_end: None,
+                access_until: None,
+            },
+            version: 1,
+            watermark: Some(mark),
+            watermark_rank: rank,
+        }
+    }
+
+    #[test]
+    fn ordering_by_created_then_lifecycle_rank() {
+        let t = Utc.timestamp_opt(1_700_000_000, 0).unwrap();
+        let active = lifecycle_rank("active") * 10;
+        let incomplete = lifecycle_rank("incomplete") * 10;
+        assert!(!is_superseded(None, t, 0));
+        assert!(is_superseded(
+            Some(&record(t, 0)),
+            t - Duration::seconds(1),
+            50
+        ));
+        assert!(!is_superseded(
+            Some(&record(t, 0)),
+            t + Duration::seconds(1),
+            0
+        ));
+        // Same second: updated(active) applied first, created(incomplete) after it is superseded.
+        assert!(is_superseded(Some(&record(t, active)), t, incomplete));
+        assert!(!is_superseded(Some(&record(t, incomplete)), t, active));
+        // A redelivery at the same rank applies (idempotent).
+        assert!(!is_superseded(Some(&record(t, active)), t, active));
+    }
+}

@@ -1,0 +1,498 @@
+//! POST /webhooks/stripe end to end.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use chrono::Utc;
+use gatehouse::domain::{entitlements, Holding, SubscriptionState};
+use gatehouse::store::attr::{get_s, get_ts};
+use gatehouse_e2e::{
+    stripe_checkout, stripe_event, stripe_header, stripe_subscription, TestStack, STRIPE_SECRETS,
+};
+use serde_json::json;
+
+fn now() -> i64 {
+    Utc::now().timestamp()
+}
+
+/// (state, access_until) of the user's premium_monthly subscription.
+async fn sub_of(t: &TestStack, email: &str) -> Option<(String, Option<chrono::DateTime<Utc>>)> {
+    let snap = t.snapshot().await;
+    let user = snap.user_by_email(email)?;
+    let subs = snap.subscriptions_of(get_s(user, "user_id")?);
+    let sub = subs
+        .iter()
+        .find(|s| get_s(s, "plan_id") == Some("premium_monthly"))?;
+    Some((
+        get_s(sub, "state")?.to_string(),
+        get_ts(sub, "access_until"),
+    ))
+}
+
+#[tokio::test]
+async fn signature_failures_name_the_check() {
+    let t = TestStack::start().await;
+    let body = stripe_event(&t.id("evt"), "charge.captured", now(), json!({}));
+    let cases = [
+        (None, "missing Stripe-Signature header"),
+        (Some(format!("t={},v0=abc", now())), "no v1 signature"),
+        (Some("v1=abc".to_string()), "no valid timestamp"),
+        (
+            Some(stripe_header(&body, "whsec_wrong", now())),
+            "no v1 signature matches",
+        ),
+        (
+            Some(stripe_header(&body, STRIPE_SECRETS[0], now() - 301)),
+            "outside the tolerance of 300 s",
+        ),
+    ];
+    for (header, needle) in cases {
+        let (status, problem) = t.post_stripe_with(&body, header.as_deref()).await;
+        assert_eq!(status, 401, "{problem}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains(needle),
+            "{needle}: {problem}"
+        );
+    }
+    // Rotation: the older secret still verifies; an unknown type is recorded as ignored.
+    let (status, answer) = t.post_stripe_at(&body, STRIPE_SECRETS[1], now()).await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("ignored")),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn events_signed_by_the_official_python_library_are_accepted() {
+    let t = TestStack::start().await;
+    let payloads: Vec<String> = (0..3)
+        .map(|i| {
+            stripe_event(
+                &t.id(&format!("py{i}")),
+                "charge.captured",
+                now(),
+                json!({"n": i}),
+            )
+        })
+        .collect();
+    let python = gatehouse_local::env::workspace_root().join(".venv/local/bin/python");
+    let script = gatehouse_local::env::workspace_root().join("tests/stripe/sign.py");
+    let mut child = Command::new(python)
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the project venv's python (make test installs it)");
+    let request = json!({"secret": STRIPE_SECRETS[0], "payloads": payloads});
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(request.to_string().as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let headers: Vec<String> = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(headers.len(), payloads.len());
+    for (payload, header) in payloads.iter().zip(&headers) {
+        let (status, answer) = t.post_stripe_with(payload, Some(header)).await;
+        assert_eq!(status, 200, "{answer}");
+        // Tampered body and tampered signature are refused.
+        let tampered = payload.replace("charge.captured", "charge.refunded");
+        assert_eq!(t.post_stripe_with(&tampered, Some(header)).await.0, 401);
+        let bad_sig = header.replacen("v1=", "v1=0", 1);
+        assert_eq!(t.post_stripe_with(payload, Some(&bad_sig)).await.0, 401);
+    }
+}
+
+#[tokio::test]
+async fn subscription_lifecycle_from_checkout_to_deletion() {
+    let t = TestStack::start().await;
+    let email = t.email("grace");
+    let cus = t.id("cus");
+    let sub = t.id("sub");
+    let period_end = now() + 30 * 86_400;
+    let start = now() - 100;
+
+    let (_, r) = t
+        .post_stripe(&stripe_event(
+            &t.id("e1"),
+            "checkout.session.completed",
+            start,
+            stripe_checkout(
+                &t.id("cs"),
+                &cus,
+                &email.to_uppercase(),
+                "subscription",
+                None,
+            ),
+        ))
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let welcome = t.wait_emails(&email, 1).await;
+    assert!(welcome[0].subject.starts_with("Welcome"));
+    assert!(welcome[0].setup_link().is_some());
+    t.wait_emails(&t.admin, 1).await;
+    let snap = t.snapshot().await;
+    assert_eq!(
+        get_s(snap.user_by_email(&email).unwrap(), "auth_provider"),
+        Some("stripe")
+    );
+
+    let (_, r) = t
+        .post_stripe(&stripe_event(
+            &t.id("e2"),
+            "customer.subscription.created",
+            start + 1,
+            stripe_subscription(&sub, &cus, "active", false, period_end),
+        ))
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let (state, until) = sub_of(&t, &email).await.unwrap();
+    assert_eq!(state, "active");
+    assert_eq!(
+        until.map(|d| d.timestamp()),
+        Some(period_end),
+        "period end read from the items"
+    );
+
+    // Effective roles follow the subscription.
+    let holding = Holding {
+        plan_id: "premium_monthly".into(),
+        state: SubscriptionState::Active,
+        access_until: until,
+    };
+    let e = entitlements(
+        &t.stack.services.settings.plans,
+        &[holding],
+        &[],
+        &[],
+        Utc::now(),
+    );
+    assert!(
+        e.permissions.contains("read:premium-content")
+            && e.permissions.contains("manage:subscription")
+    );
+
+    // Cancel at period end: canceled, access until the period end, and a notice.
+    let (_, r) = t
+        .post_stripe(&stripe_event(
+            &t.id("e3"),
+            "customer.subscription.updated",
+            start + 2,
+            stripe_subscription(&sub, &cus, "active", true, period_end),
+        ))
+        .await;
+    assert_eq!(r["status"], "processed");
+    let (state, until) = sub_of(&t, &email).await.unwrap();
+    assert_eq!(
+        (state.as_str(), until.map(|d| d.timestamp())),
+        ("canceled", Some(period_end))
+    );
+    // Undoing it restores active.
+    let (_, r) = t
+        .post_stripe(&stripe_event(
+            &t.id("e4"),
+            "customer.subscription.updated",
+            start + 3,
+            stripe_subscription(&sub, &cus, "active", false, period_end),
+        ))
+        .await;
+    assert_eq!(r["status"], "processed");
+    assert_eq!(sub_of(&t, &email).await.unwrap().0, "active");
+
+    // A failed renewal: past due, access through the grace period, and a notice.
+    let invoice = |paid_period_end: i64| {
+        json!({"id": "in_1", "object": "invoice", "customer": cus, "customer_email": email, "billing_reason": "subscription_cycle",
+        "lines": {"data": [{"period": {"end": paid_period_end}, "price": {"id": "price_premium_monthly", "product": "prod_premium_monthly"}}]}})
+    };
+    let (_, r) = t
+        .post_stripe(&stripe_event(
+            &t.id("e5"),
+            "invoice.payment_failed",
+            start + 4,
+            invoice(period_end),
+        ))
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let (state, until) = sub_of(&t, &email).await.unwrap();
+    assert_eq!(state, "past_due");
+    let grace = until.unwrap().timestamp() - now();
+    assert!(
+        (6 * 86_400..=7 * 86_400).contains(&grace),
+        "seven days of grace, got {grace} s"
+    );
+    // Paid after all: active with the new period.
+    let (_, r) = t
+        .post_stripe(&stripe_event(
+            &t.id("e6"),
+            "invoice.paid",
+            start + 5,
+            invoice(period_end + 30 * 86_400),
+        ))
+        .await;
+    assert_eq!(r["status"], "processed");
+    let (state, until) = sub_of(&t, &email).await.unwrap();
+    assert_eq!(
+        (state.as_str(), until.map(|d| d.timestamp())),
+        ("active", Some(period_end + 30 * 86_400))
+    );
+
+    // Deleted: expired, no access, and a notice.
+    let (_, r) = t
+        .post_stripe(&stripe_event(
+            &t.id("e7"),
+            "customer.subscription.deleted",
+            start + 6,
+            stripe_subscription(&sub, &cus, "canceled", false, period_end),
+        ))
+        .await;
+    assert_eq!(r["status"], "processed");
+    assert_eq!(sub_of(&t, &email).await.unwrap().0, "expired");
+
+    let emails = t.wait_emails(&email, 4).await;
+    let subjects: Vec<&str> = emails.iter().map(|m| m.subject.as_str()).collect();
+    assert!(
+        subjects.iter().any(|s| s.contains("canceled")),
+        "{subjects:?}"
+    );
+    assert!(
+        subjects.iter().any(|s| s.starts_with("Payment failed")),
+        "{subjects:?}"
+    );
+    assert!(
+        subjects.iter().any(|s| s.contains("expired")),
+        "{subjects:?}"
+    );
+}
+
+#[tokio::test]
+async fn same_second_events_apply_in_lifecycle_order() {
+    let t = TestStack::start().await;
+    let email = t.email("order");
+    let cus = t.id("cus");
+    let second = now() - 50;
+    t.post_stripe(&stripe_event(
+        &t.id("co"),
+        "checkout.session.completed",
+        second - 1,
+        stripe_checkout(&t.id("cs"), &cus, &email, "subscription", None),
+    ))
+    .await;
+    let end = now() + 86_400 * 30;
+    // updated(active) arrives before created(incomplete) from the same second.
+    let (_, r) = t
+        .post_stripe(&stripe_event(
+            &t.id("upd"),
+            "customer.subscription.updated",
+            second,
+            stripe_subscription("sub_o", &cus, "active", false, end),
+        ))
+        .await;
+    assert_eq!(r["status"], "processed");
+    let (_, r) = t
+        .post_stripe(&stripe_event(
+            &t.id("cre"),
+            "customer.subscription.created",
+            second,
+            stripe_subscription("sub_o", &cus, "incomplete", false, end),
+        ))
+        .await;
+    assert_eq!(r["status"], "superseded", "{r}");
+    assert_eq!(sub_of(&t, &email).await.unwrap().0, "active");
+    // An older event is superseded too.
+    let (_, r) = t
+        .post_stripe(&stripe_event(
+            &t.id("old"),
+            "customer.subscription.updated",
+            second - 10,
+            stripe_subscription("sub_o", &cus, "past_due", false, end),
+        ))
+        .await;
+    assert_eq!(r["status"], "superseded");
+    assert_eq!(sub_of(&t, &email).await.unwrap().0, "active");
+}
+
+#[tokio::test]
+async fn unknown_prices_customers_and_plans_fail_and_grant_nothing() {
+    let t = TestStack::start().await;
+    let email = t.email("unknown");
+    let cus = t.id("cus");
+    // A subscription before any checkout: failed, then applied on Stripe's retry.
+    let created = stripe_event(
+        &t.id("early"),
+        "customer.subscription.created",
+        now(),
+        stripe_subscription("sub_u", &cus, "active", false, now() + 86_400),
+    );
+    let (_, r) = t.post_stripe(&created).await;
+    assert_eq!(r["status"], "failed");
+    assert!(
+        r["reason"].as_str().unwrap().contains("unknown customer"),
+        "{r}"
+    );
+    t.post_stripe(&stripe_event(
+        &t.id("co"),
+        "checkout.session.completed",
+        now(),
+        stripe_checkout(&t.id("cs"), &cus, &email, "subscription", None),
+    ))
+    .await;
+    let (_, r) = t.post_stripe(&created).await;
+    assert_eq!(
+        r["status"], "processed",
+        "the retry of a failed event applies"
+    );
+
+    let mut odd = stripe_subscription("sub_x", &cus, "active", false, now() + 86_400);
+    odd["items"]["data"][0]["price"] = json!({"id": "price_unknown", "product": "prod_unknown"});
+    let (_, r) = t
+        .post_stripe(&stripe_event(
+            &t.id("odd"),
+            "customer.subscription.created",
+            now(),
+            odd,
+        ))
+        .await;
+    assert_eq!(r["status"], "failed");
+    assert!(
+        r["reason"].as_str().unwrap().contains("price_unknown"),
+        "{r}"
+    );
+
+    let (_, r) = t
+        .post_stripe(&stripe_event(
+            &t.id("pay"),
+            "checkout.session.completed",
+            now(),
+            stripe_checkout(&t.id("cs2"), &cus, &email, "payment", Some("no_such_plan")),
+        ))
+        .await;
+    assert_eq!(r["status"], "failed");
+    let (_, r) = t
+        .post_stripe(&stripe_event(
+            &t.id("pay2"),
+            "checkout.session.completed",
+            now(),
+            stripe_checkout(&t.id("cs3"), &cus, &email, "payment", None),
+        ))
+        .await;
+    assert_eq!(r["status"], "failed");
+    assert!(
+        r["reason"].as_str().unwrap().contains("metadata.plan"),
+        "{r}"
+    );
+    let snap = t.snapshot().await;
+    let user = snap.user_by_email(&email).unwrap();
+    assert_eq!(
+        snap.subscriptions_of(get_s(user, "user_id").unwrap()).len(),
+        1,
+        "only the known price granted anything"
+    );
+}
+
+#[tokio::test]
+async fn one_time_lifetime_purchase() {
+    let t = TestStack::start().await;
+    let email = t.email("life");
+    let (_, r) = t
+        .post_stripe(&stripe_event(
+            &t.id("lt"),
+            "checkout.session.completed",
+            now(),
+            stripe_checkout(
+                &t.id("cs"),
+                &t.id("cus"),
+                &email,
+                "payment",
+                Some("premium_lifetime"),
+            ),
+        ))
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let snap = t.snapshot().await;
+    let user = snap.user_by_email(&email).unwrap();
+    let subs = snap.subscriptions_of(get_s(user, "user_id").unwrap());
+    assert_eq!(get_s(subs[0], "plan_id"), Some("premium_lifetime"));
+    assert_eq!(get_s(subs[0], "state"), Some("active"));
+    assert!(
+        get_ts(subs[0], "access_until").is_none(),
+        "lifetime access never ends"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_checkout_and_subscription_create_one_user_five_runs() {
+    let t = TestStack::start().await;
+    for run in 0..5 {
+        let email = t.email(&format!("rush{run}"));
+        let cus = t.id(&format!("cus{run}"));
+        let checkout = stripe_event(
+            &t.id(&format!("co{run}")),
+            "checkout.session.completed",
+            now(),
+            stripe_checkout(
+                &t.id(&format!("cs{run}")),
+                &cus,
+                &email,
+                "subscription",
+                None,
+            ),
+        );
+        let created = stripe_event(
+            &t.id(&format!("sc{run}")),
+            "customer.subscription.created",
+            now(),
+            stripe_subscription(
+                &t.id(&format!("sub{run}")),
+                &cus,
+                "active",
+                false,
+                now() + 86_400 * 30,
+            ),
+        );
+        let bodies: Vec<String> = (0..20)
+            .map(|i| {
+                if i % 2 == 0 {
+                    checkout.clone()
+                } else {
+                    created.clone()
+                }
+            })
+            .collect();
+        let results = futures::future::join_all(bodies.iter().map(|b| t.post_stripe(b))).await;
+        assert!(results.iter().all(|(s, _)| *s == 200), "{results:?}");
+        // Stripe retries a subscription event that arrived before the checkout.
+        let (_, retry) = t.post_stripe(&created).await;
+        assert!(
+            ["processed", "duplicate"].contains(&retry["status"].as_str().unwrap()),
+            "{retry}"
+        );
+
+        t.wait_emails(&email, 1).await;
+        let snap = t.snapshot().await;
+        assert_eq!(
+            snap.users()
+                .iter()
+                .filter(|u| get_s(u, "email") == Some(email.as_str()))
+                .count(),
+            1,
+            "run {run}"
+        );
+        let user = snap.user_by_email(&email).unwrap();
+        let subs = snap.subscriptions_of(get_s(user, "user_id").unwrap());
+        assert_eq!(subs.len(), 1, "run {run}");
+        assert_eq!(get_s(subs[0], "state"), Some("active"));
+        assert_eq!(
+            snap.jobs_to(&email).len(),
+            1,
+            "one welcome email, run {run}"
+        );
+    }
+}
