@@ -7,6 +7,8 @@
 //! 4. password setup with the token from the email SES received (and the older link refused)
 //! 5. a cancel
 //! 6. an expiry
+//!
+//! then a Stripe subscription: checkout, invoice paid, cancel at period end, deleted.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -88,6 +90,133 @@ impl<'a> Demo<'a> {
         let status = response.status().as_u16();
         let json = response.json().await.unwrap_or(Value::Null);
         Ok((status, json))
+    }
+
+    async fn post_stripe(
+        &self,
+        event_type: &str,
+        id: String,
+        created: i64,
+        object: Value,
+    ) -> Result<(u16, Value), DemoError> {
+        let body = json!({"id": id, "object": "event", "created": created, "type": event_type, "data": {"object": object}}).to_string();
+        let secret = self
+            .stack
+            .services
+            .settings
+            .stripe_webhook_secrets
+            .first()
+            .ok_or_else(|| DemoError::Io("STRIPE_WEBHOOK_SECRETS is empty".into()))?;
+        let t = chrono::Utc::now().timestamp();
+        let sig = hmac_sha256_hex(secret.expose().as_bytes(), format!("{t}.{body}").as_bytes());
+        let response = self
+            .http
+            .post(format!("{}/webhooks/stripe", self.stack.base_url()))
+            .header("content-type", "application/json")
+            .header("stripe-signature", format!("t={t},v1={sig}"))
+            .body(body)
+            .send()
+            .await
+            .map_err(io)?;
+        let status = response.status().as_u16();
+        Ok((status, response.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// The Stripe journey: checkout, invoice paid, cancel at period end, deleted.
+    async fn stripe_journey(&mut self, run: &str) -> Result<(), DemoError> {
+        let email = format!("grace.{run}@example.com");
+        let customer = format!("cus_{run}");
+        let now = chrono::Utc::now().timestamp();
+        let period_end = now + 30 * 86_400;
+        let subscription = |status: &str, cancel: bool| {
+            json!({"id": format!("sub_{run}"), "object": "subscription", "customer": customer, "status": status,
+                "cancel_at_period_end": cancel,
+                "items": {"data": [{"current_period_end": period_end, "price": {"id": "price_premium_monthly", "product": "prod_premium_monthly"}}]}})
+        };
+        let steps: Vec<(&str, &str, Value, &str)> = vec![
+            (
+                "7. Stripe checkout completes for a new member",
+                "checkout.session.completed",
+                json!({"id": format!("cs_{run}"), "mode": "subscription", "payment_status": "paid", "customer": customer,
+                    "customer_details": {"email": email, "name": "Grace Hopper"}}),
+                "processed",
+            ),
+            (
+                "8. The subscription is created",
+                "customer.subscription.created",
+                subscription("active", false),
+                "processed",
+            ),
+            (
+                "9. The first invoice is paid",
+                "invoice.paid",
+                json!({"id": format!("in_{run}"), "customer": customer, "customer_email": email, "billing_reason": "subscription_create",
+                    "lines": {"data": [{"period": {"end": period_end}, "price": {"id": "price_premium_monthly", "product": "prod_premium_monthly"}}]}}),
+                "processed",
+            ),
+            (
+                "10. The member cancels at period end",
+                "customer.subscription.updated",
+                subscription("active", true),
+                "processed",
+            ),
+            (
+                "11. The period ends and Stripe deletes the subscription",
+                "customer.subscription.deleted",
+                subscription("canceled", false),
+                "processed",
+            ),
+        ];
+        for (i, (title, event_type, object, expected)) in steps.into_iter().enumerate() {
+            self.say(format!("\n{title} ({event_type})"));
+            let (status, body) = self
+                .post_stripe(
+                    event_type,
+                    format!("evt_{run}_s{i}"),
+                    now + i as i64,
+                    object,
+                )
+                .await?;
+            self.say(format!("   -> {status} {body}"));
+            check(
+                status == 200 && body["status"] == expected,
+                format!("{event_type} is {expected}"),
+            )?;
+        }
+        let emails = self.wait_for_emails(&email, 3).await?;
+        let snapshot = self.snapshot().await?;
+        let user = snapshot
+            .user_by_email(&email)
+            .ok_or_else(|| DemoError::Check("stripe member exists".into()))?;
+        self.say(format!("   {}", describe_user(user)));
+        let subs = snapshot.subscriptions_of(get_s(user, "user_id").unwrap_or_default());
+        for s in &subs {
+            self.say(format!("   {}", describe_subscription(s)));
+        }
+        for m in &emails {
+            self.say(format!(
+                "   email to {} : {}",
+                m.destinations.to.join(","),
+                m.subject
+            ));
+        }
+        check(
+            subs.len() == 1 && get_s(subs[0], "state") == Some("expired"),
+            "the Stripe subscription ends expired",
+        )?;
+        check(
+            emails.iter().any(|m| m.subject.starts_with("Welcome")),
+            "the Stripe member got a setup link",
+        )?;
+        check(
+            emails.iter().any(|m| m.subject.contains("canceled")),
+            "the Stripe member got the cancel notice",
+        )?;
+        check(
+            emails.iter().any(|m| m.subject.contains("expired")),
+            "the Stripe member got the expiry notice",
+        )?;
+        Ok(())
     }
 
     async fn emails_to(&self, address: &str) -> Result<Vec<SentEmail>, DemoError> {
@@ -326,6 +455,7 @@ impl<'a> Demo<'a> {
                 .any(|m| m.subject.starts_with("Existing user linked")),
             "admin got 'existing user linked'",
         )?;
+        self.stripe_journey(&run).await?;
         self.say("\nAll demo checks passed.");
         Ok(())
     }

@@ -3,17 +3,36 @@
 
 use serde_json::Value;
 
-/// Re-signs an API Gateway v2 sample: a present `x-kajabi-signature` header is
-/// recomputed over the body, and a `token` query parameter gets the first URL token.
-pub fn resign(mut event: Value, webhook_secret: &str, url_token: Option<&str>) -> Value {
+/// The local secrets a sample is re-signed with.
+pub struct SigningSecrets<'a> {
+    pub kajabi: &'a str,
+    pub kajabi_url_token: Option<&'a str>,
+    pub stripe: Option<&'a str>,
+    /// Unix seconds for Stripe's `t=` (its tolerance makes stale files fail).
+    pub now: i64,
+}
+
+/// Re-signs an API Gateway v2 sample: a present `x-kajabi-signature` or
+/// `stripe-signature` header is recomputed over the body, and a `token` query
+/// parameter gets the first Kajabi URL token.
+pub fn resign(mut event: Value, secrets: &SigningSecrets<'_>) -> Value {
     let body = event["body"].as_str().unwrap_or_default().to_string();
     if let Some(headers) = event.get_mut("headers").and_then(Value::as_object_mut) {
         if headers.contains_key("x-kajabi-signature") {
             let sig =
-                gatehouse::signature::hmac_sha256_hex(webhook_secret.as_bytes(), body.as_bytes());
+                gatehouse::signature::hmac_sha256_hex(secrets.kajabi.as_bytes(), body.as_bytes());
             headers.insert("x-kajabi-signature".into(), Value::String(sig));
         }
+        if let (true, Some(secret)) = (headers.contains_key("stripe-signature"), secrets.stripe) {
+            let signed = format!("{}.{body}", secrets.now);
+            let sig = gatehouse::signature::hmac_sha256_hex(secret.as_bytes(), signed.as_bytes());
+            headers.insert(
+                "stripe-signature".into(),
+                Value::String(format!("t={},v1={sig}", secrets.now)),
+            );
+        }
     }
+    let url_token = secrets.kajabi_url_token;
     let has_token = event
         .get("rawQueryString")
         .and_then(Value::as_str)
@@ -31,8 +50,14 @@ pub fn sign_event_file(input: &str, output: &str) -> Result<(), String> {
     let event: Value = serde_json::from_str(&text).map_err(|e| format!("{input}: {e}"))?;
     let secret = std::env::var("KAJABI_WEBHOOK_SECRET").unwrap_or_default();
     let tokens = std::env::var("KAJABI_URL_TOKENS").unwrap_or_default();
-    let token = tokens.split(',').map(str::trim).find(|t| !t.is_empty());
-    let signed = resign(event, &secret, token);
+    let stripe = std::env::var("STRIPE_WEBHOOK_SECRETS").unwrap_or_default();
+    let secrets = SigningSecrets {
+        kajabi: &secret,
+        kajabi_url_token: tokens.split(',').map(str::trim).find(|t| !t.is_empty()),
+        stripe: stripe.split(',').map(str::trim).find(|t| !t.is_empty()),
+        now: chrono::Utc::now().timestamp(),
+    };
+    let signed = resign(event, &secrets);
     if let Some(parent) = std::path::Path::new(output).parent() {
         std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
     }
@@ -71,7 +96,15 @@ mod tests {
         for path in samples {
             let raw: Value =
                 serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-            let signed = resign(raw, secret.expose(), Some(tokens[0].expose()));
+            let signed = resign(
+                raw,
+                &SigningSecrets {
+                    kajabi: secret.expose(),
+                    kajabi_url_token: Some(tokens[0].expose()),
+                    stripe: None,
+                    now: 0,
+                },
+            );
             let request = serde_json::from_value::<ApiGatewayV2Request>(signed)
                 .unwrap()
                 .into_api_request()
@@ -94,6 +127,53 @@ mod tests {
             let name = path.file_name().unwrap().to_string_lossy().to_string();
             assert_eq!(
                 event.action == KajabiAction::Unsupported,
+                name.contains("ignored"),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_stripe_sample_verifies_once_resigned_and_parses() {
+        use gatehouse::providers::stripe::{verify, StripeAction, StripeEvent};
+        let env =
+            parse(&std::fs::read_to_string(workspace_root().join("infra/local.env")).unwrap());
+        let secret = env["STRIPE_WEBHOOK_SECRETS"]
+            .split(',')
+            .next()
+            .unwrap()
+            .to_string();
+        let now = chrono::Utc::now().timestamp();
+        let samples = files("stripe-webhook");
+        assert!(samples.len() >= 8);
+        for path in samples {
+            let raw: Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let signed = resign(
+                raw,
+                &SigningSecrets {
+                    kajabi: "",
+                    kajabi_url_token: None,
+                    stripe: Some(&secret),
+                    now,
+                },
+            );
+            let request = serde_json::from_value::<ApiGatewayV2Request>(signed)
+                .unwrap()
+                .into_api_request()
+                .unwrap();
+            let verified = verify(
+                request.header("stripe-signature"),
+                &request.body,
+                &[Secret::new(secret.clone())],
+                300,
+                now,
+            );
+            assert!(verified.is_ok(), "{}: {verified:?}", path.display());
+            let event = StripeEvent::from_json(&serde_json::from_slice(&request.body).unwrap());
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            assert_eq!(
+                event.action == StripeAction::Unsupported,
                 name.contains("ignored"),
                 "{name}"
             );
