@@ -199,7 +199,10 @@ mod tests {
                 serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
             assert_eq!(event.records.len(), 1);
         }
-        for path in files("outbox-sweeper") {
+        for path in files("outbox-sweeper")
+            .into_iter()
+            .chain(files("subscription-sweeper"))
+        {
             let event: Value =
                 serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
             assert_eq!(event["detail-type"], "Scheduled Event");

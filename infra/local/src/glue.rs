@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
 use email_sender::{EmailSender, SqsEvent, SqsRecord};
-use outbox_sweeper::OutboxSweeper;
 use tokio::sync::watch;
 
 /// Receives up to ten messages, runs the sender on them as one batch, and
@@ -86,9 +85,19 @@ pub async fn run_email_pump(
     }
 }
 
+/// A scheduled function, as the local scheduler calls it.
+pub type ScheduledJob = Arc<
+    dyn Fn() -> gatehouse::lambda::BoxFuture<
+            'static,
+            Result<serde_json::Value, gatehouse::service::ServiceError>,
+        > + Send
+        + Sync,
+>;
+
 pub async fn run_schedule(
+    name: &'static str,
     every: Duration,
-    sweeper: Arc<OutboxSweeper>,
+    job: ScheduledJob,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut ticker = tokio::time::interval(every);
@@ -97,8 +106,8 @@ pub async fn run_schedule(
         tokio::select! {
             _ = shutdown.changed() => return,
             _ = ticker.tick() => {
-                if let Err(e) = sweeper.handle().await {
-                    tracing::warn!(error = %e, "scheduled sweep failed");
+                if let Err(e) = job().await {
+                    tracing::warn!(schedule = name, error = %e, "scheduled run failed");
                 }
             }
         }

@@ -13,6 +13,7 @@ use gatehouse::config::Settings;
 use gatehouse::lambda::HttpFunction;
 use gatehouse::service::{Clock, Services};
 use outbox_sweeper::OutboxSweeper;
+use subscription_sweeper::SubscriptionSweeper;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -90,6 +91,7 @@ pub struct LocalStack {
     pub endpoint: String,
     pub sender: Arc<EmailSender>,
     pub sweeper: Arc<OutboxSweeper>,
+    pub expiry: Arc<SubscriptionSweeper>,
     pub routes: Vec<crate::template::Route>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -131,6 +133,7 @@ impl LocalStack {
 
         let mut routes = Vec::new();
         let mut sweep_rate = None;
+        let mut expiry_rate = None;
         for function in &template.functions {
             for route in &function.routes {
                 let handler = http_function(&function.binary, &services).ok_or_else(|| {
@@ -141,12 +144,15 @@ impl LocalStack {
                 })?;
                 routes.push((route.clone(), handler));
             }
-            if function.binary == "outbox-sweeper" {
-                sweep_rate = function
-                    .schedule
-                    .as_deref()
-                    .and_then(rate_seconds)
-                    .map(Duration::from_secs);
+            let rate = function
+                .schedule
+                .as_deref()
+                .and_then(rate_seconds)
+                .map(Duration::from_secs);
+            match function.binary.as_str() {
+                "outbox-sweeper" => sweep_rate = rate,
+                "subscription-sweeper" => expiry_rate = rate,
+                _ => {}
             }
         }
         let table = RouteTable::new(routes);
@@ -177,6 +183,7 @@ impl LocalStack {
 
         let sender = Arc::new(EmailSender::new(services.clone()));
         let sweeper = Arc::new(OutboxSweeper::new(services.clone()));
+        let expiry = Arc::new(SubscriptionSweeper::new(services.clone()));
         if config.run_email_pump {
             tasks.push(tokio::spawn(crate::glue::run_email_pump(
                 clients.sqs.clone(),
@@ -186,13 +193,38 @@ impl LocalStack {
             )));
         }
         if config.run_schedules {
+            let outbox_job: crate::glue::ScheduledJob = {
+                let sweeper = Arc::clone(&sweeper);
+                Arc::new(move || {
+                    let sweeper = Arc::clone(&sweeper);
+                    Box::pin(async move { sweeper.handle().await })
+                })
+            };
+            let expiry_job: crate::glue::ScheduledJob = {
+                let expiry = Arc::clone(&expiry);
+                Arc::new(move || {
+                    let expiry = Arc::clone(&expiry);
+                    Box::pin(async move { expiry.handle().await })
+                })
+            };
             let every = config
                 .sweep_every
                 .or(sweep_rate)
                 .unwrap_or(Duration::from_secs(300));
             tasks.push(tokio::spawn(crate::glue::run_schedule(
+                "outbox-sweeper",
                 every,
-                Arc::clone(&sweeper),
+                outbox_job,
+                watcher.clone(),
+            )));
+            let every = config
+                .sweep_every
+                .or(expiry_rate)
+                .unwrap_or(Duration::from_secs(900));
+            tasks.push(tokio::spawn(crate::glue::run_schedule(
+                "subscription-sweeper",
+                every,
+                expiry_job,
                 watcher.clone(),
             )));
         }
@@ -206,6 +238,7 @@ impl LocalStack {
             endpoint: config.endpoint,
             sender,
             sweeper,
+            expiry,
             routes: route_list,
             shutdown,
             tasks,

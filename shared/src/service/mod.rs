@@ -2,6 +2,7 @@
 //! return outcomes; they know DynamoDB/SQS/SES only through `store` and `outbox`.
 
 pub mod account;
+pub mod expiry;
 pub mod kajabi;
 pub mod sender;
 pub mod stripe;

@@ -33,6 +33,8 @@ use crate::email::Template;
 use attr::*;
 
 pub const OUTBOX_PENDING: &str = "OUTBOX#PENDING";
+/// GSI2 partition of canceled subscriptions, sorted by when access ends.
+pub const CANCELED_BY_ACCESS_END: &str = "SUB#CANCELED";
 
 pub mod keys {
     use super::*;
@@ -500,6 +502,11 @@ impl Tx {
         }
         if let Some(until) = view.access_until {
             item.insert("access_until".into(), s(ts(until)));
+            // Sparse index: only canceled subscriptions wait for the sweeper to expire them.
+            if view.state == SubscriptionState::Canceled {
+                item.insert("gsi2pk".into(), s(CANCELED_BY_ACCESS_END));
+                item.insert("gsi2sk".into(), s(ts(until)));
+            }
         }
         item.insert("updated_at".into(), s(ts(now)));
         item.insert("last_event".into(), s(last_event.to_string()));
@@ -1046,6 +1053,48 @@ impl Store {
             }
             Err(other) => Err(request_error(other)),
         }
+    }
+
+    /// Canceled subscriptions whose access ends before `cutoff`, as (user, provider, plan).
+    pub async fn canceled_ending_before(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<(UserId, Provider, String)>, StoreError> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name("gsi2")
+                .key_condition_expression("gsi2pk = :pk AND gsi2sk <= :cutoff")
+                .expression_attribute_values(":pk", s(CANCELED_BY_ACCESS_END))
+                .expression_attribute_values(":cutoff", s(ts(cutoff)))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(request_error)?;
+            // KEYS_ONLY: user and plan come from the table keys.
+            for item in out.items() {
+                let user = get_s(item, "pk").and_then(|pk| pk.strip_prefix("USER#"));
+                let sub = get_s(item, "sk").and_then(|sk| sk.strip_prefix("SUB#"));
+                if let (Some(user), Some((provider, plan))) =
+                    (user, sub.and_then(|s| s.split_once('#')))
+                {
+                    if let Some(provider) = Provider::parse(provider) {
+                        found.push((UserId::from_stored(user), provider, plan.to_string()));
+                    }
+                }
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() || found.len() >= limit {
+                break;
+            }
+        }
+        found.truncate(limit);
+        Ok(found)
     }
 
     /// Pending job ids created before `cutoff`, oldest first, at most `limit`.
