@@ -1,0 +1,142 @@
+//! Property: any permutation of a subscription's events, with duplicates, ends
+//! in the same state as the in-order sequence (seeded, so failures reproduce).
+
+use chrono::Utc;
+use gatehouse::store::attr::get_s;
+use gatehouse_e2e::{stripe_checkout, stripe_event, stripe_subscription, TestStack};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+
+/// The events of one subscription's life, oldest first.
+fn lifecycle(t: &TestStack, tag: &str, cus: &str, t0: i64) -> Vec<String> {
+    let end1 = t0 + 30 * 86_400;
+    let end2 = t0 + 60 * 86_400;
+    let sub = |status: &str, cancel: bool, end: i64| {
+        stripe_subscription(&format!("sub_{tag}"), cus, status, cancel, end)
+    };
+    let invoice = |end: i64| {
+        json!({"id": format!("in_{tag}_{end}"), "customer": cus, "lines": {"data": [{"period": {"end": end},
+            "price": {"id": "price_premium_monthly", "product": "prod_premium_monthly"}}]}})
+    };
+    vec![
+        stripe_event(
+            &t.id(&format!("{tag}1")),
+            "customer.subscription.created",
+            t0,
+            sub("incomplete", false, end1),
+        ),
+        stripe_event(
+            &t.id(&format!("{tag}2")),
+            "customer.subscription.updated",
+            t0,
+            sub("active", false, end1),
+        ),
+        stripe_event(
+            &t.id(&format!("{tag}3")),
+            "invoice.paid",
+            t0 + 1,
+            invoice(end1),
+        ),
+        stripe_event(
+            &t.id(&format!("{tag}4")),
+            "customer.subscription.updated",
+            t0 + 2,
+            sub("active", true, end1),
+        ),
+        stripe_event(
+            &t.id(&format!("{tag}5")),
+            "customer.subscription.updated",
+            t0 + 3,
+            sub("active", false, end1),
+        ),
+        stripe_event(
+            &t.id(&format!("{tag}6")),
+            "invoice.payment_failed",
+            t0 + 4,
+            invoice(end2),
+        ),
+        stripe_event(
+            &t.id(&format!("{tag}7")),
+            "invoice.paid",
+            t0 + 5,
+            invoice(end2),
+        ),
+        stripe_event(
+            &t.id(&format!("{tag}8")),
+            "customer.subscription.updated",
+            t0 + 6,
+            sub("active", true, end2),
+        ),
+    ]
+}
+
+async fn final_state(t: &TestStack, email: &str) -> (String, Option<String>) {
+    let snap = t.snapshot().await;
+    let user = snap.user_by_email(email).expect("user");
+    let subs = snap.subscriptions_of(get_s(user, "user_id").unwrap());
+    assert_eq!(subs.len(), 1);
+    (
+        get_s(subs[0], "state").unwrap().to_string(),
+        get_s(subs[0], "period_end").map(str::to_string),
+    )
+}
+
+async fn play(
+    t: &TestStack,
+    tag: &str,
+    t0: i64,
+    order: impl Fn(Vec<String>) -> Vec<String>,
+) -> (String, Option<String>) {
+    let email = t.email(tag);
+    let cus = t.id(&format!("cus_{tag}"));
+    let (_, r) = t
+        .post_stripe(&stripe_event(
+            &t.id(&format!("{tag}co")),
+            "checkout.session.completed",
+            t0 - 1,
+            stripe_checkout(
+                &t.id(&format!("cs_{tag}")),
+                &cus,
+                &email,
+                "subscription",
+                None,
+            ),
+        ))
+        .await;
+    assert_eq!(r["status"], "processed");
+    for body in order(lifecycle(t, tag, &cus, t0)) {
+        let (status, answer) = t.post_stripe(&body).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_ne!(answer["status"], "failed", "{answer}");
+    }
+    final_state(t, &email).await
+}
+
+#[tokio::test]
+async fn any_order_with_duplicates_ends_like_the_in_order_sequence() {
+    let t = TestStack::start().await;
+    // One timeline for every run, so periods compare exactly.
+    let t0 = Utc::now().timestamp() - 3600;
+    let expected = play(&t, "ref", t0, |events| events).await;
+    assert_eq!(
+        expected.0, "canceled",
+        "the reference ends canceled at period end"
+    );
+
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x6a7e_4005);
+    for run in 0..8 {
+        let seed: u64 = rng.gen();
+        let got = play(&t, &format!("p{run}"), t0, |mut events| {
+            let mut local = rand::rngs::StdRng::seed_from_u64(seed);
+            for _ in 0..2 {
+                let copy = events[local.gen_range(0..events.len())].clone();
+                events.push(copy);
+            }
+            events.shuffle(&mut local);
+            events
+        })
+        .await;
+        assert_eq!(got, expected, "permutation seed {seed:#x}");
+    }
+}
