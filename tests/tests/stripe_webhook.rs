@@ -496,3 +496,133 @@ async fn concurrent_checkout_and_subscription_create_one_user_five_runs() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_full_refund_revokes_a_one_time_purchase_and_a_partial_one_is_recorded() {
+    let t = TestStack::start().await;
+    let email = t.email("refund");
+    let pi = t.id("pi");
+    let mut session = stripe_checkout(
+        &t.id("cs"),
+        &t.id("cus"),
+        &email,
+        "payment",
+        Some("premium_lifetime"),
+    );
+    session["payment_intent"] = json!(pi);
+    session["amount_total"] = json!(19900);
+    session["currency"] = json!("USD");
+    let (_, r) = t
+        .post_stripe(&stripe_event(
+            &t.id("co"),
+            "checkout.session.completed",
+            now(),
+            session,
+        ))
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+
+    let snap = t.snapshot().await;
+    let payment = snap
+        .of_kind("PAYMENT")
+        .into_iter()
+        .find(|p| get_s(p, "reference") == Some(pi.as_str()))
+        .expect("payment record");
+    assert_eq!(get_s(payment, "status"), Some("succeeded"));
+    assert_eq!(
+        gatehouse::store::attr::get_n(payment, "amount"),
+        Some(19900),
+        "minor units"
+    );
+    assert_eq!(get_s(payment, "currency"), Some("usd"));
+    assert_eq!(get_s(payment, "plan_id"), Some("premium_lifetime"));
+
+    let charge = |refunded: i64, full: bool| json!({"id": "ch_1", "object": "charge", "payment_intent": pi, "amount": 19900, "amount_refunded": refunded, "refunded": full, "currency": "usd"});
+    let (_, r) = t
+        .post_stripe(&stripe_event(
+            &t.id("partial"),
+            "charge.refunded",
+            now(),
+            charge(5000, false),
+        ))
+        .await;
+    assert_eq!(r["status"], "processed");
+    let lifetime = |snap: &gatehouse_local::inspect::Snapshot| {
+        let user = snap.user_by_email(&email).unwrap();
+        let subs = snap.subscriptions_of(get_s(user, "user_id").unwrap());
+        get_s(subs[0], "state").unwrap().to_string()
+    };
+    assert_eq!(
+        lifetime(&t.snapshot().await),
+        "active",
+        "a partial refund revokes nothing"
+    );
+
+    let (_, r) = t
+        .post_stripe(&stripe_event(
+            &t.id("full"),
+            "charge.refunded",
+            now(),
+            charge(19900, true),
+        ))
+        .await;
+    assert_eq!(r["status"], "processed");
+    let snap = t.snapshot().await;
+    assert_eq!(lifetime(&snap), "refunded");
+    let payment = snap
+        .of_kind("PAYMENT")
+        .into_iter()
+        .find(|p| get_s(p, "reference") == Some(pi.as_str()))
+        .unwrap();
+    assert_eq!(get_s(payment, "status"), Some("refunded"));
+    let emails = t.wait_emails(&email, 2).await;
+    assert!(
+        emails.iter().any(|m| m.subject.contains("refunded")),
+        "refund notice sent"
+    );
+
+    let (_, r) = t
+        .post_stripe(&stripe_event(
+            &t.id("unknown"),
+            "charge.refunded",
+            now(),
+            json!({"id": "ch_2", "payment_intent": "pi_unknown", "refunded": true}),
+        ))
+        .await;
+    assert_eq!(r["status"], "failed");
+    assert!(
+        r["reason"].as_str().unwrap().contains("no payment record"),
+        "{r}"
+    );
+}
+
+#[tokio::test]
+async fn payment_intents_are_kept_as_payment_records() {
+    let t = TestStack::start().await;
+    let ok = t.id("pi_ok");
+    let bad = t.id("pi_bad");
+    for (id, kind) in [
+        (&ok, "payment_intent.succeeded"),
+        (&bad, "payment_intent.payment_failed"),
+    ] {
+        let (_, r) = t
+            .post_stripe(&stripe_event(
+                &t.id(kind),
+                kind,
+                now(),
+                json!({"id": id, "object": "payment_intent", "amount": 1500, "currency": "usd"}),
+            ))
+            .await;
+        assert_eq!(r["status"], "processed", "{r}");
+    }
+    let snap = t.snapshot().await;
+    let status = |reference: &str| {
+        snap.of_kind("PAYMENT")
+            .into_iter()
+            .find(|p| get_s(p, "reference") == Some(reference))
+            .and_then(|p| get_s(p, "status"))
+            .map(str::to_string)
+    };
+    assert_eq!(status(&ok).as_deref(), Some("succeeded"));
+    assert_eq!(status(&bad).as_deref(), Some("failed"));
+}

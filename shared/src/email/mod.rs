@@ -19,6 +19,7 @@ pub enum Template {
     ExpiryNotice,
     PaymentSuccessful,
     PaymentFailed,
+    RefundNotice,
 }
 
 impl Template {
@@ -31,6 +32,7 @@ impl Template {
             Template::ExpiryNotice => "expiry_notice",
             Template::PaymentSuccessful => "payment_successful",
             Template::PaymentFailed => "payment_failed",
+            Template::RefundNotice => "refund_notice",
         }
     }
 
@@ -43,6 +45,7 @@ impl Template {
             "expiry_notice" => Template::ExpiryNotice,
             "payment_successful" => Template::PaymentSuccessful,
             "payment_failed" => Template::PaymentFailed,
+            "refund_notice" => Template::RefundNotice,
             _ => return None,
         })
     }
@@ -226,6 +229,14 @@ pub fn render(
                 ),
             }
         }
+        Template::RefundNotice => RenderedEmail {
+            subject: format!("Your {plan} payment was refunded"),
+            html: page(&[
+                format!("Hi {},", escape_html(name)),
+                format!("Your payment for {} was refunded, and the access it gave has ended.", escape_html(plan)),
+            ]),
+            text: format!("Hi {name},\n\nYour payment for {plan} was refunded, and the access it gave has ended.\n"),
+        },
         Template::ExpiryNotice => RenderedEmail {
             subject: format!("Your {plan} subscription has expired"),
             html: page(&[
@@ -315,6 +326,7 @@ mod tests {
             Template::ExpiryNotice,
             Template::PaymentSuccessful,
             Template::PaymentFailed,
+            Template::RefundNotice,
         ] {
             assert_eq!(Template::parse(t.as_str()), Some(t));
             let e = render(t, &job, &d, &ctx(&key)).unwrap();

@@ -164,6 +164,23 @@ pub enum StripeAction {
         email: Option<String>,
         name: Option<String>,
         plan_hint: Option<String>,
+        payment_intent: Option<String>,
+        amount_total: Option<i64>,
+        currency: Option<String>,
+    },
+    PaymentIntent {
+        id: Option<String>,
+        succeeded: bool,
+        customer: Option<String>,
+        amount: Option<i64>,
+        currency: Option<String>,
+    },
+    Refund {
+        payment_intent: Option<String>,
+        /// The whole amount was refunded (a partial refund revokes nothing).
+        full: bool,
+        amount_refunded: Option<i64>,
+        currency: Option<String>,
     },
     Subscription {
         subscription_id: Option<String>,
@@ -213,6 +230,32 @@ impl StripeEvent {
                         .or_else(|| text(object.get("customer_email"))),
                     name: text(object.get("customer_details").and_then(|c| c.get("name"))),
                     plan_hint: text(object.get("metadata").and_then(|m| m.get("plan"))),
+                    payment_intent: id_of(object.get("payment_intent")),
+                    amount_total: object.get("amount_total").and_then(Value::as_i64),
+                    currency: text(object.get("currency")),
+                }
+            }
+            "payment_intent.succeeded" | "payment_intent.payment_failed" => {
+                StripeAction::PaymentIntent {
+                    id: text(object.get("id")),
+                    succeeded: event_type == "payment_intent.succeeded",
+                    customer: id_of(object.get("customer")),
+                    amount: object.get("amount").and_then(Value::as_i64),
+                    currency: text(object.get("currency")),
+                }
+            }
+            "charge.refunded" => {
+                let amount = object.get("amount").and_then(Value::as_i64);
+                let refunded = object.get("amount_refunded").and_then(Value::as_i64);
+                StripeAction::Refund {
+                    payment_intent: id_of(object.get("payment_intent")),
+                    full: object
+                        .get("refunded")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false)
+                        || (amount.is_some() && amount == refunded),
+                    amount_refunded: refunded,
+                    currency: text(object.get("currency")),
                 }
             }
             "customer.subscription.created"

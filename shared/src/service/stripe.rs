@@ -15,7 +15,7 @@ use super::{ServiceError, Services};
 use crate::domain::{Email, JobId, Plan, Provider, SubscriptionState, SubscriptionView, UserId};
 use crate::email::Template;
 use crate::providers::stripe::{lifecycle_rank, map_status, StripeAction, StripeEvent};
-use crate::store::{EventStatus, NewUser, SubscriptionRecord};
+use crate::store::{EventStatus, NewUser, Payment, SubscriptionRecord};
 
 fn human_date(at: Option<DateTime<Utc>>) -> String {
     at.map(|d| d.format("%B %-d, %Y").to_string())
@@ -62,6 +62,10 @@ impl Services {
                 email,
                 name,
                 plan_hint,
+                payment_intent,
+                session_id,
+                amount_total,
+                currency,
                 ..
             } => {
                 if !paid {
@@ -118,6 +122,18 @@ impl Services {
                     customer.as_deref(),
                     one_time,
                     created,
+                    payment_intent
+                        .clone()
+                        .or_else(|| session_id.clone())
+                        .map(|reference| Payment {
+                            provider: Provider::Stripe,
+                            reference,
+                            status: "succeeded".into(),
+                            amount: *amount_total,
+                            currency: currency.clone(),
+                            user_id: None,
+                            plan_id: None,
+                        }),
                 )
                 .await
             }
@@ -164,6 +180,47 @@ impl Services {
                 )
                 .await
             }
+            StripeAction::PaymentIntent {
+                id,
+                succeeded,
+                amount,
+                currency,
+                ..
+            } => {
+                let Some(reference) = id else {
+                    return self.fail(delivery, "payment intent has no id", None).await;
+                };
+                let payment = Payment {
+                    provider: Provider::Stripe,
+                    reference: reference.clone(),
+                    status: if *succeeded { "succeeded" } else { "failed" }.into(),
+                    amount: *amount,
+                    currency: currency.clone(),
+                    user_id: None,
+                    plan_id: None,
+                };
+                self.record_payment(delivery, &payment).await
+            }
+            StripeAction::Refund {
+                payment_intent,
+                full,
+                amount_refunded,
+                currency,
+            } => {
+                let Some(reference) = payment_intent else {
+                    return self
+                        .fail(delivery, "refunded charge has no payment intent", None)
+                        .await;
+                };
+                self.stripe_refund(
+                    delivery,
+                    reference,
+                    *full,
+                    *amount_refunded,
+                    currency.as_deref(),
+                )
+                .await
+            }
             StripeAction::Invoice {
                 paid,
                 customer,
@@ -202,6 +259,7 @@ impl Services {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn stripe_checkout(
         &self,
         delivery: &Delivery,
@@ -210,6 +268,7 @@ impl Services {
         customer: Option<&str>,
         one_time: Option<&Plan>,
         created: DateTime<Utc>,
+        payment: Option<Payment>,
     ) -> Result<WebhookOutcome, ServiceError> {
         for attempt in 0..MAX_ATTEMPTS {
             let now = self.now();
@@ -299,6 +358,17 @@ impl Services {
             if let Some(c) = customer {
                 tx.put_customer(Provider::Stripe, c, &user_id)?;
             }
+            if let (Some(plan), Some(_), Some(payment)) = (one_time, &one_time_view, &payment) {
+                // The payment record says what a refund of it revokes.
+                tx.upsert_payment(
+                    &Payment {
+                        user_id: Some(user_id.clone()),
+                        plan_id: Some(plan.id.clone()),
+                        ..payment.clone()
+                    },
+                    now,
+                )?;
+            }
             if let (Some(plan), Some(view)) = (one_time, &one_time_view) {
                 tx.put_subscription(
                     &user_id,
@@ -319,6 +389,135 @@ impl Services {
             }
             if let Some(outcome) = self
                 .commit_webhook(tx, delivery, &job_ids, Some(user_id))
+                .await?
+            {
+                return Ok(outcome);
+            }
+            backoff(attempt).await;
+        }
+        Err(ServiceError::Contention)
+    }
+
+    /// Records a payment's status with the event, in one transaction.
+    async fn record_payment(
+        &self,
+        delivery: &Delivery,
+        payment: &Payment,
+    ) -> Result<WebhookOutcome, ServiceError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            let loaded = self.store.load_for_event(&delivery.key, None, None).await?;
+            if let Some(old) = loaded.event.filter(|e| e.status.is_final()) {
+                return self.answer_duplicate(old, delivery).await;
+            }
+            let mut tx = self.store.tx();
+            tx.put_event(&delivery.record(EventStatus::Processed, None, None, Vec::new()))?;
+            tx.upsert_payment(payment, self.now())?;
+            if let Some(outcome) = self.commit_webhook(tx, delivery, &[], None).await? {
+                return Ok(outcome);
+            }
+            backoff(attempt).await;
+        }
+        Err(ServiceError::Contention)
+    }
+
+    /// A full refund revokes what the payment granted; a partial one is only recorded.
+    async fn stripe_refund(
+        &self,
+        delivery: &Delivery,
+        reference: &str,
+        full: bool,
+        amount_refunded: Option<i64>,
+        currency: Option<&str>,
+    ) -> Result<WebhookOutcome, ServiceError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            let now = self.now();
+            let loaded = self.store.load_for_event(&delivery.key, None, None).await?;
+            if let Some(old) = loaded.event.filter(|e| e.status.is_final()) {
+                return self.answer_duplicate(old, delivery).await;
+            }
+            let Some(payment) = self.store.get_payment(Provider::Stripe, reference).await? else {
+                return self
+                    .fail(delivery, format!("no payment record for {reference}"), None)
+                    .await;
+            };
+            let record = Payment {
+                status: if full {
+                    "refunded"
+                } else {
+                    "partially_refunded"
+                }
+                .into(),
+                amount: payment.amount,
+                currency: currency.map(str::to_string).or(payment.currency.clone()),
+                ..payment.clone()
+            };
+            let mut tx = self.store.tx();
+            let mut jobs = Vec::new();
+            let granted = payment.user_id.clone().zip(payment.plan_id.clone());
+            if let (true, Some((user_id, plan_id))) = (full, &granted) {
+                let current = self
+                    .store
+                    .get_subscription(user_id, Provider::Stripe, plan_id)
+                    .await?;
+                if let Some(current) =
+                    current.filter(|c| c.view.state != SubscriptionState::Refunded)
+                {
+                    let view = SubscriptionView {
+                        state: SubscriptionState::Refunded,
+                        period_end: current.view.period_end,
+                        access_until: Some(now),
+                    };
+                    let email = self.store.get_profile(user_id).await?.and_then(|p| {
+                        crate::store::attr::get_s(&p, "email").and_then(|e| Email::parse(e).ok())
+                    });
+                    if let Some(email) = email {
+                        let plan_name = self
+                            .settings
+                            .plans
+                            .get(plan_id)
+                            .map(|p| p.name.clone())
+                            .unwrap_or_else(|| plan_id.clone());
+                        let data = BTreeMap::from([
+                            ("email".to_string(), email.to_string()),
+                            ("plan_name".to_string(), plan_name),
+                        ]);
+                        jobs.push(self.job(Template::RefundNotice, &email, data, now));
+                    }
+                    let job_ids: Vec<JobId> = jobs.iter().map(|j| j.id.clone()).collect();
+                    tx.put_event(&delivery.record(
+                        EventStatus::Processed,
+                        None,
+                        Some(user_id.clone()),
+                        job_ids,
+                    ))?;
+                    tx.put_subscription(
+                        user_id,
+                        Provider::Stripe,
+                        plan_id,
+                        &view,
+                        Some(current.version),
+                        &delivery.key,
+                        (current.watermark.unwrap_or(now), current.watermark_rank),
+                        now,
+                    )?;
+                }
+            }
+            if tx.is_empty() {
+                tx.put_event(&delivery.record(
+                    EventStatus::Processed,
+                    None,
+                    payment.user_id.clone(),
+                    Vec::new(),
+                ))?;
+            }
+            tx.upsert_payment(&record, now)?;
+            for job in &jobs {
+                tx.put_job(job)?;
+            }
+            let job_ids: Vec<JobId> = jobs.iter().map(|j| j.id.clone()).collect();
+            tracing::info!(event_key = %delivery.key, full, amount_refunded = amount_refunded.unwrap_or(0), "refund");
+            if let Some(outcome) = self
+                .commit_webhook(tx, delivery, &job_ids, payment.user_id.clone())
                 .await?
             {
                 return Ok(outcome);
