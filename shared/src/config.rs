@@ -54,6 +54,12 @@ pub struct Settings {
     /// Stripe endpoint secrets; several during rotation.
     pub stripe_webhook_secrets: Vec<Secret>,
     pub stripe_tolerance_secs: i64,
+    /// Stripe API, for reading a one-time checkout's line items.
+    pub stripe_api_base: String,
+    pub stripe_secret_key: Option<Secret>,
+    /// Per-attempt timeout and attempts for provider API calls.
+    pub provider_timeout: Duration,
+    pub provider_max_attempts: u32,
     /// How long a past-due subscription keeps access.
     pub past_due_grace: Duration,
     /// Server key that derives setup tokens from job ids (the raw token is never stored).
@@ -133,6 +139,11 @@ impl Settings {
             kajabi_url_tokens: secret_list("KAJABI_URL_TOKENS"),
             stripe_webhook_secrets: secret_list("STRIPE_WEBHOOK_SECRETS"),
             stripe_tolerance_secs: number("STRIPE_TOLERANCE_SECS", 300)? as i64,
+            stripe_api_base: var("STRIPE_API_BASE")
+                .unwrap_or_else(|| "https://api.stripe.com".into()),
+            stripe_secret_key: var("STRIPE_SECRET_KEY").map(Secret::new),
+            provider_timeout: Duration::from_millis(number("PROVIDER_TIMEOUT_MS", 5000)?),
+            provider_max_attempts: number("PROVIDER_MAX_ATTEMPTS", 3)? as u32,
             past_due_grace: Duration::from_secs(number("PAST_DUE_GRACE_DAYS", 7)? * 86_400),
             token_signing_key,
             from_email: email("FROM_EMAIL")?,

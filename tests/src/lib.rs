@@ -82,7 +82,12 @@ pub struct Options {
     pub queue_name: Option<String>,
     pub table_name: Option<String>,
     pub resend_global_per_minute: u32,
+    /// Base URL of a fake Stripe API; sets a test secret key too.
+    pub stripe_api: Option<String>,
 }
+
+/// The secret key the fake Stripe API expects.
+pub const STRIPE_API_KEY: &str = "sk_test_gatehouse";
 
 impl Default for Options {
     fn default() -> Self {
@@ -93,6 +98,7 @@ impl Default for Options {
             queue_name: None,
             table_name: None,
             resend_global_per_minute: 1000,
+            stripe_api: None,
         }
     }
 }
@@ -120,6 +126,10 @@ pub fn test_settings(run: &str, admin: &str, global_limit: u32) -> Settings {
         kajabi_url_tokens: URL_TOKENS.iter().map(|t| Secret::new(*t)).collect(),
         stripe_webhook_secrets: STRIPE_SECRETS.iter().map(|t| Secret::new(*t)).collect(),
         stripe_tolerance_secs: 300,
+        stripe_api_base: "http://127.0.0.1:9".into(),
+        stripe_secret_key: None,
+        provider_timeout: Duration::from_secs(2),
+        provider_max_attempts: 3,
         past_due_grace: Duration::from_secs(7 * 86_400),
         token_signing_key: Secret::new(TOKEN_KEY),
         from_email: Email::parse("noreply@gatehouse.example").unwrap(),
@@ -152,6 +162,11 @@ impl TestStack {
         let table = options
             .table_name
             .unwrap_or_else(|| format!("gh-test-{run}"));
+        let mut settings = test_settings(&run, &admin, options.resend_global_per_minute);
+        if let Some(base) = options.stripe_api {
+            settings.stripe_api_base = base;
+            settings.stripe_secret_key = Some(Secret::new(STRIPE_API_KEY));
+        }
         let config = StackConfig {
             endpoint,
             region: "us-east-1".into(),
@@ -161,7 +176,7 @@ impl TestStack {
                 queue,
                 visibility_timeout_override: options.visibility_timeout,
             },
-            settings: test_settings(&run, &admin, options.resend_global_per_minute),
+            settings,
             addr: "127.0.0.1:0".parse().unwrap(),
             template_path: gatehouse_local::env::workspace_root().join("infra/template.yaml"),
             run_email_pump: options.email_pump,

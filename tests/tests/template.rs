@@ -178,6 +178,7 @@ fn secrets_are_noecho_parameters() {
         "KajabiWebhookSecret",
         "KajabiUrlTokens",
         "StripeWebhookSecrets",
+        "StripeSecretKey",
         "TokenSigningKey",
     ] {
         assert_eq!(

@@ -1,4 +1,5 @@
 //! Provider adapters: authenticate raw bytes, then parse into provider-neutral events.
 
+pub mod api;
 pub mod kajabi;
 pub mod stripe;

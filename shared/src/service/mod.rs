@@ -45,6 +45,8 @@ pub struct Services {
     pub outbox: Outbox,
     pub ses: aws_sdk_sesv2::Client,
     pub clock: Clock,
+    /// Present when `STRIPE_SECRET_KEY` is set.
+    pub stripe_api: Option<crate::providers::api::StripeApi>,
 }
 
 impl Services {
@@ -55,7 +57,21 @@ impl Services {
             settings.email_queue_name.as_deref(),
         )
         .await?;
+        let stripe_api = match &settings.stripe_secret_key {
+            Some(key) => Some(crate::providers::api::StripeApi::new(
+                crate::providers::api::ApiClient::new(
+                    "stripe",
+                    &settings.stripe_api_base,
+                    key.clone(),
+                    settings.provider_timeout,
+                    settings.provider_max_attempts,
+                )
+                .map_err(|e| ServiceError::Internal(e.to_string()))?,
+            )),
+            None => None,
+        };
         Ok(Self {
+            stripe_api,
             store: crate::store::Store::new(clients.dynamodb.clone(), settings.table_name.clone()),
             settings: Arc::new(settings),
             outbox,

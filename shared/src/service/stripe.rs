@@ -106,11 +106,13 @@ impl Services {
                                 )
                                 .await
                         }
-                        None => {
-                            return self
-                                .fail(delivery, "one-time checkout has no metadata.plan", None)
-                                .await
-                        }
+                        None => match self
+                            .plan_from_line_items(delivery, session_id.as_deref())
+                            .await?
+                        {
+                            Ok(plan) => Some(plan),
+                            Err(outcome) => return Ok(outcome),
+                        },
                     }
                 } else {
                     None
@@ -256,6 +258,42 @@ impl Services {
                 )
                 .await
             }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    /// A one-time checkout without `metadata.plan`: the plan comes from the
+    /// session's line items, read through the Stripe API. `Err` carries the
+    /// outcome to answer (recorded as failed) when no plan can be found.
+    async fn plan_from_line_items(
+        &self,
+        delivery: &Delivery,
+        session_id: Option<&str>,
+    ) -> Result<Result<&Plan, WebhookOutcome>, ServiceError> {
+        let (Some(api), Some(session_id)) = (&self.stripe_api, session_id) else {
+            return Ok(Err(self
+                .fail(delivery, "one-time checkout has no metadata.plan, and STRIPE_SECRET_KEY is not set to read its line items", None)
+                .await?));
+        };
+        match api.checkout_line_item_products(session_id).await {
+            Ok(products) => match self.first_plan(&products) {
+                Some(plan) => Ok(Ok(plan)),
+                None => Ok(Err(self
+                    .fail(
+                        delivery,
+                        format!(
+                            "unknown price or product in line items: {}",
+                            products.join(", ")
+                        ),
+                        None,
+                    )
+                    .await?)),
+            },
+            // Stripe's API is down or busy: answer 5xx so Stripe retries the event later.
+            Err(e) if e.is_transient() => Err(ServiceError::Internal(e.to_string())),
+            Err(e) => Ok(Err(self
+                .fail(delivery, format!("line items lookup failed: {e}"), None)
+                .await?)),
         }
     }
 

@@ -1,0 +1,175 @@
+//! The Stripe API client, against a local server serving Stripe's documented
+//! line-items shape: a match, an unknown price, 404, 5xx and 429 with Retry-After.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::Utc;
+use gatehouse::store::attr::get_s;
+use gatehouse_e2e::{stripe_checkout, stripe_event, Options, TestStack, STRIPE_API_KEY};
+use serde_json::json;
+
+#[derive(Default)]
+struct FakeStripe {
+    calls: AtomicUsize,
+}
+
+fn json_body(status: StatusCode, value: serde_json::Value) -> Response {
+    (
+        status,
+        [("content-type", "application/json")],
+        value.to_string(),
+    )
+        .into_response()
+}
+
+/// Session ids script the answer: `cs_ok_*`, `cs_unknown_*`, `cs_missing_*`,
+/// `cs_down_*` (always 500) and `cs_busy_*` (429 once, then the items).
+async fn line_items(
+    State(fake): State<Arc<FakeStripe>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let n = fake.calls.fetch_add(1, Ordering::SeqCst);
+    let authorized = headers.get("authorization").and_then(|v| v.to_str().ok())
+        == Some(&format!("Bearer {STRIPE_API_KEY}"));
+    if !authorized {
+        return json_body(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": {"type": "invalid_request_error"}}),
+        );
+    }
+    let items = |price: &str, product: &str| {
+        json_body(
+            StatusCode::OK,
+            json!({"object": "list", "url": format!("/v1/checkout/sessions/{id}/line_items"), "has_more": false,
+                "data": [{"id": "li_1", "object": "item", "amount_total": 19900, "currency": "usd", "quantity": 1,
+                    "price": {"id": price, "object": "price", "product": product, "type": "one_time", "unit_amount": 19900}}]}),
+        )
+    };
+    if id.starts_with("cs_ok") {
+        items("price_premium_lifetime", "prod_premium_lifetime")
+    } else if id.starts_with("cs_unknown") {
+        items("price_nope", "prod_nope")
+    } else if id.starts_with("cs_busy") && n == 0 {
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", "1")],
+            "slow down",
+        )
+            .into_response()
+    } else if id.starts_with("cs_busy") {
+        items("price_premium_lifetime", "prod_premium_lifetime")
+    } else if id.starts_with("cs_down") {
+        (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response()
+    } else {
+        json_body(
+            StatusCode::NOT_FOUND,
+            json!({"error": {"code": "resource_missing"}}),
+        )
+    }
+}
+
+async fn fake_stripe() -> (String, Arc<FakeStripe>) {
+    let fake = Arc::new(FakeStripe::default());
+    let app = axum::Router::new()
+        .route("/v1/checkout/sessions/{id}/line_items", get(line_items))
+        .with_state(Arc::clone(&fake));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), fake)
+}
+
+fn one_time(t: &TestStack, session: &str, email: &str) -> String {
+    stripe_event(
+        &t.id(session),
+        "checkout.session.completed",
+        Utc::now().timestamp(),
+        stripe_checkout(
+            &format!("{session}_{}", t.run),
+            &t.id("cus"),
+            email,
+            "payment",
+            None,
+        ),
+    )
+}
+
+#[tokio::test]
+async fn plan_comes_from_line_items_when_metadata_has_none() {
+    let (base, fake) = fake_stripe().await;
+    let t = TestStack::start_with(Options {
+        stripe_api: Some(base),
+        ..Options::default()
+    })
+    .await;
+    let email = t.email("items");
+    let (_, r) = t.post_stripe(&one_time(&t, "cs_ok", &email)).await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let snap = t.snapshot().await;
+    let user = snap.user_by_email(&email).unwrap();
+    let subs = snap.subscriptions_of(get_s(user, "user_id").unwrap());
+    assert_eq!(get_s(subs[0], "plan_id"), Some("premium_lifetime"));
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
+
+    let (_, r) = t
+        .post_stripe(&one_time(&t, "cs_unknown", &t.email("u")))
+        .await;
+    assert_eq!(r["status"], "failed");
+    assert!(r["reason"].as_str().unwrap().contains("price_nope"), "{r}");
+
+    let (_, r) = t
+        .post_stripe(&one_time(&t, "cs_missing", &t.email("m")))
+        .await;
+    assert_eq!(r["status"], "failed");
+    assert!(r["reason"].as_str().unwrap().contains("404"), "{r}");
+}
+
+#[tokio::test]
+async fn a_busy_api_is_retried_after_retry_after_and_a_down_one_answers_503() {
+    let (base, fake) = fake_stripe().await;
+    let t = TestStack::start_with(Options {
+        stripe_api: Some(base),
+        ..Options::default()
+    })
+    .await;
+    let (_, r) = t
+        .post_stripe(&one_time(&t, "cs_busy", &t.email("busy")))
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    assert_eq!(
+        fake.calls.load(Ordering::SeqCst),
+        2,
+        "one 429, then the retry"
+    );
+
+    let body = one_time(&t, "cs_down", &t.email("down"));
+    let (status, problem) = t.post_stripe(&body).await;
+    assert_eq!(status, 503, "{problem}");
+    assert_eq!(
+        fake.calls.load(Ordering::SeqCst),
+        5,
+        "three bounded attempts"
+    );
+    // Nothing was recorded as final: Stripe's retry processes it again.
+    let snap = t.snapshot().await;
+    assert!(snap.event("stripe", &t.id("cs_down")).is_none());
+}
+
+#[tokio::test]
+async fn without_a_secret_key_the_event_fails_with_the_reason() {
+    let t = TestStack::start().await;
+    let (_, r) = t
+        .post_stripe(&one_time(&t, "cs_ok", &t.email("nokey")))
+        .await;
+    assert_eq!(r["status"], "failed");
+    assert!(
+        r["reason"].as_str().unwrap().contains("STRIPE_SECRET_KEY"),
+        "{r}"
+    );
+}
