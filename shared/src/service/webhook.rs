@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use super::{ServiceError, Services};
 use crate::domain::{EventKey, JobId, Provider, UserId};
+use crate::http::{reject, ApiRequest, ApiResponse, MAX_BODY_BYTES};
 use crate::signature::sha256_hex;
 use crate::store::attr::Item;
 use crate::store::{CommitError, EventRecord, EventStatus, Tx};
@@ -239,6 +240,75 @@ impl Services {
                 },
                 CommitVerdict::Retry => Ok(None),
             },
+        }
+    }
+}
+
+/// The checks every webhook runs, in this order: size (413), authentication
+/// (401, naming the failed check), content type (415), JSON framing (400).
+/// Authenticated deliveries that fail the last two are recorded as failed
+/// (keyed by body hash) before the 4xx, so nothing received is lost.
+impl Services {
+    pub async fn receive_webhook<A, E>(
+        &self,
+        provider: Provider,
+        request: &ApiRequest,
+        authenticate: A,
+    ) -> Result<(serde_json::Value, DateTime<Utc>), ApiResponse>
+    where
+        A: FnOnce(&ApiRequest, DateTime<Utc>) -> Result<(), E>,
+        E: std::fmt::Display,
+    {
+        if request.body.len() > MAX_BODY_BYTES {
+            return Err(reject::too_large(request.body.len()));
+        }
+        let received_at = self.now();
+        if let Err(e) = authenticate(request, received_at) {
+            tracing::warn!(request_id = %request.request_id, provider = provider.as_str(), outcome = "unauthorized", check = %e, "webhook rejected");
+            return Err(reject::unauthorized(e.to_string()));
+        }
+        let unframed = |reason: String, response: ApiResponse| async move {
+            let delivery = Delivery::new(provider, None, "unknown", &request.body, received_at);
+            match self
+                .record_terminal(&delivery, EventStatus::Failed, Some(reason), None)
+                .await
+            {
+                Ok(_) => response,
+                Err(e) => {
+                    tracing::error!(event_key = %delivery.key, error = %e, "could not record rejected delivery");
+                    reject::unavailable("could not record the delivery; retry later")
+                }
+            }
+        };
+        if !request.has_json_content_type() {
+            let content_type = request.header("content-type");
+            let reason = format!(
+                "unsupported content type {}",
+                content_type.unwrap_or("(none)")
+            );
+            return Err(unframed(reason, reject::unsupported_media_type(content_type)).await);
+        }
+        match serde_json::from_slice(&request.body) {
+            Ok(json) => Ok((json, received_at)),
+            Err(e) => Err(unframed(format!("invalid JSON: {e}"), reject::invalid_json(&e)).await),
+        }
+    }
+
+    /// 200 with the outcome, or 503 when storage or the queue failed (the event stays re-processable).
+    pub fn webhook_response(
+        &self,
+        request: &ApiRequest,
+        delivery: &Delivery,
+        result: Result<WebhookOutcome, ServiceError>,
+    ) -> ApiResponse {
+        match result {
+            Ok(outcome) => ApiResponse::json(200, &outcome.to_json()),
+            Err(e) => {
+                tracing::error!(request_id = %request.request_id, event_key = %delivery.key, outcome = "error", error = %e, "webhook not processed");
+                reject::unavailable(
+                    "storage or queue is unavailable; the event was not applied and can be retried",
+                )
+            }
         }
     }
 }
