@@ -4,13 +4,14 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 
+use super::provision::MemberProfile;
 use super::webhook::{backoff, Delivery, WebhookOutcome, MAX_ATTEMPTS};
 use super::{ServiceError, Services};
 use crate::domain::{Email, JobId, Plan, Provider, Transition, UserId};
 use crate::email::Template;
 use crate::providers::kajabi::{KajabiAction, KajabiEvent, LifecycleChange, Member};
 use crate::setup_token;
-use crate::store::{EmailJob, EventStatus, NewUser, SubscriptionRecord};
+use crate::store::{EmailJob, EventStatus, SubscriptionRecord};
 
 impl Services {
     pub async fn process_kajabi(
@@ -128,11 +129,6 @@ impl Services {
             }
             metadata.insert("kajabi_offer_id".to_string(), offer_id.to_string());
 
-            let (user_id, is_new, needs_welcome) = match &email_record {
-                None => (UserId::generate(now.timestamp_millis()), true, true),
-                Some(record) => (record.user_id.clone(), false, !record.is_active),
-            };
-
             let mut email_data = BTreeMap::from([
                 ("email".to_string(), email.to_string()),
                 ("plan_name".to_string(), plan.name.clone()),
@@ -145,14 +141,10 @@ impl Services {
                 admin_data.insert("partner".to_string(), partner.clone());
             }
 
-            let mut jobs = Vec::new();
-            let mut token = None;
-            if needs_welcome {
-                let (job, hash, expires) = self.welcome_job(&email, email_data.clone(), now);
-                token = Some((hash, expires, job.id.clone()));
-                jobs.push(job);
-            }
-            let admin_template = if is_new {
+            let account = self.plan_account(email_record.as_ref(), &email, email_data, now);
+            let user_id = account.user_id.clone();
+            let mut jobs: Vec<EmailJob> = account.welcome_job().into_iter().collect();
+            let admin_template = if account.is_new {
                 Template::AdminNewSignup
             } else {
                 Template::AdminExistingLinked
@@ -167,22 +159,14 @@ impl Services {
                 Some(user_id.clone()),
                 job_ids.clone(),
             ))?;
-            if is_new {
-                metadata.insert("signup_date".to_string(), crate::store::attr::ts(now));
-                tx.create_user(
-                    &NewUser {
-                        id: user_id.clone(),
-                        email: email.clone(),
-                        first_name: member.first_name.clone(),
-                        last_name: member.last_name.clone(),
-                        auth_provider: Provider::Kajabi,
-                        metadata,
-                    },
-                    now,
-                )?;
-            } else {
-                tx.link_user(&email, &user_id, &metadata, now)?;
-            }
+            let profile = MemberProfile {
+                email: email.clone(),
+                first_name: member.first_name.clone(),
+                last_name: member.last_name.clone(),
+                provider: Provider::Kajabi,
+                metadata,
+            };
+            self.write_account(&mut tx, &account, profile, now)?;
             let view = Transition::Purchase.apply(None, plan, now);
             tx.put_subscription(
                 &user_id,
@@ -194,9 +178,6 @@ impl Services {
                 (now, 0),
                 now,
             )?;
-            if let Some((hash, expires, job_id)) = &token {
-                tx.put_setup_token(&user_id, hash, *expires, job_id)?;
-            }
             for job in &jobs {
                 tx.put_job(job)?;
             }

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod expiry;
 pub mod kajabi;
+mod provision;
 pub mod sender;
 pub mod stripe;
 pub mod sweeper;

@@ -10,12 +10,13 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
+use super::provision::MemberProfile;
 use super::webhook::{backoff, Delivery, WebhookOutcome, MAX_ATTEMPTS};
 use super::{ServiceError, Services};
-use crate::domain::{Email, JobId, Plan, Provider, SubscriptionState, SubscriptionView, UserId};
+use crate::domain::{Email, JobId, Plan, Provider, SubscriptionState, SubscriptionView};
 use crate::email::Template;
 use crate::providers::stripe::{lifecycle_rank, map_status, StripeAction, StripeEvent};
-use crate::store::{EventStatus, NewUser, Payment, SubscriptionRecord};
+use crate::store::{EmailJob, EventStatus, Payment, SubscriptionRecord};
 
 fn human_date(at: Option<DateTime<Utc>>) -> String {
     at.map(|d| d.format("%B %-d, %Y").to_string())
@@ -317,10 +318,6 @@ impl Services {
             if let Some(old) = loaded.event.filter(|e| e.status.is_final()) {
                 return self.answer_duplicate(old, delivery).await;
             }
-            let (user_id, is_new, needs_welcome) = match &loaded.email {
-                None => (UserId::generate(now.timestamp_millis()), true, true),
-                Some(r) => (r.user_id.clone(), false, !r.is_active),
-            };
             let mut metadata = BTreeMap::new();
             if let Some(c) = customer {
                 metadata.insert("stripe_customer_id".to_string(), c.to_string());
@@ -347,18 +344,15 @@ impl Services {
                 }
             });
 
-            let mut jobs = Vec::new();
-            let mut token = None;
-            if needs_welcome {
-                let (job, hash, expires) = self.welcome_job(email, data.clone(), now);
-                token = Some((hash, expires, job.id.clone()));
-                jobs.push(job);
-            } else if let Some(view) = &one_time_view {
+            let account = self.plan_account(loaded.email.as_ref(), email, data.clone(), now);
+            let user_id = account.user_id.clone();
+            let mut jobs: Vec<EmailJob> = account.welcome_job().into_iter().collect();
+            if let (None, Some(view)) = (&account.welcome, &one_time_view) {
                 let mut paid = data.clone();
                 paid.insert("access_until".into(), human_date(view.access_until));
                 jobs.push(self.job(Template::PaymentSuccessful, email, paid, now));
             }
-            if is_new {
+            if account.is_new {
                 jobs.push(self.job(
                     Template::AdminNewSignup,
                     &self.settings.admin_email,
@@ -375,24 +369,16 @@ impl Services {
                 Some(user_id.clone()),
                 job_ids.clone(),
             ))?;
-            if is_new {
-                metadata.insert("signup_date".to_string(), crate::store::attr::ts(now));
-                tx.create_user(
-                    &NewUser {
-                        id: user_id.clone(),
-                        email: email.clone(),
-                        first_name: name
-                            .and_then(|n| n.split_whitespace().next())
-                            .map(str::to_string),
-                        last_name: None,
-                        auth_provider: Provider::Stripe,
-                        metadata,
-                    },
-                    now,
-                )?;
-            } else {
-                tx.link_user(email, &user_id, &metadata, now)?;
-            }
+            let profile = MemberProfile {
+                email: email.clone(),
+                first_name: name
+                    .and_then(|n| n.split_whitespace().next())
+                    .map(str::to_string),
+                last_name: None,
+                provider: Provider::Stripe,
+                metadata,
+            };
+            self.write_account(&mut tx, &account, profile, now)?;
             if let Some(c) = customer {
                 tx.put_customer(Provider::Stripe, c, &user_id)?;
             }
@@ -418,9 +404,6 @@ impl Services {
                     (created, 0),
                     now,
                 )?;
-            }
-            if let Some((hash, expires, job_id)) = &token {
-                tx.put_setup_token(&user_id, hash, *expires, job_id)?;
             }
             for job in &jobs {
                 tx.put_job(job)?;
