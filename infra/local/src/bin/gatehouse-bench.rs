@@ -377,6 +377,12 @@ async fn main() {
             "outbox-sweeper",
             json!({"detail-type": "Scheduled Event", "detail": {}}),
         ),
+        (
+            "subscription-sweeper",
+            json!({"detail-type": "Scheduled Event", "detail": {}}),
+        ),
+        // Unsigned: measures start-up and the 401 path.
+        ("stripe-webhook", apigw("/webhooks/stripe", "{}", None)),
     ];
     println!("\n## Cold start and memory (x86_64 release bootstrap, local Runtime API, moto on loopback)\n");
     println!("| function | init (spawn → first `next`) | first event answered | peak RSS |\n|---|---|---|---|");
