@@ -57,6 +57,11 @@ pub struct Settings {
     /// Stripe API, for reading a one-time checkout's line items.
     pub stripe_api_base: String,
     pub stripe_secret_key: Option<Secret>,
+    /// Paystack's secret key: signs its webhooks and authorizes its API.
+    pub paystack_secret_key: Option<Secret>,
+    pub paystack_api_base: String,
+    /// Confirm each `charge.success` through `GET /transaction/verify/:reference`.
+    pub paystack_verify_charges: bool,
     /// Per-attempt timeout and attempts for provider API calls.
     pub provider_timeout: Duration,
     pub provider_max_attempts: u32,
@@ -142,6 +147,13 @@ impl Settings {
             stripe_api_base: var("STRIPE_API_BASE")
                 .unwrap_or_else(|| "https://api.stripe.com".into()),
             stripe_secret_key: var("STRIPE_SECRET_KEY").map(Secret::new),
+            paystack_secret_key: var("PAYSTACK_SECRET_KEY").map(Secret::new),
+            paystack_api_base: var("PAYSTACK_API_BASE")
+                .unwrap_or_else(|| "https://api.paystack.co".into()),
+            paystack_verify_charges: !matches!(
+                var("PAYSTACK_VERIFY_CHARGES").as_deref(),
+                Some("false") | Some("0") | Some("no")
+            ),
             provider_timeout: Duration::from_millis(number("PROVIDER_TIMEOUT_MS", 5000)?),
             provider_max_attempts: number("PROVIDER_MAX_ATTEMPTS", 3)? as u32,
             past_due_grace: Duration::from_secs(number("PAST_DUE_GRACE_DAYS", 7)? * 86_400),

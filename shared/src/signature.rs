@@ -2,7 +2,7 @@
 //! received bytes.
 
 use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use sha2::{Digest, Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -35,6 +35,29 @@ pub fn verify_hmac_sha256_hex(key: &[u8], message: &[u8], signature_hex: &str) -
     given.len() == expected.len() && bool::from(expected.ct_eq(&given))
 }
 
+/// Constant-time check of a hex HMAC-SHA512 signature over `message` (Paystack).
+pub fn verify_hmac_sha512_hex(key: &[u8], message: &[u8], signature_hex: &str) -> bool {
+    let Ok(given) = hex::decode(signature_hex.trim()) else {
+        return false;
+    };
+    let mut mac = match Hmac::<Sha512>::new_from_slice(key) {
+        Ok(mac) => mac,
+        Err(_) => unreachable!("HMAC takes keys of any length"),
+    };
+    mac.update(message);
+    let expected = mac.finalize().into_bytes();
+    given.len() == expected.len() && bool::from(expected.as_slice().ct_eq(&given))
+}
+
+pub fn hmac_sha512_hex(key: &[u8], message: &[u8]) -> String {
+    let mut mac = match Hmac::<Sha512>::new_from_slice(key) {
+        Ok(mac) => mac,
+        Err(_) => unreachable!("HMAC takes keys of any length"),
+    };
+    mac.update(message);
+    hex::encode(mac.finalize().into_bytes())
+}
+
 /// Constant-time equality of two secrets of possibly different lengths: both are
 /// hashed first so the comparison time does not reveal the length or a prefix.
 pub fn secrets_equal(a: &[u8], b: &[u8]) -> bool {
@@ -65,6 +88,26 @@ mod tests {
         assert!(!verify_hmac_sha256_hex(b"other", b"body", &sig));
         assert!(!verify_hmac_sha256_hex(b"k", b"body", "zz"));
         assert!(!verify_hmac_sha256_hex(b"k", b"body", &sig[..10]));
+    }
+
+    // RFC 4231 test case 2, HMAC-SHA-512.
+    #[test]
+    fn rfc4231_sha512_vector() {
+        let expected = "164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd610270cd7ea2505549758bf75c05a994a6d034f65f8f0e6fdcaeab1a34d4a6b4b636e070a38bce737";
+        assert_eq!(
+            hmac_sha512_hex(b"Jefe", b"what do ya want for nothing?"),
+            expected
+        );
+        assert!(verify_hmac_sha512_hex(
+            b"Jefe",
+            b"what do ya want for nothing?",
+            expected
+        ));
+        assert!(!verify_hmac_sha512_hex(
+            b"Jefe",
+            b"what do ya want for nothing!",
+            expected
+        ));
     }
 
     #[test]

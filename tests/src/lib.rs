@@ -18,6 +18,7 @@ use serde_json::Value;
 
 pub const KAJABI_SECRET: &str = "test-kajabi-secret-0123456789";
 pub const URL_TOKENS: [&str; 2] = ["test-url-token-old", "test-url-token-new"];
+pub const PAYSTACK_SECRET: &str = "sk_test_paystack_gatehouse";
 /// The second is the older secret, still accepted during rotation.
 pub const STRIPE_SECRETS: [&str; 2] = ["whsec_test_new_0123456789", "whsec_test_old_0123456789"];
 pub const TOKEN_KEY: &str = "test-token-signing-key-0123456789abcdef";
@@ -84,6 +85,8 @@ pub struct Options {
     pub resend_global_per_minute: u32,
     /// Base URL of a fake Stripe API; sets a test secret key too.
     pub stripe_api: Option<String>,
+    /// Base URL of a fake Paystack API; turns charge verification on.
+    pub paystack_api: Option<String>,
 }
 
 /// The secret key the fake Stripe API expects.
@@ -99,6 +102,7 @@ impl Default for Options {
             table_name: None,
             resend_global_per_minute: 1000,
             stripe_api: None,
+            paystack_api: None,
         }
     }
 }
@@ -128,6 +132,9 @@ pub fn test_settings(run: &str, admin: &str, global_limit: u32) -> Settings {
         stripe_tolerance_secs: 300,
         stripe_api_base: "http://127.0.0.1:9".into(),
         stripe_secret_key: None,
+        paystack_secret_key: Some(Secret::new(PAYSTACK_SECRET)),
+        paystack_api_base: "http://127.0.0.1:9".into(),
+        paystack_verify_charges: false,
         provider_timeout: Duration::from_secs(2),
         provider_max_attempts: 3,
         past_due_grace: Duration::from_secs(7 * 86_400),
@@ -166,6 +173,10 @@ impl TestStack {
         if let Some(base) = options.stripe_api {
             settings.stripe_api_base = base;
             settings.stripe_secret_key = Some(Secret::new(STRIPE_API_KEY));
+        }
+        if let Some(base) = options.paystack_api {
+            settings.paystack_api_base = base;
+            settings.paystack_verify_charges = true;
         }
         let config = StackConfig {
             endpoint,
@@ -264,6 +275,27 @@ impl TestStack {
             .body(body.to_string());
         if let Some(h) = header {
             request = request.header("stripe-signature", h);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Posts a Paystack event signed with the test secret key.
+    pub async fn post_paystack(&self, body: &str) -> (u16, Value) {
+        let sig =
+            gatehouse::signature::hmac_sha512_hex(PAYSTACK_SECRET.as_bytes(), body.as_bytes());
+        self.post_paystack_with(body, Some(&sig)).await
+    }
+
+    pub async fn post_paystack_with(&self, body: &str, signature: Option<&str>) -> (u16, Value) {
+        let mut request = self
+            .http
+            .post(self.url("/webhooks/paystack"))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(sig) = signature {
+            request = request.header("x-paystack-signature", sig);
         }
         let response = request.send().await.expect("request sent");
         let status = response.status().as_u16();

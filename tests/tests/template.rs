@@ -179,6 +179,7 @@ fn secrets_are_noecho_parameters() {
         "KajabiUrlTokens",
         "StripeWebhookSecrets",
         "StripeSecretKey",
+        "PaystackSecretKey",
         "TokenSigningKey",
     ] {
         assert_eq!(

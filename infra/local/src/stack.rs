@@ -101,6 +101,7 @@ fn http_function(binary: &str, services: &Services) -> Option<Arc<dyn HttpFuncti
     Some(match binary {
         "kajabi-webhook" => Arc::new(kajabi_webhook::KajabiWebhook::new(services.clone())),
         "stripe-webhook" => Arc::new(stripe_webhook::StripeWebhook::new(services.clone())),
+        "paystack-webhook" => Arc::new(paystack_webhook::PaystackWebhook::new(services.clone())),
         "setup-password" => Arc::new(setup_password::SetupPassword::new(services.clone())),
         "resend-setup-email" => {
             Arc::new(resend_setup_email::ResendSetupEmail::new(services.clone()))

@@ -200,6 +200,49 @@ impl StripeApi {
     }
 }
 
+/// What Paystack's `GET /transaction/verify/:reference` says of a charge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedCharge {
+    pub status: String,
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+}
+
+/// Paystack's API: only what Gatehouse reads.
+#[derive(Clone, Debug)]
+pub struct PaystackApi {
+    client: ApiClient,
+}
+
+impl PaystackApi {
+    pub fn new(client: ApiClient) -> Self {
+        Self { client }
+    }
+
+    pub async fn verify_transaction(&self, reference: &str) -> Result<VerifiedCharge, ApiError> {
+        let encoded: String =
+            percent_encoding::utf8_percent_encode(reference, percent_encoding::NON_ALPHANUMERIC)
+                .to_string();
+        let body = self
+            .client
+            .get_json(&format!("/transaction/verify/{encoded}"))
+            .await?;
+        let data = body.get("data").cloned().unwrap_or(Value::Null);
+        Ok(VerifiedCharge {
+            status: data
+                .get("status")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown")
+                .to_string(),
+            amount: data.get("amount").and_then(Value::as_i64),
+            currency: data
+                .get("currency")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,4 +2,5 @@
 
 pub mod api;
 pub mod kajabi;
+pub mod paystack;
 pub mod stripe;

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod expiry;
 pub mod kajabi;
+pub mod paystack;
 mod provision;
 pub mod sender;
 pub mod stripe;
@@ -48,6 +49,8 @@ pub struct Services {
     pub clock: Clock,
     /// Present when `STRIPE_SECRET_KEY` is set.
     pub stripe_api: Option<crate::providers::api::StripeApi>,
+    /// Present when `PAYSTACK_SECRET_KEY` is set.
+    pub paystack_api: Option<crate::providers::api::PaystackApi>,
 }
 
 impl Services {
@@ -71,8 +74,22 @@ impl Services {
             )),
             None => None,
         };
+        let paystack_api = match &settings.paystack_secret_key {
+            Some(key) => Some(crate::providers::api::PaystackApi::new(
+                crate::providers::api::ApiClient::new(
+                    "paystack",
+                    &settings.paystack_api_base,
+                    key.clone(),
+                    settings.provider_timeout,
+                    settings.provider_max_attempts,
+                )
+                .map_err(|e| ServiceError::Internal(e.to_string()))?,
+            )),
+            None => None,
+        };
         Ok(Self {
             stripe_api,
+            paystack_api,
             store: crate::store::Store::new(clients.dynamodb.clone(), settings.table_name.clone()),
             settings: Arc::new(settings),
             outbox,

@@ -18,7 +18,15 @@ use crate::email::Template;
 use crate::providers::stripe::{lifecycle_rank, map_status, StripeAction, StripeEvent};
 use crate::store::{EmailJob, EventStatus, Payment, SubscriptionRecord};
 
-fn human_date(at: Option<DateTime<Utc>>) -> String {
+/// How an event names its member.
+#[derive(Clone, Copy)]
+pub(crate) enum MemberRef<'a> {
+    /// A provider customer id, through the `PROVIDER_CUSTOMER` mapping.
+    Customer(&'a str),
+    Email(&'a Email),
+}
+
+pub(crate) fn human_date(at: Option<DateTime<Utc>>) -> String {
     at.map(|d| d.format("%B %-d, %Y").to_string())
         .unwrap_or_else(|| "further notice".into())
 }
@@ -118,8 +126,9 @@ impl Services {
                 } else {
                     None
                 };
-                self.stripe_checkout(
+                self.purchase_with_account(
                     delivery,
+                    Provider::Stripe,
                     &email,
                     name.as_deref(),
                     customer.as_deref(),
@@ -172,9 +181,10 @@ impl Services {
                         .await;
                 };
                 let rank = lifecycle_rank(status) * 10 + i64::from(*cancel_at_period_end);
-                self.stripe_subscription_change(
+                self.subscription_change(
                     delivery,
-                    customer,
+                    Provider::Stripe,
+                    MemberRef::Customer(customer),
                     plan,
                     state,
                     *period_end,
@@ -215,8 +225,9 @@ impl Services {
                         .fail(delivery, "refunded charge has no payment intent", None)
                         .await;
                 };
-                self.stripe_refund(
+                self.refund_payment(
                     delivery,
+                    Provider::Stripe,
                     reference,
                     *full,
                     *amount_refunded,
@@ -248,9 +259,10 @@ impl Services {
                 } else {
                     (SubscriptionState::PastDue, lifecycle_rank("past_due") * 10)
                 };
-                self.stripe_subscription_change(
+                self.subscription_change(
                     delivery,
-                    customer,
+                    Provider::Stripe,
+                    MemberRef::Customer(customer),
                     plan,
                     state,
                     *period_end,
@@ -299,9 +311,12 @@ impl Services {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn stripe_checkout(
+    /// A paid purchase: the account (created or linked), the customer mapping and,
+    /// for a plan bought outright, its subscription and payment record.
+    pub(crate) async fn purchase_with_account(
         &self,
         delivery: &Delivery,
+        provider: Provider,
         email: &Email,
         name: Option<&str>,
         customer: Option<&str>,
@@ -320,7 +335,7 @@ impl Services {
             }
             let mut metadata = BTreeMap::new();
             if let Some(c) = customer {
-                metadata.insert("stripe_customer_id".to_string(), c.to_string());
+                metadata.insert(format!("{provider}_customer_id"), c.to_string());
             }
             let plan_name = one_time
                 .map(|p| p.name.clone())
@@ -375,12 +390,12 @@ impl Services {
                     .and_then(|n| n.split_whitespace().next())
                     .map(str::to_string),
                 last_name: None,
-                provider: Provider::Stripe,
+                provider,
                 metadata,
             };
             self.write_account(&mut tx, &account, profile, now)?;
             if let Some(c) = customer {
-                tx.put_customer(Provider::Stripe, c, &user_id)?;
+                tx.put_customer(provider, c, &user_id)?;
             }
             if let (Some(plan), Some(_), Some(payment)) = (one_time, &one_time_view, &payment) {
                 // The payment record says what a refund of it revokes.
@@ -396,7 +411,7 @@ impl Services {
             if let (Some(plan), Some(view)) = (one_time, &one_time_view) {
                 tx.put_subscription(
                     &user_id,
-                    Provider::Stripe,
+                    provider,
                     &plan.id,
                     view,
                     None,
@@ -442,9 +457,10 @@ impl Services {
     }
 
     /// A full refund revokes what the payment granted; a partial one is only recorded.
-    async fn stripe_refund(
+    pub(crate) async fn refund_payment(
         &self,
         delivery: &Delivery,
+        provider: Provider,
         reference: &str,
         full: bool,
         amount_refunded: Option<i64>,
@@ -456,7 +472,7 @@ impl Services {
             if let Some(old) = loaded.event.filter(|e| e.status.is_final()) {
                 return self.answer_duplicate(old, delivery).await;
             }
-            let Some(payment) = self.store.get_payment(Provider::Stripe, reference).await? else {
+            let Some(payment) = self.store.get_payment(provider, reference).await? else {
                 return self
                     .fail(delivery, format!("no payment record for {reference}"), None)
                     .await;
@@ -478,7 +494,7 @@ impl Services {
             if let (true, Some((user_id, plan_id))) = (full, &granted) {
                 let current = self
                     .store
-                    .get_subscription(user_id, Provider::Stripe, plan_id)
+                    .get_subscription(user_id, provider, plan_id)
                     .await?;
                 if let Some(current) =
                     current.filter(|c| c.view.state != SubscriptionState::Refunded)
@@ -513,7 +529,7 @@ impl Services {
                     ))?;
                     tx.put_subscription(
                         user_id,
-                        Provider::Stripe,
+                        provider,
                         plan_id,
                         &view,
                         Some(current.version),
@@ -549,10 +565,11 @@ impl Services {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn stripe_subscription_change(
+    pub(crate) async fn subscription_change(
         &self,
         delivery: &Delivery,
-        customer: &str,
+        provider: Provider,
+        member: MemberRef<'_>,
         plan: &Plan,
         state: SubscriptionState,
         period_end: Option<DateTime<Utc>>,
@@ -561,26 +578,38 @@ impl Services {
     ) -> Result<WebhookOutcome, ServiceError> {
         for attempt in 0..MAX_ATTEMPTS {
             let now = self.now();
-            let loaded = self
-                .store
-                .load_for_event(&delivery.key, None, Some((Provider::Stripe, customer)))
-                .await?;
+            let loaded = match member {
+                MemberRef::Customer(customer) => {
+                    self.store
+                        .load_for_event(&delivery.key, None, Some((provider, customer)))
+                        .await?
+                }
+                MemberRef::Email(email) => {
+                    self.store
+                        .load_for_event(&delivery.key, Some(email), None)
+                        .await?
+                }
+            };
             if let Some(old) = loaded.event.filter(|e| e.status.is_final()) {
                 return self.answer_duplicate(old, delivery).await;
             }
-            let Some(user_id) = loaded.customer_user else {
-                // Failed, so Stripe's retry applies it once the checkout has been seen.
-                return self
-                    .fail(
-                        delivery,
-                        format!("unknown customer {customer}: no checkout with an email seen yet"),
-                        None,
-                    )
-                    .await;
+            let user_id = match member {
+                MemberRef::Customer(_) => loaded.customer_user,
+                MemberRef::Email(_) => loaded.email.map(|e| e.user_id),
+            };
+            let Some(user_id) = user_id else {
+                // Failed, so the provider's retry applies it once the purchase has been seen.
+                let reason = match member {
+                    MemberRef::Customer(customer) => {
+                        format!("unknown customer {customer}: no checkout with an email seen yet")
+                    }
+                    MemberRef::Email(_) => "no member with this email".to_string(),
+                };
+                return self.fail(delivery, reason, None).await;
             };
             let current = self
                 .store
-                .get_subscription(&user_id, Provider::Stripe, &plan.id)
+                .get_subscription(&user_id, provider, &plan.id)
                 .await?;
             if is_superseded(current.as_ref(), created, rank) {
                 return self
@@ -641,7 +670,7 @@ impl Services {
             ))?;
             tx.put_subscription(
                 &user_id,
-                Provider::Stripe,
+                provider,
                 &plan.id,
                 &view,
                 current.as_ref().map(|c| c.version),

@@ -1,0 +1,240 @@
+//! Paystack charges, subscriptions, invoices and refunds. Paystack events carry
+//! the customer's email, so the member is found by email. Its watermark is the
+//! event's own time (`paid_at`, else `updated_at`, else `createdAt`), else the
+//! receipt time.
+
+use super::stripe::MemberRef;
+use super::webhook::{Delivery, WebhookOutcome};
+use super::{ServiceError, Services};
+use crate::domain::{Email, Plan, Provider, SubscriptionState};
+use crate::providers::paystack::{PaystackAction, PaystackEvent};
+use crate::store::{EventStatus, Payment};
+
+/// Lifecycle ranks, for events from the same instant.
+const RANK_ACTIVE: i64 = 20;
+const RANK_CANCELED: i64 = 21;
+const RANK_PAST_DUE: i64 = 30;
+const RANK_EXPIRED: i64 = 50;
+
+impl Services {
+    fn paystack_plan(&self, event: &PaystackEvent) -> Result<&Plan, String> {
+        if let Some(code) = &event.subject.plan_code {
+            return self
+                .settings
+                .plans
+                .for_product(Provider::Paystack, code)
+                .ok_or_else(|| format!("unknown plan code: {code}"));
+        }
+        match &event.subject.plan_hint {
+            Some(plan) => self
+                .settings
+                .plans
+                .get(plan)
+                .ok_or_else(|| format!("unknown plan in metadata.plan: {plan}")),
+            None => Err("no plan: neither plan.plan_code nor metadata.plan".into()),
+        }
+    }
+
+    pub async fn process_paystack(
+        &self,
+        delivery: &Delivery,
+        event: &PaystackEvent,
+    ) -> Result<WebhookOutcome, ServiceError> {
+        if event.action == PaystackAction::Unsupported {
+            return self
+                .record_terminal(delivery, EventStatus::Ignored, None, None)
+                .await;
+        }
+        if let PaystackAction::RefundProcessed { reference, amount } = &event.action {
+            let Some(reference) = reference else {
+                return self
+                    .fail(delivery, "refund has no transaction reference", None)
+                    .await;
+            };
+            let original = self
+                .store
+                .get_payment(Provider::Paystack, reference)
+                .await?
+                .and_then(|p| p.amount);
+            let full = match (amount, original) {
+                (Some(refunded), Some(paid)) => *refunded >= paid,
+                _ => true,
+            };
+            return self
+                .refund_payment(delivery, Provider::Paystack, reference, full, *amount, None)
+                .await;
+        }
+        let email = match event.subject.email.as_deref().map(Email::parse) {
+            None => return self.fail(delivery, "missing customer email", None).await,
+            Some(Err(e)) => {
+                return self
+                    .fail(delivery, format!("invalid customer email: {e}"), None)
+                    .await
+            }
+            Some(Ok(email)) => email,
+        };
+        let plan = match self.paystack_plan(event) {
+            Ok(plan) => plan,
+            Err(reason) => return self.fail(delivery, reason, None).await,
+        };
+        let created = event.occurred_at.unwrap_or(delivery.received_at);
+        let member = MemberRef::Email(&email);
+        match &event.action {
+            PaystackAction::ChargeSuccess {
+                reference,
+                amount,
+                currency,
+            } => {
+                let Some(reference) = reference else {
+                    return self.fail(delivery, "charge has no reference", None).await;
+                };
+                // A redelivered charge is settled before asking Paystack again.
+                if let Some(old) = self
+                    .store
+                    .get_event(&delivery.key)
+                    .await?
+                    .filter(|e| e.status.is_final())
+                {
+                    return self.answer_duplicate(old, delivery).await;
+                }
+                if self.settings.paystack_verify_charges {
+                    if let Some(reason) = self.unconfirmed_charge(reference, *amount).await? {
+                        return self.fail(delivery, reason, None).await;
+                    }
+                }
+                let payment = Payment {
+                    provider: Provider::Paystack,
+                    reference: reference.clone(),
+                    status: "succeeded".into(),
+                    amount: *amount,
+                    currency: currency.clone(),
+                    user_id: None,
+                    plan_id: None,
+                };
+                self.purchase_with_account(
+                    delivery,
+                    Provider::Paystack,
+                    &email,
+                    event.subject.first_name.as_deref(),
+                    event.subject.customer_code.as_deref(),
+                    Some(plan),
+                    created,
+                    Some(payment),
+                )
+                .await
+            }
+            PaystackAction::SubscriptionCreate { next_payment_date } => {
+                self.subscription_change(
+                    delivery,
+                    Provider::Paystack,
+                    member,
+                    plan,
+                    SubscriptionState::Active,
+                    *next_payment_date,
+                    created,
+                    RANK_ACTIVE,
+                )
+                .await
+            }
+            PaystackAction::SubscriptionNotRenew { next_payment_date } => {
+                self.subscription_change(
+                    delivery,
+                    Provider::Paystack,
+                    member,
+                    plan,
+                    SubscriptionState::Canceled,
+                    *next_payment_date,
+                    created,
+                    RANK_CANCELED,
+                )
+                .await
+            }
+            PaystackAction::SubscriptionDisable => {
+                self.subscription_change(
+                    delivery,
+                    Provider::Paystack,
+                    member,
+                    plan,
+                    SubscriptionState::Expired,
+                    None,
+                    created,
+                    RANK_EXPIRED,
+                )
+                .await
+            }
+            PaystackAction::InvoicePaymentFailed => {
+                self.subscription_change(
+                    delivery,
+                    Provider::Paystack,
+                    member,
+                    plan,
+                    SubscriptionState::PastDue,
+                    None,
+                    created,
+                    RANK_PAST_DUE,
+                )
+                .await
+            }
+            PaystackAction::InvoiceUpdate {
+                paid: true,
+                period_end,
+            } => {
+                self.subscription_change(
+                    delivery,
+                    Provider::Paystack,
+                    member,
+                    plan,
+                    SubscriptionState::Active,
+                    *period_end,
+                    created,
+                    RANK_ACTIVE,
+                )
+                .await
+            }
+            PaystackAction::InvoiceUpdate { paid: false, .. } => {
+                self.record_terminal(
+                    delivery,
+                    EventStatus::Ignored,
+                    Some("invoice not paid yet".into()),
+                    None,
+                )
+                .await
+            }
+            PaystackAction::RefundProcessed { .. } | PaystackAction::Unsupported => {
+                self.record_terminal(delivery, EventStatus::Ignored, None, None)
+                    .await
+            }
+        }
+    }
+
+    /// `Some(reason)` when Paystack does not confirm the charge; transient API errors are `Err`.
+    async fn unconfirmed_charge(
+        &self,
+        reference: &str,
+        amount: Option<i64>,
+    ) -> Result<Option<String>, ServiceError> {
+        let Some(api) = &self.paystack_api else {
+            return Ok(Some(
+                "PAYSTACK_VERIFY_CHARGES is on but PAYSTACK_SECRET_KEY is not set".into(),
+            ));
+        };
+        match api.verify_transaction(reference).await {
+            Ok(verified) if verified.status != "success" => Ok(Some(format!(
+                "charge not confirmed by Paystack: status {}",
+                verified.status
+            ))),
+            Ok(verified)
+                if amount.is_some() && verified.amount.is_some() && verified.amount != amount =>
+            {
+                Ok(Some(format!(
+                    "charge amount {} does not match Paystack's {}",
+                    amount.unwrap_or_default(),
+                    verified.amount.unwrap_or_default()
+                )))
+            }
+            Ok(_) => Ok(None),
+            Err(e) if e.is_transient() => Err(ServiceError::Internal(e.to_string())),
+            Err(e) => Ok(Some(format!("charge verification failed: {e}"))),
+        }
+    }
+}

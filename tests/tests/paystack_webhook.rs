@@ -1,0 +1,287 @@
+//! POST /webhooks/paystack end to end, with charge verification against a local
+//! server serving Paystack's documented `GET /transaction/verify/:reference` shape.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use gatehouse::store::attr::{get_n, get_s, get_ts};
+use gatehouse_e2e::{Options, TestStack};
+use serde_json::{json, Value};
+
+#[derive(Default)]
+struct FakePaystack {
+    calls: AtomicUsize,
+}
+
+/// References script the answer: `ref_ok*` success, `ref_failed*` failed,
+/// `ref_down*` 500, anything else 404.
+async fn verify(State(fake): State<Arc<FakePaystack>>, Path(reference): Path<String>) -> Response {
+    fake.calls.fetch_add(1, Ordering::SeqCst);
+    let body = |status: &str| {
+        json!({"status": true, "message": "Verification successful", "data": {"id": 4099260516u64, "status": status,
+            "reference": reference, "amount": 500000, "currency": "NGN", "paid_at": "2026-11-25T10:00:00.000Z"}})
+        .to_string()
+    };
+    let reply = |code: StatusCode, text: String| {
+        (code, [("content-type", "application/json")], text).into_response()
+    };
+    if reference.starts_with("ref_ok") {
+        reply(StatusCode::OK, body("success"))
+    } else if reference.starts_with("ref_failed") {
+        reply(StatusCode::OK, body("failed"))
+    } else if reference.starts_with("ref_down") {
+        reply(StatusCode::INTERNAL_SERVER_ERROR, "{}".into())
+    } else {
+        reply(
+            StatusCode::NOT_FOUND,
+            json!({"status": false, "message": "Transaction reference not found"}).to_string(),
+        )
+    }
+}
+
+async fn fake_paystack() -> (String, Arc<FakePaystack>) {
+    let fake = Arc::new(FakePaystack::default());
+    let app = axum::Router::new()
+        .route("/transaction/verify/{reference}", get(verify))
+        .with_state(Arc::clone(&fake));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), fake)
+}
+
+fn charge(id: u64, reference: &str, email: &str) -> String {
+    json!({"event": "charge.success", "data": {"id": id, "domain": "test", "status": "success", "reference": reference,
+        "amount": 500000, "currency": "NGN", "paid_at": "2026-11-25T10:00:00.000Z", "channel": "card",
+        "customer": {"id": 84312, "first_name": "Kola", "email": email, "customer_code": "CUS_hdhye17yj8qd2tx"},
+        "plan": {"id": 1, "name": "Premium Monthly", "plan_code": "PLN_premium_monthly", "interval": "monthly"}}})
+    .to_string()
+}
+
+fn subscription(event: &str, email: &str, next_payment_date: &str, updated_at: &str) -> String {
+    json!({"event": event, "data": {"id": 5000, "subscription_code": "SUB_vsyqdmlzble3uii", "status": "active",
+        "next_payment_date": next_payment_date, "updatedAt": updated_at, "createdAt": updated_at,
+        "customer": {"email": email, "customer_code": "CUS_hdhye17yj8qd2tx"},
+        "plan": {"plan_code": "PLN_premium_monthly", "interval": "monthly"}}})
+    .to_string()
+}
+
+async fn sub_state(t: &TestStack, email: &str) -> (String, Option<chrono::DateTime<chrono::Utc>>) {
+    let snap = t.snapshot().await;
+    let user = snap.user_by_email(email).expect("user");
+    let subs = snap.subscriptions_of(get_s(user, "user_id").unwrap());
+    (
+        get_s(subs[0], "state").unwrap().to_string(),
+        get_ts(subs[0], "access_until"),
+    )
+}
+
+#[tokio::test]
+async fn signature_is_hmac_sha512_of_the_body() {
+    let t = TestStack::start().await;
+    let body = charge(1, "ref_x", &t.email("sig"));
+    let (status, problem) = t.post_paystack_with(&body, None).await;
+    assert_eq!(status, 401);
+    assert!(problem["detail"]
+        .as_str()
+        .unwrap()
+        .contains("missing X-Paystack-Signature"));
+    let wrong = gatehouse::signature::hmac_sha512_hex(b"not the key", body.as_bytes());
+    let (status, problem) = t.post_paystack_with(&body, Some(&wrong)).await;
+    assert_eq!(status, 401);
+    assert!(problem["detail"]
+        .as_str()
+        .unwrap()
+        .contains("does not match"));
+    assert!(t.snapshot().await.events().is_empty());
+}
+
+#[tokio::test]
+async fn a_verified_charge_provisions_once_and_records_the_payment() {
+    let (base, fake) = fake_paystack().await;
+    let t = TestStack::start_with(Options {
+        paystack_api: Some(base),
+        ..Options::default()
+    })
+    .await;
+    let email = t.email("kola");
+    let reference = format!("ref_ok_{}", t.run);
+    let body = charge(302961, &reference, &email);
+    let (_, r) = t.post_paystack(&body).await;
+    assert_eq!(r["status"], "processed", "{r}");
+    assert_eq!(r["event"], "paystack:charge.success:302961");
+    // The same charge delivered twice has one effect.
+    let (_, again) = t.post_paystack(&body).await;
+    assert_eq!(again["status"], "duplicate");
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 1, "verified once");
+
+    let (state, until) = sub_state(&t, &email).await;
+    assert_eq!(state, "active");
+    assert!(until.unwrap() > chrono::Utc::now() + chrono::Duration::days(30));
+    let snap = t.snapshot().await;
+    let payment = snap
+        .of_kind("PAYMENT")
+        .into_iter()
+        .find(|p| get_s(p, "reference") == Some(reference.as_str()))
+        .unwrap();
+    assert_eq!(get_n(payment, "amount"), Some(500000), "minor units (kobo)");
+    assert_eq!(get_s(payment, "currency"), Some("ngn"));
+    assert_eq!(get_s(payment, "provider"), Some("paystack"));
+    assert_eq!(
+        get_s(snap.user_by_email(&email).unwrap(), "auth_provider"),
+        Some("paystack")
+    );
+    let emails = t.wait_emails(&email, 1).await;
+    assert!(emails[0].subject.starts_with("Welcome"));
+    assert_eq!(t.wait_emails(&t.admin, 1).await.len(), 1);
+}
+
+#[tokio::test]
+async fn unconfirmed_charges_grant_nothing_and_a_down_api_answers_503() {
+    let (base, _fake) = fake_paystack().await;
+    let t = TestStack::start_with(Options {
+        paystack_api: Some(base),
+        ..Options::default()
+    })
+    .await;
+    let (_, r) = t
+        .post_paystack(&charge(2, &format!("ref_failed_{}", t.run), &t.email("f")))
+        .await;
+    assert_eq!(r["status"], "failed");
+    assert!(
+        r["reason"].as_str().unwrap().contains("status failed"),
+        "{r}"
+    );
+    let (_, r) = t
+        .post_paystack(&charge(3, &format!("ref_missing_{}", t.run), &t.email("m")))
+        .await;
+    assert_eq!(r["status"], "failed");
+    assert!(r["reason"].as_str().unwrap().contains("404"), "{r}");
+    let (status, _) = t
+        .post_paystack(&charge(4, &format!("ref_down_{}", t.run), &t.email("d")))
+        .await;
+    assert_eq!(status, 503);
+    assert!(t.snapshot().await.users().is_empty());
+}
+
+#[tokio::test]
+async fn subscription_lifecycle_and_refund() {
+    let t = TestStack::start().await;
+    let email = t.email("ada");
+    let reference = format!("ref_{}", t.run);
+    let (_, r) = t.post_paystack(&charge(10, &reference, &email)).await;
+    assert_eq!(
+        r["status"], "processed",
+        "verification is off in this stack: {r}"
+    );
+    let (_, r) = t
+        .post_paystack(&subscription(
+            "subscription.create",
+            &email,
+            "2027-01-01T00:00:00.000Z",
+            "2026-11-25T10:00:01.000Z",
+        ))
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    assert_eq!(sub_state(&t, &email).await.0, "active");
+
+    // not_renew: canceled with access until next_payment_date.
+    let (_, r) = t
+        .post_paystack(&subscription(
+            "subscription.not_renew",
+            &email,
+            "2027-01-01T00:00:00.000Z",
+            "2026-11-25T10:00:02.000Z",
+        ))
+        .await;
+    assert_eq!(r["status"], "processed");
+    let (state, until) = sub_state(&t, &email).await;
+    assert_eq!(state, "canceled");
+    assert_eq!(
+        until.map(|d| d.to_rfc3339()),
+        Some("2027-01-01T00:00:00+00:00".into())
+    );
+
+    // An older event is superseded.
+    let (_, r) = t
+        .post_paystack(&subscription(
+            "subscription.create",
+            &email,
+            "2027-01-01T00:00:00.000Z",
+            "2026-11-25T09:00:00.000Z",
+        ))
+        .await;
+    assert!(
+        ["superseded", "duplicate"].contains(&r["status"].as_str().unwrap()),
+        "{r}"
+    );
+    assert_eq!(sub_state(&t, &email).await.0, "canceled");
+
+    // invoice.payment_failed then disable.
+    let failed = json!({"event": "invoice.payment_failed", "data": {"id": 77, "status": "failed", "paid": false, "updatedAt": "2026-11-25T10:00:03.000Z",
+        "customer": {"email": email}, "subscription": {"plan": {"plan_code": "PLN_premium_monthly"}}}}).to_string();
+    let (_, r) = t.post_paystack(&failed).await;
+    assert_eq!(r["status"], "processed", "{r}");
+    assert_eq!(sub_state(&t, &email).await.0, "past_due");
+    let (_, r) = t
+        .post_paystack(&subscription(
+            "subscription.disable",
+            &email,
+            "2027-01-01T00:00:00.000Z",
+            "2026-11-25T10:00:04.000Z",
+        ))
+        .await;
+    assert_eq!(r["status"], "processed");
+    assert_eq!(sub_state(&t, &email).await.0, "expired");
+
+    // A refund of the charge revokes what it granted.
+    let refund = json!({"event": "refund.processed", "data": {"id": 88, "status": "processed", "amount": 500000, "currency": "NGN",
+        "transaction_reference": reference, "customer": {"email": email}}}).to_string();
+    let (_, r) = t.post_paystack(&refund).await;
+    assert_eq!(r["status"], "processed", "{r}");
+    assert_eq!(sub_state(&t, &email).await.0, "refunded");
+    let emails = t.wait_emails(&email, 5).await;
+    let subjects: Vec<&str> = emails.iter().map(|m| m.subject.as_str()).collect();
+    for needle in [
+        "Welcome",
+        "canceled",
+        "Payment failed",
+        "expired",
+        "refunded",
+    ] {
+        assert!(
+            subjects.iter().any(|s| s.contains(needle)),
+            "{needle} in {subjects:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn unknown_plan_codes_and_keys_without_ids() {
+    let t = TestStack::start().await;
+    let mut odd: Value = serde_json::from_str(&charge(20, "ref_odd", &t.email("odd"))).unwrap();
+    odd["data"]["plan"]["plan_code"] = json!("PLN_nope");
+    let (_, r) = t.post_paystack(&odd.to_string()).await;
+    assert_eq!(r["status"], "failed");
+    assert!(r["reason"].as_str().unwrap().contains("PLN_nope"), "{r}");
+    // No data.id: keyed by data.reference.
+    let mut by_ref: Value =
+        serde_json::from_str(&charge(21, &format!("ref_r_{}", t.run), &t.email("r"))).unwrap();
+    by_ref["data"].as_object_mut().unwrap().remove("id");
+    let (_, r) = t.post_paystack(&by_ref.to_string()).await;
+    assert_eq!(
+        r["event"],
+        format!("paystack:charge.success:ref_r_{}", t.run),
+        "{r}"
+    );
+    // Neither: keyed by the body hash.
+    let (_, r) = t
+        .post_paystack(&json!({"event": "transfer.success", "data": {}}).to_string())
+        .await;
+    assert_eq!(r["status"], "ignored");
+    assert!(r["event"].as_str().unwrap().starts_with("paystack:sha256:"));
+}
