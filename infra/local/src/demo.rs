@@ -8,7 +8,8 @@
 //! 5. a cancel
 //! 6. an expiry
 //!
-//! then a Stripe subscription: checkout, invoice paid, cancel at period end, deleted.
+//! then a Stripe subscription: checkout, invoice paid, cancel at period end, deleted;
+//! and a Paystack one: charge.success, subscription.create, not_renew, disable.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -215,6 +216,86 @@ impl<'a> Demo<'a> {
         check(
             emails.iter().any(|m| m.subject.contains("expired")),
             "the Stripe member got the expiry notice",
+        )?;
+        Ok(())
+    }
+
+    /// The Paystack journey: charge.success, subscription.create, not_renew, disable.
+    async fn paystack_journey(&mut self, run: &str) -> Result<(), DemoError> {
+        let email = format!("kola.{run}@example.com");
+        let secret = self
+            .stack
+            .services
+            .settings
+            .paystack_secret_key
+            .clone()
+            .ok_or_else(|| DemoError::Io("PAYSTACK_SECRET_KEY is not set".into()))?;
+        let now = chrono::Utc::now();
+        let at = |secs: i64| (now + chrono::Duration::seconds(secs)).to_rfc3339();
+        let next = (now + chrono::Duration::days(30)).to_rfc3339();
+        let customer =
+            json!({"email": email, "first_name": "Kola", "customer_code": format!("CUS_{run}")});
+        let plan = json!({"plan_code": "PLN_premium_monthly", "interval": "monthly"});
+        let subscription = |paid_at: String| {
+            json!({"id": 5000, "subscription_code": format!("SUB_{run}"), "next_payment_date": next, "updatedAt": paid_at,
+                "customer": customer, "plan": plan})
+        };
+        let steps: Vec<(&str, Value)> = vec![
+            (
+                "charge.success",
+                json!({"id": format!("{run}1"), "reference": format!("ref_{run}"), "status": "success", "amount": 500000,
+                "currency": "NGN", "paid_at": at(-5), "customer": customer, "plan": plan}),
+            ),
+            ("subscription.create", subscription(at(-4))),
+            ("subscription.not_renew", subscription(at(-3))),
+            ("subscription.disable", subscription(at(-2))),
+        ];
+        for (i, (event, data)) in steps.into_iter().enumerate() {
+            self.say(format!("\n{}. Paystack {event}", 12 + i));
+            let body = json!({"event": event, "data": data}).to_string();
+            let sig =
+                gatehouse::signature::hmac_sha512_hex(secret.expose().as_bytes(), body.as_bytes());
+            let response = self
+                .http
+                .post(format!("{}/webhooks/paystack", self.stack.base_url()))
+                .header("content-type", "application/json")
+                .header("x-paystack-signature", sig)
+                .body(body)
+                .send()
+                .await
+                .map_err(io)?;
+            let status = response.status().as_u16();
+            let answer: Value = response.json().await.unwrap_or(Value::Null);
+            self.say(format!("   -> {status} {answer}"));
+            check(
+                status == 200 && answer["status"] == "processed",
+                format!("{event} is processed"),
+            )?;
+        }
+        let emails = self.wait_for_emails(&email, 3).await?;
+        let snapshot = self.snapshot().await?;
+        let user = snapshot
+            .user_by_email(&email)
+            .ok_or_else(|| DemoError::Check("paystack member exists".into()))?;
+        self.say(format!("   {}", describe_user(user)));
+        let subs = snapshot.subscriptions_of(get_s(user, "user_id").unwrap_or_default());
+        for s in &subs {
+            self.say(format!("   {}", describe_subscription(s)));
+        }
+        for m in &emails {
+            self.say(format!(
+                "   email to {} : {}",
+                m.destinations.to.join(","),
+                m.subject
+            ));
+        }
+        check(
+            subs.len() == 1 && get_s(subs[0], "state") == Some("expired"),
+            "the Paystack subscription ends expired",
+        )?;
+        check(
+            emails.iter().any(|m| m.subject.contains("canceled")),
+            "the Paystack member got the cancel notice",
         )?;
         Ok(())
     }
@@ -456,6 +537,7 @@ impl<'a> Demo<'a> {
             "admin got 'existing user linked'",
         )?;
         self.stripe_journey(&run).await?;
+        self.paystack_journey(&run).await?;
         self.say("\nAll demo checks passed.");
         Ok(())
     }

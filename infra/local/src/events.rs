@@ -8,6 +8,7 @@ pub struct SigningSecrets<'a> {
     pub kajabi: &'a str,
     pub kajabi_url_token: Option<&'a str>,
     pub stripe: Option<&'a str>,
+    pub paystack: Option<&'a str>,
     /// Unix seconds for Stripe's `t=` (its tolerance makes stale files fail).
     pub now: i64,
 }
@@ -22,6 +23,13 @@ pub fn resign(mut event: Value, secrets: &SigningSecrets<'_>) -> Value {
             let sig =
                 gatehouse::signature::hmac_sha256_hex(secrets.kajabi.as_bytes(), body.as_bytes());
             headers.insert("x-kajabi-signature".into(), Value::String(sig));
+        }
+        if let (true, Some(secret)) = (
+            headers.contains_key("x-paystack-signature"),
+            secrets.paystack,
+        ) {
+            let sig = gatehouse::signature::hmac_sha512_hex(secret.as_bytes(), body.as_bytes());
+            headers.insert("x-paystack-signature".into(), Value::String(sig));
         }
         if let (true, Some(secret)) = (headers.contains_key("stripe-signature"), secrets.stripe) {
             let signed = format!("{}.{body}", secrets.now);
@@ -51,10 +59,12 @@ pub fn sign_event_file(input: &str, output: &str) -> Result<(), String> {
     let secret = std::env::var("KAJABI_WEBHOOK_SECRET").unwrap_or_default();
     let tokens = std::env::var("KAJABI_URL_TOKENS").unwrap_or_default();
     let stripe = std::env::var("STRIPE_WEBHOOK_SECRETS").unwrap_or_default();
+    let paystack = std::env::var("PAYSTACK_SECRET_KEY").ok();
     let secrets = SigningSecrets {
         kajabi: &secret,
         kajabi_url_token: tokens.split(',').map(str::trim).find(|t| !t.is_empty()),
         stripe: stripe.split(',').map(str::trim).find(|t| !t.is_empty()),
+        paystack: paystack.as_deref(),
         now: chrono::Utc::now().timestamp(),
     };
     let signed = resign(event, &secrets);
@@ -102,6 +112,7 @@ mod tests {
                     kajabi: secret.expose(),
                     kajabi_url_token: Some(tokens[0].expose()),
                     stripe: None,
+                    paystack: None,
                     now: 0,
                 },
             );
@@ -155,6 +166,7 @@ mod tests {
                     kajabi: "",
                     kajabi_url_token: None,
                     stripe: Some(&secret),
+                    paystack: None,
                     now,
                 },
             );
@@ -174,6 +186,47 @@ mod tests {
             let name = path.file_name().unwrap().to_string_lossy().to_string();
             assert_eq!(
                 event.action == StripeAction::Unsupported,
+                name.contains("ignored"),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_paystack_sample_verifies_once_resigned_and_parses() {
+        use gatehouse::providers::paystack::{authenticate, PaystackAction, PaystackEvent};
+        let env =
+            parse(&std::fs::read_to_string(workspace_root().join("infra/local.env")).unwrap());
+        let secret = env["PAYSTACK_SECRET_KEY"].clone();
+        let samples = files("paystack-webhook");
+        assert!(samples.len() >= 8);
+        for path in samples {
+            let raw: Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let signed = resign(
+                raw,
+                &SigningSecrets {
+                    kajabi: "",
+                    kajabi_url_token: None,
+                    stripe: None,
+                    paystack: Some(&secret),
+                    now: 0,
+                },
+            );
+            let request = serde_json::from_value::<ApiGatewayV2Request>(signed)
+                .unwrap()
+                .into_api_request()
+                .unwrap();
+            let verified = authenticate(
+                request.header("x-paystack-signature"),
+                &request.body,
+                Some(&Secret::new(secret.clone())),
+            );
+            assert!(verified.is_ok(), "{}: {verified:?}", path.display());
+            let event = PaystackEvent::from_json(&serde_json::from_slice(&request.body).unwrap());
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            assert_eq!(
+                event.action == PaystackAction::Unsupported,
                 name.contains("ignored"),
                 "{name}"
             );
