@@ -285,3 +285,21 @@ async fn unknown_plan_codes_and_keys_without_ids() {
     assert_eq!(r["status"], "ignored");
     assert!(r["event"].as_str().unwrap().starts_with("paystack:sha256:"));
 }
+
+#[tokio::test]
+async fn a_one_time_charge_uses_the_plan_duration_days() {
+    let t = TestStack::start().await;
+    let email = t.email("pass");
+    let mut body: Value =
+        serde_json::from_str(&charge(30, &format!("ref_p_{}", t.run), &email)).unwrap();
+    body["data"].as_object_mut().unwrap().remove("plan");
+    body["data"]["metadata"] = json!({"plan": "premium_90_day_pass"});
+    let (_, r) = t.post_paystack(&body.to_string()).await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let snap = t.snapshot().await;
+    let user = snap.user_by_email(&email).unwrap();
+    let subs = snap.subscriptions_of(get_s(user, "user_id").unwrap());
+    assert_eq!(get_s(subs[0], "plan_id"), Some("premium_90_day_pass"));
+    let days = (get_ts(subs[0], "access_until").unwrap() - chrono::Utc::now()).num_days();
+    assert!((89..=90).contains(&days), "{days}");
+}

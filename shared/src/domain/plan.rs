@@ -55,7 +55,8 @@ struct PlanSpec {
     name: String,
     #[serde(default)]
     partner: Option<String>,
-    #[serde(default)]
+    /// `duration_days` reads better for one-time plans; both mean the same.
+    #[serde(default, alias = "duration_days")]
     period_days: Option<u32>,
     #[serde(default)]
     lifetime: bool,
@@ -192,6 +193,13 @@ mod tests {
             PlanCatalog::from_json(provider),
             Err(PlanError::UnknownProvider(_))
         ));
+    }
+
+    #[test]
+    fn one_time_plans_take_duration_days() {
+        let raw = r#"{"plans": {"pass": {"name": "90-day pass", "duration_days": 90}}}"#;
+        let catalog = PlanCatalog::from_json(raw).unwrap();
+        assert_eq!(catalog.get("pass").unwrap().period_days, Some(90));
     }
 
     #[test]
