@@ -178,11 +178,8 @@ impl Services {
                 (now, 0),
                 now,
             )?;
-            for job in &jobs {
-                tx.put_job(job)?;
-            }
             if let Some(outcome) = self
-                .commit_webhook(tx, delivery, &job_ids, Some(user_id))
+                .commit_webhook(tx, delivery, &jobs, Some(user_id))
                 .await?
             {
                 return Ok(outcome);
@@ -322,11 +319,8 @@ impl Services {
                 (event_time, 0),
                 now,
             )?;
-            for job in &jobs {
-                tx.put_job(job)?;
-            }
             if let Some(outcome) = self
-                .commit_webhook(tx, delivery, &job_ids, Some(user_id))
+                .commit_webhook(tx, delivery, &jobs, Some(user_id))
                 .await?
             {
                 return Ok(outcome);

@@ -420,11 +420,8 @@ impl Services {
                     now,
                 )?;
             }
-            for job in &jobs {
-                tx.put_job(job)?;
-            }
             if let Some(outcome) = self
-                .commit_webhook(tx, delivery, &job_ids, Some(user_id))
+                .commit_webhook(tx, delivery, &jobs, Some(user_id))
                 .await?
             {
                 return Ok(outcome);
@@ -548,13 +545,9 @@ impl Services {
                 ))?;
             }
             tx.upsert_payment(&record, now)?;
-            for job in &jobs {
-                tx.put_job(job)?;
-            }
-            let job_ids: Vec<JobId> = jobs.iter().map(|j| j.id.clone()).collect();
             tracing::info!(event_key = %delivery.key, full, amount_refunded = amount_refunded.unwrap_or(0), "refund");
             if let Some(outcome) = self
-                .commit_webhook(tx, delivery, &job_ids, payment.user_id.clone())
+                .commit_webhook(tx, delivery, &jobs, payment.user_id.clone())
                 .await?
             {
                 return Ok(outcome);
@@ -678,11 +671,8 @@ impl Services {
                 (created, rank),
                 now,
             )?;
-            for job in &jobs {
-                tx.put_job(job)?;
-            }
             if let Some(outcome) = self
-                .commit_webhook(tx, delivery, &job_ids, Some(user_id))
+                .commit_webhook(tx, delivery, &jobs, Some(user_id))
                 .await?
             {
                 return Ok(outcome);

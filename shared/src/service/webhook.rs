@@ -9,7 +9,7 @@ use crate::domain::{EventKey, JobId, Provider, UserId};
 use crate::http::{reject, ApiRequest, ApiResponse, MAX_BODY_BYTES};
 use crate::signature::sha256_hex;
 use crate::store::attr::Item;
-use crate::store::{CommitError, EventRecord, EventStatus, Tx};
+use crate::store::{CommitError, EmailJob, EventRecord, EventStatus, Tx};
 
 /// Attempts at a transaction before answering 503 (conflicts and races retry).
 pub const MAX_ATTEMPTS: u32 = 4;
@@ -212,16 +212,21 @@ impl Services {
     }
 
     /// Commits a webhook transaction and enqueues its jobs. `Ok(None)` asks the caller to retry.
+    /// Adds the email jobs to `tx`, commits, and enqueues them after commit.
     pub async fn commit_webhook(
         &self,
-        tx: Tx,
+        mut tx: Tx,
         delivery: &Delivery,
-        jobs: &[JobId],
+        jobs: &[EmailJob],
         user_id: Option<UserId>,
     ) -> Result<Option<WebhookOutcome>, ServiceError> {
+        for job in jobs {
+            tx.put_job(job)?;
+        }
+        let job_ids: Vec<JobId> = jobs.iter().map(|j| j.id.clone()).collect();
         match self.store.commit(tx).await {
             Ok(()) => {
-                self.outbox.enqueue(jobs).await?;
+                self.outbox.enqueue(&job_ids).await?;
                 tracing::info!(event_key = %delivery.key, outcome = "processed", jobs = jobs.len(), "webhook processed");
                 Ok(Some(WebhookOutcome::Processed {
                     event: delivery.key.to_string(),
