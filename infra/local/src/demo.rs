@@ -185,26 +185,8 @@ impl<'a> Demo<'a> {
             )?;
         }
         let emails = self.wait_for_emails(&email, 3).await?;
-        let snapshot = self.snapshot().await?;
-        let user = snapshot
-            .user_by_email(&email)
-            .ok_or_else(|| DemoError::Check("stripe member exists".into()))?;
-        self.say(format!("   {}", describe_user(user)));
-        let subs = snapshot.subscriptions_of(get_s(user, "user_id").unwrap_or_default());
-        for s in &subs {
-            self.say(format!("   {}", describe_subscription(s)));
-        }
-        for m in &emails {
-            self.say(format!(
-                "   email to {} : {}",
-                m.destinations.to.join(","),
-                m.subject
-            ));
-        }
-        check(
-            subs.len() == 1 && get_s(subs[0], "state") == Some("expired"),
-            "the Stripe subscription ends expired",
-        )?;
+        self.show_member_ends_expired(&email, &emails, "Stripe")
+            .await?;
         check(
             emails.iter().any(|m| m.subject.starts_with("Welcome")),
             "the Stripe member got a setup link",
@@ -273,16 +255,33 @@ impl<'a> Demo<'a> {
             )?;
         }
         let emails = self.wait_for_emails(&email, 3).await?;
+        self.show_member_ends_expired(&email, &emails, "Paystack")
+            .await?;
+        check(
+            emails.iter().any(|m| m.subject.contains("canceled")),
+            "the Paystack member got the cancel notice",
+        )?;
+        Ok(())
+    }
+
+    /// Prints a journey's member, subscription and emails, and checks that its
+    /// one subscription ended expired.
+    async fn show_member_ends_expired(
+        &mut self,
+        email: &str,
+        emails: &[SentEmail],
+        provider: &str,
+    ) -> Result<(), DemoError> {
         let snapshot = self.snapshot().await?;
         let user = snapshot
-            .user_by_email(&email)
-            .ok_or_else(|| DemoError::Check("paystack member exists".into()))?;
+            .user_by_email(email)
+            .ok_or_else(|| DemoError::Check(format!("the {provider} member exists")))?;
         self.say(format!("   {}", describe_user(user)));
         let subs = snapshot.subscriptions_of(get_s(user, "user_id").unwrap_or_default());
         for s in &subs {
             self.say(format!("   {}", describe_subscription(s)));
         }
-        for m in &emails {
+        for m in emails {
             self.say(format!(
                 "   email to {} : {}",
                 m.destinations.to.join(","),
@@ -291,13 +290,8 @@ impl<'a> Demo<'a> {
         }
         check(
             subs.len() == 1 && get_s(subs[0], "state") == Some("expired"),
-            "the Paystack subscription ends expired",
-        )?;
-        check(
-            emails.iter().any(|m| m.subject.contains("canceled")),
-            "the Paystack member got the cancel notice",
-        )?;
-        Ok(())
+            format!("the {provider} subscription ends expired"),
+        )
     }
 
     async fn emails_to(&self, address: &str) -> Result<Vec<SentEmail>, DemoError> {

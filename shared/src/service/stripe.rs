@@ -44,10 +44,12 @@ pub fn is_superseded(
 }
 
 impl Services {
-    fn first_plan(&self, products: &[String]) -> Option<&Plan> {
+    /// The plan of the first price or product id the plans file knows.
+    fn plan_for_products(&self, products: &[String]) -> Result<&Plan, String> {
         products
             .iter()
             .find_map(|id| self.settings.plans.for_product(Provider::Stripe, id))
+            .ok_or_else(|| format!("unknown price or product: {}", products.join(", ")))
     }
 
     pub async fn process_stripe(
@@ -157,14 +159,9 @@ impl Services {
                 products,
                 ..
             } => {
-                let Some(plan) = self.first_plan(products) else {
-                    return self
-                        .fail(
-                            delivery,
-                            format!("unknown price or product: {}", products.join(", ")),
-                            None,
-                        )
-                        .await;
+                let plan = match self.plan_for_products(products) {
+                    Ok(plan) => plan,
+                    Err(reason) => return self.fail(delivery, reason, None).await,
                 };
                 let Some(state) = map_status(status, *cancel_at_period_end) else {
                     return self
@@ -242,14 +239,9 @@ impl Services {
                 products,
                 ..
             } => {
-                let Some(plan) = self.first_plan(products) else {
-                    return self
-                        .fail(
-                            delivery,
-                            format!("unknown price or product: {}", products.join(", ")),
-                            None,
-                        )
-                        .await;
+                let plan = match self.plan_for_products(products) {
+                    Ok(plan) => plan,
+                    Err(reason) => return self.fail(delivery, reason, None).await,
                 };
                 let Some(customer) = customer else {
                     return self.fail(delivery, "invoice has no customer", None).await;
@@ -289,17 +281,10 @@ impl Services {
                 .await?));
         };
         match api.checkout_line_item_products(session_id).await {
-            Ok(products) => match self.first_plan(&products) {
-                Some(plan) => Ok(Ok(plan)),
-                None => Ok(Err(self
-                    .fail(
-                        delivery,
-                        format!(
-                            "unknown price or product in line items: {}",
-                            products.join(", ")
-                        ),
-                        None,
-                    )
+            Ok(products) => match self.plan_for_products(&products) {
+                Ok(plan) => Ok(Ok(plan)),
+                Err(reason) => Ok(Err(self
+                    .fail(delivery, format!("{reason} (from the line items)"), None)
                     .await?)),
             },
             // Stripe's API is down or busy: answer 5xx so Stripe retries the event later.

@@ -1146,46 +1146,68 @@ impl Store {
         }
     }
 
-    /// Canceled subscriptions whose access ends before `cutoff`, as (user, provider, plan).
-    pub async fn canceled_ending_before(
+    /// Table keys (pk, sk) of a sparse, keys-only index partition whose sort key
+    /// is below `bound` (`<`, or `<=` when `inclusive`), oldest first, at most `limit`.
+    async fn index_keys_before(
         &self,
-        cutoff: DateTime<Utc>,
+        index: &str,
+        partition: &str,
+        bound: String,
+        inclusive: bool,
         limit: usize,
-    ) -> Result<Vec<(UserId, Provider, String)>, StoreError> {
-        let mut found = Vec::new();
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let op = if inclusive { "<=" } else { "<" };
+        let mut keys = Vec::new();
         let mut start = None;
         loop {
             let out = self
                 .client
                 .query()
                 .table_name(&self.table)
-                .index_name("gsi2")
-                .key_condition_expression("gsi2pk = :pk AND gsi2sk <= :cutoff")
-                .expression_attribute_values(":pk", s(CANCELED_BY_ACCESS_END))
-                .expression_attribute_values(":cutoff", s(ts(cutoff)))
+                .index_name(index)
+                .key_condition_expression(format!("{index}pk = :pk AND {index}sk {op} :bound"))
+                .expression_attribute_values(":pk", s(partition))
+                .expression_attribute_values(":bound", s(bound.clone()))
                 .set_exclusive_start_key(start)
                 .send()
                 .await
                 .map_err(request_error)?;
-            // KEYS_ONLY: user and plan come from the table keys.
-            for item in out.items() {
-                let user = get_s(item, "pk").and_then(|pk| pk.strip_prefix("USER#"));
-                let sub = get_s(item, "sk").and_then(|sk| sk.strip_prefix("SUB#"));
-                if let (Some(user), Some((provider, plan))) =
-                    (user, sub.and_then(|s| s.split_once('#')))
-                {
-                    if let Some(provider) = Provider::parse(provider) {
-                        found.push((UserId::from_stored(user), provider, plan.to_string()));
-                    }
-                }
-            }
+            keys.extend(out.items().iter().filter_map(|item| {
+                Some((
+                    get_s(item, "pk")?.to_string(),
+                    get_s(item, "sk")?.to_string(),
+                ))
+            }));
             start = out.last_evaluated_key;
-            if start.is_none() || found.len() >= limit {
+            if start.is_none() || keys.len() >= limit {
                 break;
             }
         }
-        found.truncate(limit);
-        Ok(found)
+        keys.truncate(limit);
+        Ok(keys)
+    }
+
+    /// Canceled subscriptions whose access ends by `cutoff`, as (user, provider, plan).
+    pub async fn canceled_ending_before(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<(UserId, Provider, String)>, StoreError> {
+        let keys = self
+            .index_keys_before("gsi2", CANCELED_BY_ACCESS_END, ts(cutoff), true, limit)
+            .await?;
+        Ok(keys
+            .iter()
+            .filter_map(|(pk, sk)| {
+                let user = pk.strip_prefix("USER#")?;
+                let (provider, plan) = sk.strip_prefix("SUB#")?.split_once('#')?;
+                Some((
+                    UserId::from_stored(user),
+                    Provider::parse(provider)?,
+                    plan.to_string(),
+                ))
+            })
+            .collect())
     }
 
     /// Pending job ids created before `cutoff`, oldest first, at most `limit`.
@@ -1194,34 +1216,13 @@ impl Store {
         cutoff: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<JobId>, StoreError> {
-        let mut ids = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name("gsi1")
-                .key_condition_expression("gsi1pk = :pk AND gsi1sk < :cutoff")
-                .expression_attribute_values(":pk", s(OUTBOX_PENDING))
-                .expression_attribute_values(":cutoff", s(ts(cutoff)))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(request_error)?;
-            // The index is KEYS_ONLY: the job id comes from the table key.
-            ids.extend(
-                out.items()
-                    .iter()
-                    .filter_map(|item| get_s(item, "pk")?.strip_prefix("OUTBOX#"))
-                    .map(JobId::from_stored),
-            );
-            start = out.last_evaluated_key;
-            if start.is_none() || ids.len() >= limit {
-                break;
-            }
-        }
-        ids.truncate(limit);
-        Ok(ids)
+        let keys = self
+            .index_keys_before("gsi1", OUTBOX_PENDING, ts(cutoff), false, limit)
+            .await?;
+        Ok(keys
+            .iter()
+            .filter_map(|(pk, _)| pk.strip_prefix("OUTBOX#"))
+            .map(JobId::from_stored)
+            .collect())
     }
 }

@@ -80,22 +80,28 @@ fn cpu_per_event() -> f64 {
     per
 }
 
-async fn round_trips(endpoint: &str) -> BTreeMap<&'static str, Vec<String>> {
+/// A fresh local stack with its own resources, without the pump or schedules,
+/// so nothing runs beside what is measured.
+async fn quiet_stack(endpoint: &str, prefix: &str) -> LocalStack {
     let run = hex::encode(rand::random::<[u8; 4]>());
     let mut config = StackConfig::from_env().unwrap_or_else(|e| panic!("{e}"));
     config.endpoint = endpoint.to_string();
     config.names = ResourceNames {
-        table: format!("bench-{run}"),
-        queue: format!("bench-{run}-q"),
-        dlq: format!("bench-{run}-dlq"),
+        table: format!("{prefix}-{run}"),
+        queue: format!("{prefix}-{run}-q"),
+        dlq: format!("{prefix}-{run}-dlq"),
         visibility_timeout_override: None,
     };
     config.addr = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
     config.run_email_pump = false;
     config.run_schedules = false;
-    let stack = LocalStack::start(config)
+    LocalStack::start(config)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn round_trips(endpoint: &str) -> BTreeMap<&'static str, Vec<String>> {
+    let stack = quiet_stack(endpoint, "bench").await;
     let counter = RoundTripCounter::default();
     let mut services = stack.services.clone();
     services.store = Store::new(
@@ -325,21 +331,7 @@ async fn main() {
     }
 
     // Resources for the cold-start runs.
-    let run = hex::encode(rand::random::<[u8; 4]>());
-    let mut config = StackConfig::from_env().unwrap_or_else(|e| panic!("{e}"));
-    config.endpoint = endpoint.clone();
-    config.names = ResourceNames {
-        table: format!("cold-{run}"),
-        queue: format!("cold-{run}-q"),
-        dlq: format!("cold-{run}-dlq"),
-        visibility_timeout_override: None,
-    };
-    config.addr = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
-    config.run_email_pump = false;
-    config.run_schedules = false;
-    let stack = LocalStack::start(config)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let stack = quiet_stack(&endpoint, "cold").await;
     let env = vec![
         ("AWS_ENDPOINT_URL", endpoint.clone()),
         ("TABLE_NAME", stack.services.store.table().to_string()),
