@@ -8,16 +8,15 @@ VENV_SAM      := $(VENV_DIR)/sam
 VENV_LINT     := $(VENV_DIR)/cfnlint
 PYTHON        ?= python3
 
-MOTO_VERSION        := 5.2.5
-CARGO_LAMBDA_VERSION:= 1.9.2
 SAM_VERSION         := 1.170.0
 CFN_LINT_VERSION    := 1.51.0
-STRIPE_PY_VERSION   := 16.1.0
+# moto, cargo-lambda, stripe, PyJWT and boto3 are pinned in this file:
+LOCAL_REQUIREMENTS  := infra/requirements-local.txt
 
 include infra/local.env
 export
 
-.PHONY: help setup venvs nextest demo dev test bench build deploy watch invoke moto-up moto-down clean lint
+.PHONY: help setup venvs browser-deps nextest demo dev test bench build deploy watch invoke moto-up moto-down clean lint
 
 help:
 	@echo "make demo   - run the main scenario on the local AWS stack (moto)"
@@ -28,9 +27,9 @@ help:
 	@echo "make watch  - cargo lambda watch on 127.0.0.1"
 	@echo "make invoke FN=kajabi-webhook EVENT=events/kajabi-webhook/offer-purchased.json"
 
-$(VENV_LOCAL)/.installed:
+$(VENV_LOCAL)/.installed: $(LOCAL_REQUIREMENTS)
 	$(PYTHON) -m venv $(VENV_LOCAL)
-	$(VENV_LOCAL)/bin/pip install -q --disable-pip-version-check "moto[server]==$(MOTO_VERSION)" "cargo-lambda==$(CARGO_LAMBDA_VERSION)" "stripe==$(STRIPE_PY_VERSION)" boto3
+	$(VENV_LOCAL)/bin/pip install -q --disable-pip-version-check -r $(LOCAL_REQUIREMENTS)
 	touch $@
 
 $(VENV_SAM)/.installed:
@@ -42,6 +41,15 @@ $(VENV_LINT)/.installed:
 	$(PYTHON) -m venv $(VENV_LINT)
 	$(VENV_LINT)/bin/pip install -q --disable-pip-version-check "cfn-lint==$(CFN_LINT_VERSION)"
 	touch $@
+
+# The browser test drives Debian's Chromium with playwright-core (no browser download).
+BROWSER_DIR := tests/browser
+SUDO        := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+$(BROWSER_DIR)/node_modules/.installed: $(BROWSER_DIR)/package-lock.json
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+	cd $(BROWSER_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+browser-deps: $(BROWSER_DIR)/node_modules/.installed
 
 # The machine image ships cargo-nextest; install it where it is missing.
 nextest:
@@ -64,7 +72,7 @@ dev: $(VENV_LOCAL)/.installed
 	cargo run -q -p gatehouse-local -- dev
 
 ## Every test: lint, unit, integration and end-to-end against moto, template checks.
-test: venvs nextest
+test: venvs nextest browser-deps
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(SAM) validate --lint -t infra/template.yaml

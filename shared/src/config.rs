@@ -77,6 +77,17 @@ pub struct Settings {
     pub resend_global_per_minute: u32,
     pub outbox_sweep_after: Duration,
     pub setup_token_ttl: Duration,
+    /// `kid:seed` pairs, oldest first (see `session`); only the account functions need them.
+    pub session_signing_keys: Option<Secret>,
+    pub session_issuer: String,
+    pub session_audience: String,
+    pub session_ttl: Duration,
+    /// Where the setup page sends a member once signed in.
+    pub app_url: String,
+    /// Failed logins allowed per address, and per source IP, in one window.
+    pub login_failures_per_address: u32,
+    pub login_failures_per_ip: u32,
+    pub login_window: Duration,
 }
 
 fn var(name: &'static str) -> Option<String> {
@@ -130,6 +141,7 @@ impl Settings {
             (None, None) => EMBEDDED_PLANS.to_string(),
         };
         let token_signing_key = Secret::new(required("TOKEN_SIGNING_KEY")?);
+        let frontend_url = required("FRONTEND_URL")?.trim_end_matches('/').to_string();
         if token_signing_key.expose().len() < 32 {
             return Err(ConfigError::Invalid {
                 name: "TOKEN_SIGNING_KEY",
@@ -160,7 +172,15 @@ impl Settings {
             token_signing_key,
             from_email: email("FROM_EMAIL")?,
             admin_email: email("ADMIN_EMAIL")?,
-            frontend_url: required("FRONTEND_URL")?.trim_end_matches('/').to_string(),
+            session_signing_keys: var("SESSION_SIGNING_KEYS").map(Secret::new),
+            session_issuer: var("SESSION_ISSUER").unwrap_or_else(|| frontend_url.clone()),
+            session_audience: var("SESSION_AUDIENCE").unwrap_or_else(|| "gatehouse-members".into()),
+            session_ttl: Duration::from_secs(number("SESSION_TTL_SECS", 3600)?),
+            app_url: var("APP_URL").unwrap_or_else(|| frontend_url.clone()),
+            login_failures_per_address: number("LOGIN_FAILURES_PER_ADDRESS", 5)? as u32,
+            login_failures_per_ip: number("LOGIN_FAILURES_PER_IP", 20)? as u32,
+            login_window: Duration::from_secs(number("LOGIN_WINDOW_SECS", 900)?.max(1)),
+            frontend_url,
             plans: PlanCatalog::from_json(&plans_json)?,
             resend_per_address_per_hour: number("RESEND_PER_ADDRESS_PER_HOUR", 3)? as u32,
             resend_global_per_minute: number("RESEND_GLOBAL_PER_MINUTE", 60)? as u32,

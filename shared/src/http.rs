@@ -59,6 +59,27 @@ impl ApiRequest {
             .collect()
     }
 
+    /// A cookie's value from the `Cookie` header(s).
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("cookie"))
+            .flat_map(|(_, v)| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.trim())
+    }
+
+    /// The token of an `Authorization: Bearer …` header.
+    pub fn bearer_token(&self) -> Option<&str> {
+        let value = self.header("authorization")?.trim();
+        let (scheme, token) = value.split_once(' ')?;
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim())
+            .filter(|t| !t.is_empty())
+    }
+
     pub fn query(&self, name: &str) -> Option<String> {
         self.query_values(name).into_iter().next()
     }
@@ -139,6 +160,11 @@ impl ApiResponse {
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+
+    pub fn with_cookie(mut self, cookie: String) -> Self {
+        self.cookies.push(cookie);
+        self
     }
 
     pub fn body_json(&self) -> Value {
@@ -400,6 +426,31 @@ mod tests {
         ] {
             req.headers = vec![("content-type".into(), ct.into())];
             assert_eq!(req.has_json_content_type(), ok, "{ct}");
+        }
+    }
+
+    #[test]
+    fn reads_cookies_and_bearer_tokens() {
+        let req = ApiRequest {
+            headers: vec![
+                (
+                    "cookie".into(),
+                    "a=1; gatehouse_session=tok.en.x ; b=2".into(),
+                ),
+                ("authorization".into(), "Bearer abc.def".into()),
+            ],
+            ..Default::default()
+        };
+        assert_eq!(req.cookie("gatehouse_session"), Some("tok.en.x"));
+        assert_eq!(req.cookie("b"), Some("2"));
+        assert_eq!(req.cookie("missing"), None);
+        assert_eq!(req.bearer_token(), Some("abc.def"));
+        for bad in ["Basic abc", "Bearer", "Bearer   ", "token"] {
+            let req = ApiRequest {
+                headers: vec![("authorization".into(), bad.into())],
+                ..Default::default()
+            };
+            assert_eq!(req.bearer_token(), None, "{bad}");
         }
     }
 

@@ -13,6 +13,7 @@ pub mod lambda;
 pub mod outbox;
 pub mod providers;
 pub mod service;
+pub mod session;
 pub mod setup_token;
 pub mod signature;
 pub mod store;

@@ -22,6 +22,10 @@ pub const PAYSTACK_SECRET: &str = "sk_test_paystack_gatehouse";
 /// The second is the older secret, still accepted during rotation.
 pub const STRIPE_SECRETS: [&str; 2] = ["whsec_test_new_0123456789", "whsec_test_old_0123456789"];
 pub const TOKEN_KEY: &str = "test-token-signing-key-0123456789abcdef";
+/// Session keys, oldest first: `test-old` verifies, `test-new` signs.
+pub const SESSION_KEYS: &str = "test-old:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8,test-new:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8";
+pub const SESSION_ISSUER: &str = "https://gatehouse.test";
+pub const SESSION_AUDIENCE: &str = "gatehouse-members";
 
 /// The moto endpoint for tests (`make test` starts one on its own port).
 pub fn endpoint() -> String {
@@ -87,6 +91,10 @@ pub struct Options {
     pub stripe_api: Option<String>,
     /// Base URL of a fake Paystack API; turns charge verification on.
     pub paystack_api: Option<String>,
+    /// Setup links and APP_URL point at this stack (for the browser journey).
+    pub urls_from_listener: bool,
+    /// Failed logins allowed per address and per source IP.
+    pub login_limits: (u32, u32),
 }
 
 /// The secret key the fake Stripe API expects.
@@ -103,6 +111,8 @@ impl Default for Options {
             resend_global_per_minute: 1000,
             stripe_api: None,
             paystack_api: None,
+            urls_from_listener: false,
+            login_limits: (5, 20),
         }
     }
 }
@@ -147,6 +157,14 @@ pub fn test_settings(run: &str, admin: &str, global_limit: u32) -> Settings {
         resend_global_per_minute: global_limit,
         outbox_sweep_after: Duration::from_secs(900),
         setup_token_ttl: Duration::from_secs(24 * 3600),
+        session_signing_keys: Some(Secret::new(SESSION_KEYS)),
+        session_issuer: SESSION_ISSUER.into(),
+        session_audience: SESSION_AUDIENCE.into(),
+        session_ttl: Duration::from_secs(3600),
+        app_url: "http://app.test/dashboard".into(),
+        login_failures_per_address: 5,
+        login_failures_per_ip: 20,
+        login_window: Duration::from_secs(900),
     }
 }
 
@@ -174,6 +192,10 @@ impl TestStack {
             settings.stripe_api_base = base;
             settings.stripe_secret_key = Some(Secret::new(STRIPE_API_KEY));
         }
+        (
+            settings.login_failures_per_address,
+            settings.login_failures_per_ip,
+        ) = options.login_limits;
         if let Some(base) = options.paystack_api {
             settings.paystack_api_base = base;
             settings.paystack_verify_charges = true;
@@ -193,6 +215,7 @@ impl TestStack {
             run_email_pump: options.email_pump,
             sweep_every: None,
             run_schedules: false,
+            urls_from_listener: options.urls_from_listener,
             clock: options.clock,
         };
         let stack = LocalStack::start(config).await.expect("local stack starts");

@@ -125,6 +125,15 @@ impl SentEmail {
             .any(|t| t.eq_ignore_ascii_case(address))
     }
 
+    /// The whole setup URL as the member would click it.
+    pub fn setup_url(&self) -> Option<String> {
+        let marker = self.body.find("/account/setup#token=")?;
+        let start = self.body[..marker].rfind("http")?;
+        let rest = &self.body[start..];
+        let end = rest.find(['"', '<', '\n', ' ']).unwrap_or(rest.len());
+        Some(rest[..end].replace("&amp;", "&"))
+    }
+
     /// The setup token and email from the link in the body, if any.
     pub fn setup_link(&self) -> Option<(String, String)> {
         let start = self.body.find("/account/setup#token=")?;

@@ -48,6 +48,9 @@ pub struct StackConfig {
     pub sweep_every: Option<Duration>,
     pub run_schedules: bool,
     pub clock: Option<Clock>,
+    /// Point `FRONTEND_URL` at this server and `APP_URL` at its `/account/me`
+    /// once the port is known (tests on ephemeral ports open real setup links).
+    pub urls_from_listener: bool,
 }
 
 impl StackConfig {
@@ -78,6 +81,7 @@ impl StackConfig {
                 .map(Duration::from_secs),
             run_schedules: true,
             clock: None,
+            urls_from_listener: false,
         })
     }
 }
@@ -106,6 +110,10 @@ fn http_function(binary: &str, services: &Services) -> Option<Arc<dyn HttpFuncti
         "resend-setup-email" => {
             Arc::new(resend_setup_email::ResendSetupEmail::new(services.clone()))
         }
+        "account-login" => Arc::new(account_login::AccountLogin::new(services.clone())),
+        "account-me" => Arc::new(account_me::AccountMe::new(services.clone())),
+        "jwks" => Arc::new(jwks::Jwks::new(services.clone())),
+        "setup-page" => Arc::new(setup_page::SetupPage::new(services.clone())),
         _ => return None,
     })
 }
@@ -122,7 +130,18 @@ impl LocalStack {
         )
         .await?;
 
+        // Bound once every resource exists; nothing is served until the router starts below.
+        let listener = tokio::net::TcpListener::bind(config.addr)
+            .await
+            .map_err(|e| StackError::Bind(config.addr, e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StackError::Bind(config.addr, e))?;
         let mut settings = config.settings;
+        if config.urls_from_listener {
+            settings.frontend_url = format!("http://{addr}");
+            settings.app_url = format!("http://{addr}/account/me");
+        }
         settings.table_name = resources.table.clone();
         settings.email_queue_url = Some(resources.queue_url.clone());
         let mut services = Services::new(settings, &clients)
@@ -159,13 +178,6 @@ impl LocalStack {
         let table = RouteTable::new(routes);
         let route_list: Vec<_> = table.routes().cloned().collect();
 
-        // Open the port only once every resource exists.
-        let listener = tokio::net::TcpListener::bind(config.addr)
-            .await
-            .map_err(|e| StackError::Bind(config.addr, e))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| StackError::Bind(config.addr, e))?;
         let (shutdown, watcher) = watch::channel(false);
         let mut tasks = Vec::new();
 

@@ -7,6 +7,7 @@ pub mod kajabi;
 pub mod paystack;
 mod provision;
 pub mod sender;
+pub mod session;
 pub mod stripe;
 pub mod sweeper;
 pub mod webhook;
@@ -51,6 +52,8 @@ pub struct Services {
     pub stripe_api: Option<crate::providers::api::StripeApi>,
     /// Present when `PAYSTACK_SECRET_KEY` is set.
     pub paystack_api: Option<crate::providers::api::PaystackApi>,
+    /// Present when `SESSION_SIGNING_KEYS` is set; malformed keys fail the cold start.
+    pub sessions: Option<Arc<crate::session::SessionKeys>>,
 }
 
 impl Services {
@@ -87,7 +90,20 @@ impl Services {
             )),
             None => None,
         };
+        let sessions = match &settings.session_signing_keys {
+            Some(raw) => Some(Arc::new(
+                crate::session::SessionKeys::parse(
+                    raw,
+                    settings.session_issuer.clone(),
+                    settings.session_audience.clone(),
+                    chrono::Duration::seconds(settings.session_ttl.as_secs() as i64),
+                )
+                .map_err(|e| ServiceError::Internal(format!("SESSION_SIGNING_KEYS: {e}")))?,
+            )),
+            None => None,
+        };
         Ok(Self {
+            sessions,
             stripe_api,
             paystack_api,
             store: crate::store::Store::new(clients.dynamodb.clone(), settings.table_name.clone()),

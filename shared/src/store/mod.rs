@@ -11,18 +11,23 @@
 //! | email job (outbox) | `OUTBOX#<job id>` | `JOB` |
 //! | rate-limit counter | `RATE#<scope>#<bucket>` | `RATE` |
 //!
+//! A user's profile and subscriptions share a partition, so one Query loads a member.
+//!
 //! GSI1 (`gsi1pk`, `gsi1sk`) is sparse: pending email jobs sit under
 //! `OUTBOX#PENDING` by creation time until they are sent.
 
 pub mod attr;
+mod member;
+
+pub use member::{LoginState, MemberRecord};
 
 use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, KeysAndAttributes, Put, ReturnValue,
-    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
 };
 use chrono::{DateTime, Utc};
 
@@ -850,30 +855,7 @@ impl Store {
         if let Some((provider, id)) = customer {
             keys_to_get.push(key(keys::customer(provider, id), keys::CUSTOMER));
         }
-        let request = KeysAndAttributes::builder()
-            .set_keys(Some(keys_to_get))
-            .consistent_read(true)
-            .build()
-            .map_err(request_error)?;
-        let mut pending = std::collections::HashMap::from([(self.table.clone(), request)]);
-        let mut found: Vec<Item> = Vec::new();
-        // BatchGetItem may return unprocessed keys under load; ask again for those.
-        for _ in 0..5 {
-            let out = self
-                .client
-                .batch_get_item()
-                .set_request_items(Some(pending))
-                .send()
-                .await
-                .map_err(request_error)?;
-            if let Some(mut responses) = out.responses {
-                found.extend(responses.remove(&self.table).unwrap_or_default());
-            }
-            match out.unprocessed_keys {
-                Some(unprocessed) if !unprocessed.is_empty() => pending = unprocessed,
-                _ => break,
-            }
-        }
+        let found = self.batch_get(keys_to_get).await?;
         let mut event_record = None;
         let mut email_record = None;
         let mut customer_user = None;

@@ -1,0 +1,278 @@
+//! Member sign-in: password login with failure limits, session issuing, and
+//! the member's own view. Roles are always computed from stored state, never
+//! read back from a token.
+
+use argon2::{Argon2, PasswordHash, PasswordVerifier};
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use serde_json::{json, Value};
+
+use super::{ServiceError, Services};
+use crate::config::Secret;
+use crate::domain::{entitlements, has_access, Email, Entitlements, Holding, UserId};
+use crate::session::{IssuedSession, SessionKeys, SessionSubject};
+use crate::signature::sha256_hex;
+use crate::store::MemberRecord;
+
+/// An argon2id hash (same parameters as `hash_password`) of a random password
+/// nobody knows. A login for an unknown address verifies against it, so it
+/// costs the same time as a wrong password.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$QUxMLXplcm8tc2FsdC0xMjM$8x0E38pL7Hj2q6aXm4Hq2b7jgq0G1CPeFqJ1tJ2q3nA";
+
+/// The permission that makes a member premium.
+pub const PREMIUM_PERMISSION: &str = "read:premium-content";
+
+#[derive(Debug)]
+pub enum LoginOutcome {
+    SignedIn(Box<MemberSession>),
+    /// Unknown address or wrong password: one answer for both.
+    InvalidCredentials,
+    /// The account exists but has no password yet (or was deactivated).
+    Inactive,
+    RateLimited {
+        retry_after_secs: i64,
+    },
+}
+
+/// A session together with what it was issued from.
+#[derive(Debug)]
+pub struct MemberSession {
+    pub session: IssuedSession,
+    pub member: MemberRecord,
+    pub entitlements: Entitlements,
+}
+
+/// Verifies a password against a PHC string; a malformed hash never matches.
+pub fn password_matches(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+impl MemberSession {
+    /// The JSON a client receives with a new session (OAuth-style field names).
+    pub fn to_json(&self) -> Value {
+        json!({
+            "token_type": "Bearer",
+            "access_token": self.session.token,
+            "expires_at": self.session.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            "expires_in": self.session.lifetime().num_seconds(),
+            "user_id": self.member.user_id.as_str(),
+            "email": self.member.email,
+            "roles": self.entitlements.roles,
+            "permissions": self.entitlements.permissions,
+        })
+    }
+}
+
+/// A member's own view: profile, subscriptions with access, entitlements
+/// computed at `now`, premium flag and points.
+pub fn member_json(
+    member: &MemberRecord,
+    entitlements: &Entitlements,
+    now: DateTime<Utc>,
+) -> Value {
+    let time = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true));
+    let subscriptions: Vec<Value> = member
+        .subscriptions
+        .iter()
+        .map(|sub| {
+            json!({
+                "provider": sub.provider.as_str(),
+                "plan": sub.plan_id,
+                "state": sub.view.state.as_str(),
+                "access": has_access(sub.view.state, sub.view.access_until, now),
+                "period_end": time(sub.view.period_end),
+                "access_until": time(sub.view.access_until),
+            })
+        })
+        .collect();
+    json!({
+        "profile": {
+            "user_id": member.user_id.as_str(),
+            "email": member.email,
+            "first_name": member.first_name,
+            "last_name": member.last_name,
+            "is_active": member.is_active,
+            "auth_provider": member.auth_provider,
+            "partner": member.partner(),
+            "created_at": time(member.created_at),
+            "activated_at": time(member.activated_at),
+        },
+        "subscriptions": subscriptions,
+        "roles": entitlements.roles,
+        "permissions": entitlements.permissions,
+        "premium": entitlements.permissions.contains(PREMIUM_PERMISSION),
+        "points": member.points,
+    })
+}
+
+impl Services {
+    /// The session keys, or a clear error when this function was deployed without them.
+    pub fn session_keys(&self) -> Result<&SessionKeys, ServiceError> {
+        self.sessions
+            .as_deref()
+            .ok_or_else(|| ServiceError::Internal("SESSION_SIGNING_KEYS is not configured".into()))
+    }
+
+    /// Effective roles and permissions of `member` at `now`.
+    pub fn entitlements_of(&self, member: &MemberRecord, now: DateTime<Utc>) -> Entitlements {
+        let holdings: Vec<Holding> = member
+            .subscriptions
+            .iter()
+            .map(|sub| Holding {
+                plan_id: sub.plan_id.clone(),
+                state: sub.view.state,
+                access_until: sub.view.access_until,
+            })
+            .collect();
+        entitlements(
+            &self.settings.plans,
+            &holdings,
+            &member.granted_roles,
+            &member.revoked_roles,
+            now,
+        )
+    }
+
+    /// Signs a session carrying the member's current entitlements.
+    pub fn issue_session(&self, member: MemberRecord) -> Result<MemberSession, ServiceError> {
+        let now = self.now();
+        let entitlements = self.entitlements_of(&member, now);
+        let subject = SessionSubject {
+            user_id: member.user_id.as_str().to_string(),
+            email: member.email.clone(),
+            roles: entitlements.roles.clone(),
+            permissions: entitlements.permissions.clone(),
+            partner: member.partner().map(str::to_string),
+        };
+        let session = self
+            .session_keys()?
+            .issue(&subject, now)
+            .map_err(|e| ServiceError::Internal(format!("session signing failed: {e}")))?;
+        Ok(MemberSession {
+            session,
+            member,
+            entitlements,
+        })
+    }
+
+    /// Loads the member and signs a session for them.
+    pub async fn session_for(&self, user: &UserId) -> Result<Option<MemberSession>, ServiceError> {
+        match self.store.load_member(user).await? {
+            Some(member) => Ok(Some(self.issue_session(member)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Email and password sign-in. Two round trips on every path (the email
+    /// mapping with both failure counters, then the member), plus one write
+    /// counting a failure.
+    pub async fn login(
+        &self,
+        email: &Email,
+        password: Secret,
+        source_ip: Option<&str>,
+    ) -> Result<LoginOutcome, ServiceError> {
+        let now = self.now();
+        let window = self.settings.login_window.as_secs().max(1) as i64;
+        let slot = now.timestamp().div_euclid(window);
+        let retry_after_secs = (slot + 1) * window - now.timestamp();
+        // Counters are keyed by hashes: the table holds no addresses or IPs in clear.
+        let address_bucket = format!("{}#{slot}", sha256_hex(email.as_str().as_bytes()));
+        let ip_bucket = format!(
+            "{}#{slot}",
+            sha256_hex(source_ip.unwrap_or("unknown").as_bytes())
+        );
+        let state = self
+            .store
+            .load_login(
+                email,
+                &[
+                    ("login-address", address_bucket.as_str()),
+                    ("login-ip", ip_bucket.as_str()),
+                ],
+            )
+            .await?;
+        if state.failures.first().copied().unwrap_or(0) >= self.settings.login_failures_per_address
+            || state.failures.get(1).copied().unwrap_or(0) >= self.settings.login_failures_per_ip
+        {
+            tracing::warn!(outcome = "rate_limited", "login refused");
+            return Ok(LoginOutcome::RateLimited { retry_after_secs });
+        }
+        let member = match &state.email {
+            Some(record) => self.store.load_member(&record.user_id).await?,
+            None => None,
+        };
+        let hash = member
+            .as_ref()
+            .and_then(|m| m.password_hash.as_ref())
+            .map(|h| h.expose().to_string())
+            .unwrap_or_else(|| DUMMY_HASH.to_string());
+        // argon2id is CPU-heavy; keep it off the async workers.
+        let matches =
+            tokio::task::spawn_blocking(move || password_matches(&hash, password.expose()))
+                .await
+                .map_err(|e| ServiceError::Internal(format!("verification task failed: {e}")))?;
+
+        match member {
+            Some(member) if !member.is_active => {
+                tracing::info!(user_id = %member.user_id, outcome = "inactive", "login refused");
+                Ok(LoginOutcome::Inactive)
+            }
+            Some(member) if matches => {
+                tracing::info!(user_id = %member.user_id, outcome = "signed_in", "login");
+                Ok(LoginOutcome::SignedIn(Box::new(
+                    self.issue_session(member)?,
+                )))
+            }
+            _ => {
+                let expires = now + Duration::seconds(window * 2);
+                let mut tx = self.store.tx();
+                tx.bump_counter("login-address", &address_bucket, expires)?;
+                tx.bump_counter("login-ip", &ip_bucket, expires)?;
+                self.store
+                    .commit(tx)
+                    .await
+                    .map_err(|e| ServiceError::Internal(format!("counting a failed login: {e}")))?;
+                tracing::info!(outcome = "invalid_credentials", "login refused");
+                Ok(LoginOutcome::InvalidCredentials)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Password;
+    use crate::service::account::hash_password;
+
+    #[test]
+    fn dummy_hash_costs_what_a_real_hash_costs() {
+        let real =
+            hash_password(&Password::parse("correct horse battery".into()).unwrap()).unwrap();
+        let params = |phc: &str| {
+            let parsed = PasswordHash::new(phc).unwrap();
+            (
+                parsed.algorithm.to_string(),
+                parsed.version,
+                parsed.params.to_string(),
+            )
+        };
+        assert_eq!(params(DUMMY_HASH), params(&real));
+        assert!(!password_matches(DUMMY_HASH, "correct horse battery"));
+    }
+
+    #[test]
+    fn verifies_only_the_right_password() {
+        let real =
+            hash_password(&Password::parse("correct horse battery".into()).unwrap()).unwrap();
+        assert!(password_matches(&real, "correct horse battery"));
+        assert!(!password_matches(&real, "correct horse batterY"));
+        assert!(!password_matches("not a phc string", "anything"));
+    }
+}

@@ -1,0 +1,476 @@
+//! Member sessions: EdDSA (Ed25519) JWTs, and the JWKS that lets any app
+//! verify them without calling Gatehouse.
+//!
+//! Keys are configured as `kid:seed` pairs (`seed` is 32 random bytes,
+//! base64url), comma-separated, oldest first. The last key signs new sessions;
+//! every listed key verifies and is published, so rotation is: append a key,
+//! wait one session lifetime, drop the old one.
+
+use std::collections::BTreeSet;
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use chrono::{DateTime, Duration, Utc};
+use jsonwebtoken::jwk::{Jwk, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::config::Secret;
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "gatehouse_session";
+
+/// PKCS#8 v1 prefix of an Ed25519 private key (RFC 8410): what comes before the 32-byte seed.
+const ED25519_PKCS8_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionKeyError {
+    #[error("no session signing key is configured")]
+    Empty,
+    #[error("session key {position} is not `kid:seed`")]
+    Shape { position: usize },
+    #[error("session key `{kid}`: the seed must be 32 bytes of base64url")]
+    Seed { kid: String },
+    #[error("session key id `{0}` is listed twice")]
+    DuplicateKid(String),
+    #[error("session key `{kid}` was rejected by the signer: {reason}")]
+    Rejected { kid: String, reason: String },
+}
+
+/// Why a presented session is not accepted. Every variant is a 401.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    #[error("the session token is malformed")]
+    Malformed,
+    #[error("the session token names no key this service publishes")]
+    UnknownKey,
+    #[error("the session token's signature or claims do not verify")]
+    Invalid,
+    #[error("the session has expired")]
+    Expired,
+}
+
+/// The claims of a Gatehouse session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionClaims {
+    pub iss: String,
+    pub aud: String,
+    /// The stable user id.
+    pub sub: String,
+    pub email: String,
+    pub roles: Vec<String>,
+    pub permissions: Vec<String>,
+    pub partner: Option<String>,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+/// Who a new session is for; the issuer adds the rest.
+#[derive(Debug, Clone)]
+pub struct SessionSubject {
+    pub user_id: String,
+    pub email: String,
+    pub roles: BTreeSet<String>,
+    pub permissions: BTreeSet<String>,
+    pub partner: Option<String>,
+}
+
+/// A signed session, ready to hand to the member.
+#[derive(Debug, Clone)]
+pub struct IssuedSession {
+    pub token: String,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub kid: String,
+}
+
+struct SessionKey {
+    kid: String,
+    signing: EncodingKey,
+    verifying: DecodingKey,
+    public: Jwk,
+}
+
+/// Signs and verifies sessions with the configured keys.
+pub struct SessionKeys {
+    /// Oldest first; the last one signs.
+    keys: Vec<SessionKey>,
+    issuer: String,
+    audience: String,
+    ttl: Duration,
+}
+
+impl std::fmt::Debug for SessionKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kids: Vec<&str> = self.keys.iter().map(|k| k.kid.as_str()).collect();
+        f.debug_struct("SessionKeys")
+            .field("kids", &kids)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("ttl", &self.ttl)
+            .finish()
+    }
+}
+
+impl SessionKeys {
+    /// Parses `kid:seed,kid:seed` (oldest first).
+    pub fn parse(
+        raw: &Secret,
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+        ttl: Duration,
+    ) -> Result<Self, SessionKeyError> {
+        let mut keys: Vec<SessionKey> = Vec::new();
+        for (position, entry) in raw
+            .expose()
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .enumerate()
+        {
+            let (kid, seed) = entry
+                .split_once(':')
+                .map(|(k, s)| (k.trim(), s.trim()))
+                .filter(|(k, s)| !k.is_empty() && !s.is_empty())
+                .ok_or(SessionKeyError::Shape {
+                    position: position + 1,
+                })?;
+            if keys.iter().any(|k| k.kid == kid) {
+                return Err(SessionKeyError::DuplicateKid(kid.to_string()));
+            }
+            let seed_bytes = URL_SAFE_NO_PAD
+                .decode(seed.trim_end_matches('='))
+                .ok()
+                .filter(|b| b.len() == 32)
+                .ok_or_else(|| SessionKeyError::Seed {
+                    kid: kid.to_string(),
+                })?;
+            keys.push(SessionKey::from_seed(kid, &seed_bytes)?);
+        }
+        if keys.is_empty() {
+            return Err(SessionKeyError::Empty);
+        }
+        Ok(Self {
+            keys,
+            issuer: issuer.into(),
+            audience: audience.into(),
+            ttl,
+        })
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    fn current(&self) -> &SessionKey {
+        // parse() refuses an empty list, so there is always a last key.
+        &self.keys[self.keys.len() - 1]
+    }
+
+    /// Signs a session for `subject` with the newest key.
+    pub fn issue(
+        &self,
+        subject: &SessionSubject,
+        now: DateTime<Utc>,
+    ) -> Result<IssuedSession, SessionError> {
+        let key = self.current();
+        let expires_at = now + self.ttl;
+        let claims = SessionClaims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: subject.user_id.clone(),
+            email: subject.email.clone(),
+            roles: subject.roles.iter().cloned().collect(),
+            permissions: subject.permissions.iter().cloned().collect(),
+            partner: subject.partner.clone(),
+            iat: now.timestamp(),
+            exp: expires_at.timestamp(),
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(key.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &key.signing)
+            .map_err(|_| SessionError::Invalid)?;
+        Ok(IssuedSession {
+            token,
+            issued_at: now,
+            expires_at,
+            kid: key.kid.clone(),
+        })
+    }
+
+    /// Verifies signature, key id, issuer, audience and expiry (against `now`,
+    /// the service clock, so tests can move time).
+    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<SessionClaims, SessionError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| SessionError::Malformed)?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(SessionError::Invalid);
+        }
+        let kid = header.kid.ok_or(SessionError::UnknownKey)?;
+        let key = self
+            .keys
+            .iter()
+            .find(|k| k.kid == kid)
+            .ok_or(SessionError::UnknownKey)?;
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        // Expiry is checked below against the service clock.
+        validation.validate_exp = false;
+        let data = jsonwebtoken::decode::<SessionClaims>(token, &key.verifying, &validation)
+            .map_err(|_| SessionError::Invalid)?;
+        if data.claims.exp <= now.timestamp() {
+            return Err(SessionError::Expired);
+        }
+        Ok(data.claims)
+    }
+
+    /// The public keys as a JWK Set (RFC 7517), newest first.
+    pub fn jwks(&self) -> Value {
+        let keys: Vec<&Jwk> = self.keys.iter().rev().map(|k| &k.public).collect();
+        json!({ "keys": keys })
+    }
+}
+
+impl IssuedSession {
+    /// Seconds the session lives, as `expires_in` and the cookie's Max-Age say.
+    pub fn lifetime(&self) -> Duration {
+        self.expires_at - self.issued_at
+    }
+}
+
+impl SessionKey {
+    fn from_seed(kid: &str, seed: &[u8]) -> Result<Self, SessionKeyError> {
+        let rejected = |reason: String| SessionKeyError::Rejected {
+            kid: kid.to_string(),
+            reason,
+        };
+        let mut pkcs8 = ED25519_PKCS8_PREFIX.to_vec();
+        pkcs8.extend_from_slice(seed);
+        let signing = EncodingKey::from_ed_der(&pkcs8);
+        let mut public = Jwk::from_encoding_key(&signing, Algorithm::EdDSA)
+            .map_err(|e| rejected(e.to_string()))?;
+        public.common.key_id = Some(kid.to_string());
+        public.common.public_key_use = Some(PublicKeyUse::Signature);
+        public.common.key_algorithm = Some(KeyAlgorithm::EdDSA);
+        let verifying = DecodingKey::from_jwk(&public).map_err(|e| rejected(e.to_string()))?;
+        // A signature made and checked at load time proves the pair is usable.
+        let probe = jsonwebtoken::encode(
+            &Header::new(Algorithm::EdDSA),
+            &json!({"probe": true}),
+            &signing,
+        )
+        .map_err(|e| rejected(e.to_string()))?;
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        jsonwebtoken::decode::<Value>(&probe, &verifying, &validation)
+            .map_err(|e| rejected(e.to_string()))?;
+        Ok(Self {
+            kid: kid.to_string(),
+            signing,
+            verifying,
+            public,
+        })
+    }
+}
+
+/// The `Set-Cookie` value for a session: host-only, HTTPS-only, invisible to scripts.
+pub fn session_cookie(token: &str, max_age: Duration) -> String {
+    format!(
+        "{SESSION_COOKIE}={token}; Path=/; Max-Age={}; Secure; HttpOnly; SameSite=Lax",
+        max_age.num_seconds().max(0)
+    )
+}
+
+/// A fresh random seed, base64url: what goes after `kid:` in the key list.
+pub fn generate_seed() -> String {
+    URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
+}
+
+/// `sha256-…` of a script or style body, for a Content-Security-Policy.
+pub fn csp_hash(source: &str) -> String {
+    use sha2::Digest;
+    format!("'sha256-{}'", STANDARD.encode(sha2::Sha256::digest(source)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OLD: &str = "2026-10:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+    const NEW: &str = "2026-11:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8";
+
+    fn keys(list: &str) -> SessionKeys {
+        SessionKeys::parse(
+            &Secret::new(list),
+            "https://gatehouse.test",
+            "members",
+            Duration::hours(1),
+        )
+        .unwrap()
+    }
+
+    fn subject() -> SessionSubject {
+        SessionSubject {
+            user_id: "usr_1".into(),
+            email: "ada@example.com".into(),
+            roles: BTreeSet::from(["free-user".into(), "premium-monthly".into()]),
+            permissions: BTreeSet::from(["read:premium-content".into()]),
+            partner: Some("NSSA".into()),
+        }
+    }
+
+    #[test]
+    fn issues_and_verifies_with_every_claim() {
+        let keys = keys(NEW);
+        let now = Utc::now();
+        let session = keys.issue(&subject(), now).unwrap();
+        assert_eq!(session.kid, "2026-11");
+        let claims = keys.verify(&session.token, now).unwrap();
+        assert_eq!(claims.sub, "usr_1");
+        assert_eq!(claims.email, "ada@example.com");
+        assert_eq!(claims.iss, "https://gatehouse.test");
+        assert_eq!(claims.aud, "members");
+        assert_eq!(claims.roles, vec!["free-user", "premium-monthly"]);
+        assert_eq!(claims.permissions, vec!["read:premium-content"]);
+        assert_eq!(claims.partner.as_deref(), Some("NSSA"));
+        assert_eq!(claims.exp - claims.iat, 3600);
+        let header = jsonwebtoken::decode_header(&session.token).unwrap();
+        assert_eq!(header.alg, Algorithm::EdDSA);
+    }
+
+    #[test]
+    fn expired_tampered_and_foreign_tokens_fail() {
+        let keys = keys(NEW);
+        let now = Utc::now();
+        let token = keys.issue(&subject(), now).unwrap().token;
+        assert_eq!(
+            keys.verify(&token, now + Duration::hours(1)),
+            Err(SessionError::Expired)
+        );
+        // Flip one character of the payload.
+        let mut parts: Vec<String> = token.split('.').map(String::from).collect();
+        let payload = parts[1].clone();
+        let flipped = if payload.ends_with('A') { 'B' } else { 'A' };
+        parts[1] = format!("{}{}", &payload[..payload.len() - 1], flipped);
+        assert_eq!(
+            keys.verify(&parts.join("."), now),
+            Err(SessionError::Invalid)
+        );
+        // Signed by a key with the same kid but another seed.
+        let impostor = self::keys("2026-11:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8");
+        let forged = impostor.issue(&subject(), now).unwrap().token;
+        assert_eq!(keys.verify(&forged, now), Err(SessionError::Invalid));
+        assert_eq!(keys.verify("not.a.jwt", now), Err(SessionError::Malformed));
+        assert_eq!(keys.verify("", now), Err(SessionError::Malformed));
+    }
+
+    #[test]
+    fn wrong_audience_or_issuer_fails() {
+        let now = Utc::now();
+        let other = SessionKeys::parse(
+            &Secret::new(NEW),
+            "https://evil.test",
+            "members",
+            Duration::hours(1),
+        )
+        .unwrap();
+        let token = other.issue(&subject(), now).unwrap().token;
+        assert_eq!(keys(NEW).verify(&token, now), Err(SessionError::Invalid));
+        let other = SessionKeys::parse(
+            &Secret::new(NEW),
+            "https://gatehouse.test",
+            "admins",
+            Duration::hours(1),
+        )
+        .unwrap();
+        let token = other.issue(&subject(), now).unwrap().token;
+        assert_eq!(keys(NEW).verify(&token, now), Err(SessionError::Invalid));
+    }
+
+    #[test]
+    fn rotation_signs_with_the_newest_and_accepts_the_older() {
+        let now = Utc::now();
+        let before = keys(OLD);
+        let old_session = before.issue(&subject(), now).unwrap();
+        let during = keys(&format!("{OLD},{NEW}"));
+        assert_eq!(during.issue(&subject(), now).unwrap().kid, "2026-11");
+        assert!(during.verify(&old_session.token, now).is_ok());
+        let jwks = during.jwks();
+        let kids: Vec<&str> = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap())
+            .collect();
+        assert_eq!(kids, ["2026-11", "2026-10"]);
+        // Once the old key is dropped, its sessions stop verifying.
+        let after = keys(NEW);
+        assert_eq!(
+            after.verify(&old_session.token, now),
+            Err(SessionError::UnknownKey)
+        );
+    }
+
+    #[test]
+    fn jwks_holds_only_public_ed25519_parts() {
+        let jwks = keys(NEW).jwks();
+        let key = &jwks["keys"][0];
+        assert_eq!(key["kty"], "OKP");
+        assert_eq!(key["crv"], "Ed25519");
+        assert_eq!(key["alg"], "EdDSA");
+        assert_eq!(key["use"], "sig");
+        assert!(
+            key.get("d").is_none(),
+            "private part must never be published"
+        );
+        assert_eq!(
+            URL_SAFE_NO_PAD
+                .decode(key["x"].as_str().unwrap())
+                .unwrap()
+                .len(),
+            32
+        );
+    }
+
+    #[test]
+    fn bad_key_lists_are_refused_with_the_reason() {
+        let parse = |raw: &str| {
+            SessionKeys::parse(&Secret::new(raw), "i", "a", Duration::hours(1)).unwrap_err()
+        };
+        assert_eq!(parse(""), SessionKeyError::Empty);
+        assert_eq!(parse("nokid"), SessionKeyError::Shape { position: 1 });
+        assert_eq!(parse("k:short"), SessionKeyError::Seed { kid: "k".into() });
+        assert_eq!(
+            parse(&format!("{NEW},{NEW}")),
+            SessionKeyError::DuplicateKid("2026-11".into())
+        );
+    }
+
+    #[test]
+    fn cookie_is_secure_httponly_lax() {
+        let cookie = session_cookie("abc", Duration::hours(1));
+        assert_eq!(
+            cookie,
+            "gatehouse_session=abc; Path=/; Max-Age=3600; Secure; HttpOnly; SameSite=Lax"
+        );
+    }
+
+    #[test]
+    fn generated_seeds_parse() {
+        let list = format!("a:{},b:{}", generate_seed(), generate_seed());
+        assert_eq!(keys(&list).jwks()["keys"].as_array().unwrap().len(), 2);
+    }
+}
