@@ -8,6 +8,9 @@
 //! 5. a cancel
 //! 6. an expiry
 //!
+//! with the member signing in after setup and reading `/account/me` (premium),
+//! and reading it again after the expiry (free: roles are computed at read time);
+//!
 //! then a Stripe subscription: checkout, invoice paid, cancel at period end, deleted;
 //! and a Paystack one: charge.success, subscription.create, not_renew, disable.
 
@@ -40,6 +43,34 @@ fn check(ok: bool, what: impl Into<String>) -> Result<(), DemoError> {
 
 fn io<E: std::fmt::Display>(e: E) -> DemoError {
     DemoError::Io(e.to_string())
+}
+
+/// One line for an `/account/me` answer.
+fn describe_me(me: &Value) -> String {
+    let subs: Vec<String> = me["subscriptions"]
+        .as_array()
+        .map(|subs| {
+            subs.iter()
+                .map(|s| {
+                    format!(
+                        "{}:{} (access {}, until {})",
+                        s["plan"].as_str().unwrap_or("?"),
+                        s["state"].as_str().unwrap_or("?"),
+                        s["access"],
+                        s["access_until"].as_str().unwrap_or("-")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    format!(
+        "/account/me: premium={} roles={} permissions={} points={} subscriptions=[{}]",
+        me["premium"],
+        me["roles"],
+        me["permissions"],
+        me["points"],
+        subs.join(", ")
+    )
 }
 
 pub struct Demo<'a> {
@@ -294,6 +325,60 @@ impl<'a> Demo<'a> {
         )
     }
 
+    /// `POST /account/login`; returns the session token.
+    async fn login(&mut self, email: &str, password: &str) -> Result<String, DemoError> {
+        let (status, body) = self
+            .post(
+                "/account/login",
+                &json!({"email": email, "password": password}),
+                false,
+            )
+            .await?;
+        let token = body["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let kid = token
+            .split('.')
+            .next()
+            .and_then(|h| {
+                use base64::Engine;
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(h)
+                    .ok()
+            })
+            .and_then(|h| serde_json::from_slice::<Value>(&h).ok())
+            .map(|h| h["kid"].clone())
+            .unwrap_or(Value::Null);
+        self.say(format!(
+            "   login -> {status}: EdDSA session (kid {kid}), roles {}, expires in {}s",
+            body["roles"], body["expires_in"]
+        ));
+        check(
+            status == 200 && !token.is_empty(),
+            "login returns a session",
+        )?;
+        Ok(token)
+    }
+
+    /// `GET /account/me` with a Bearer session.
+    async fn account_me(&self, token: &str) -> Result<Value, DemoError> {
+        let response = self
+            .http
+            .get(format!("{}/account/me", self.stack.base_url()))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(io)?;
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.map_err(io)?;
+        check(
+            status == 200,
+            format!("/account/me answers 200, got {status}: {body}"),
+        )?;
+        Ok(body)
+    }
+
     async fn emails_to(&self, address: &str) -> Result<Vec<SentEmail>, DemoError> {
         Ok(sent_emails(&self.stack.endpoint)
             .await
@@ -419,7 +504,11 @@ impl<'a> Demo<'a> {
         let (status, body) = self
             .post("/account/setup-password", &json!({"email": link_email, "token": new_token, "password": "correct horse battery"}), false)
             .await?;
-        self.say(format!("   newest link -> {status} {body}"));
+        // The session itself is a bearer credential: show what it says, not the token.
+        self.say(format!(
+            "   newest link -> {status} {}: signed in, session for {} with roles {}",
+            body["status"], body["session"]["email"], body["session"]["roles"]
+        ));
         check(
             status == 200 && body["status"] == "activated",
             "password setup activates the account",
@@ -429,6 +518,12 @@ impl<'a> Demo<'a> {
             .await?;
         self.say(format!("   same link again -> {status}"));
         check(status == 400, "a used link is refused")?;
+
+        self.say("\n4b. The member signs in and reads /account/me");
+        let session = self.login(&member, "correct horse battery").await?;
+        let me = self.account_me(&session).await?;
+        self.say(format!("   {}", describe_me(&me)));
+        check(me["premium"] == true, "a paying member is premium")?;
 
         // 5. Cancel
         self.say("\n5. The member cancels; access continues to the end of the paid year");
@@ -450,6 +545,13 @@ impl<'a> Demo<'a> {
         check(
             status == 200 && body["status"] == "processed",
             "expiry is processed",
+        )?;
+        self.say("   the same session reads /account/me again:");
+        let me = self.account_me(&session).await?;
+        self.say(format!("   {}", describe_me(&me)));
+        check(
+            me["premium"] == false && me["roles"] == json!(["free-user"]),
+            "an expired member is back to free-user",
         )?;
 
         // Summary and checks.
