@@ -50,3 +50,84 @@ async fn new_purchase_takes_two_round_trips_and_a_duplicate_one() {
         "an ignored event is one conditional put"
     );
 }
+
+fn json_request(method: &str, path: &str, body: serde_json::Value) -> gatehouse::http::ApiRequest {
+    gatehouse::http::ApiRequest {
+        method: method.into(),
+        path: path.into(),
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: body.to_string().into_bytes(),
+        source_ip: Some("203.0.113.7".into()),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn login_takes_two_reads_and_me_one_query() {
+    let t = TestStack::start().await;
+    let email = t.email("trips");
+    let (_, r) = t
+        .post_kajabi(
+            &purchase(&t.id("trips"), &email, "off_456"),
+            gatehouse_e2e::Auth::Signature,
+        )
+        .await;
+    assert_eq!(r["status"], "processed");
+    let (token, _) = t.wait_emails(&email, 1).await[0].setup_link().unwrap();
+    let password = "correct horse battery";
+    let (status, _) = t
+        .post_json(
+            "/account/setup-password",
+            &serde_json::json!({"email": email, "token": token, "password": password}),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let counter = RoundTripCounter::default();
+    let mut services = t.stack.services.clone();
+    services.store = Store::new(
+        counter.instrument(&t.stack.clients.dynamodb),
+        services.store.table(),
+    );
+    let login = account_login::AccountLogin::new(services.clone());
+    let response = login
+        .handle(json_request(
+            "POST",
+            "/account/login",
+            serde_json::json!({"email": email, "password": password}),
+        ))
+        .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(counter.take(), vec!["BatchGetItem", "Query"]);
+
+    let response = login
+        .handle(json_request(
+            "POST",
+            "/account/login",
+            serde_json::json!({"email": email, "password": "wrong password"}),
+        ))
+        .await;
+    assert_eq!(response.status, 401);
+    assert_eq!(
+        counter.take(),
+        vec!["BatchGetItem", "Query", "TransactWriteItems"],
+        "a failure also counts itself"
+    );
+
+    let jwt = t
+        .post_json(
+            "/account/login",
+            &serde_json::json!({"email": email, "password": password}),
+        )
+        .await
+        .1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let me = account_me::AccountMe::new(services);
+    let mut request = json_request("GET", "/account/me", serde_json::json!(null));
+    request.headers = vec![("authorization".into(), format!("Bearer {jwt}"))];
+    let response = me.handle(request).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(counter.take(), vec!["Query"]);
+}
