@@ -79,6 +79,8 @@ pub struct Settings {
     pub setup_token_ttl: Duration,
     /// `kid:seed` pairs, oldest first (see `session`); only the account functions need them.
     pub session_signing_keys: Option<Secret>,
+    /// The key that signs new sessions, when not the newest (publish-first rotation).
+    pub session_signing_kid: Option<String>,
     pub session_issuer: String,
     pub session_audience: String,
     pub session_ttl: Duration,
@@ -173,6 +175,7 @@ impl Settings {
             from_email: email("FROM_EMAIL")?,
             admin_email: email("ADMIN_EMAIL")?,
             session_signing_keys: var("SESSION_SIGNING_KEYS").map(Secret::new),
+            session_signing_kid: var("SESSION_SIGNING_KID"),
             session_issuer: var("SESSION_ISSUER").unwrap_or_else(|| frontend_url.clone()),
             session_audience: var("SESSION_AUDIENCE").unwrap_or_else(|| "gatehouse-members".into()),
             session_ttl: Duration::from_secs(number("SESSION_TTL_SECS", 3600)?),

@@ -2,9 +2,9 @@
 //! verify them without calling Gatehouse.
 //!
 //! Keys are configured as `kid:seed` pairs (`seed` is 32 random bytes,
-//! base64url), comma-separated, oldest first. The last key signs new sessions;
-//! every listed key verifies and is published, so rotation is: append a key,
-//! wait one session lifetime, drop the old one.
+//! base64url), comma-separated, oldest first. Every listed key verifies and is
+//! published; the last one signs, unless `SESSION_SIGNING_KID` names another.
+//! So a rotation can publish a key before it signs anything (see the runbook).
 
 use std::collections::BTreeSet;
 
@@ -38,7 +38,14 @@ pub enum SessionKeyError {
     DuplicateKid(String),
     #[error("session key `{kid}` was rejected by the signer: {reason}")]
     Rejected { kid: String, reason: String },
+    #[error("SESSION_SIGNING_KID `{0}` is not in the key list")]
+    UnknownSigningKid(String),
 }
+
+/// A session could not be signed (a key problem, never the member's fault).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("signing the session failed: {0}")]
+pub struct SigningError(String);
 
 /// Why a presented session is not accepted. Every variant is a 401.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -96,8 +103,10 @@ struct SessionKey {
 
 /// Signs and verifies sessions with the configured keys.
 pub struct SessionKeys {
-    /// Oldest first; the last one signs.
+    /// Oldest first.
     keys: Vec<SessionKey>,
+    /// Index of the key that signs new sessions.
+    signing: usize,
     issuer: String,
     audience: String,
     ttl: Duration,
@@ -154,6 +163,7 @@ impl SessionKeys {
             return Err(SessionKeyError::Empty);
         }
         Ok(Self {
+            signing: keys.len() - 1,
             keys,
             issuer: issuer.into(),
             audience: audience.into(),
@@ -173,9 +183,19 @@ impl SessionKeys {
         self.ttl
     }
 
+    /// Signs with `kid` instead of the newest key (a rotation's publish-first phase).
+    pub fn signing_with(mut self, kid: &str) -> Result<Self, SessionKeyError> {
+        self.signing = self
+            .keys
+            .iter()
+            .position(|k| k.kid == kid)
+            .ok_or_else(|| SessionKeyError::UnknownSigningKid(kid.to_string()))?;
+        Ok(self)
+    }
+
     fn current(&self) -> &SessionKey {
-        // parse() refuses an empty list, so there is always a last key.
-        &self.keys[self.keys.len() - 1]
+        // `signing` is always a valid index: set from a non-empty list or a found kid.
+        &self.keys[self.signing]
     }
 
     /// Signs a session for `subject` with the newest key.
@@ -183,7 +203,7 @@ impl SessionKeys {
         &self,
         subject: &SessionSubject,
         now: DateTime<Utc>,
-    ) -> Result<IssuedSession, SessionError> {
+    ) -> Result<IssuedSession, SigningError> {
         let key = self.current();
         let expires_at = now + self.ttl;
         let claims = SessionClaims {
@@ -200,7 +220,7 @@ impl SessionKeys {
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(key.kid.clone());
         let token = jsonwebtoken::encode(&header, &claims, &key.signing)
-            .map_err(|_| SessionError::Invalid)?;
+            .map_err(|e| SigningError(e.to_string()))?;
         Ok(IssuedSession {
             token,
             issued_at: now,
@@ -456,6 +476,51 @@ mod tests {
         assert_eq!(
             parse(&format!("{NEW},{NEW}")),
             SessionKeyError::DuplicateKid("2026-11".into())
+        );
+    }
+
+    #[test]
+    fn other_algorithms_and_missing_kids_are_refused() {
+        let keys = keys(NEW);
+        let now = Utc::now();
+        let token = keys.issue(&subject(), now).unwrap().token;
+        let payload = token.split('.').nth(1).unwrap().to_string();
+        let header = |json: &str| URL_SAFE_NO_PAD.encode(json);
+        // alg "none" with no signature.
+        let none = format!("{}.{payload}.", header(r#"{"alg":"none","kid":"2026-11"}"#));
+        assert!(keys.verify(&none, now).is_err());
+        // HS256 keyed with the public key (the classic confusion attack).
+        let x = keys.jwks()["keys"][0]["x"].as_str().unwrap().to_string();
+        let mut hs = Header::new(Algorithm::HS256);
+        hs.kid = Some("2026-11".into());
+        let claims: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&payload).unwrap()).unwrap();
+        let confused =
+            jsonwebtoken::encode(&hs, &claims, &EncodingKey::from_secret(x.as_bytes())).unwrap();
+        assert_eq!(keys.verify(&confused, now), Err(SessionError::Invalid));
+        // A correct signature but no kid in the header.
+        let signer = SessionKey::from_seed(
+            "2026-11",
+            &URL_SAFE_NO_PAD
+                .decode(NEW.split(':').nth(1).unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        let no_kid =
+            jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &signer.signing).unwrap();
+        assert_eq!(keys.verify(&no_kid, now), Err(SessionError::UnknownKey));
+    }
+
+    #[test]
+    fn a_published_key_can_wait_before_it_signs() {
+        let both = keys(&format!("{OLD},{NEW}"))
+            .signing_with("2026-10")
+            .unwrap();
+        assert_eq!(both.issue(&subject(), Utc::now()).unwrap().kid, "2026-10");
+        assert_eq!(both.jwks()["keys"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            keys(NEW).signing_with("nope").unwrap_err(),
+            SessionKeyError::UnknownSigningKid("nope".into())
         );
     }
 

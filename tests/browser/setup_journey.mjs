@@ -51,7 +51,7 @@ try {
 
     await page.getByLabel("Confirm password").fill(PASSWORD);
     await Promise.all([
-      page.waitForURL(appUrl),
+      page.waitForURL((url) => url.href.startsWith(appUrl)),
       page.getByRole("button", { name: "Set password and sign in" }).click(),
     ]);
     out.landed_on = page.url();

@@ -158,6 +158,7 @@ pub fn test_settings(run: &str, admin: &str, global_limit: u32) -> Settings {
         outbox_sweep_after: Duration::from_secs(900),
         setup_token_ttl: Duration::from_secs(24 * 3600),
         session_signing_keys: Some(Secret::new(SESSION_KEYS)),
+        session_signing_kid: None,
         session_issuer: SESSION_ISSUER.into(),
         session_audience: SESSION_AUDIENCE.into(),
         session_ttl: Duration::from_secs(3600),

@@ -6,7 +6,11 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use gatehouse_e2e::{purchase, Auth, Options, TestClock, TestStack};
+use gatehouse::config::Secret;
+use gatehouse::session::SessionKeys;
+use gatehouse_e2e::{
+    purchase, Auth, Options, TestClock, TestStack, SESSION_AUDIENCE, SESSION_ISSUER, SESSION_KEYS,
+};
 use serde_json::Value;
 
 fn root() -> PathBuf {
@@ -73,7 +77,22 @@ async fn a_member_sets_a_password_in_the_browser_and_lands_signed_in() {
         "the token leaves the address bar"
     );
     assert_eq!(seen["mismatch_error"], "The passwords do not match.");
-    assert_eq!(seen["landed_on"], app_url.as_str());
+    // Landed on APP_URL, with the session in the fragment for apps on other origins.
+    let landed = seen["landed_on"].as_str().unwrap();
+    let fragment = landed
+        .strip_prefix(&format!("{app_url}#access_token="))
+        .unwrap_or_else(|| panic!("landed on {landed}"));
+    let token = fragment.split('&').next().unwrap();
+    let claims = SessionKeys::parse(
+        &Secret::new(SESSION_KEYS),
+        SESSION_ISSUER,
+        SESSION_AUDIENCE,
+        chrono::Duration::hours(1),
+    )
+    .unwrap()
+    .verify(token, clock.clock()())
+    .unwrap();
+    assert_eq!(claims.email, email);
     assert_eq!(seen["cookie"]["httpOnly"], true);
     assert_eq!(seen["cookie"]["secure"], true);
     assert_eq!(seen["cookie"]["sameSite"], "Lax");
@@ -101,6 +120,13 @@ async fn a_member_sets_a_password_in_the_browser_and_lands_signed_in() {
         .as_str()
         .unwrap()
         .contains("a new link is on its way"));
+    let snap = t.snapshot().await;
+    let user = snap.user_by_email(&other).unwrap();
+    assert_eq!(
+        gatehouse::store::attr::get_bool(user, "is_active"),
+        Some(false),
+        "an expired link sets nothing"
+    );
     let sent = t.wait_emails(&other, 2).await;
     assert_ne!(sent[0].setup_link(), sent[1].setup_link(), "a fresh link");
     for shot in [

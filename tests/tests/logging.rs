@@ -46,6 +46,35 @@ async fn logs_carry_outcomes_but_no_secrets_or_pii() {
     .await;
     t.post_json("/account/resend-setup-email", &json!({"email": email}))
         .await;
+    // Sessions: a login, a wrong password, and /account/me with the token.
+    let (_, signed_in) = t
+        .post_json(
+            "/account/login",
+            &json!({"email": email, "password": password}),
+        )
+        .await;
+    let session = signed_in["access_token"].as_str().unwrap().to_string();
+    let wrong_password = "not my password at all";
+    t.post_json(
+        "/account/login",
+        &json!({"email": email, "password": wrong_password}),
+    )
+    .await;
+    let me = t
+        .http
+        .get(t.url("/account/me"))
+        .bearer_auth(&session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    let tampered = format!("{session}x");
+    t.http
+        .get(t.url("/account/me"))
+        .bearer_auth(&tampered)
+        .send()
+        .await
+        .unwrap();
 
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     assert!(
@@ -53,6 +82,10 @@ async fn logs_carry_outcomes_but_no_secrets_or_pii() {
         "outcomes are logged: {logs}"
     );
     assert!(logs.contains("event_key"), "log lines carry the event key");
+    assert!(
+        logs.contains("signed_in"),
+        "login outcomes are logged: {logs}"
+    );
     for secret in [
         KAJABI_SECRET,
         URL_TOKENS[0],
@@ -61,6 +94,11 @@ async fn logs_carry_outcomes_but_no_secrets_or_pii() {
         &signature,
         &token,
         password,
+        wrong_password,
+        &session,
+        // The signature part alone must not show either.
+        session.rsplit('.').next().unwrap(),
+        gatehouse_e2e::SESSION_KEYS,
         &email,
         "private.person",
         "Lovelace",

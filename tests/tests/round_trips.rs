@@ -63,7 +63,7 @@ fn json_request(method: &str, path: &str, body: serde_json::Value) -> gatehouse:
 }
 
 #[tokio::test]
-async fn login_takes_two_reads_and_me_one_query() {
+async fn login_does_the_same_requests_for_any_failure_and_me_one_query() {
     let t = TestStack::start().await;
     let email = t.email("trips");
     let (_, r) = t
@@ -98,7 +98,16 @@ async fn login_takes_two_reads_and_me_one_query() {
         ))
         .await;
     assert_eq!(response.status, 200, "{}", response.body);
-    assert_eq!(counter.take(), vec!["BatchGetItem", "Query"]);
+    assert_eq!(
+        counter.take(),
+        vec![
+            "TransactWriteItems",
+            "GetItem",
+            "Query",
+            "TransactWriteItems"
+        ],
+        "claim an attempt, email, member, give the attempt back"
+    );
 
     let response = login
         .handle(json_request(
@@ -108,10 +117,23 @@ async fn login_takes_two_reads_and_me_one_query() {
         ))
         .await;
     assert_eq!(response.status, 401);
+    let wrong_password = counter.take();
+    assert_eq!(
+        wrong_password,
+        vec!["TransactWriteItems", "GetItem", "Query"]
+    );
+    let response = login
+        .handle(json_request(
+            "POST",
+            "/account/login",
+            serde_json::json!({"email": t.email("nobody"), "password": "wrong password"}),
+        ))
+        .await;
+    assert_eq!(response.status, 401);
     assert_eq!(
         counter.take(),
-        vec!["BatchGetItem", "Query", "TransactWriteItems"],
-        "a failure also counts itself"
+        wrong_password,
+        "an unknown address does the same requests as a wrong password"
     );
 
     let jwt = t

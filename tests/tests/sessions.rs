@@ -361,6 +361,43 @@ async fn repeated_failures_are_limited_per_address_and_per_ip() {
 }
 
 #[tokio::test]
+async fn parallel_guesses_cannot_outrun_the_limit() {
+    let t = TestStack::start_with(Options {
+        login_limits: (3, 100),
+        ..Default::default()
+    })
+    .await;
+    let (email, _) = member(&t, "parallel").await;
+    let attempts = (0..10).map(|_| login(&t, &email, "wrong password here"));
+    let statuses: Vec<u16> = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        3,
+        "exactly the limit got a guess: {statuses:?}"
+    );
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 7);
+}
+
+#[tokio::test]
+async fn a_success_gives_its_attempt_back() {
+    let t = TestStack::start_with(Options {
+        login_limits: (2, 100),
+        ..Default::default()
+    })
+    .await;
+    let (email, _) = member(&t, "gives-back").await;
+    for _ in 0..5 {
+        assert_eq!(login(&t, &email, PASSWORD).await.status(), 200);
+    }
+    assert_eq!(login(&t, &email, "wrong password here").await.status(), 401);
+    assert_eq!(login(&t, &email, PASSWORD).await.status(), 200);
+}
+
+#[tokio::test]
 async fn login_rejects_bad_input_specifically() {
     let t = TestStack::start().await;
     let (status, body) = t

@@ -64,8 +64,16 @@
     }).then(function (response) {
       return response.json().catch(function () { return {}; }).then(function (body) {
         if (response.ok) {
+          if (!body.session || !body.session.access_token) {
+            say("Your password is set, but signing you in failed. Sign in with your new password.", "ok");
+            return;
+          }
           say("Password set. Signing you in…", "ok");
-          window.location.assign(appUrl);
+          // The cookie signs the member in on this origin; an app on another
+          // origin takes the session from the fragment (never sent to a server).
+          var session = "access_token=" + encodeURIComponent(body.session.access_token) +
+            "&token_type=Bearer&expires_in=" + encodeURIComponent(body.session.expires_in);
+          window.location.assign(appUrl + (appUrl.indexOf("#") === -1 ? "#" : "&") + session);
           return;
         }
         submit.disabled = false;

@@ -97,8 +97,12 @@ impl SetupPassword {
                         signed_in.session.lifetime(),
                     ))
             }
-            Ok(None) | Err(_) => {
-                tracing::error!(request_id = %request.request_id, user_id = %user_id, "activated, but no session could be issued");
+            other => {
+                let error = match other {
+                    Err(e) => e.to_string(),
+                    _ => "the activated user was not found".to_string(),
+                };
+                tracing::error!(request_id = %request.request_id, user_id = %user_id, error = %error, "activated, but no session could be issued");
                 body["session"] = serde_json::Value::Null;
                 ApiResponse::json(200, &body).with_header("cache-control", "no-store")
             }

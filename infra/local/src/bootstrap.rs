@@ -85,6 +85,9 @@ pub fn create_table_request(
                 .projection(
                     Projection::builder()
                         .projection_type(ProjectionType::from(index.projection.as_str()))
+                        .set_non_key_attributes(
+                            (!index.projected.is_empty()).then(|| index.projected.clone()),
+                        )
                         .build(),
                 )
                 .build()

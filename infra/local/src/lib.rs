@@ -11,6 +11,7 @@ pub mod glue;
 pub mod inspect;
 pub mod moto;
 pub mod server;
+pub mod sigv4;
 pub mod stack;
 pub mod template;
 

@@ -28,6 +28,8 @@ pub struct IndexSpec {
     pub name: String,
     pub keys: Vec<KeyElement>,
     pub projection: String,
+    /// `NonKeyAttributes` of an INCLUDE projection.
+    pub projected: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +53,46 @@ pub struct QueueSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     pub method: String,
+    /// May hold `{name}` segments, as API Gateway route keys do.
     pub path: String,
+    /// `Auth: {Authorizer: AWS_IAM}`: SigV4-signed requests only.
+    pub iam_auth: bool,
+}
+
+impl Route {
+    /// The path parameters when `method` and `path` (as received) match.
+    pub fn matches(
+        &self,
+        method: &str,
+        path: &str,
+    ) -> Option<std::collections::BTreeMap<String, String>> {
+        if !self.method.eq_ignore_ascii_case(method) {
+            return None;
+        }
+        let mut params = std::collections::BTreeMap::new();
+        let mut wanted = self.path.split('/');
+        let mut given = path.split('/');
+        loop {
+            match (wanted.next(), given.next()) {
+                (None, None) => return Some(params),
+                (Some(w), Some(g)) => {
+                    if let Some(name) = w.strip_prefix('{').and_then(|n| n.strip_suffix('}')) {
+                        if g.is_empty() {
+                            return None;
+                        }
+                        let value = percent_encoding::percent_decode_str(g)
+                            .decode_utf8()
+                            .ok()?
+                            .into_owned();
+                        params.insert(name.to_string(), value);
+                    } else if w != g {
+                        return None;
+                    }
+                }
+                _ => return None,
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,6 +218,17 @@ impl SamTemplate {
                                                 .get("Projection")
                                                 .and_then(|p| str_of(p.get("ProjectionType")))
                                                 .unwrap_or_else(|| "ALL".into()),
+                                            projected: i
+                                                .get("Projection")
+                                                .and_then(|p| p.get("NonKeyAttributes"))
+                                                .and_then(Value::as_sequence)
+                                                .map(|names| {
+                                                    names
+                                                        .iter()
+                                                        .filter_map(|n| str_of(Some(n)))
+                                                        .collect()
+                                                })
+                                                .unwrap_or_default(),
                                         })
                                     })
                                     .collect()
@@ -231,9 +283,16 @@ impl SamTemplate {
                                         ep.and_then(|p| str_of(p.get("Path"))),
                                         ep.and_then(|p| str_of(p.get("Method"))),
                                     ) {
+                                        let iam_auth = str_of(
+                                            ep.and_then(|p| p.get("Auth"))
+                                                .and_then(|a| a.get("Authorizer")),
+                                        )
+                                        .as_deref()
+                                            == Some("AWS_IAM");
                                         spec.routes.push(Route {
                                             method: method.to_ascii_uppercase(),
                                             path,
+                                            iam_auth,
                                         });
                                     }
                                 }
@@ -304,6 +363,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn routes_match_templated_paths() {
+        let route = Route {
+            method: "GET".into(),
+            path: "/admin/users/{id}".into(),
+            iam_auth: true,
+        };
+        let params = route.matches("GET", "/admin/users/usr_1").unwrap();
+        assert_eq!(params["id"], "usr_1");
+        let params = route.matches("get", "/admin/users/a%20b").unwrap();
+        assert_eq!(params["id"], "a b");
+        assert!(route.matches("POST", "/admin/users/usr_1").is_none());
+        assert!(route.matches("GET", "/admin/users/").is_none());
+        assert!(route.matches("GET", "/admin/users").is_none());
+        assert!(route.matches("GET", "/admin/users/usr_1/extra").is_none());
+        let exact = Route {
+            method: "POST".into(),
+            path: "/webhooks/kajabi".into(),
+            iam_auth: false,
+        };
+        assert!(exact
+            .matches("POST", "/webhooks/kajabi")
+            .unwrap()
+            .is_empty());
+        assert!(exact.matches("POST", "/webhooks/kajabi/").is_none());
+    }
+
+    #[test]
     fn parses_the_shipped_template() {
         let t =
             SamTemplate::load(&crate::env::workspace_root().join("infra/template.yaml")).unwrap();
@@ -321,7 +407,8 @@ mod tests {
             kajabi.routes,
             vec![Route {
                 method: "POST".into(),
-                path: "/webhooks/kajabi".into()
+                path: "/webhooks/kajabi".into(),
+                iam_auth: false,
             }]
         );
         let sender = t

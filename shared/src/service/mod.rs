@@ -98,6 +98,10 @@ impl Services {
                     settings.session_audience.clone(),
                     chrono::Duration::seconds(settings.session_ttl.as_secs() as i64),
                 )
+                .and_then(|keys| match &settings.session_signing_kid {
+                    Some(kid) => keys.signing_with(kid),
+                    None => Ok(keys),
+                })
                 .map_err(|e| ServiceError::Internal(format!("SESSION_SIGNING_KEYS: {e}")))?,
             )),
             None => None,

@@ -6,11 +6,9 @@ use aws_sdk_dynamodb::types::{KeysAndAttributes, Update};
 use chrono::{DateTime, Utc};
 
 use super::attr::*;
-use super::{
-    key, keys, names, request_error, values, EmailRecord, Store, StoreError, SubscriptionRecord, Tx,
-};
+use super::{key, keys, names, request_error, values, Store, StoreError, SubscriptionRecord, Tx};
 use crate::config::Secret;
-use crate::domain::{Email, UserId};
+use crate::domain::UserId;
 
 /// The profile and every subscription of one user.
 #[derive(Debug, Clone)]
@@ -66,14 +64,6 @@ impl MemberRecord {
     }
 }
 
-/// What a login reads first: the email mapping and the failure counters.
-#[derive(Debug, Clone, Default)]
-pub struct LoginState {
-    pub email: Option<EmailRecord>,
-    /// Failures so far in each asked-for counter, in the order asked.
-    pub failures: Vec<u32>,
-}
-
 impl Store {
     /// One consistent Query over the user's partition: the profile and every
     /// subscription (the setup token item is skipped).
@@ -114,42 +104,6 @@ impl Store {
             .transpose()
     }
 
-    /// One BatchGetItem: the email mapping and the named `(scope, bucket)` counters.
-    pub async fn load_login(
-        &self,
-        email: &Email,
-        counters: &[(&str, &str)],
-    ) -> Result<LoginState, StoreError> {
-        let mut wanted = vec![key(keys::email(email), keys::EMAIL)];
-        let counter_pks: Vec<String> = counters
-            .iter()
-            .map(|(scope, bucket)| keys::rate(scope, bucket))
-            .collect();
-        wanted.extend(counter_pks.iter().map(|pk| key(pk.clone(), keys::RATE)));
-        let found = self.batch_get(wanted).await?;
-        let mut state = LoginState {
-            email: None,
-            failures: vec![0; counters.len()],
-        };
-        for item in &found {
-            match (get_s(item, "pk"), get_s(item, "sk")) {
-                (_, Some(keys::EMAIL)) => {
-                    state.email = get_s(item, "user_id").map(|id| EmailRecord {
-                        user_id: UserId::from_stored(id),
-                        is_active: get_bool(item, "is_active").unwrap_or(false),
-                    })
-                }
-                (Some(pk), Some(keys::RATE)) => {
-                    if let Some(i) = counter_pks.iter().position(|c| c == pk) {
-                        state.failures[i] = get_n(item, "count").unwrap_or(0).max(0) as u32;
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok(state)
-    }
-
     /// BatchGetItem (consistent), asking again for unprocessed keys.
     pub(super) async fn batch_get(&self, wanted: Vec<Item>) -> Result<Vec<Item>, StoreError> {
         let request = KeysAndAttributes::builder()
@@ -182,22 +136,15 @@ impl Store {
 }
 
 impl Tx {
-    /// Adds one to a counter with no ceiling (failure counting: the check is a read).
-    pub fn bump_counter(
-        &mut self,
-        scope: &str,
-        bucket: &str,
-        expires_at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    /// Gives back one counted attempt (a successful login's), never below zero.
+    pub fn uncount(&mut self, scope: &str, bucket: &str) -> Result<(), StoreError> {
         self.push_update(
             Update::builder()
                 .set_key(Some(key(keys::rate(scope, bucket), keys::RATE)))
-                .update_expression("ADD #count :one SET #ttl = :ttl")
-                .set_expression_attribute_names(names(&[("#count", "count"), ("#ttl", "ttl")]))
-                .set_expression_attribute_values(values(vec![
-                    (":one", n(1)),
-                    (":ttl", n(expires_at.timestamp())),
-                ])),
+                .update_expression("ADD #count :minus")
+                .condition_expression("#count > :zero")
+                .set_expression_attribute_names(names(&[("#count", "count")]))
+                .set_expression_attribute_values(values(vec![(":minus", n(-1)), (":zero", n(0))])),
         )
     }
 }

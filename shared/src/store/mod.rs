@@ -16,10 +16,11 @@
 //! GSI1 (`gsi1pk`, `gsi1sk`) is sparse: pending email jobs sit under
 //! `OUTBOX#PENDING` by creation time until they are sent.
 
+pub mod admin;
 pub mod attr;
 mod member;
 
-pub use member::{LoginState, MemberRecord};
+pub use member::MemberRecord;
 
 use std::collections::BTreeMap;
 
@@ -173,8 +174,21 @@ impl EventRecord {
         if let Some(reason) = &self.reason {
             item.insert("reason".into(), s(reason.clone()));
         }
+        // Admin listings: every event by time, and each user's events by time.
+        let received = ts(self.received_at);
+        item.insert("gsi4pk".into(), s(admin::EVENTS_PARTITION));
+        item.insert(
+            "gsi4sk".into(),
+            s(format!(
+                "{received}#{}#{}",
+                self.key.provider(),
+                self.key.event_id()
+            )),
+        );
         if let Some(user) = &self.user_id {
             item.insert("user_id".into(), s(user.as_str()));
+            item.insert("gsi5pk".into(), s(user.as_str()));
+            item.insert("gsi5sk".into(), s(received));
         }
         if !self.job_ids.is_empty() {
             let ids: Vec<String> = self.job_ids.iter().map(|j| j.to_string()).collect();
@@ -463,6 +477,9 @@ impl Tx {
         profile.insert("metadata".into(), map_s(&user.metadata));
         profile.insert("created_at".into(), s(ts(now)));
         profile.insert("updated_at".into(), s(ts(now)));
+        // The admin user listing: every profile, sorted by email.
+        profile.insert("gsi3pk".into(), s(admin::USERS_PARTITION));
+        profile.insert("gsi3sk".into(), s(user.email.as_str()));
         if let Some(first) = &user.first_name {
             profile.insert("first_name".into(), s(first.clone()));
         }

@@ -1,0 +1,209 @@
+//! Who may call the admin API. API Gateway (IAM auth) has already verified the
+//! SigV4 signature; each function still checks the caller's principal against
+//! `ADMIN_PRINCIPALS`, reading it only from `requestContext.authorizer.iam`.
+//!
+//! Matching rule: an IAM user matches its own ARN exactly. An assumed-role
+//! session (`arn:aws:sts::<account>:assumed-role/<role>/<session>`) matches the
+//! role's ARN (`arn:aws:iam::<account>:role/[<path>/]<role>`): same partition,
+//! same account, same role name. Anything else matches nothing.
+
+use std::fmt;
+
+use crate::http::IamIdentity;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdminAuthError {
+    #[error("the request carries no IAM identity: admin routes need SigV4-signed requests")]
+    NoIdentity,
+    #[error("principal {0} is not an allowed admin")]
+    NotAllowed(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("ADMIN_PRINCIPALS entry `{0}` is not an IAM user or role ARN")]
+pub struct PrincipalListError(pub String);
+
+/// One parsed ARN: partition, account, and what it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Arn {
+    User { partition: String, account: String, name: String },
+    Role { partition: String, account: String, name: String },
+    AssumedRole { partition: String, account: String, role: String },
+}
+
+impl Arn {
+    fn parse(raw: &str) -> Option<Self> {
+        let mut parts = raw.splitn(6, ':');
+        if parts.next()? != "arn" {
+            return None;
+        }
+        let partition = parts.next()?.to_string();
+        let service = parts.next()?;
+        let _region = parts.next()?;
+        let account = parts.next()?.to_string();
+        let resource = parts.next()?;
+        if partition.is_empty() || account.is_empty() {
+            return None;
+        }
+        let (kind, rest) = resource.split_once('/')?;
+        match (service, kind) {
+            ("iam", "user") => Some(Self::User {
+                partition,
+                account,
+                // Users may have paths; the ARN is matched whole.
+                name: rest.to_string(),
+            }),
+            ("iam", "role") => Some(Self::Role {
+                partition,
+                account,
+                name: rest.rsplit('/').next()?.to_string(),
+            }),
+            ("sts", "assumed-role") => Some(Self::AssumedRole {
+                partition,
+                account,
+                role: rest.split('/').next()?.to_string(),
+            }),
+            _ => None,
+        }
+        .filter(|arn| match arn {
+            Self::User { name, .. } | Self::Role { name, .. } => !name.is_empty(),
+            Self::AssumedRole { role, .. } => !role.is_empty(),
+        })
+    }
+
+    fn allows(&self, caller: &Arn) -> bool {
+        match (self, caller) {
+            (Arn::User { .. }, Arn::User { .. }) => self == caller,
+            (
+                Arn::Role { partition, account, name },
+                Arn::AssumedRole { partition: p, account: a, role },
+            ) => partition == p && account == a && name == role,
+            _ => false,
+        }
+    }
+}
+
+/// An authenticated, allowed admin, as written to the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminPrincipal {
+    pub arn: String,
+}
+
+impl fmt::Display for AdminPrincipal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.arn)
+    }
+}
+
+/// The allowlist from `ADMIN_PRINCIPALS` (comma-separated user and role ARNs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdminPrincipals {
+    allowed: Vec<Arn>,
+}
+
+impl AdminPrincipals {
+    pub fn parse(raw: &str) -> Result<Self, PrincipalListError> {
+        let allowed = raw
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(|entry| match Arn::parse(entry) {
+                Some(arn @ (Arn::User { .. } | Arn::Role { .. })) => Ok(arn),
+                _ => Err(PrincipalListError(entry.to_string())),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { allowed })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.allowed.is_empty()
+    }
+
+    /// The caller, if the identity API Gateway attached is on the list.
+    pub fn authorize(&self, iam: Option<&IamIdentity>) -> Result<AdminPrincipal, AdminAuthError> {
+        let arn = iam
+            .and_then(|i| i.user_arn.as_deref())
+            .filter(|a| !a.is_empty())
+            .ok_or(AdminAuthError::NoIdentity)?;
+        let caller = Arn::parse(arn).ok_or_else(|| AdminAuthError::NotAllowed(arn.to_string()))?;
+        if self.allowed.iter().any(|allowed| allowed.allows(&caller)) {
+            Ok(AdminPrincipal {
+                arn: arn.to_string(),
+            })
+        } else {
+            Err(AdminAuthError::NotAllowed(arn.to_string()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iam(arn: &str) -> IamIdentity {
+        IamIdentity {
+            user_arn: Some(arn.into()),
+            ..Default::default()
+        }
+    }
+
+    fn list() -> AdminPrincipals {
+        AdminPrincipals::parse(
+            "arn:aws:iam::111122223333:user/ops/alice, arn:aws:iam::111122223333:role/admin/GatehouseAdmin",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn users_match_exactly() {
+        let l = list();
+        assert!(l.authorize(Some(&iam("arn:aws:iam::111122223333:user/ops/alice"))).is_ok());
+        for other in [
+            "arn:aws:iam::111122223333:user/alice",
+            "arn:aws:iam::111122223333:user/ops/alice2",
+            "arn:aws:iam::999988887777:user/ops/alice",
+        ] {
+            assert_eq!(
+                l.authorize(Some(&iam(other))),
+                Err(AdminAuthError::NotAllowed(other.into())),
+                "{other}"
+            );
+        }
+    }
+
+    #[test]
+    fn assumed_role_sessions_match_their_role() {
+        let l = list();
+        let session = "arn:aws:sts::111122223333:assumed-role/GatehouseAdmin/bob@example.com";
+        assert_eq!(l.authorize(Some(&iam(session))).unwrap().arn, session);
+        for other in [
+            "arn:aws:sts::111122223333:assumed-role/GatehouseAdminX/bob",
+            "arn:aws:sts::999988887777:assumed-role/GatehouseAdmin/bob",
+            "arn:aws-cn:sts::111122223333:assumed-role/GatehouseAdmin/bob",
+            // A role ARN itself is never a caller.
+            "arn:aws:iam::111122223333:role/admin/GatehouseAdmin",
+        ] {
+            assert!(l.authorize(Some(&iam(other))).is_err(), "{other}");
+        }
+    }
+
+    #[test]
+    fn no_identity_and_garbage_are_refused() {
+        let l = list();
+        assert_eq!(l.authorize(None), Err(AdminAuthError::NoIdentity));
+        assert_eq!(l.authorize(Some(&IamIdentity::default())), Err(AdminAuthError::NoIdentity));
+        assert!(l.authorize(Some(&iam("not an arn"))).is_err());
+        assert!(l.authorize(Some(&iam("arn:aws:sts::1:assumed-role//x"))).is_err());
+        assert!(AdminPrincipals::default()
+            .authorize(Some(&iam("arn:aws:iam::111122223333:user/ops/alice")))
+            .is_err());
+    }
+
+    #[test]
+    fn the_list_accepts_only_user_and_role_arns() {
+        assert!(AdminPrincipals::parse("arn:aws:iam::1:group/admins").is_err());
+        assert!(AdminPrincipals::parse("arn:aws:sts::1:assumed-role/R/s").is_err());
+        assert!(AdminPrincipals::parse("alice").is_err());
+        assert!(AdminPrincipals::parse("").unwrap().is_empty());
+    }
+}
