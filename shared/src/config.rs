@@ -90,6 +90,8 @@ pub struct Settings {
     pub login_failures_per_address: u32,
     pub login_failures_per_ip: u32,
     pub login_window: Duration,
+    /// IAM user and role ARNs allowed to call the admin API.
+    pub admin_principals: crate::admin::AdminPrincipals,
 }
 
 fn var(name: &'static str) -> Option<String> {
@@ -183,6 +185,13 @@ impl Settings {
             login_failures_per_address: number("LOGIN_FAILURES_PER_ADDRESS", 5)? as u32,
             login_failures_per_ip: number("LOGIN_FAILURES_PER_IP", 20)? as u32,
             login_window: Duration::from_secs(number("LOGIN_WINDOW_SECS", 900)?.max(1)),
+            admin_principals: crate::admin::AdminPrincipals::parse(
+                &var("ADMIN_PRINCIPALS").unwrap_or_default(),
+            )
+            .map_err(|e| ConfigError::Invalid {
+                name: "ADMIN_PRINCIPALS",
+                reason: e.to_string(),
+            })?,
             frontend_url,
             plans: PlanCatalog::from_json(&plans_json)?,
             resend_per_address_per_hour: number("RESEND_PER_ADDRESS_PER_HOUR", 3)? as u32,

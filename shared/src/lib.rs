@@ -4,6 +4,7 @@
 //! provider-neutral events. `store`, `outbox` and `service` do the I/O against
 //! DynamoDB, SQS and SES. `http` and `lambda` are the thin glue to API Gateway.
 
+pub mod admin;
 pub mod aws;
 pub mod config;
 pub mod domain;

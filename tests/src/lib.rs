@@ -24,6 +24,10 @@ pub const STRIPE_SECRETS: [&str; 2] = ["whsec_test_new_0123456789", "whsec_test_
 pub const TOKEN_KEY: &str = "test-token-signing-key-0123456789abcdef";
 /// Session keys, oldest first: `test-old` verifies, `test-new` signs.
 pub const SESSION_KEYS: &str = "test-old:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8,test-new:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8";
+/// The local admin credentials tests sign with, and the principal they stand for.
+pub const ADMIN_ACCESS_KEY: &str = "AKIDTESTADMIN0000001";
+pub const ADMIN_SECRET_KEY: &str = "test-admin-secret-key-0123456789";
+pub const ADMIN_PRINCIPAL: &str = "arn:aws:iam::000000000000:user/test-admin";
 pub const SESSION_ISSUER: &str = "https://gatehouse.test";
 pub const SESSION_AUDIENCE: &str = "gatehouse-members";
 
@@ -166,6 +170,7 @@ pub fn test_settings(run: &str, admin: &str, global_limit: u32) -> Settings {
         login_failures_per_address: 5,
         login_failures_per_ip: 20,
         login_window: Duration::from_secs(900),
+        admin_principals: gatehouse::admin::AdminPrincipals::parse(ADMIN_PRINCIPAL).unwrap(),
     }
 }
 
@@ -217,6 +222,12 @@ impl TestStack {
             sweep_every: None,
             run_schedules: false,
             urls_from_listener: options.urls_from_listener,
+            admin: Some(gatehouse_local::sigv4::AdminCredentials {
+                access_key_id: ADMIN_ACCESS_KEY.into(),
+                secret_access_key: Secret::new(ADMIN_SECRET_KEY),
+                principal_arn: ADMIN_PRINCIPAL.into(),
+                region: "us-east-1".into(),
+            }),
             clock: options.clock,
         };
         let stack = LocalStack::start(config).await.expect("local stack starts");

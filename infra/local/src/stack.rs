@@ -51,6 +51,8 @@ pub struct StackConfig {
     /// Point `FRONTEND_URL` at this server and `APP_URL` at its `/account/me`
     /// once the port is known (tests on ephemeral ports open real setup links).
     pub urls_from_listener: bool,
+    /// The dev credentials the local stack verifies SigV4 against (admin routes).
+    pub admin: Option<crate::sigv4::AdminCredentials>,
 }
 
 impl StackConfig {
@@ -82,8 +84,21 @@ impl StackConfig {
             run_schedules: true,
             clock: None,
             urls_from_listener: false,
+            admin: admin_credentials_from_env(),
         })
     }
+}
+
+/// `ADMIN_ACCESS_KEY_ID`, `ADMIN_SECRET_ACCESS_KEY` and `ADMIN_PRINCIPAL_ARN`
+/// from `infra/local.env`; without them admin routes answer 403.
+pub fn admin_credentials_from_env() -> Option<crate::sigv4::AdminCredentials> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    Some(crate::sigv4::AdminCredentials {
+        access_key_id: var("ADMIN_ACCESS_KEY_ID")?,
+        secret_access_key: gatehouse::config::Secret::new(var("ADMIN_SECRET_ACCESS_KEY")?),
+        principal_arn: var("ADMIN_PRINCIPAL_ARN")?,
+        region: var("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
+    })
 }
 
 pub struct LocalStack {
@@ -114,6 +129,10 @@ fn http_function(binary: &str, services: &Services) -> Option<Arc<dyn HttpFuncti
         "account-me" => Arc::new(account_me::AccountMe::new(services.clone())),
         "jwks" => Arc::new(jwks::Jwks::new(services.clone())),
         "setup-page" => Arc::new(setup_page::SetupPage::new(services.clone())),
+        "admin-list-users" => Arc::new(admin_list_users::AdminListUsers::new(services.clone())),
+        "admin-get-user" => Arc::new(admin_get_user::AdminGetUser::new(services.clone())),
+        "admin-list-events" => Arc::new(admin_list_events::AdminListEvents::new(services.clone())),
+        "admin-get-event" => Arc::new(admin_get_event::AdminGetEvent::new(services.clone())),
         _ => return None,
     })
 }
@@ -175,7 +194,7 @@ impl LocalStack {
                 _ => {}
             }
         }
-        let table = RouteTable::new(routes);
+        let table = RouteTable::new(routes).with_admin_credentials(config.admin);
         let route_list: Vec<_> = table.routes().cloned().collect();
 
         let (shutdown, watcher) = watch::channel(false);

@@ -26,9 +26,21 @@ pub struct PrincipalListError(pub String);
 /// One parsed ARN: partition, account, and what it names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Arn {
-    User { partition: String, account: String, name: String },
-    Role { partition: String, account: String, name: String },
-    AssumedRole { partition: String, account: String, role: String },
+    User {
+        partition: String,
+        account: String,
+        name: String,
+    },
+    Role {
+        partition: String,
+        account: String,
+        name: String,
+    },
+    AssumedRole {
+        partition: String,
+        account: String,
+        role: String,
+    },
 }
 
 impl Arn {
@@ -75,8 +87,16 @@ impl Arn {
         match (self, caller) {
             (Arn::User { .. }, Arn::User { .. }) => self == caller,
             (
-                Arn::Role { partition, account, name },
-                Arn::AssumedRole { partition: p, account: a, role },
+                Arn::Role {
+                    partition,
+                    account,
+                    name,
+                },
+                Arn::AssumedRole {
+                    partition: p,
+                    account: a,
+                    role,
+                },
             ) => partition == p && account == a && name == role,
             _ => false,
         }
@@ -157,7 +177,9 @@ mod tests {
     #[test]
     fn users_match_exactly() {
         let l = list();
-        assert!(l.authorize(Some(&iam("arn:aws:iam::111122223333:user/ops/alice"))).is_ok());
+        assert!(l
+            .authorize(Some(&iam("arn:aws:iam::111122223333:user/ops/alice")))
+            .is_ok());
         for other in [
             "arn:aws:iam::111122223333:user/alice",
             "arn:aws:iam::111122223333:user/ops/alice2",
@@ -191,9 +213,14 @@ mod tests {
     fn no_identity_and_garbage_are_refused() {
         let l = list();
         assert_eq!(l.authorize(None), Err(AdminAuthError::NoIdentity));
-        assert_eq!(l.authorize(Some(&IamIdentity::default())), Err(AdminAuthError::NoIdentity));
+        assert_eq!(
+            l.authorize(Some(&IamIdentity::default())),
+            Err(AdminAuthError::NoIdentity)
+        );
         assert!(l.authorize(Some(&iam("not an arn"))).is_err());
-        assert!(l.authorize(Some(&iam("arn:aws:sts::1:assumed-role//x"))).is_err());
+        assert!(l
+            .authorize(Some(&iam("arn:aws:sts::1:assumed-role//x")))
+            .is_err());
         assert!(AdminPrincipals::default()
             .authorize(Some(&iam("arn:aws:iam::111122223333:user/ops/alice")))
             .is_err());

@@ -2,6 +2,7 @@
 //! return outcomes; they know DynamoDB/SQS/SES only through `store` and `outbox`.
 
 pub mod account;
+pub mod admin;
 pub mod expiry;
 pub mod kajabi;
 pub mod paystack;

@@ -1,0 +1,60 @@
+//! `GET /admin/events/{key}`: one event with its raw payload. `{key}` is
+//! base64url (no padding) of `<provider>:<event id>`: the `ref` of list rows.
+
+use gatehouse::admin::authorize;
+use gatehouse::admin::listing::decode_event_key;
+use gatehouse::http::{reject, ApiRequest, ApiResponse};
+use gatehouse::lambda::{BoxFuture, HttpFunction};
+use gatehouse::service::Services;
+
+pub struct AdminGetEvent {
+    services: Services,
+}
+
+impl AdminGetEvent {
+    pub fn new(services: Services) -> Self {
+        Self { services }
+    }
+
+    pub async fn handle(&self, request: ApiRequest) -> ApiResponse {
+        let principal = match authorize(&self.services.settings.admin_principals, &request) {
+            Ok(p) => p,
+            Err(refused) => return refused,
+        };
+        let raw = request
+            .path_params
+            .get("key")
+            .map(String::as_str)
+            .unwrap_or_default();
+        let Some(key) = decode_event_key(raw) else {
+            return ApiResponse::problem(
+                400,
+                "invalid-event-key",
+                "Invalid event key",
+                "the key must be base64url (no padding) of `<provider>:<event id>`, as in the `ref` of /admin/events rows",
+            );
+        };
+        match self.services.admin_event(&key).await {
+            Ok(Some(view)) => {
+                tracing::info!(request_id = %request.request_id, principal = %principal, action = "get-event", "admin read");
+                ApiResponse::json(200, &view)
+            }
+            Ok(None) => ApiResponse::problem(
+                404,
+                "event-not-found",
+                "Event not found",
+                format!("no event {}:{}", key.provider(), key.event_id()),
+            ),
+            Err(e) => {
+                tracing::error!(request_id = %request.request_id, error = %e, "reading an event failed");
+                reject::unavailable("could not read the event right now; try again")
+            }
+        }
+    }
+}
+
+impl HttpFunction for AdminGetEvent {
+    fn handle(&self, request: ApiRequest) -> BoxFuture<'_, ApiResponse> {
+        Box::pin(AdminGetEvent::handle(self, request))
+    }
+}

@@ -1,0 +1,357 @@
+//! Admin reads: users and events, listed through the sparse indexes and shown
+//! whole. Every list is `{"items": [...], "next_cursor": ...}`.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Value};
+
+use super::session::member_json;
+use super::{ServiceError, Services};
+use crate::admin::listing::{encode_event_key, Cursor, EventQuery, UserQuery};
+use crate::domain::{entitlements, EventKey, Holding, UserId};
+use crate::store::admin::{
+    start_after, IndexQuery, EVENTS_INDEX, EVENTS_PARTITION, USERS_INDEX, USERS_PARTITION,
+    USER_EVENTS_INDEX,
+};
+use crate::store::attr::*;
+use crate::store::{keys, JobStatus, StoredJob, SubscriptionRecord};
+
+/// How many index pages one list request reads at most before it hands back
+/// a cursor, so a sparse filter cannot run into API Gateway's 30 s.
+const MAX_PAGES_PER_REQUEST: usize = 10;
+/// Events shown with a user.
+const RECENT_EVENTS: i32 = 20;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListPage {
+    pub items: Vec<Value>,
+    pub next_cursor: Option<String>,
+}
+
+impl ListPage {
+    pub fn to_json(&self) -> Value {
+        json!({"items": self.items, "next_cursor": self.next_cursor})
+    }
+}
+
+fn time(t: Option<DateTime<Utc>>) -> Option<String> {
+    t.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+}
+
+/// A user row from the users index (never the password hash: it is not projected).
+fn user_summary(item: &Item, subscriptions: Option<&[SubscriptionRecord]>) -> Value {
+    let metadata = get_map_s(item, "metadata");
+    let mut row = json!({
+        "user_id": get_s(item, "user_id"),
+        "email": get_s(item, "email"),
+        "first_name": get_s(item, "first_name"),
+        "last_name": get_s(item, "last_name"),
+        "is_active": get_bool(item, "is_active").unwrap_or(false),
+        "auth_provider": get_s(item, "auth_provider"),
+        "partner": metadata.get("partner"),
+        "points": get_n(item, "points").unwrap_or(0),
+        "created_at": get_s(item, "created_at"),
+    });
+    if let Some(subs) = subscriptions {
+        row["subscriptions"] = subs
+            .iter()
+            .map(|s| json!({"provider": s.provider.as_str(), "plan": s.plan_id, "state": s.view.state.as_str()}))
+            .collect();
+    }
+    row
+}
+
+fn event_summary(item: &Item) -> Option<Value> {
+    let provider = crate::domain::Provider::parse(get_s(item, "provider")?)?;
+    let key = EventKey::new(provider, get_s(item, "event_id")?);
+    Some(json!({
+        "key": format!("{}:{}", provider, key.event_id()),
+        "ref": encode_event_key(&key),
+        "provider": provider.as_str(),
+        "event_id": key.event_id(),
+        "type": get_s(item, "event_type"),
+        "status": get_s(item, "status"),
+        "reason": get_s(item, "reason"),
+        "received_at": get_s(item, "received_at"),
+        "user_id": get_s(item, "user_id"),
+    }))
+}
+
+/// Adds `name = :value` to a filter expression.
+fn add_filter(query: &mut IndexQuery, attribute: &str, value: &str) {
+    let n = query.names.len();
+    let name = format!("#f{n}");
+    let placeholder = format!(":f{n}");
+    let clause = format!("{name} = {placeholder}");
+    query.filter = Some(match query.filter.take() {
+        Some(existing) => format!("{existing} AND {clause}"),
+        None => clause,
+    });
+    query.names.insert(name, attribute.to_string());
+    query.values.insert(placeholder, s(value));
+}
+
+impl Services {
+    /// Does `subs` (plus the profile's manual roles) pass the subscription filters?
+    fn subscriptions_match(
+        &self,
+        query: &UserQuery,
+        profile: &Item,
+        subs: &[SubscriptionRecord],
+        now: DateTime<Utc>,
+    ) -> bool {
+        if query.subscription_status.is_some() || query.plan.is_some() {
+            let found = subs.iter().any(|s| {
+                query
+                    .subscription_status
+                    .is_none_or(|st| s.view.state == st)
+                    && query.plan.as_deref().is_none_or(|p| s.plan_id == p)
+            });
+            if !found {
+                return false;
+            }
+        }
+        if let Some(role) = &query.role {
+            let holdings: Vec<Holding> = subs
+                .iter()
+                .map(|s| Holding {
+                    plan_id: s.plan_id.clone(),
+                    state: s.view.state,
+                    access_until: s.view.access_until,
+                })
+                .collect();
+            let effective = entitlements(
+                &self.settings.plans,
+                &holdings,
+                &get_list_s(profile, "granted_roles"),
+                &get_list_s(profile, "revoked_roles"),
+                now,
+            );
+            if !effective.roles.contains(role) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// `GET /admin/users`: the users index by email, filtered. Subscription,
+    /// plan and role filters read each candidate's subscriptions (one Query each).
+    pub async fn admin_list_users(&self, query: &UserQuery) -> Result<ListPage, ServiceError> {
+        let now = self.now();
+        let mut index = IndexQuery {
+            index: USERS_INDEX,
+            partition: USERS_PARTITION.into(),
+            sort_prefix: query.email_prefix.clone(),
+            limit: query.limit as i32,
+            start: query.cursor.as_ref().map(|c| c.0.clone()),
+            ..Default::default()
+        };
+        if let Some(active) = query.is_active {
+            let n = index.names.len();
+            index.filter = Some(format!("#f{n} = :f{n}"));
+            index.names.insert(format!("#f{n}"), "is_active".into());
+            index.values.insert(format!(":f{n}"), bool(active));
+        }
+        if let Some(provider) = query.auth_provider {
+            add_filter(&mut index, "auth_provider", provider.as_str());
+        }
+        let mut items = Vec::new();
+        for _ in 0..MAX_PAGES_PER_REQUEST {
+            let page = self.store.query_index(index.clone()).await?;
+            let read = page.items.len();
+            for (i, item) in page.items.iter().enumerate() {
+                let subs = if query.needs_subscriptions() {
+                    let user = UserId::from_stored(get_s(item, "user_id").unwrap_or_default());
+                    let subs = self.store.subscriptions(&user, None).await?;
+                    if !self.subscriptions_match(query, item, &subs, now) {
+                        continue;
+                    }
+                    Some(subs)
+                } else {
+                    None
+                };
+                items.push(user_summary(item, subs.as_deref()));
+                if items.len() >= query.limit {
+                    let more = i + 1 < read || page.next.is_some();
+                    let next = more
+                        .then(|| start_after(USERS_INDEX, item))
+                        .flatten()
+                        .map(|k| Cursor::encode(&k));
+                    return Ok(ListPage {
+                        items,
+                        next_cursor: next,
+                    });
+                }
+            }
+            match page.next {
+                Some(next) => index.start = Some(next),
+                None => {
+                    return Ok(ListPage {
+                        items,
+                        next_cursor: None,
+                    })
+                }
+            }
+        }
+        Ok(ListPage {
+            next_cursor: index.start.as_ref().map(Cursor::encode),
+            items,
+        })
+    }
+
+    /// `GET /admin/events`: newest first, from the all-events index or, with
+    /// `user`, from that user's.
+    pub async fn admin_list_events(&self, query: &EventQuery) -> Result<ListPage, ServiceError> {
+        let (index_name, partition) = match &query.user {
+            Some(user) => (USER_EVENTS_INDEX, user.as_str().to_string()),
+            None => (EVENTS_INDEX, EVENTS_PARTITION.to_string()),
+        };
+        let mut index = IndexQuery {
+            index: index_name,
+            partition,
+            limit: query.limit as i32,
+            start: query.cursor.as_ref().map(|c| c.0.clone()),
+            descending: true,
+            ..Default::default()
+        };
+        if query.from.is_some() || query.to.is_some() {
+            let from = query.from.map(ts).unwrap_or_else(|| "0000".into());
+            // '~' sorts after every character in `<time>#<provider>#<id>`.
+            let to = query
+                .to
+                .map(|t| format!("{}~", ts(t)))
+                .unwrap_or_else(|| "9999".into());
+            index.sort_between = Some((from, to));
+        }
+        if let Some(provider) = query.provider {
+            add_filter(&mut index, "provider", provider.as_str());
+        }
+        if let Some(event_type) = &query.event_type {
+            add_filter(&mut index, "event_type", event_type);
+        }
+        if let Some(status) = query.status {
+            add_filter(&mut index, "status", status.as_str());
+        }
+        let mut items = Vec::new();
+        for _ in 0..MAX_PAGES_PER_REQUEST {
+            let page = self.store.query_index(index.clone()).await?;
+            let read = page.items.len();
+            for (i, item) in page.items.iter().enumerate() {
+                if let Some(row) = event_summary(item) {
+                    items.push(row);
+                }
+                if items.len() >= query.limit {
+                    let more = i + 1 < read || page.next.is_some();
+                    let next = more
+                        .then(|| start_after(index_name, item))
+                        .flatten()
+                        .map(|k| Cursor::encode(&k));
+                    return Ok(ListPage {
+                        items,
+                        next_cursor: next,
+                    });
+                }
+            }
+            match page.next {
+                Some(next) => index.start = Some(next),
+                None => {
+                    return Ok(ListPage {
+                        items,
+                        next_cursor: None,
+                    })
+                }
+            }
+        }
+        Ok(ListPage {
+            next_cursor: index.start.as_ref().map(Cursor::encode),
+            items,
+        })
+    }
+
+    /// `GET /admin/events/{key}`: the whole record with its raw payload.
+    pub async fn admin_event(&self, key: &EventKey) -> Result<Option<Value>, ServiceError> {
+        let Some(record) = self.store.get_event(key).await? else {
+            return Ok(None);
+        };
+        let payload = match serde_json::from_slice::<Value>(&record.payload) {
+            Ok(json) => json!({"encoding": "json", "body": json}),
+            Err(_) => match std::str::from_utf8(&record.payload) {
+                Ok(text) => json!({"encoding": "text", "body": text}),
+                Err(_) => {
+                    use base64::Engine;
+                    json!({"encoding": "base64", "body": base64::engine::general_purpose::STANDARD.encode(&record.payload)})
+                }
+            },
+        };
+        Ok(Some(json!({
+            "key": format!("{}:{}", record.key.provider(), record.key.event_id()),
+            "ref": encode_event_key(&record.key),
+            "provider": record.key.provider().as_str(),
+            "event_id": record.key.event_id(),
+            "type": record.event_type,
+            "status": record.status.as_str(),
+            "reason": record.reason,
+            "user_id": record.user_id.as_ref().map(|u| u.as_str()),
+            "received_at": ts(record.received_at),
+            "body_sha256": record.body_hash,
+            "duplicate_body_hashes": record.duplicate_body_hashes,
+            "job_ids": record.job_ids.iter().map(|j| j.as_str()).collect::<Vec<_>>(),
+            "payload": payload,
+        })))
+    }
+
+    /// `GET /admin/users/{id}`: profile, subscriptions with access, effective
+    /// roles, points, the last 20 events and emails not yet sent.
+    pub async fn admin_user(&self, user: &UserId) -> Result<Option<Value>, ServiceError> {
+        let Some(member) = self.store.load_member(user).await? else {
+            return Ok(None);
+        };
+        let now = self.now();
+        let effective = self.entitlements_of(&member, now);
+        let mut view = member_json(&member, &effective, now);
+        let events = self
+            .store
+            .query_index(IndexQuery {
+                index: USER_EVENTS_INDEX,
+                partition: user.as_str().to_string(),
+                limit: RECENT_EVENTS,
+                descending: true,
+                ..Default::default()
+            })
+            .await?;
+        let job_keys: Vec<Item> = events
+            .items
+            .iter()
+            .flat_map(|e| get_list_s(e, "job_ids"))
+            .map(|id| {
+                Item::from([
+                    ("pk".to_string(), s(format!("OUTBOX#{id}"))),
+                    ("sk".to_string(), s(keys::JOB)),
+                ])
+            })
+            .collect();
+        let mut unsent: Vec<Value> = self
+            .store
+            .get_many(job_keys)
+            .await?
+            .iter()
+            .filter_map(|item| StoredJob::from_item(item).ok())
+            .filter(|job| job.status != JobStatus::Sent)
+            .map(|job| {
+                json!({
+                    "job_id": job.job.id.as_str(),
+                    "template": job.job.template.as_str(),
+                    "status": match job.status { JobStatus::Pending => "pending", JobStatus::Sending => "sending", JobStatus::Sent => "sent" },
+                    "created_at": ts(job.job.created_at),
+                })
+            })
+            .collect();
+        unsent.sort_by(|a, b| a["created_at"].as_str().cmp(&b["created_at"].as_str()));
+        view["profile"]["metadata"] = json!(member.metadata);
+        view["profile"]["created_at"] = json!(time(member.created_at));
+        view["granted_roles"] = json!(member.granted_roles);
+        view["revoked_roles"] = json!(member.revoked_roles);
+        view["events"] = events.items.iter().filter_map(event_summary).collect();
+        view["unsent_emails"] = Value::Array(unsent);
+        Ok(Some(view))
+    }
+}
