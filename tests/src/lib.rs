@@ -99,6 +99,8 @@ pub struct Options {
     pub urls_from_listener: bool,
     /// Failed logins allowed per address and per source IP.
     pub login_limits: (u32, u32),
+    /// `ADMIN_PRINCIPALS` for the functions (default: the test admin).
+    pub admin_principals: Option<String>,
 }
 
 /// The secret key the fake Stripe API expects.
@@ -117,6 +119,7 @@ impl Default for Options {
             paystack_api: None,
             urls_from_listener: false,
             login_limits: (5, 20),
+            admin_principals: None,
         }
     }
 }
@@ -202,6 +205,9 @@ impl TestStack {
             settings.login_failures_per_address,
             settings.login_failures_per_ip,
         ) = options.login_limits;
+        if let Some(list) = &options.admin_principals {
+            settings.admin_principals = gatehouse::admin::AdminPrincipals::parse(list).unwrap();
+        }
         if let Some(base) = options.paystack_api {
             settings.paystack_api_base = base;
             settings.paystack_verify_charges = true;
@@ -347,6 +353,36 @@ impl TestStack {
             .expect("request sent");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Sends a request signed with the test admin's credentials (own signer).
+    pub async fn admin(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        self.admin_with_key(method, path, body, None).await
+    }
+
+    pub async fn admin_with_key(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        idempotency_key: Option<&str>,
+    ) -> (u16, Value) {
+        let client = gatehouse_admin::AdminClient::new(
+            &self.stack.base_url(),
+            aws_credential_types::Credentials::new(
+                ADMIN_ACCESS_KEY,
+                ADMIN_SECRET_KEY,
+                None,
+                None,
+                "test",
+            ),
+            "us-east-1",
+        );
+        let answer = client
+            .call(method, path, body, idempotency_key)
+            .await
+            .expect("admin request sent");
+        (answer.status, answer.body)
     }
 
     pub async fn snapshot(&self) -> Snapshot {

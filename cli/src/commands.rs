@@ -1,0 +1,397 @@
+//! Command-line parsing and output for each admin action.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde_json::Value;
+
+use crate::table::{cell, render};
+use crate::{Answer, CliError};
+
+const QUERY: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+pub const USAGE: &str =
+    "usage: gatehouse-admin [--local | --endpoint URL] [--region R] [--json] <command>
+
+commands:
+  users list [--status S] [--plan P] [--role R] [--provider P] [--active true|false]
+             [--email-prefix X] [--limit N] [--cursor C] [--all]
+  users show <user id>
+  events list [--provider P] [--type T] [--status S] [--user ID] [--from RFC3339] [--to RFC3339]
+              [--limit N] [--cursor C] [--all]
+  events show <provider:event id | ref>
+
+--local signs with the dev credentials in infra/local.env and calls GATEHOUSE_ADDR.
+Otherwise credentials come from the standard AWS chain and the endpoint from --endpoint
+or GATEHOUSE_API_URL.";
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GlobalOptions {
+    pub local: bool,
+    pub json: bool,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    UsersList {
+        query: Vec<(String, String)>,
+        all: bool,
+    },
+    UsersShow {
+        id: String,
+    },
+    EventsList {
+        query: Vec<(String, String)>,
+        all: bool,
+    },
+    EventsShow {
+        reference: String,
+    },
+}
+
+/// One HTTP call a command makes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    pub method: &'static str,
+    pub path: String,
+    pub body: Option<Value>,
+    pub mutating: bool,
+}
+
+fn usage(detail: impl Into<String>) -> CliError {
+    CliError::Usage(format!("{}\n\n{USAGE}", detail.into()))
+}
+
+/// `--flag value` pairs mapped to query parameters; `--all` is a switch.
+fn list_flags(
+    args: &[String],
+    mapping: &[(&str, &str)],
+) -> Result<(Vec<(String, String)>, bool), CliError> {
+    let mut query = Vec::new();
+    let mut all = false;
+    let mut i = 0;
+    while i < args.len() {
+        let flag = args[i].as_str();
+        if flag == "--all" {
+            all = true;
+            i += 1;
+            continue;
+        }
+        let Some((_, param)) = mapping.iter().find(|(f, _)| *f == flag) else {
+            return Err(usage(format!("unknown option {flag}")));
+        };
+        let value = args
+            .get(i + 1)
+            .ok_or_else(|| usage(format!("{flag} needs a value")))?;
+        query.push((param.to_string(), value.clone()));
+        i += 2;
+    }
+    Ok((query, all))
+}
+
+const USER_FLAGS: &[(&str, &str)] = &[
+    ("--status", "subscription_status"),
+    ("--plan", "plan"),
+    ("--role", "role"),
+    ("--provider", "auth_provider"),
+    ("--active", "is_active"),
+    ("--email-prefix", "email_prefix"),
+    ("--limit", "limit"),
+    ("--cursor", "cursor"),
+];
+
+const EVENT_FLAGS: &[(&str, &str)] = &[
+    ("--provider", "provider"),
+    ("--type", "type"),
+    ("--status", "status"),
+    ("--user", "user"),
+    ("--from", "from"),
+    ("--to", "to"),
+    ("--limit", "limit"),
+    ("--cursor", "cursor"),
+];
+
+pub fn parse(args: &[String]) -> Result<(GlobalOptions, Command), CliError> {
+    let mut options = GlobalOptions::default();
+    let mut rest: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--local" => options.local = true,
+            "--json" => options.json = true,
+            "--endpoint" | "--region" => {
+                let value = args
+                    .get(i + 1)
+                    .ok_or_else(|| usage(format!("{} needs a value", args[i])))?
+                    .clone();
+                if args[i] == "--endpoint" {
+                    options.endpoint = Some(value);
+                } else {
+                    options.region = Some(value);
+                }
+                i += 1;
+            }
+            "-h" | "--help" => return Err(CliError::Usage(USAGE.into())),
+            other => rest.push(other.to_string()),
+        }
+        i += 1;
+    }
+    let words: Vec<&str> = rest.iter().map(String::as_str).collect();
+    let command = match words.as_slice() {
+        ["users", "list", ..] => {
+            let (query, all) = list_flags(&rest[2..], USER_FLAGS)?;
+            Command::UsersList { query, all }
+        }
+        ["users", "show", id] => Command::UsersShow { id: id.to_string() },
+        ["events", "list", ..] => {
+            let (query, all) = list_flags(&rest[2..], EVENT_FLAGS)?;
+            Command::EventsList { query, all }
+        }
+        ["events", "show", key] => Command::EventsShow {
+            reference: key.to_string(),
+        },
+        [] => return Err(usage("no command given")),
+        _ => return Err(usage(format!("unknown command: {}", rest.join(" ")))),
+    };
+    Ok((options, command))
+}
+
+fn query_string(query: &[(String, String)]) -> String {
+    if query.is_empty() {
+        return String::new();
+    }
+    let pairs: Vec<String> = query
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                utf8_percent_encode(k, QUERY),
+                utf8_percent_encode(v, QUERY)
+            )
+        })
+        .collect();
+    format!("?{}", pairs.join("&"))
+}
+
+/// `provider:event id` becomes the URL-safe ref; a ref passes through.
+pub fn event_ref(reference: &str) -> String {
+    if reference.contains(':') {
+        URL_SAFE_NO_PAD.encode(reference)
+    } else {
+        reference.to_string()
+    }
+}
+
+fn segment(raw: &str) -> String {
+    utf8_percent_encode(raw, QUERY).to_string()
+}
+
+impl Command {
+    /// The first call; list commands with `--all` add the cursor and call again.
+    pub fn call(&self, cursor: Option<&str>) -> Call {
+        let with_cursor = |query: &[(String, String)]| {
+            let mut q: Vec<(String, String)> = query
+                .iter()
+                .filter(|(k, _)| cursor.is_none() || k != "cursor")
+                .cloned()
+                .collect();
+            if let Some(c) = cursor {
+                q.push(("cursor".into(), c.into()));
+            }
+            query_string(&q)
+        };
+        match self {
+            Command::UsersList { query, .. } => Call {
+                method: "GET",
+                path: format!("/admin/users{}", with_cursor(query)),
+                body: None,
+                mutating: false,
+            },
+            Command::UsersShow { id } => Call {
+                method: "GET",
+                path: format!("/admin/users/{}", segment(id)),
+                body: None,
+                mutating: false,
+            },
+            Command::EventsList { query, .. } => Call {
+                method: "GET",
+                path: format!("/admin/events{}", with_cursor(query)),
+                body: None,
+                mutating: false,
+            },
+            Command::EventsShow { reference } => Call {
+                method: "GET",
+                path: format!("/admin/events/{}", segment(&event_ref(reference))),
+                body: None,
+                mutating: false,
+            },
+        }
+    }
+
+    pub fn follows_cursors(&self) -> bool {
+        matches!(
+            self,
+            Command::UsersList { all: true, .. } | Command::EventsList { all: true, .. }
+        )
+    }
+
+    /// A readable rendering of a successful answer.
+    pub fn render(&self, body: &Value) -> String {
+        match self {
+            Command::UsersList { .. } => list_table(
+                body,
+                &[
+                    "user_id",
+                    "email",
+                    "is_active",
+                    "auth_provider",
+                    "partner",
+                    "created_at",
+                ],
+                &[
+                    "user id", "email", "active", "provider", "partner", "created",
+                ],
+            ),
+            Command::EventsList { .. } => list_table(
+                body,
+                &["received_at", "key", "type", "status", "user_id", "ref"],
+                &["received", "event", "type", "status", "user", "ref"],
+            ),
+            Command::UsersShow { .. } => render_user(body),
+            Command::EventsShow { .. } => render_event(body),
+        }
+    }
+}
+
+fn list_table(body: &Value, fields: &[&str], headers: &[&str]) -> String {
+    let rows: Vec<Vec<String>> = body["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|item| fields.iter().map(|f| cell(&item[*f])).collect())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = render(headers, &rows);
+    match body["next_cursor"].as_str() {
+        Some(next) => out.push_str(&format!("\n\nmore: --cursor {next}")),
+        None => out.push_str(&format!("\n\n{} row(s)", rows.len())),
+    }
+    out
+}
+
+fn render_user(body: &Value) -> String {
+    let p = &body["profile"];
+    let mut out = vec![
+        format!("user      {}", cell(&p["user_id"])),
+        format!("email     {}", cell(&p["email"])),
+        format!(
+            "name      {} {}",
+            cell(&p["first_name"]),
+            cell(&p["last_name"])
+        ),
+        format!("active    {}", cell(&p["is_active"])),
+        format!("provider  {}", cell(&p["auth_provider"])),
+        format!("partner   {}", cell(&p["partner"])),
+        format!("premium   {}", cell(&body["premium"])),
+        format!("points    {}", cell(&body["points"])),
+        format!("roles     {}", cell(&body["roles"])),
+        format!("perms     {}", cell(&body["permissions"])),
+        String::new(),
+    ];
+    let subs: Vec<Vec<String>> = body["subscriptions"]
+        .as_array()
+        .map(|subs| {
+            subs.iter()
+                .map(|s| {
+                    ["provider", "plan", "state", "access", "access_until"]
+                        .iter()
+                        .map(|f| cell(&s[*f]))
+                        .collect()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.push(render(
+        &["provider", "plan", "state", "access", "access until"],
+        &subs,
+    ));
+    out.push(String::new());
+    out.push(list_table(
+        &serde_json::json!({"items": body["events"]}),
+        &["received_at", "key", "type", "status"],
+        &["received", "event", "type", "status"],
+    ));
+    let unsent = body["unsent_emails"].as_array().map_or(0, Vec::len);
+    out.push(format!("\nunsent emails: {unsent}"));
+    out.join("\n")
+}
+
+fn render_event(body: &Value) -> String {
+    let mut out = vec![];
+    for field in [
+        "key",
+        "ref",
+        "type",
+        "status",
+        "reason",
+        "user_id",
+        "received_at",
+        "body_sha256",
+    ] {
+        out.push(format!("{field:<12}{}", cell(&body[field])));
+    }
+    out.push(String::new());
+    out.push(serde_json::to_string_pretty(&body["payload"]["body"]).unwrap_or_default());
+    out.join("\n")
+}
+
+/// Exit status and message for an error answer.
+pub fn describe_error(answer: &Answer) -> String {
+    let detail = answer.body["detail"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| answer.body.to_string());
+    format!("error {}: {detail}", answer.status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(raw: &str) -> Vec<String> {
+        raw.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn parses_commands_and_builds_paths() {
+        let (opts, cmd) = parse(&args(
+            "--local --json users list --status active --email-prefix a+b@x --limit 2",
+        ))
+        .unwrap();
+        assert!(opts.local && opts.json);
+        assert_eq!(
+            cmd.call(None).path,
+            "/admin/users?subscription_status=active&email_prefix=a%2Bb%40x&limit=2"
+        );
+        assert_eq!(
+            cmd.call(Some("abc")).path,
+            "/admin/users?subscription_status=active&email_prefix=a%2Bb%40x&limit=2&cursor=abc"
+        );
+        let (_, cmd) = parse(&args("events show stripe:evt_1")).unwrap();
+        assert_eq!(
+            cmd.call(None).path,
+            format!("/admin/events/{}", URL_SAFE_NO_PAD.encode("stripe:evt_1"))
+        );
+        assert!(parse(&args("users list --colour red")).is_err());
+        assert!(parse(&args("users list --limit")).is_err());
+        assert!(parse(&args("nothing")).is_err());
+    }
+}
