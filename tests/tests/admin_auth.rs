@@ -19,6 +19,8 @@ use gatehouse_local::sigv4::AdminCredentials;
 use gatehouse_local::template::Route;
 use serde_json::Value;
 
+type Headers = Vec<(String, String)>;
+
 fn botocore_headers(method: &str, url: &str, body: &str, secret: &str) -> Vec<(String, String)> {
     let root = gatehouse_local::env::workspace_root();
     let output = Command::new(root.join(".venv/local/bin/python"))
@@ -94,7 +96,7 @@ async fn botocore_and_own_signatures_are_accepted() {
 async fn bad_signatures_get_403_naming_the_check() {
     let t = TestStack::start().await;
     let path = "/admin/users?limit=1";
-    let cases: Vec<(&str, Vec<(String, String)>, &str)> = vec![
+    let cases: Vec<(&str, Headers, &str)> = vec![
         ("unsigned", vec![], "missing Authorization"),
         (
             "wrong secret",
