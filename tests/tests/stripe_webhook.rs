@@ -167,6 +167,8 @@ async fn subscription_lifecycle_from_checkout_to_deletion() {
         plan_id: "premium_monthly".into(),
         state: SubscriptionState::Active,
         access_until: until,
+        key: "stripe#premium_monthly".into(),
+        version: 1,
     };
     let e = entitlements(
         &t.stack.services.settings.plans,

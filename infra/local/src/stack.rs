@@ -133,6 +133,10 @@ fn http_function(binary: &str, services: &Services) -> Option<Arc<dyn HttpFuncti
         "admin-get-user" => Arc::new(admin_get_user::AdminGetUser::new(services.clone())),
         "admin-list-events" => Arc::new(admin_list_events::AdminListEvents::new(services.clone())),
         "admin-get-event" => Arc::new(admin_get_event::AdminGetEvent::new(services.clone())),
+        "admin-resend-setup-email" => Arc::new(
+            admin_resend_setup_email::AdminResendSetupEmail::new(services.clone()),
+        ),
+        "admin-roles" => Arc::new(admin_roles::AdminRoles::new(services.clone())),
         _ => return None,
     })
 }

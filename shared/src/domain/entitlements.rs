@@ -1,7 +1,7 @@
 //! Effective roles and permissions: a pure function of what a user holds and
 //! the time, so any caller (session issuing, /account/me, admin views) agrees.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 
@@ -14,6 +14,47 @@ pub struct Holding {
     pub plan_id: String,
     pub state: SubscriptionState,
     pub access_until: Option<DateTime<Utc>>,
+    /// `<provider>#<plan>`: which subscription this is.
+    pub key: String,
+    /// The subscription's version: it grows with every provider event applied.
+    pub version: i64,
+}
+
+/// An admin's revoke of a role. It holds until a provider event changes a
+/// plan that grants the role: `versions` are the versions of the
+/// subscriptions granting it when it was revoked, and a newer version (or a
+/// subscription that did not exist then) lifts the revoke.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Revocation {
+    pub role: String,
+    pub versions: BTreeMap<String, i64>,
+}
+
+impl Revocation {
+    /// A revoke of `role` as of `holdings` (what the member holds now).
+    pub fn of(catalog: &PlanCatalog, role: &str, holdings: &[Holding]) -> Self {
+        Self {
+            role: role.to_string(),
+            versions: holdings
+                .iter()
+                .filter(|h| grants(catalog, &h.plan_id, role))
+                .map(|h| (h.key.clone(), h.version))
+                .collect(),
+        }
+    }
+
+    fn lifted_by(&self, catalog: &PlanCatalog, holdings: &[Holding]) -> bool {
+        holdings.iter().any(|h| {
+            grants(catalog, &h.plan_id, &self.role)
+                && h.version > self.versions.get(&h.key).copied().unwrap_or(-1)
+        })
+    }
+}
+
+fn grants(catalog: &PlanCatalog, plan_id: &str, role: &str) -> bool {
+    catalog
+        .get(plan_id)
+        .is_some_and(|plan| plan.roles.iter().any(|r| r == role))
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -23,12 +64,13 @@ pub struct Entitlements {
 }
 
 /// `free-user` for everyone, plus the roles of every plan whose subscription
-/// grants access at `now`, plus manual grants, minus manual revokes.
+/// grants access at `now`, minus manual revokes still in force, plus manual
+/// grants (a grant beats a revoke of the same role).
 pub fn entitlements(
     catalog: &PlanCatalog,
     holdings: &[Holding],
     granted: &[String],
-    revoked: &[String],
+    revoked: &[Revocation],
     now: DateTime<Utc>,
 ) -> Entitlements {
     let mut roles: BTreeSet<String> = BTreeSet::from([BASE_ROLE.to_string()]);
@@ -40,9 +82,9 @@ pub fn entitlements(
             roles.extend(plan.roles.iter().cloned());
         }
     }
-    for role in revoked {
-        if role != BASE_ROLE {
-            roles.remove(role);
+    for revocation in revoked {
+        if revocation.role != BASE_ROLE && !revocation.lifted_by(catalog, holdings) {
+            roles.remove(&revocation.role);
         }
     }
     roles.extend(granted.iter().cloned());
@@ -67,6 +109,8 @@ mod tests {
             plan_id: plan.into(),
             state,
             access_until: until,
+            key: format!("stripe#{plan}"),
+            version: 1,
         }
     }
 
@@ -133,11 +177,15 @@ mod tests {
     fn manual_grants_and_revokes() {
         let now = Utc::now();
         let active = holding("premium_monthly", SubscriptionState::Active, None);
+        let revokes = [
+            Revocation::of(&catalog(), "premium-monthly", std::slice::from_ref(&active)),
+            Revocation::of(&catalog(), "free-user", std::slice::from_ref(&active)),
+        ];
         let e = entitlements(
             &catalog(),
-            &[active],
+            std::slice::from_ref(&active),
             &["admin".into()],
-            &["premium-monthly".into(), "free-user".into()],
+            &revokes,
             now,
         );
         assert!(e.roles.contains("admin"));
@@ -147,5 +195,45 @@ mod tests {
             e.roles.contains("free-user"),
             "the base role cannot be revoked"
         );
+    }
+
+    #[test]
+    fn a_revoke_holds_until_a_provider_event_changes_the_plan() {
+        let now = Utc::now();
+        let catalog = catalog();
+        let mut sub = holding("premium_monthly", SubscriptionState::Active, None);
+        sub.version = 3;
+        let revoke = Revocation::of(&catalog, "premium-monthly", std::slice::from_ref(&sub));
+        assert_eq!(revoke.versions.get("stripe#premium_monthly"), Some(&3));
+        let roles = |h: &[Holding]| {
+            entitlements(&catalog, h, &[], std::slice::from_ref(&revoke), now).roles
+        };
+        assert!(!roles(std::slice::from_ref(&sub)).contains("premium-monthly"));
+        // An unrelated plan changing does not lift it.
+        let mut other = holding("premium_lifetime", SubscriptionState::Active, None);
+        other.version = 9;
+        assert!(!roles(&[sub.clone(), other]).contains("premium-monthly"));
+        // The next provider event on that plan does.
+        sub.version = 4;
+        assert!(roles(std::slice::from_ref(&sub)).contains("premium-monthly"));
+        // So does a new subscription to a plan granting the role.
+        let mut pass = holding("premium_90_day_pass", SubscriptionState::Active, None);
+        pass.version = 1;
+        sub.version = 3;
+        assert!(roles(&[sub, pass]).contains("premium-monthly"));
+    }
+
+    #[test]
+    fn a_grant_survives_any_subscription_state() {
+        let now = Utc::now();
+        let expired = holding("premium_monthly", SubscriptionState::Expired, None);
+        let e = entitlements(
+            &catalog(),
+            &[expired],
+            &["premium-monthly".into()],
+            &[],
+            now,
+        );
+        assert!(e.roles.contains("premium-monthly"));
     }
 }

@@ -9,7 +9,7 @@ mod plan;
 mod subscription;
 
 pub use email::{Email, EmailError};
-pub use entitlements::{entitlements, Entitlements, Holding};
+pub use entitlements::{entitlements, Entitlements, Holding, Revocation};
 pub use ids::{EventKey, JobId, Provider, UserId};
 pub use password::{Password, PasswordError};
 pub use plan::{Plan, PlanCatalog, PlanError, BASE_ROLE};

@@ -7,13 +7,13 @@ use serde_json::{json, Value};
 use super::session::member_json;
 use super::{ServiceError, Services};
 use crate::admin::listing::{encode_event_key, Cursor, EventQuery, UserQuery};
-use crate::domain::{entitlements, EventKey, Holding, UserId};
+use crate::domain::{entitlements, EventKey, Revocation, UserId};
 use crate::store::admin::{
     start_after, IndexQuery, EVENTS_INDEX, EVENTS_PARTITION, USERS_INDEX, USERS_PARTITION,
     USER_EVENTS_INDEX,
 };
 use crate::store::attr::*;
-use crate::store::{keys, JobStatus, StoredJob, SubscriptionRecord};
+use crate::store::{holdings, keys, JobStatus, StoredJob, SubscriptionRecord};
 
 /// How many index pages one list request reads at most before it hands back
 /// a cursor, so a sparse filter cannot run into API Gateway's 30 s.
@@ -111,19 +111,14 @@ impl Services {
             }
         }
         if let Some(role) = &query.role {
-            let holdings: Vec<Holding> = subs
-                .iter()
-                .map(|s| Holding {
-                    plan_id: s.plan_id.clone(),
-                    state: s.view.state,
-                    access_until: s.view.access_until,
-                })
-                .collect();
+            let revocations: Vec<Revocation> = get_s(profile, "revocations")
+                .and_then(|raw| serde_json::from_str(raw).ok())
+                .unwrap_or_default();
             let effective = entitlements(
                 &self.settings.plans,
-                &holdings,
+                &holdings(subs),
                 &get_list_s(profile, "granted_roles"),
-                &get_list_s(profile, "revoked_roles"),
+                &revocations,
                 now,
             );
             if !effective.roles.contains(role) {
@@ -349,7 +344,7 @@ impl Services {
         view["profile"]["metadata"] = json!(member.metadata);
         view["profile"]["created_at"] = json!(time(member.created_at));
         view["granted_roles"] = json!(member.granted_roles);
-        view["revoked_roles"] = json!(member.revoked_roles);
+        view["revocations"] = json!(member.revocations);
         view["events"] = events.items.iter().filter_map(event_summary).collect();
         view["unsent_emails"] = Value::Array(unsent);
         Ok(Some(view))

@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod admin_change;
 pub mod expiry;
 pub mod kajabi;
 pub mod paystack;

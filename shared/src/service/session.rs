@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::{ServiceError, Services};
 use crate::config::Secret;
-use crate::domain::{entitlements, has_access, Email, Entitlements, Holding, UserId};
+use crate::domain::{entitlements, has_access, Email, Entitlements, UserId};
 use crate::session::{IssuedSession, SessionKeys, SessionSubject};
 use crate::signature::sha256_hex;
 use crate::store::{CommitError, MemberRecord};
@@ -125,20 +125,11 @@ impl Services {
 
     /// Effective roles and permissions of `member` at `now`.
     pub fn entitlements_of(&self, member: &MemberRecord, now: DateTime<Utc>) -> Entitlements {
-        let holdings: Vec<Holding> = member
-            .subscriptions
-            .iter()
-            .map(|sub| Holding {
-                plan_id: sub.plan_id.clone(),
-                state: sub.view.state,
-                access_until: sub.view.access_until,
-            })
-            .collect();
         entitlements(
             &self.settings.plans,
-            &holdings,
+            &member.holdings(),
             &member.granted_roles,
-            &member.revoked_roles,
+            &member.revocations,
             now,
         )
     }

@@ -8,7 +8,21 @@ use chrono::{DateTime, Utc};
 use super::attr::*;
 use super::{key, keys, names, request_error, values, Store, StoreError, SubscriptionRecord, Tx};
 use crate::config::Secret;
-use crate::domain::UserId;
+use crate::domain::{Holding, Revocation, UserId};
+
+/// Subscriptions as the access rule sees them.
+pub fn holdings(subscriptions: &[SubscriptionRecord]) -> Vec<Holding> {
+    subscriptions
+        .iter()
+        .map(|sub| Holding {
+            plan_id: sub.plan_id.clone(),
+            state: sub.view.state,
+            access_until: sub.view.access_until,
+            key: format!("{}#{}", sub.provider, sub.plan_id),
+            version: sub.version,
+        })
+        .collect()
+}
 
 /// The profile and every subscription of one user.
 #[derive(Debug, Clone)]
@@ -25,7 +39,9 @@ pub struct MemberRecord {
     pub points: i64,
     /// Roles an admin granted or revoked by hand.
     pub granted_roles: Vec<String>,
-    pub revoked_roles: Vec<String>,
+    pub revocations: Vec<Revocation>,
+    /// When the profile last changed: admin edits are conditional on it.
+    pub updated_at: Option<String>,
     pub created_at: Option<DateTime<Utc>>,
     pub activated_at: Option<DateTime<Utc>>,
     pub subscriptions: Vec<SubscriptionRecord>,
@@ -34,6 +50,11 @@ pub struct MemberRecord {
 impl MemberRecord {
     pub fn partner(&self) -> Option<&str> {
         self.metadata.get("partner").map(String::as_str)
+    }
+
+    /// The subscriptions as the access rule sees them.
+    pub fn holdings(&self) -> Vec<Holding> {
+        holdings(&self.subscriptions)
     }
 
     fn from_profile(
@@ -56,7 +77,10 @@ impl MemberRecord {
             metadata: get_map_s(profile, "metadata"),
             points: get_n(profile, "points").unwrap_or(0),
             granted_roles: get_list_s(profile, "granted_roles"),
-            revoked_roles: get_list_s(profile, "revoked_roles"),
+            revocations: get_s(profile, "revocations")
+                .and_then(|raw| serde_json::from_str(raw).ok())
+                .unwrap_or_default(),
+            updated_at: get_s(profile, "updated_at").map(str::to_string),
             created_at: get_ts(profile, "created_at"),
             activated_at: get_ts(profile, "activated_at"),
             subscriptions,
@@ -136,6 +160,38 @@ impl Store {
 }
 
 impl Tx {
+    /// Writes an admin's manual roles, if the profile is unchanged since it was read.
+    pub fn set_manual_roles(
+        &mut self,
+        user: &UserId,
+        granted: &[String],
+        revocations: &[Revocation],
+        read_at: Option<&str>,
+        now: &str,
+    ) -> Result<(), StoreError> {
+        let revocations = serde_json::to_string(revocations)
+            .map_err(|e| StoreError::Corrupt(format!("revocations: {e}")))?;
+        let mut vals = vec![
+            (":g", list_s(granted)),
+            (":r", s(revocations)),
+            (":now", s(now)),
+        ];
+        let condition = match read_at {
+            Some(at) => {
+                vals.push((":read", s(at)));
+                "attribute_exists(pk) AND updated_at = :read"
+            }
+            None => "attribute_exists(pk) AND attribute_not_exists(updated_at)",
+        };
+        self.push_update(
+            Update::builder()
+                .set_key(Some(key(keys::user(user), keys::PROFILE)))
+                .update_expression("SET granted_roles = :g, revocations = :r, updated_at = :now")
+                .condition_expression(condition)
+                .set_expression_attribute_values(values(vals)),
+        )
+    }
+
     /// Gives back one counted attempt (a successful login's), never below zero.
     pub fn uncount(&mut self, scope: &str, bucket: &str) -> Result<(), StoreError> {
         self.push_update(

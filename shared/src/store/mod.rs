@@ -20,7 +20,7 @@ pub mod admin;
 pub mod attr;
 mod member;
 
-pub use member::MemberRecord;
+pub use member::{holdings, MemberRecord};
 
 use std::collections::BTreeMap;
 

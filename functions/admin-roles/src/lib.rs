@@ -1,0 +1,108 @@
+//! `POST /admin/users/{id}/roles` `{"grant": role, "reason": …}` or
+//! `{"revoke": role, "reason": …}` (with `Idempotency-Key`). A grant survives
+//! webhook processing until revoked; a revoke of a plan role holds until the
+//! next provider event that changes that plan. Audited with the principal.
+
+use gatehouse::admin::authorize;
+use gatehouse::admin::listing::user_id_from_path;
+use gatehouse::domain::{UserId, BASE_ROLE};
+use gatehouse::http::{json_body, reject, ApiRequest, ApiResponse, MAX_FORM_BYTES};
+use gatehouse::lambda::{BoxFuture, HttpFunction};
+use gatehouse::service::admin_change::{idempotency_key, not_found, AdminChange, RoleChange};
+use gatehouse::service::Services;
+use serde::Deserialize;
+use serde_json::json;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RolesRequest {
+    grant: Option<String>,
+    revoke: Option<String>,
+    reason: Option<String>,
+}
+
+fn bad(detail: impl Into<String>) -> ApiResponse {
+    ApiResponse::problem(400, "invalid-role-change", "Invalid role change", detail)
+}
+
+pub struct AdminRoles {
+    services: Services,
+}
+
+impl AdminRoles {
+    pub fn new(services: Services) -> Self {
+        Self { services }
+    }
+
+    pub async fn handle(&self, request: ApiRequest) -> ApiResponse {
+        let principal = match authorize(&self.services.settings.admin_principals, &request) {
+            Ok(p) => p,
+            Err(refused) => return refused,
+        };
+        let key = match idempotency_key(&request) {
+            Ok(k) => k,
+            Err(bad) => return bad,
+        };
+        let body: RolesRequest = match json_body(&request, MAX_FORM_BYTES) {
+            Ok(b) => b,
+            Err(rejection) => return rejection,
+        };
+        let change = match (body.grant, body.revoke) {
+            (Some(role), None) => RoleChange::Grant(role.trim().to_string()),
+            (None, Some(role)) => RoleChange::Revoke(role.trim().to_string()),
+            _ => return bad("give exactly one of `grant` or `revoke`"),
+        };
+        if !self.services.settings.plans.has_role(change.role()) {
+            return bad(format!(
+                "`{}` is not a role in the plans file",
+                change.role()
+            ));
+        }
+        if matches!(&change, RoleChange::Revoke(r) if r == BASE_ROLE) {
+            return bad(format!(
+                "`{BASE_ROLE}` is every member's base role and cannot be revoked"
+            ));
+        }
+        let reason = body
+            .reason
+            .map(|r| r.trim().to_string())
+            .unwrap_or_default();
+        if reason.is_empty() || reason.len() > 500 {
+            return bad("`reason` is required (up to 500 characters): it goes to the audit trail");
+        }
+        let raw = request
+            .path_params
+            .get("id")
+            .map(String::as_str)
+            .unwrap_or_default();
+        let Some(user) = user_id_from_path(raw) else {
+            return not_found(&UserId::from_stored(raw)).into_http();
+        };
+        let audit = AdminChange {
+            principal,
+            action: "roles",
+            idempotency_key: key,
+            target_user: Some(user),
+            request: json!({"change": match &change { RoleChange::Grant(_) => "grant", RoleChange::Revoke(_) => "revoke" }, "role": change.role(), "reason": reason}),
+        };
+        match self
+            .services
+            .admin_change_roles(&audit, &change, &reason)
+            .await
+        {
+            Ok(answer) => answer.into_http(),
+            Err(e) => {
+                tracing::error!(request_id = %request.request_id, error = %e, "role change failed");
+                reject::unavailable(
+                    "could not change roles right now; retry with the same Idempotency-Key",
+                )
+            }
+        }
+    }
+}
+
+impl HttpFunction for AdminRoles {
+    fn handle(&self, request: ApiRequest) -> BoxFuture<'_, ApiResponse> {
+        Box::pin(AdminRoles::handle(self, request))
+    }
+}

@@ -1,0 +1,249 @@
+//! Mutating admin actions: Idempotency-Key, the audit trail, resend and roles.
+
+use gatehouse_e2e::{lifecycle, purchase, Auth, TestStack, ADMIN_PRINCIPAL};
+use serde_json::{json, Value};
+
+async fn member(t: &TestStack, name: &str) -> (String, String) {
+    let email = t.email(name);
+    let (_, r) = t
+        .post_kajabi(&purchase(&t.id(name), &email, "off_456"), Auth::Signature)
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let (_, users) = t
+        .admin("GET", &format!("/admin/users?email_prefix={name}."), None)
+        .await;
+    let id = users["items"][0]["user_id"].as_str().unwrap().to_string();
+    (email, id)
+}
+
+async fn roles_of(t: &TestStack, id: &str) -> Vec<String> {
+    let (status, user) = t.admin("GET", &format!("/admin/users/{id}"), None).await;
+    assert_eq!(status, 200, "{user}");
+    serde_json::from_value(user["roles"].clone()).unwrap()
+}
+
+async fn audit(t: &TestStack, action: &str) -> Vec<Value> {
+    let (_, events) = t
+        .admin(
+            "GET",
+            &format!("/admin/events?provider=admin&type=admin.{action}"),
+            None,
+        )
+        .await;
+    events["items"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn mutating_actions_need_an_idempotency_key() {
+    let t = TestStack::start().await;
+    let (_, id) = member(&t, "nokey").await;
+    let (status, body) = t
+        .admin(
+            "POST",
+            &format!("/admin/users/{id}/resend-setup-email"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("Idempotency-Key"));
+    let (status, _) = t
+        .admin_with_key(
+            "POST",
+            &format!("/admin/users/{id}/roles"),
+            Some(&json!({"grant": "admin", "reason": "x"})),
+            Some("has spaces"),
+        )
+        .await;
+    assert_eq!(status, 400, "a malformed key");
+}
+
+#[tokio::test]
+async fn resend_issues_a_new_link_once_per_key_and_is_audited() {
+    let t = TestStack::start().await;
+    let (email, id) = member(&t, "resend").await;
+    let first_link = t.wait_emails(&email, 1).await[0].setup_link().unwrap();
+    let path = format!("/admin/users/{id}/resend-setup-email");
+    let (status, first) = t
+        .admin_with_key("POST", &path, None, Some("resend-1"))
+        .await;
+    assert_eq!(status, 202, "{first}");
+    let sent = t.wait_emails(&email, 2).await;
+    assert_ne!(sent[1].setup_link().unwrap(), first_link, "a fresh link");
+
+    // The same key again: the same answer, nothing new.
+    let (status, again) = t
+        .admin_with_key("POST", &path, None, Some("resend-1"))
+        .await;
+    assert_eq!(status, 202);
+    assert_eq!(again, first);
+    let trail = audit(&t, "resend-setup-email").await;
+    assert_eq!(trail.len(), 1, "one change, one audit record");
+    let reference = trail[0]["ref"].as_str().unwrap();
+    let (_, record) = t
+        .admin("GET", &format!("/admin/events/{reference}"), None)
+        .await;
+    assert_eq!(record["payload"]["body"]["principal"], ADMIN_PRINCIPAL);
+    assert_eq!(record["user_id"], id.as_str());
+
+    // The older link no longer works; the new one does.
+    let (token, _) = first_link;
+    let (status, _) = t
+        .post_json(
+            "/account/setup-password",
+            &json!({"email": email, "token": token, "password": "correct horse battery"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    let (token, _) = sent[1].setup_link().unwrap();
+    let (status, _) = t
+        .post_json(
+            "/account/setup-password",
+            &json!({"email": email, "token": token, "password": "correct horse battery"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    // Activated now: 409. Unknown: 404.
+    let (status, body) = t
+        .admin_with_key("POST", &path, None, Some("resend-2"))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        body["type"],
+        "https://gatehouse.dev/problems/already-activated"
+    );
+    let (status, _) = t
+        .admin_with_key(
+            "POST",
+            "/admin/users/usr_none/resend-setup-email",
+            None,
+            Some("resend-3"),
+        )
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn a_grant_survives_webhooks_until_revoked() {
+    let t = TestStack::start().await;
+    let (email, id) = member(&t, "grant").await;
+    let path = format!("/admin/users/{id}/roles");
+    let (status, body) = t
+        .admin_with_key(
+            "POST",
+            &path,
+            Some(&json!({"grant": "admin", "reason": "runs the community"})),
+            Some("grant-admin-1"),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["roles_after"],
+        json!(["admin", "free-user", "premium-member"])
+    );
+    // Webhooks move the subscription; the grant stays.
+    for kind in ["canceled", "expired"] {
+        let (_, r) = t
+            .post_kajabi(
+                &lifecycle(kind, &t.id(&format!("grant-{kind}")), &email, json!({})),
+                Auth::Signature,
+            )
+            .await;
+        assert_eq!(r["status"], "processed", "{r}");
+    }
+    assert_eq!(roles_of(&t, &id).await, ["admin", "free-user"]);
+    // Until an admin revokes it.
+    let (status, body) = t
+        .admin_with_key(
+            "POST",
+            &path,
+            Some(&json!({"revoke": "admin", "reason": "stepped down"})),
+            Some("revoke-admin-1"),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(roles_of(&t, &id).await, ["free-user"]);
+    let trail = audit(&t, "roles").await;
+    assert_eq!(trail.len(), 2);
+}
+
+#[tokio::test]
+async fn a_revoke_of_a_plan_role_holds_until_the_plan_changes() {
+    let t = TestStack::start().await;
+    let (email, id) = member(&t, "revoke").await;
+    let path = format!("/admin/users/{id}/roles");
+    let change = json!({"revoke": "premium-member", "reason": "chargeback under review"});
+    let (status, first) = t
+        .admin_with_key("POST", &path, Some(&change), Some("revoke-1"))
+        .await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(roles_of(&t, &id).await, ["free-user"]);
+    // A replay of the same signed change does nothing more.
+    let (_, again) = t
+        .admin_with_key("POST", &path, Some(&change), Some("revoke-1"))
+        .await;
+    assert_eq!(again, first);
+    assert_eq!(audit(&t, "roles").await.len(), 1);
+    // An event that does not touch the plan (a duplicate delivery) keeps the revoke.
+    let (_, r) = t
+        .post_kajabi(
+            &purchase(&t.id("revoke"), &email, "off_456"),
+            Auth::Signature,
+        )
+        .await;
+    assert_eq!(r["status"], "duplicate");
+    assert_eq!(roles_of(&t, &id).await, ["free-user"]);
+    // The next provider event on that plan lifts it.
+    let (_, r) = t
+        .post_kajabi(
+            &lifecycle("renewed", &t.id("revoke-renewed"), &email, json!({})),
+            Auth::Signature,
+        )
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    assert_eq!(roles_of(&t, &id).await, ["free-user", "premium-member"]);
+}
+
+#[tokio::test]
+async fn bad_role_changes_are_400s() {
+    let t = TestStack::start().await;
+    let (_, id) = member(&t, "badroles").await;
+    let path = format!("/admin/users/{id}/roles");
+    for (i, (body, needle)) in [
+        (json!({"grant": "wizard", "reason": "x"}), "wizard"),
+        (json!({"grant": "admin"}), "reason"),
+        (
+            json!({"grant": "admin", "revoke": "admin", "reason": "x"}),
+            "exactly one",
+        ),
+        (
+            json!({"revoke": "free-user", "reason": "x"}),
+            "cannot be revoked",
+        ),
+        (
+            json!({"grant": "admin", "reason": "x", "extra": 1}),
+            "unknown field",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (status, answer) = t
+            .admin_with_key("POST", &path, Some(&body), Some(&format!("bad-{i}")))
+            .await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert!(
+            answer["detail"].as_str().unwrap().contains(needle),
+            "{body}: {answer}"
+        );
+    }
+    let (status, _) = t
+        .admin_with_key(
+            "POST",
+            "/admin/users/usr_nobody/roles",
+            Some(&json!({"grant": "admin", "reason": "x"})),
+            Some("bad-unknown"),
+        )
+        .await;
+    assert_eq!(status, 404);
+}
