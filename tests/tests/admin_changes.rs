@@ -247,3 +247,71 @@ async fn bad_role_changes_are_400s() {
         .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn replay_reruns_a_failed_event_once_the_cause_is_fixed() {
+    let t = TestStack::start().await;
+    let email = t.email("replay");
+    // A cancel for a member Gatehouse does not know yet: recorded as failed.
+    let cancel = lifecycle("canceled", &t.id("replay-cancel"), &email, json!({}));
+    let (_, r) = t.post_kajabi(&cancel, Auth::Signature).await;
+    assert_eq!(r["status"], "failed", "{r}");
+    let (_, failed) = t.admin("GET", "/admin/events?status=failed", None).await;
+    let reference = failed["items"][0]["ref"].as_str().unwrap().to_string();
+    let path = format!("/admin/events/{reference}/replay");
+
+    // Replayed before the fix: still failed, with the reason.
+    let (status, body) = t
+        .admin_with_key("POST", &path, None, Some("replay-1"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["new_status"], "failed");
+
+    // The member buys; the replay now applies the cancel.
+    let (_, r) = t
+        .post_kajabi(
+            &purchase(&t.id("replay"), &email, "off_456"),
+            Auth::Signature,
+        )
+        .await;
+    assert_eq!(r["status"], "processed");
+    let (status, first) = t
+        .admin_with_key("POST", &path, None, Some("replay-2"))
+        .await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["old_status"], "failed");
+    assert_eq!(first["new_status"], "processed");
+    let snap = t.snapshot().await;
+    let user = snap.user_by_email(&email).unwrap();
+    let id = gatehouse::store::attr::get_s(user, "user_id").unwrap();
+    let subs = snap.subscriptions_of(id);
+    assert_eq!(
+        gatehouse::store::attr::get_s(subs[0], "state"),
+        Some("canceled")
+    );
+
+    // The same key answers the same; a new key finds nothing to replay.
+    let (_, again) = t
+        .admin_with_key("POST", &path, None, Some("replay-2"))
+        .await;
+    assert_eq!(again, first);
+    let (status, body) = t
+        .admin_with_key("POST", &path, None, Some("replay-3"))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("processed"));
+    let (status, _) = t
+        .admin_with_key(
+            "POST",
+            "/admin/events/c3RyaXBlOm5vbmU/replay",
+            None,
+            Some("replay-4"),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = t
+        .admin_with_key("POST", "/admin/events/bad/replay", None, Some("replay-5"))
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(audit(&t, "replay").await.len(), 2, "two replays ran");
+}

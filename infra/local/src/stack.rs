@@ -137,6 +137,9 @@ fn http_function(binary: &str, services: &Services) -> Option<Arc<dyn HttpFuncti
             admin_resend_setup_email::AdminResendSetupEmail::new(services.clone()),
         ),
         "admin-roles" => Arc::new(admin_roles::AdminRoles::new(services.clone())),
+        "admin-replay-event" => {
+            Arc::new(admin_replay_event::AdminReplayEvent::new(services.clone()))
+        }
         _ => return None,
     })
 }

@@ -358,3 +358,94 @@ impl ChangeAnswer {
         response
     }
 }
+
+impl Services {
+    /// `POST /admin/events/{key}/replay`: runs a `failed` event through its
+    /// provider's processing again (the event record's own condition keeps
+    /// the effects exactly-once), then writes the audit record. Any other
+    /// status is a 409 and changes nothing.
+    pub async fn admin_replay_event(
+        &self,
+        change: &AdminChange,
+        key: &EventKey,
+    ) -> Result<ChangeAnswer, ServiceError> {
+        use crate::providers::{kajabi::KajabiEvent, paystack::PaystackEvent, stripe::StripeEvent};
+        use crate::service::webhook::Delivery;
+
+        if let Some(answer) = self.earlier_answer(change).await? {
+            return Ok(answer);
+        }
+        let Some(record) = self.store.get_event(key).await? else {
+            return Ok(ChangeAnswer {
+                status: 404,
+                body: problem(
+                    404,
+                    "event-not-found",
+                    "Event not found",
+                    &format!("no event {key}"),
+                ),
+                replayed: false,
+            });
+        };
+        let conflict = |detail: String| ChangeAnswer {
+            status: 409,
+            body: problem(409, "not-replayable", "Not replayable", &detail),
+            replayed: false,
+        };
+        if record.status != EventStatus::Failed {
+            return Ok(conflict(format!(
+                "only failed events are replayed; {key} is {}",
+                record.status.as_str()
+            )));
+        }
+        let Ok(json) = serde_json::from_slice::<Value>(&record.payload) else {
+            return Ok(conflict(format!(
+                "{key} was recorded with a body that is not JSON; a provider must send it again"
+            )));
+        };
+        let delivery = Delivery {
+            key: record.key.clone(),
+            event_type: record.event_type.clone(),
+            body: record.payload.clone(),
+            body_hash: record.body_hash.clone(),
+            received_at: record.received_at,
+        };
+        let outcome = match key.provider() {
+            Provider::Kajabi => {
+                self.process_kajabi(&delivery, &KajabiEvent::from_json(&json))
+                    .await?
+            }
+            Provider::Stripe => {
+                self.process_stripe(&delivery, &StripeEvent::from_json(&json))
+                    .await?
+            }
+            Provider::Paystack => {
+                self.process_paystack(&delivery, &PaystackEvent::from_json(&json))
+                    .await?
+            }
+            Provider::Admin => {
+                return Ok(conflict(
+                    "admin records are an audit trail, not replayable".into(),
+                ))
+            }
+        };
+        let mut body = json!({
+            "event": key.to_string(),
+            "old_status": record.status.as_str(),
+            "new_status": outcome.status(),
+        });
+        if let crate::service::webhook::WebhookOutcome::Failed { reason, .. } = &outcome {
+            body["reason"] = json!(reason);
+        }
+        let mut audited = change.clone();
+        audited.target_user = audited.target_user.or(record.user_id.clone());
+        let answer = self
+            .commit_admin_change(&audited, |_| Ok(()), &[], 200, body.clone())
+            .await?;
+        Ok(answer.unwrap_or(ChangeAnswer {
+            status: 200,
+            body,
+            replayed: false,
+        }))
+    }
+}
