@@ -60,6 +60,10 @@ pub struct Settings {
     /// Paystack's secret key: signs its webhooks and authorizes its API.
     pub paystack_secret_key: Option<Secret>,
     pub paystack_api_base: String,
+    /// Kajabi's v1 API (OAuth client credentials), for admin verify and sync.
+    pub kajabi_api_base: String,
+    pub kajabi_client_id: Option<String>,
+    pub kajabi_client_secret: Option<Secret>,
     /// Confirm each `charge.success` through `GET /transaction/verify/:reference`.
     pub paystack_verify_charges: bool,
     /// Per-attempt timeout and attempts for provider API calls.
@@ -166,6 +170,10 @@ impl Settings {
             paystack_secret_key: var("PAYSTACK_SECRET_KEY").map(Secret::new),
             paystack_api_base: var("PAYSTACK_API_BASE")
                 .unwrap_or_else(|| "https://api.paystack.co".into()),
+            kajabi_api_base: var("KAJABI_API_BASE")
+                .unwrap_or_else(|| "https://api.kajabi.com".into()),
+            kajabi_client_id: var("KAJABI_CLIENT_ID"),
+            kajabi_client_secret: var("KAJABI_CLIENT_SECRET").map(Secret::new),
             paystack_verify_charges: !matches!(
                 var("PAYSTACK_VERIFY_CHARGES").as_deref(),
                 Some("false") | Some("0") | Some("no")

@@ -139,6 +139,18 @@ impl PlanCatalog {
         self.plans.get(plan_id)
     }
 
+    /// The provider product ids that grant `plan_id`, sorted.
+    pub fn products_for(&self, provider: Provider, plan_id: &str) -> Vec<&str> {
+        let mut ids: Vec<&str> = self
+            .products
+            .iter()
+            .filter(|((p, _), plan)| *p == provider && plan.as_str() == plan_id)
+            .map(|((_, id), _)| id.as_str())
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// The permissions a role grants (none for a role the table does not define).
     pub fn permissions(&self, role: &str) -> &[String] {
         self.roles.get(role).map(Vec::as_slice).unwrap_or(&[])

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::config::Secret;
+use crate::domain::SubscriptionState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -90,17 +91,40 @@ impl ApiClient {
     /// GET with the secret key as a bearer token; JSON back.
     pub async fn get_json(&self, path: &str) -> Result<Value, ApiError> {
         let url = format!("{}{}", self.base_url, path);
+        self.send(path, || self.http.get(&url).bearer_auth(self.key.expose()))
+            .await
+    }
+
+    /// GET with another bearer token (an OAuth access token).
+    pub async fn get_json_as(&self, path: &str, token: &str) -> Result<Value, ApiError> {
+        let url = format!("{}{}", self.base_url, path);
+        self.send(path, || self.http.get(&url).bearer_auth(token))
+            .await
+    }
+
+    /// POST a form; JSON back (OAuth token requests).
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Result<Value, ApiError> {
+        let url = format!("{}{}", self.base_url, path);
+        self.send(path, || self.http.post(&url).form(form)).await
+    }
+
+    /// The secret this client was built with (Kajabi's client secret).
+    pub fn secret(&self) -> &Secret {
+        &self.key
+    }
+
+    /// Sends with retries: 429 and 5xx back off (honouring `Retry-After` up to
+    /// `max_wait`), 404 is its own error, other non-2xx fail at once.
+    async fn send(
+        &self,
+        path: &str,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<Value, ApiError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let last = attempt >= self.max_attempts;
-            let result = self
-                .http
-                .get(&url)
-                .bearer_auth(self.key.expose())
-                .send()
-                .await;
-            let response = match result {
+            let response = match build().send().await {
                 Ok(r) => r,
                 Err(e) if !last => {
                     tracing::warn!(provider = self.provider, attempt, error = %e, "provider call failed; retrying");
@@ -278,5 +302,179 @@ mod tests {
             path: "/".into()
         }
         .is_transient());
+    }
+}
+
+/// What a provider says about one subscription now, in Gatehouse's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderSubscription {
+    /// The provider's own word for it (`active`, `non-renewing`, `deactivated`…).
+    pub status: String,
+    pub state: SubscriptionState,
+    pub period_end: Option<chrono::DateTime<chrono::Utc>>,
+    /// Product ids it covers (Stripe prices/products, Paystack plan code, Kajabi offers).
+    pub products: Vec<String>,
+}
+
+fn path_segment(raw: &str) -> String {
+    percent_encoding::utf8_percent_encode(raw, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+impl StripeApi {
+    /// `GET /v1/subscriptions/{id}`, read with the same parser as webhook payloads.
+    pub async fn subscription(&self, id: &str) -> Result<ProviderSubscription, ApiError> {
+        let path = format!("/v1/subscriptions/{}", path_segment(id));
+        let object = self.client.get_json(&path).await?;
+        let wrapped = serde_json::json!({
+            "id": "verify", "type": "customer.subscription.updated", "created": 0,
+            "data": {"object": object}
+        });
+        match crate::providers::stripe::StripeEvent::from_json(&wrapped).action {
+            crate::providers::stripe::StripeAction::Subscription {
+                status,
+                cancel_at_period_end,
+                period_end,
+                products,
+                ..
+            } => Ok(ProviderSubscription {
+                state: crate::providers::stripe::map_status(&status, cancel_at_period_end)
+                    .unwrap_or(SubscriptionState::Suspended),
+                status: if cancel_at_period_end {
+                    format!("{status} (cancel at period end)")
+                } else {
+                    status
+                },
+                period_end,
+                products,
+            }),
+            _ => Err(ApiError::Body { provider: "stripe" }),
+        }
+    }
+}
+
+impl PaystackApi {
+    /// `GET /subscription/{code}`.
+    pub async fn subscription(&self, code: &str) -> Result<ProviderSubscription, ApiError> {
+        let path = format!("/subscription/{}", path_segment(code));
+        let body = self.client.get_json(&path).await?;
+        let data = &body["data"];
+        let status = data["status"]
+            .as_str()
+            .ok_or(ApiError::Body {
+                provider: "paystack",
+            })?
+            .to_string();
+        let state = match status.as_str() {
+            "active" => SubscriptionState::Active,
+            "non-renewing" => SubscriptionState::Canceled,
+            "attention" => SubscriptionState::PastDue,
+            _ => SubscriptionState::Expired,
+        };
+        Ok(ProviderSubscription {
+            state,
+            period_end: data["next_payment_date"]
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&chrono::Utc)),
+            products: data["plan"]["plan_code"]
+                .as_str()
+                .map(|c| vec![c.to_string()])
+                .unwrap_or_default(),
+            status,
+        })
+    }
+}
+
+/// Kajabi's v1 API with OAuth client credentials. The access token is cached
+/// for the life of the Lambda container, until shortly before it expires.
+#[derive(Clone, Debug)]
+pub struct KajabiApi {
+    client: ApiClient,
+    client_id: String,
+    token: std::sync::Arc<tokio::sync::Mutex<Option<(Secret, std::time::Instant)>>>,
+}
+
+/// A token is renewed this long before Kajabi says it expires.
+const TOKEN_MARGIN: Duration = Duration::from_secs(60);
+
+impl KajabiApi {
+    pub fn new(client: ApiClient, client_id: String) -> Self {
+        Self {
+            client,
+            client_id,
+            token: Default::default(),
+        }
+    }
+
+    async fn access_token(&self) -> Result<Secret, ApiError> {
+        let mut cached = self.token.lock().await;
+        if let Some((token, until)) = cached.as_ref() {
+            if std::time::Instant::now() + TOKEN_MARGIN < *until {
+                return Ok(token.clone());
+            }
+        }
+        let body = self
+            .client
+            .post_form(
+                "/v1/oauth/token",
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", &self.client_id),
+                    ("client_secret", self.client.secret().expose()),
+                ],
+            )
+            .await?;
+        let token = body["access_token"]
+            .as_str()
+            .ok_or(ApiError::Body { provider: "kajabi" })?;
+        let lifetime = Duration::from_secs(body["expires_in"].as_u64().unwrap_or(3600));
+        let token = Secret::new(token);
+        *cached = Some((token.clone(), std::time::Instant::now() + lifetime));
+        Ok(token)
+    }
+
+    /// The customer's purchases of `offers`: active unless deactivated.
+    pub async fn membership(
+        &self,
+        customer_id: &str,
+        offers: &[&str],
+    ) -> Result<ProviderSubscription, ApiError> {
+        let token = self.access_token().await?;
+        let path = format!(
+            "/v1/purchases?filter%5Bcustomer_id%5D={}",
+            path_segment(customer_id)
+        );
+        let body = self.client.get_json_as(&path, token.expose()).await?;
+        let purchases: Vec<&Value> = body["data"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter(|p| {
+                        p["relationships"]["offer"]["data"]["id"]
+                            .as_str()
+                            .is_some_and(|o| offers.contains(&o))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let active = purchases
+            .iter()
+            .any(|p| p["attributes"]["deactivated_at"].is_null());
+        let (status, state) = match (purchases.is_empty(), active) {
+            (true, _) => ("no purchase", SubscriptionState::Expired),
+            (false, true) => ("active", SubscriptionState::Active),
+            (false, false) => ("deactivated", SubscriptionState::Expired),
+        };
+        Ok(ProviderSubscription {
+            status: status.into(),
+            state,
+            period_end: None,
+            products: purchases
+                .iter()
+                .filter_map(|p| p["relationships"]["offer"]["data"]["id"].as_str())
+                .map(str::to_string)
+                .collect(),
+        })
     }
 }

@@ -56,6 +56,8 @@ fn time(root: &Value, path: &[&str]) -> Option<DateTime<Utc>> {
 pub struct Subject {
     pub email: Option<String>,
     pub customer_code: Option<String>,
+    /// `data.subscription_code` (`SUB_…`) on subscription events.
+    pub subscription_code: Option<String>,
     pub first_name: Option<String>,
     pub plan_code: Option<String>,
     /// `metadata.plan` on a one-time charge.
@@ -114,6 +116,8 @@ impl PaystackEvent {
             email: text(at(&data, &["customer", "email"]))
                 .or_else(|| text(at(&data, &["subscription", "customer", "email"]))),
             customer_code: text(at(&data, &["customer", "customer_code"])),
+            subscription_code: text(at(&data, &["subscription_code"]))
+                .or_else(|| text(at(&data, &["subscription", "subscription_code"]))),
             first_name: text(at(&data, &["customer", "first_name"])),
             plan_code: text(at(&data, &["plan", "plan_code"]))
                 .or_else(|| text(at(&data, &["subscription", "plan", "plan_code"]))),

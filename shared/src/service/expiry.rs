@@ -54,6 +54,7 @@ impl Services {
                 &EventKey::new(provider, "subscription-sweeper"),
                 (current.watermark.unwrap_or(now), current.watermark_rank),
                 now,
+                current.provider_ref.as_deref(),
             )?;
             let mut jobs: Vec<JobId> = Vec::new();
             if let Some(email) = email {

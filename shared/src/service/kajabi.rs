@@ -177,6 +177,7 @@ impl Services {
                 &delivery.key,
                 (now, 0),
                 now,
+                member.member_id.as_deref(),
             )?;
             if let Some(outcome) = self
                 .commit_webhook(tx, delivery, &jobs, Some(user_id))
@@ -215,6 +216,19 @@ impl Services {
             [] => Err("missing offer id and the member has no Kajabi subscription".into()),
             _ => Err("missing offer id and the member has several Kajabi subscriptions".into()),
         })
+    }
+
+    /// A lifecycle change from outside a webhook (an admin sync), with the same rules.
+    pub(crate) async fn kajabi_lifecycle_change(
+        &self,
+        delivery: &Delivery,
+        change: LifecycleChange,
+        member: &Member,
+        offer_id: Option<&str>,
+        occurred_at: DateTime<Utc>,
+    ) -> Result<WebhookOutcome, ServiceError> {
+        self.kajabi_lifecycle(delivery, change, member, offer_id, None, Some(occurred_at))
+            .await
     }
 
     async fn kajabi_lifecycle(
@@ -318,6 +332,10 @@ impl Services {
                 &delivery.key,
                 (event_time, 0),
                 now,
+                member
+                    .member_id
+                    .as_deref()
+                    .or(current.as_ref().and_then(|c| c.provider_ref.as_deref())),
             )?;
             if let Some(outcome) = self
                 .commit_webhook(tx, delivery, &jobs, Some(user_id))

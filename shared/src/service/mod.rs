@@ -4,6 +4,7 @@
 pub mod account;
 pub mod admin;
 pub mod admin_change;
+pub mod admin_sync;
 pub mod expiry;
 pub mod kajabi;
 pub mod paystack;
@@ -54,6 +55,8 @@ pub struct Services {
     pub stripe_api: Option<crate::providers::api::StripeApi>,
     /// Present when `PAYSTACK_SECRET_KEY` is set.
     pub paystack_api: Option<crate::providers::api::PaystackApi>,
+    /// Present when `KAJABI_CLIENT_ID` and `KAJABI_CLIENT_SECRET` are set.
+    pub kajabi_api: Option<crate::providers::api::KajabiApi>,
     /// Present when `SESSION_SIGNING_KEYS` is set; malformed keys fail the cold start.
     pub sessions: Option<Arc<crate::session::SessionKeys>>,
 }
@@ -92,6 +95,20 @@ impl Services {
             )),
             None => None,
         };
+        let kajabi_api = match (&settings.kajabi_client_id, &settings.kajabi_client_secret) {
+            (Some(id), Some(secret)) => Some(crate::providers::api::KajabiApi::new(
+                crate::providers::api::ApiClient::new(
+                    "kajabi",
+                    &settings.kajabi_api_base,
+                    secret.clone(),
+                    settings.provider_timeout,
+                    settings.provider_max_attempts,
+                )
+                .map_err(|e| ServiceError::Internal(e.to_string()))?,
+                id.clone(),
+            )),
+            _ => None,
+        };
         let sessions = match &settings.session_signing_keys {
             Some(raw) => Some(Arc::new(
                 crate::session::SessionKeys::parse(
@@ -109,6 +126,7 @@ impl Services {
             None => None,
         };
         Ok(Self {
+            kajabi_api,
             sessions,
             stripe_api,
             paystack_api,

@@ -133,6 +133,7 @@ impl Services {
                     *next_payment_date,
                     created,
                     RANK_ACTIVE,
+                    event.subject.subscription_code.as_deref(),
                 )
                 .await
             }
@@ -146,6 +147,7 @@ impl Services {
                     *next_payment_date,
                     created,
                     RANK_CANCELED,
+                    event.subject.subscription_code.as_deref(),
                 )
                 .await
             }
@@ -159,6 +161,7 @@ impl Services {
                     None,
                     created,
                     RANK_EXPIRED,
+                    event.subject.subscription_code.as_deref(),
                 )
                 .await
             }
@@ -172,6 +175,7 @@ impl Services {
                     None,
                     created,
                     RANK_PAST_DUE,
+                    event.subject.subscription_code.as_deref(),
                 )
                 .await
             }
@@ -188,6 +192,7 @@ impl Services {
                     *period_end,
                     created,
                     RANK_ACTIVE,
+                    event.subject.subscription_code.as_deref(),
                 )
                 .await
             }

@@ -152,6 +152,7 @@ impl Services {
                 .await
             }
             StripeAction::Subscription {
+                subscription_id,
                 customer,
                 status,
                 cancel_at_period_end,
@@ -187,6 +188,7 @@ impl Services {
                     *period_end,
                     created,
                     rank,
+                    subscription_id.as_deref(),
                 )
                 .await
             }
@@ -260,6 +262,7 @@ impl Services {
                     *period_end,
                     created,
                     rank,
+                    None,
                 )
                 .await
             }
@@ -403,6 +406,7 @@ impl Services {
                     &delivery.key,
                     (created, 0),
                     now,
+                    None,
                 )?;
             }
             if let Some(outcome) = self
@@ -518,6 +522,7 @@ impl Services {
                         &delivery.key,
                         (current.watermark.unwrap_or(now), current.watermark_rank),
                         now,
+                        current.provider_ref.as_deref(),
                     )?;
                 }
             }
@@ -553,6 +558,7 @@ impl Services {
         period_end: Option<DateTime<Utc>>,
         created: DateTime<Utc>,
         rank: i64,
+        provider_ref: Option<&str>,
     ) -> Result<WebhookOutcome, ServiceError> {
         for attempt in 0..MAX_ATTEMPTS {
             let now = self.now();
@@ -655,6 +661,7 @@ impl Services {
                 &delivery.key,
                 (created, rank),
                 now,
+                provider_ref.or(current.as_ref().and_then(|c| c.provider_ref.as_deref())),
             )?;
             if let Some(outcome) = self
                 .commit_webhook(tx, delivery, &jobs, Some(user_id))
@@ -686,6 +693,7 @@ mod tests {
             version: 1,
             watermark: Some(mark),
             watermark_rank: rank,
+            provider_ref: None,
         }
     }
 

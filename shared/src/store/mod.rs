@@ -277,6 +277,8 @@ pub struct SubscriptionRecord {
     pub watermark: Option<DateTime<Utc>>,
     /// Lifecycle rank of that event, to order events from the same second.
     pub watermark_rank: i64,
+    /// The provider's own id for this subscription, when an event carried one.
+    pub provider_ref: Option<String>,
 }
 
 impl SubscriptionRecord {
@@ -300,6 +302,7 @@ impl SubscriptionRecord {
             version: get_n(item, "version").unwrap_or(0),
             watermark: get_ts(item, "watermark"),
             watermark_rank: get_n(item, "watermark_rank").unwrap_or(0),
+            provider_ref: get_s(item, "provider_ref").map(str::to_string),
         })
     }
 }
@@ -543,8 +546,14 @@ impl Tx {
         last_event: &EventKey,
         watermark: (DateTime<Utc>, i64),
         now: DateTime<Utc>,
+        provider_ref: Option<&str>,
     ) -> Result<(), StoreError> {
         let mut item = key(keys::user(user_id), &keys::subscription(provider, plan_id));
+        // The provider's id for it (Stripe subscription, Paystack subscription
+        // code, Kajabi customer): what admin verify and sync look up.
+        if let Some(reference) = provider_ref {
+            item.insert("provider_ref".into(), s(reference));
+        }
         item.insert("kind".into(), s("SUBSCRIPTION"));
         item.insert("user_id".into(), s(user_id.as_str()));
         item.insert("provider".into(), s(provider.as_str()));
