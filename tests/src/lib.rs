@@ -101,7 +101,14 @@ pub struct Options {
     pub login_limits: (u32, u32),
     /// `ADMIN_PRINCIPALS` for the functions (default: the test admin).
     pub admin_principals: Option<String>,
+    /// One fake server for every provider API (admin verify and sync):
+    /// Stripe, Paystack and Kajabi keys are set; charge verification stays off.
+    pub provider_apis: Option<String>,
 }
+
+/// The OAuth client the fake Kajabi API expects.
+pub const KAJABI_CLIENT_ID: &str = "kajabi-test-client";
+pub const KAJABI_CLIENT_SECRET: &str = "kajabi-test-client-secret";
 
 /// The secret key the fake Stripe API expects.
 pub const STRIPE_API_KEY: &str = "sk_test_gatehouse";
@@ -120,6 +127,7 @@ impl Default for Options {
             urls_from_listener: false,
             login_limits: (5, 20),
             admin_principals: None,
+            provider_apis: None,
         }
     }
 }
@@ -208,6 +216,14 @@ impl TestStack {
             settings.login_failures_per_address,
             settings.login_failures_per_ip,
         ) = options.login_limits;
+        if let Some(base) = &options.provider_apis {
+            settings.stripe_api_base = base.clone();
+            settings.stripe_secret_key = Some(Secret::new(STRIPE_API_KEY));
+            settings.paystack_api_base = base.clone();
+            settings.kajabi_api_base = base.clone();
+            settings.kajabi_client_id = Some(KAJABI_CLIENT_ID.into());
+            settings.kajabi_client_secret = Some(Secret::new(KAJABI_CLIENT_SECRET));
+        }
         if let Some(list) = &options.admin_principals {
             settings.admin_principals = gatehouse::admin::AdminPrincipals::parse(list).unwrap();
         }

@@ -137,6 +137,12 @@ fn http_function(binary: &str, services: &Services) -> Option<Arc<dyn HttpFuncti
             admin_resend_setup_email::AdminResendSetupEmail::new(services.clone()),
         ),
         "admin-roles" => Arc::new(admin_roles::AdminRoles::new(services.clone())),
+        "admin-verify-subscription" => Arc::new(
+            admin_verify_subscription::AdminVerifySubscription::new(services.clone()),
+        ),
+        "admin-sync-subscription" => Arc::new(admin_sync_subscription::AdminSyncSubscription::new(
+            services.clone(),
+        )),
         "admin-replay-event" => {
             Arc::new(admin_replay_event::AdminReplayEvent::new(services.clone()))
         }
