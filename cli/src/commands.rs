@@ -21,9 +21,17 @@ commands:
   users list [--status S] [--plan P] [--role R] [--provider P] [--active true|false]
              [--email-prefix X] [--limit N] [--cursor C] [--all]
   users show <user id>
+  users verify <user id>                  compare with the provider's view
+  users sync <user id>                    apply the provider's view
+  users resend-setup-email <user id>
+  users grant <user id> <role> --reason TEXT
+  users revoke <user id> <role> --reason TEXT
   events list [--provider P] [--type T] [--status S] [--user ID] [--from RFC3339] [--to RFC3339]
               [--limit N] [--cursor C] [--all]
   events show <provider:event id | ref>
+  events replay <provider:event id | ref>  re-run a failed event
+
+Mutating commands send a fresh Idempotency-Key; pass --idempotency-key K to retry one safely.
 
 --local signs with the dev credentials in infra/local.env and calls GATEHOUSE_ADDR.
 Otherwise credentials come from the standard AWS chain and the endpoint from --endpoint
@@ -35,6 +43,7 @@ pub struct GlobalOptions {
     pub json: bool,
     pub endpoint: Option<String>,
     pub region: Option<String>,
+    pub idempotency_key: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +60,24 @@ pub enum Command {
         all: bool,
     },
     EventsShow {
+        reference: String,
+    },
+    UsersVerify {
+        id: String,
+    },
+    UsersSync {
+        id: String,
+    },
+    UsersResend {
+        id: String,
+    },
+    UsersRole {
+        id: String,
+        grant: bool,
+        role: String,
+        reason: String,
+    },
+    EventsReplay {
         reference: String,
     },
 }
@@ -125,15 +152,15 @@ pub fn parse(args: &[String]) -> Result<(GlobalOptions, Command), CliError> {
         match args[i].as_str() {
             "--local" => options.local = true,
             "--json" => options.json = true,
-            "--endpoint" | "--region" => {
+            "--endpoint" | "--region" | "--idempotency-key" => {
                 let value = args
                     .get(i + 1)
                     .ok_or_else(|| usage(format!("{} needs a value", args[i])))?
                     .clone();
-                if args[i] == "--endpoint" {
-                    options.endpoint = Some(value);
-                } else {
-                    options.region = Some(value);
+                match args[i].as_str() {
+                    "--endpoint" => options.endpoint = Some(value),
+                    "--region" => options.region = Some(value),
+                    _ => options.idempotency_key = Some(value),
                 }
                 i += 1;
             }
@@ -156,6 +183,25 @@ pub fn parse(args: &[String]) -> Result<(GlobalOptions, Command), CliError> {
         ["events", "show", key] => Command::EventsShow {
             reference: key.to_string(),
         },
+        ["events", "replay", key] => Command::EventsReplay {
+            reference: key.to_string(),
+        },
+        ["users", "verify", id] => Command::UsersVerify { id: id.to_string() },
+        ["users", "sync", id] => Command::UsersSync { id: id.to_string() },
+        ["users", "resend-setup-email", id] => Command::UsersResend { id: id.to_string() },
+        ["users", verb @ ("grant" | "revoke"), id, role, "--reason", reason] => {
+            Command::UsersRole {
+                id: id.to_string(),
+                grant: *verb == "grant",
+                role: role.to_string(),
+                reason: reason.to_string(),
+            }
+        }
+        ["users", "grant" | "revoke", ..] => {
+            return Err(usage(
+                "grant and revoke take <user id> <role> --reason TEXT",
+            ))
+        }
         [] => return Err(usage("no command given")),
         _ => return Err(usage(format!("unknown command: {}", rest.join(" ")))),
     };
@@ -231,6 +277,45 @@ impl Command {
                 body: None,
                 mutating: false,
             },
+            Command::EventsReplay { reference } => Call {
+                method: "POST",
+                path: format!("/admin/events/{}/replay", segment(&event_ref(reference))),
+                body: None,
+                mutating: true,
+            },
+            Command::UsersVerify { id } => Call {
+                method: "GET",
+                path: format!("/admin/users/{}/verify-subscription", segment(id)),
+                body: None,
+                mutating: false,
+            },
+            Command::UsersSync { id } => Call {
+                method: "POST",
+                path: format!("/admin/users/{}/sync-subscription", segment(id)),
+                body: None,
+                mutating: true,
+            },
+            Command::UsersResend { id } => Call {
+                method: "POST",
+                path: format!("/admin/users/{}/resend-setup-email", segment(id)),
+                body: None,
+                mutating: true,
+            },
+            Command::UsersRole {
+                id,
+                grant,
+                role,
+                reason,
+            } => Call {
+                method: "POST",
+                path: format!("/admin/users/{}/roles", segment(id)),
+                body: Some(if *grant {
+                    serde_json::json!({"grant": role, "reason": reason})
+                } else {
+                    serde_json::json!({"revoke": role, "reason": reason})
+                }),
+                mutating: true,
+            },
         }
     }
 
@@ -265,6 +350,47 @@ impl Command {
             ),
             Command::UsersShow { .. } => render_user(body),
             Command::EventsShow { .. } => render_event(body),
+            Command::UsersVerify { .. } => render_verify(body),
+            Command::UsersSync { .. } => {
+                let rows: Vec<Vec<String>> = body["results"]
+                    .as_array()
+                    .map(|rows| {
+                        rows.iter()
+                            .map(|r| {
+                                ["provider", "plan", "old_status", "new_status", "applied"]
+                                    .iter()
+                                    .map(|f| cell(&r[*f]))
+                                    .collect()
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                render(&["provider", "plan", "old", "new", "applied"], &rows)
+            }
+            Command::UsersResend { .. } => format!(
+                "sent a new setup link to {} (job {})",
+                cell(&body["user_id"]),
+                cell(&body["job_id"])
+            ),
+            Command::UsersRole { .. } => format!(
+                "{} {} for {}: roles now {}",
+                cell(&body["change"]),
+                cell(&body["role"]),
+                cell(&body["user_id"]),
+                cell(&body["roles_after"])
+            ),
+            Command::EventsReplay { .. } => {
+                let mut line = format!(
+                    "{}: {} -> {}",
+                    cell(&body["event"]),
+                    cell(&body["old_status"]),
+                    cell(&body["new_status"])
+                );
+                if let Some(reason) = body["reason"].as_str() {
+                    line.push_str(&format!(" ({reason})"));
+                }
+                line
+            }
         }
     }
 }
@@ -334,6 +460,41 @@ fn render_user(body: &Value) -> String {
     out.join("\n")
 }
 
+fn render_verify(body: &Value) -> String {
+    let rows: Vec<Vec<String>> = body["subscriptions"]
+        .as_array()
+        .map(|subs| {
+            subs.iter()
+                .map(|s| {
+                    vec![
+                        cell(&s["provider"]),
+                        cell(&s["plan"]),
+                        cell(&s["database_status"]["state"]),
+                        cell(&s["provider_status"]["status"]),
+                        cell(&s["mismatch"]),
+                        cell(&s["differences"]),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = render(
+        &[
+            "provider",
+            "plan",
+            "stored",
+            "provider says",
+            "mismatch",
+            "differences",
+        ],
+        &rows,
+    );
+    if let Some(action) = body["recommended_action"].as_str() {
+        out.push_str(&format!("\n\nrecommended: {action}"));
+    }
+    out
+}
+
 fn render_event(body: &Value) -> String {
     let mut out = vec![];
     for field in [
@@ -390,6 +551,18 @@ mod tests {
             cmd.call(None).path,
             format!("/admin/events/{}", URL_SAFE_NO_PAD.encode("stripe:evt_1"))
         );
+        let (_, cmd) = parse(&args("users grant usr_1 admin --reason runs-it")).unwrap();
+        let call = cmd.call(None);
+        assert_eq!(call.path, "/admin/users/usr_1/roles");
+        assert!(call.mutating);
+        assert_eq!(call.body.unwrap()["grant"], "admin");
+        assert!(
+            parse(&args("users grant usr_1 admin")).is_err(),
+            "reason is required"
+        );
+        let (opts, cmd) = parse(&args("--idempotency-key k1 events replay stripe:evt_9")).unwrap();
+        assert_eq!(opts.idempotency_key.as_deref(), Some("k1"));
+        assert!(cmd.call(None).path.ends_with("/replay"));
         assert!(parse(&args("users list --colour red")).is_err());
         assert!(parse(&args("users list --limit")).is_err());
         assert!(parse(&args("nothing")).is_err());

@@ -138,3 +138,143 @@ impl AdminClient {
 pub fn new_idempotency_key() -> String {
     format!("cli-{}", hex::encode(rand::random::<[u8; 16]>()))
 }
+
+/// `infra/local.env` of this checkout: plain KEY=VALUE lines; the environment wins.
+pub fn local_setting(key: &str) -> Option<String> {
+    if let Ok(value) = std::env::var(key) {
+        return Some(value);
+    }
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/local.env");
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == key)
+        .map(|(_, v)| v.trim().to_string())
+}
+
+/// The signed client the options ask for: local dev credentials with
+/// `--local`, else the standard AWS credential chain.
+pub async fn client(options: &commands::GlobalOptions) -> Result<AdminClient, CliError> {
+    use aws_credential_types::provider::ProvideCredentials;
+    if options.local {
+        let need = |k: &str| {
+            local_setting(k)
+                .ok_or_else(|| CliError::Config(format!("{k} is not set in infra/local.env")))
+        };
+        let endpoint = match &options.endpoint {
+            Some(e) => e.clone(),
+            None => format!("http://{}", need("GATEHOUSE_ADDR")?),
+        };
+        let credentials = Credentials::new(
+            need("ADMIN_ACCESS_KEY_ID")?,
+            need("ADMIN_SECRET_ACCESS_KEY")?,
+            None,
+            None,
+            "gatehouse-local",
+        );
+        let region = match &options.region {
+            Some(r) => r.clone(),
+            None => need("AWS_REGION")?,
+        };
+        return Ok(AdminClient::new(&endpoint, credentials, &region));
+    }
+    let endpoint = options
+        .endpoint
+        .clone()
+        .or_else(|| std::env::var("GATEHOUSE_API_URL").ok())
+        .ok_or_else(|| {
+            CliError::Config(
+                "give --endpoint or set GATEHOUSE_API_URL (the stack's ApiUrl output)".into(),
+            )
+        })?;
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    let credentials = config
+        .credentials_provider()
+        .ok_or_else(|| CliError::Credentials("no credential provider".into()))?
+        .provide_credentials()
+        .await
+        .map_err(|e| CliError::Credentials(e.to_string()))?;
+    let region = options
+        .region
+        .clone()
+        .or_else(|| config.region().map(|r| r.to_string()))
+        .ok_or_else(|| CliError::Config("give --region or configure a default region".into()))?;
+    Ok(AdminClient::new(&endpoint, credentials, &region))
+}
+
+/// What one CLI run printed, and its exit status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub code: u8,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the CLI on `args` (without the program name): what `gatehouse-admin` does.
+pub async fn run(args: &[String]) -> Outcome {
+    match run_inner(args).await {
+        Ok(outcome) => outcome,
+        Err(CliError::Usage(text)) => Outcome {
+            code: 2,
+            stdout: String::new(),
+            stderr: text,
+        },
+        Err(e) => Outcome {
+            code: 1,
+            stdout: String::new(),
+            stderr: format!("gatehouse-admin: {e}"),
+        },
+    }
+}
+
+async fn run_inner(args: &[String]) -> Result<Outcome, CliError> {
+    let (options, command) = commands::parse(args)?;
+    let client = client(&options).await?;
+    let mut cursor: Option<String> = None;
+    let mut stdout = Vec::new();
+    // One key for the whole run, so a retry of this run can reuse it.
+    let key = options
+        .idempotency_key
+        .clone()
+        .unwrap_or_else(new_idempotency_key);
+    loop {
+        let call = command.call(cursor.as_deref());
+        let answer = client
+            .call(
+                call.method,
+                &call.path,
+                call.body.as_ref(),
+                call.mutating.then_some(key.as_str()),
+            )
+            .await?;
+        if answer.status >= 400 {
+            return Ok(Outcome {
+                code: 1,
+                stdout: if options.json {
+                    answer.body.to_string()
+                } else {
+                    String::new()
+                },
+                stderr: commands::describe_error(&answer),
+            });
+        }
+        let next = answer.body["next_cursor"].as_str().map(str::to_string);
+        stdout.push(if options.json {
+            answer.body.to_string()
+        } else {
+            command.render(&answer.body)
+        });
+        match next {
+            Some(next) if command.follows_cursors() => cursor = Some(next),
+            _ => break,
+        }
+    }
+    Ok(Outcome {
+        code: 0,
+        stdout: stdout.join("\n"),
+        stderr: String::new(),
+    })
+}
