@@ -12,7 +12,8 @@
 //! and reading it again after the expiry (free: roles are computed at read time);
 //!
 //! then a Stripe subscription: checkout, invoice paid, cancel at period end, deleted;
-//! and a Paystack one: charge.success, subscription.create, not_renew, disable.
+//! and a Paystack one: charge.success, subscription.create, not_renew, disable;
+//! then the admin CLI lists users and events, signed with the local dev credentials.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -325,6 +326,38 @@ impl<'a> Demo<'a> {
         )
     }
 
+    /// The admin CLI, signed with the local dev credentials, as an operator would run it.
+    async fn admin_cli(&mut self, member: &str) -> Result<(), DemoError> {
+        let base = self.stack.base_url();
+        let prefix = member.split('@').next().unwrap_or(member).to_string();
+        for (title, args) in [
+            (
+                "Admin: gatehouse-admin --local users list",
+                vec!["users", "list", "--limit", "10"],
+            ),
+            (
+                "Admin: gatehouse-admin --local events list --limit 8",
+                vec!["events", "list", "--limit", "8"],
+            ),
+        ] {
+            self.say(format!("\n== {title}"));
+            let mut argv = vec!["--local".to_string(), "--endpoint".into(), base.clone()];
+            argv.extend(args.iter().map(|a| a.to_string()));
+            let out = gatehouse_admin::run(&argv).await;
+            check(out.code == 0, format!("{title}: {}", out.stderr))?;
+            for line in out.stdout.lines() {
+                self.say(format!("   {line}"));
+            }
+            if args[0] == "users" {
+                check(
+                    out.stdout.contains(&prefix),
+                    "the CLI lists the demo member",
+                )?;
+            }
+        }
+        Ok(())
+    }
+
     /// `POST /account/login`; returns the session token.
     async fn login(&mut self, email: &str, password: &str) -> Result<String, DemoError> {
         let (status, body) = self
@@ -634,6 +667,7 @@ impl<'a> Demo<'a> {
         )?;
         self.stripe_journey(&run).await?;
         self.paystack_journey(&run).await?;
+        self.admin_cli(&member).await?;
         self.say("\nAll demo checks passed.");
         Ok(())
     }
