@@ -111,6 +111,22 @@ async fn users_page_in_email_order_and_filter() {
     assert_eq!(pages.iter().map(Vec::len).sum::<usize>(), 4);
     assert_eq!(pages[0].len(), 3);
     assert_eq!(pages[0][0]["subscriptions"][0]["state"], "active");
+
+    // A cursor resumes only the query that issued it.
+    let (_, first) = t.admin("GET", "/admin/users?limit=1", None).await;
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (status, body) = t
+        .admin(
+            "GET",
+            &format!("/admin/users?limit=1&is_active=true&cursor={cursor}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("belongs to a query"));
 }
 
 #[tokio::test]

@@ -55,6 +55,30 @@ async fn mutating_actions_need_an_idempotency_key() {
         )
         .await;
     assert_eq!(status, 400, "a malformed key");
+    // A key already used for one change cannot be reused for another.
+    let roles = format!("/admin/users/{id}/roles");
+    let (status, _) = t
+        .admin_with_key(
+            "POST",
+            &roles,
+            Some(&json!({"grant": "admin", "reason": "x"})),
+            Some("key-1"),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = t
+        .admin_with_key(
+            "POST",
+            &roles,
+            Some(&json!({"revoke": "admin", "reason": "x"})),
+            Some("key-1"),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(
+        body["type"],
+        "https://gatehouse.dev/problems/idempotency-key-reused"
+    );
 }
 
 #[tokio::test]
@@ -197,6 +221,21 @@ async fn a_revoke_of_a_plan_role_holds_until_the_plan_changes() {
     let (_, r) = t
         .post_kajabi(
             &lifecycle("renewed", &t.id("revoke-renewed"), &email, json!({})),
+            Auth::Signature,
+        )
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    assert_eq!(roles_of(&t, &id).await, ["free-user", "premium-member"]);
+
+    // Revoked again, then lifted by a repurchase (a new purchase event on that plan).
+    let (status, _) = t
+        .admin_with_key("POST", &path, Some(&change), Some("revoke-2"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(roles_of(&t, &id).await, ["free-user"]);
+    let (_, r) = t
+        .post_kajabi(
+            &purchase(&t.id("revoke-again"), &email, "off_456"),
             Auth::Signature,
         )
         .await;

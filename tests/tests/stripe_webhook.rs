@@ -168,7 +168,7 @@ async fn subscription_lifecycle_from_checkout_to_deletion() {
         state: SubscriptionState::Active,
         access_until: until,
         key: "stripe#premium_monthly".into(),
-        version: 1,
+        last_change: "stripe:evt_1".into(),
     };
     let e = entitlements(
         &t.stack.services.settings.plans,

@@ -234,7 +234,19 @@ async fn changing_the_template_changes_the_local_table() {
         .filter_map(|i| i.index_name())
         .collect();
     indexes.sort();
-    assert_eq!(indexes, vec!["by_something_else", "gsi2"]);
+    assert_eq!(
+        indexes,
+        vec!["by_something_else", "gsi2", "gsi3", "gsi4", "gsi5"]
+    );
+    // The users index projects profile fields but never the password hash.
+    let users = table
+        .global_secondary_indexes()
+        .iter()
+        .find(|i| i.index_name() == Some("gsi3"))
+        .unwrap();
+    let projected = users.projection().unwrap().non_key_attributes();
+    assert!(projected.contains(&"email".to_string()));
+    assert!(!projected.contains(&"password_hash".to_string()));
 
     // And the shipped template gives the shipped layout, with the DLQ redrive.
     let shipped = SamTemplate::load(&workspace_root().join("infra/template.yaml")).unwrap();

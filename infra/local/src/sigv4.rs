@@ -115,7 +115,13 @@ fn parse_authorization(value: &str) -> Result<Authorization<'_>, SigV4Error> {
 }
 
 fn canonical_query(raw: &str) -> String {
-    let decode = |s: &str| percent_decode_str(s).decode_utf8_lossy().into_owned();
+    // '+' means a space, as the functions read queries (`http::parse_query`): a
+    // signature must not cover `a%2Bb` and also pass for `a+b`, which they read as `a b`.
+    let decode = |s: &str| {
+        percent_decode_str(&s.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned()
+    };
     let mut pairs: Vec<(String, String)> = raw
         .split('&')
         .filter(|p| !p.is_empty())
@@ -382,6 +388,17 @@ mod tests {
                 b"{ }",
                 now
             ),
+            Err(SigV4Error::Mismatch)
+        );
+    }
+
+    #[test]
+    fn a_plus_is_a_space_to_the_signature_as_to_the_functions() {
+        let now = Utc::now();
+        let plus = sign("GET", "/admin/users", "email_prefix=a%2Bb", b"", now);
+        assert!(check("GET", "/admin/users", "email_prefix=a%2Bb", &plus, b"", now).is_ok());
+        assert_eq!(
+            check("GET", "/admin/users", "email_prefix=a+b", &plus, b"", now),
             Err(SigV4Error::Mismatch)
         );
     }

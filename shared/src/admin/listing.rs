@@ -23,6 +23,8 @@ pub enum ListingError {
     Limit,
     #[error("`cursor` is not one this endpoint issued")]
     Cursor,
+    #[error("`cursor` belongs to a query with other filters; repeat that query's filters or start without a cursor")]
+    CursorQuery,
     #[error("`{name}` {reason}")]
     Filter { name: &'static str, reason: String },
     #[error("`{0}` is given more than once")]
@@ -36,32 +38,44 @@ fn filter_error(name: &'static str, reason: impl Into<String>) -> ListingError {
     }
 }
 
-/// An opaque position in an index listing: base64url of the start key's JSON.
+/// An opaque position in an index listing: base64url of the start key's JSON,
+/// plus the query it belongs to (`_q`), so it only resumes that query.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cursor(pub Item);
 
+const QUERY_FIELD: &str = "_q";
+
 impl Cursor {
-    pub fn encode(item: &Item) -> String {
-        let map: std::collections::BTreeMap<&str, &str> = item
+    pub fn encode(item: &Item, query: &str) -> String {
+        let mut map: std::collections::BTreeMap<&str, &str> = item
             .iter()
             .filter_map(|(k, v)| Some((k.as_str(), v.as_s().ok()?.as_str())))
             .collect();
+        map.insert(QUERY_FIELD, query);
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(&map).unwrap_or_default())
     }
 
-    /// Accepts only a cursor holding exactly the keys of `index`.
-    pub fn decode(raw: &str, index: &str) -> Result<Self, ListingError> {
+    /// Accepts only a cursor of `query` holding exactly the keys of `index`.
+    pub fn decode(raw: &str, index: &str, query: &str) -> Result<Self, ListingError> {
         let bytes = URL_SAFE_NO_PAD
             .decode(raw.trim())
             .map_err(|_| ListingError::Cursor)?;
-        let map: HashMap<String, String> =
+        let mut map: HashMap<String, String> =
             serde_json::from_slice(&bytes).map_err(|_| ListingError::Cursor)?;
+        if map.remove(QUERY_FIELD).as_deref() != Some(query) {
+            return Err(ListingError::CursorQuery);
+        }
         let expected = index_key_names(index);
         if map.len() != expected.len() || !expected.iter().all(|k| map.contains_key(*k)) {
             return Err(ListingError::Cursor);
         }
         Ok(Self(map.into_iter().map(|(k, v)| (k, s(v))).collect()))
     }
+}
+
+/// A short digest naming a query's filters.
+fn fingerprint(parts: &[String]) -> String {
+    crate::signature::sha256_hex(parts.join("\u{1f}").as_bytes())[..16].to_string()
 }
 
 /// The query string as `(name, value)` pairs, each name at most once and known.
@@ -197,7 +211,7 @@ impl UserQuery {
                 }
             })
             .transpose()?;
-        Ok(Self {
+        let mut query = Self {
             subscription_status,
             plan,
             role,
@@ -205,11 +219,26 @@ impl UserQuery {
             is_active,
             email_prefix,
             limit: limit(p.get("limit"))?,
-            cursor: p
-                .get("cursor")
-                .map(|c| Cursor::decode(c, crate::store::admin::USERS_INDEX))
-                .transpose()?,
-        })
+            cursor: None,
+        };
+        query.cursor = p
+            .get("cursor")
+            .map(|c| Cursor::decode(c, crate::store::admin::USERS_INDEX, &query.fingerprint()))
+            .transpose()?;
+        Ok(query)
+    }
+
+    /// Names the filters, so a cursor resumes only this query.
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&[
+            "users".into(),
+            format!("{:?}", self.subscription_status),
+            format!("{:?}", self.plan),
+            format!("{:?}", self.role),
+            format!("{:?}", self.auth_provider),
+            format!("{:?}", self.is_active),
+            format!("{:?}", self.email_prefix),
+        ])
     }
 
     /// Filters that need the user's subscriptions, not just the profile.
@@ -296,7 +325,7 @@ impl EventQuery {
         } else {
             crate::store::admin::EVENTS_INDEX
         };
-        Ok(Self {
+        let mut query = Self {
             provider,
             event_type,
             status,
@@ -304,11 +333,26 @@ impl EventQuery {
             from,
             to,
             limit: limit(p.get("limit"))?,
-            cursor: p
-                .get("cursor")
-                .map(|c| Cursor::decode(c, index))
-                .transpose()?,
-        })
+            cursor: None,
+        };
+        query.cursor = p
+            .get("cursor")
+            .map(|c| Cursor::decode(c, index, &query.fingerprint()))
+            .transpose()?;
+        Ok(query)
+    }
+
+    /// Names the filters, so a cursor resumes only this query.
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&[
+            "events".into(),
+            format!("{:?}", self.provider),
+            format!("{:?}", self.event_type),
+            format!("{:?}", self.status),
+            format!("{:?}", self.user),
+            format!("{:?}", self.from),
+            format!("{:?}", self.to),
+        ])
     }
 }
 
@@ -407,19 +451,23 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_string(), s(v)))
         .collect();
-        let raw = Cursor::encode(&item);
+        let raw = Cursor::encode(&item, "q1");
         assert_eq!(
-            Cursor::decode(&raw, crate::store::admin::USERS_INDEX)
+            Cursor::decode(&raw, crate::store::admin::USERS_INDEX, "q1")
                 .unwrap()
                 .0,
             item
         );
         assert_eq!(
-            Cursor::decode(&raw, crate::store::admin::EVENTS_INDEX),
+            Cursor::decode(&raw, crate::store::admin::EVENTS_INDEX, "q1"),
             Err(ListingError::Cursor)
         );
         assert_eq!(
-            Cursor::decode("bm90IGpzb24", "gsi3"),
+            Cursor::decode(&raw, crate::store::admin::USERS_INDEX, "q2"),
+            Err(ListingError::CursorQuery)
+        );
+        assert_eq!(
+            Cursor::decode("bm90IGpzb24", "gsi3", "q1"),
             Err(ListingError::Cursor)
         );
     }

@@ -16,18 +16,18 @@ pub struct Holding {
     pub access_until: Option<DateTime<Utc>>,
     /// `<provider>#<plan>`: which subscription this is.
     pub key: String,
-    /// The subscription's version: it grows with every provider event applied.
-    pub version: i64,
+    /// The last event applied to it: every provider event that changes it writes its own.
+    pub last_change: String,
 }
 
 /// An admin's revoke of a role. It holds until a provider event changes a
-/// plan that grants the role: `versions` are the versions of the
-/// subscriptions granting it when it was revoked, and a newer version (or a
-/// subscription that did not exist then) lifts the revoke.
+/// plan that grants the role: `seen` holds the last event applied to each
+/// subscription granting it when it was revoked, and any other last event
+/// (or a subscription that did not exist then) lifts the revoke.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Revocation {
     pub role: String,
-    pub versions: BTreeMap<String, i64>,
+    pub seen: BTreeMap<String, String>,
 }
 
 impl Revocation {
@@ -35,18 +35,17 @@ impl Revocation {
     pub fn of(catalog: &PlanCatalog, role: &str, holdings: &[Holding]) -> Self {
         Self {
             role: role.to_string(),
-            versions: holdings
+            seen: holdings
                 .iter()
                 .filter(|h| grants(catalog, &h.plan_id, role))
-                .map(|h| (h.key.clone(), h.version))
+                .map(|h| (h.key.clone(), h.last_change.clone()))
                 .collect(),
         }
     }
 
     fn lifted_by(&self, catalog: &PlanCatalog, holdings: &[Holding]) -> bool {
         holdings.iter().any(|h| {
-            grants(catalog, &h.plan_id, &self.role)
-                && h.version > self.versions.get(&h.key).copied().unwrap_or(-1)
+            grants(catalog, &h.plan_id, &self.role) && self.seen.get(&h.key) != Some(&h.last_change)
         })
     }
 }
@@ -110,7 +109,7 @@ mod tests {
             state,
             access_until: until,
             key: format!("stripe#{plan}"),
-            version: 1,
+            last_change: "stripe:evt_1".into(),
         }
     }
 
@@ -202,24 +201,29 @@ mod tests {
         let now = Utc::now();
         let catalog = catalog();
         let mut sub = holding("premium_monthly", SubscriptionState::Active, None);
-        sub.version = 3;
+        sub.last_change = "stripe:evt_3".into();
         let revoke = Revocation::of(&catalog, "premium-monthly", std::slice::from_ref(&sub));
-        assert_eq!(revoke.versions.get("stripe#premium_monthly"), Some(&3));
+        assert_eq!(
+            revoke
+                .seen
+                .get("stripe#premium_monthly")
+                .map(String::as_str),
+            Some("stripe:evt_3")
+        );
         let roles = |h: &[Holding]| {
             entitlements(&catalog, h, &[], std::slice::from_ref(&revoke), now).roles
         };
         assert!(!roles(std::slice::from_ref(&sub)).contains("premium-monthly"));
         // An unrelated plan changing does not lift it.
         let mut other = holding("premium_lifetime", SubscriptionState::Active, None);
-        other.version = 9;
+        other.last_change = "stripe:evt_9".into();
         assert!(!roles(&[sub.clone(), other]).contains("premium-monthly"));
-        // The next provider event on that plan does.
-        sub.version = 4;
+        // The next provider event on that plan does (a repurchase too).
+        sub.last_change = "stripe:evt_4".into();
         assert!(roles(std::slice::from_ref(&sub)).contains("premium-monthly"));
         // So does a new subscription to a plan granting the role.
-        let mut pass = holding("premium_90_day_pass", SubscriptionState::Active, None);
-        pass.version = 1;
-        sub.version = 3;
+        let pass = holding("premium_90_day_pass", SubscriptionState::Active, None);
+        sub.last_change = "stripe:evt_3".into();
         assert!(roles(&[sub, pass]).contains("premium-monthly"));
     }
 

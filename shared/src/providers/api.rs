@@ -427,7 +427,8 @@ impl KajabiApi {
         let token = body["access_token"]
             .as_str()
             .ok_or(ApiError::Body { provider: "kajabi" })?;
-        let lifetime = Duration::from_secs(body["expires_in"].as_u64().unwrap_or(3600));
+        // Clamped: a wild `expires_in` must neither overflow nor pin a token for days.
+        let lifetime = Duration::from_secs(body["expires_in"].as_u64().unwrap_or(3600).min(86_400));
         let token = Secret::new(token);
         *cached = Some((token.clone(), std::time::Instant::now() + lifetime));
         Ok(token)
@@ -439,12 +440,20 @@ impl KajabiApi {
         customer_id: &str,
         offers: &[&str],
     ) -> Result<ProviderSubscription, ApiError> {
-        let token = self.access_token().await?;
         let path = format!(
             "/v1/purchases?filter%5Bcustomer_id%5D={}",
             path_segment(customer_id)
         );
-        let body = self.client.get_json_as(&path, token.expose()).await?;
+        let token = self.access_token().await?;
+        let body = match self.client.get_json_as(&path, token.expose()).await {
+            // A token revoked early: forget it and ask once more with a fresh one.
+            Err(ApiError::Status { status: 401, .. }) => {
+                *self.token.lock().await = None;
+                let token = self.access_token().await?;
+                self.client.get_json_as(&path, token.expose()).await?
+            }
+            other => other?,
+        };
         let purchases: Vec<&Value> = body["data"]
             .as_array()
             .map(|items| {

@@ -170,7 +170,7 @@ impl Services {
                     let next = more
                         .then(|| start_after(USERS_INDEX, item))
                         .flatten()
-                        .map(|k| Cursor::encode(&k));
+                        .map(|k| Cursor::encode(&k, &query.fingerprint()));
                     return Ok(ListPage {
                         items,
                         next_cursor: next,
@@ -188,7 +188,10 @@ impl Services {
             }
         }
         Ok(ListPage {
-            next_cursor: index.start.as_ref().map(Cursor::encode),
+            next_cursor: index
+                .start
+                .as_ref()
+                .map(|k| Cursor::encode(k, &query.fingerprint())),
             items,
         })
     }
@@ -239,7 +242,7 @@ impl Services {
                     let next = more
                         .then(|| start_after(index_name, item))
                         .flatten()
-                        .map(|k| Cursor::encode(&k));
+                        .map(|k| Cursor::encode(&k, &query.fingerprint()));
                     return Ok(ListPage {
                         items,
                         next_cursor: next,
@@ -257,7 +260,10 @@ impl Services {
             }
         }
         Ok(ListPage {
-            next_cursor: index.start.as_ref().map(Cursor::encode),
+            next_cursor: index
+                .start
+                .as_ref()
+                .map(|k| Cursor::encode(k, &query.fingerprint())),
             items,
         })
     }

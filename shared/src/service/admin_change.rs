@@ -114,9 +114,28 @@ impl AdminChange {
     }
 }
 
-/// The stored answer in an audit record's payload.
-fn stored_answer(record: &EventRecord) -> Option<ChangeAnswer> {
+/// The stored answer in an audit record's payload, if it was for the same
+/// request; the same key on another request is a 422 that changes nothing.
+fn stored_answer(record: &EventRecord, change: &AdminChange) -> Option<ChangeAnswer> {
     let payload: Value = serde_json::from_slice(&record.payload).ok()?;
+    // A replay names its event in `request`; the others name their user too.
+    let same_request = payload["request"] == change.request
+        && change
+            .target_user
+            .as_ref()
+            .is_none_or(|u| payload["user_id"].as_str() == Some(u.as_str()));
+    if !same_request {
+        return Some(ChangeAnswer {
+            status: 422,
+            body: problem(
+                422,
+                "idempotency-key-reused",
+                "Idempotency-Key reused",
+                "this Idempotency-Key was already used for a different request; use a new key",
+            ),
+            replayed: false,
+        });
+    }
     Some(ChangeAnswer {
         status: payload["response"]["status"].as_u64()? as u16,
         body: payload["response"]["body"].clone(),
@@ -135,7 +154,7 @@ impl Services {
             .get_event(&change.event_key())
             .await?
             .as_ref()
-            .and_then(stored_answer))
+            .and_then(|record| stored_answer(record, change)))
     }
 
     /// Commits `effects` with the audit record, then enqueues `jobs`. A lost
@@ -296,6 +315,15 @@ impl Services {
             });
             let stamp = crate::store::attr::ts(now);
             let read_at = member.updated_at.clone();
+            // A revoke is measured against these subscriptions: they must not move meanwhile.
+            let watched: Vec<(String, String)> = match role_change {
+                RoleChange::Revoke(_) => revocations
+                    .iter()
+                    .filter(|r| r.role == role)
+                    .flat_map(|r| r.seen.clone())
+                    .collect(),
+                RoleChange::Grant(_) => Vec::new(),
+            };
             let answer = self
                 .commit_admin_change(
                     change,
@@ -306,7 +334,11 @@ impl Services {
                             &revocations,
                             read_at.as_deref(),
                             &stamp,
-                        )
+                        )?;
+                        for (subscription, last_event) in &watched {
+                            tx.check_subscription_unchanged(user, subscription, last_event)?;
+                        }
+                        Ok(())
                     },
                     &[],
                     200,

@@ -42,14 +42,32 @@ enum Lookup {
     NotConfigured(&'static str),
 }
 
+/// The most one provider lookup may take (retries and `Retry-After` waits included).
+const PROVIDER_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
+
 fn time(t: Option<DateTime<Utc>>) -> Option<String> {
     t.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
 }
 
-/// Differences worth acting on: the state, and the period end when both know it.
-fn differences(stored: &SubscriptionRecord, seen: &ProviderSubscription) -> Vec<String> {
+/// Differences worth acting on: the plan, the state, and the period end when both know it.
+fn differences(
+    catalog: &crate::domain::PlanCatalog,
+    stored: &SubscriptionRecord,
+    seen: &ProviderSubscription,
+    now: DateTime<Utc>,
+) -> Vec<String> {
     let mut out = Vec::new();
-    if stored.view.state != seen.state {
+    if let Some(other) = other_plan(catalog, stored, seen) {
+        out.push(other);
+        return out;
+    }
+    // Kajabi's purchases say nothing of a cancel: a canceled purchase stays
+    // active there until its end, which is what Gatehouse holds too.
+    let canceled_running = stored.provider == Provider::Kajabi
+        && stored.view.state == SubscriptionState::Canceled
+        && seen.state == SubscriptionState::Active
+        && has_access(stored.view.state, stored.view.access_until, now);
+    if stored.view.state != seen.state && !canceled_running {
         out.push(format!(
             "state: stored {}, provider {} ({})",
             stored.view.state.as_str(),
@@ -69,8 +87,52 @@ fn differences(stored: &SubscriptionRecord, seen: &ProviderSubscription) -> Vec<
     out
 }
 
+/// The provider's products name another plan: a plan change, which the
+/// provider's own webhook applies (sync never moves state across plans).
+fn other_plan(
+    catalog: &crate::domain::PlanCatalog,
+    stored: &SubscriptionRecord,
+    seen: &ProviderSubscription,
+) -> Option<String> {
+    if seen.products.is_empty() || stored.provider == Provider::Kajabi {
+        return None;
+    }
+    let plans: Vec<&str> = seen
+        .products
+        .iter()
+        .filter_map(|p| catalog.for_product(stored.provider, p))
+        .map(|plan| plan.id.as_str())
+        .collect();
+    (!plans.is_empty() && !plans.contains(&stored.plan_id.as_str())).then(|| {
+        format!(
+            "plan: stored {}, provider's products map to {}",
+            stored.plan_id,
+            plans.join(", ")
+        )
+    })
+}
+
 impl Services {
+    /// The provider's view, within `PROVIDER_BUDGET` so the answer beats API Gateway's 30 s.
     async fn lookup(&self, sub: &SubscriptionRecord) -> Result<Lookup, SyncError> {
+        let provider = sub.provider.as_str();
+        match tokio::time::timeout(PROVIDER_BUDGET, self.lookup_unbounded(sub)).await {
+            Ok(result) => result,
+            Err(_) => Err(SyncError::Provider(ApiError::Unreachable {
+                provider: match sub.provider {
+                    Provider::Stripe => "stripe",
+                    Provider::Paystack => "paystack",
+                    _ => "kajabi",
+                },
+                detail: format!(
+                    "{provider} gave no answer within {} s",
+                    PROVIDER_BUDGET.as_secs()
+                ),
+            })),
+        }
+    }
+
+    async fn lookup_unbounded(&self, sub: &SubscriptionRecord) -> Result<Lookup, SyncError> {
         let Some(reference) = sub.provider_ref.as_deref() else {
             return Ok(Lookup::NoReference);
         };
@@ -122,7 +184,7 @@ impl Services {
         let sync = format!("POST /admin/users/{}/sync-subscription", user.user_id);
         let (provider, diffs, action): (Value, Vec<String>, Option<String>) = match lookup {
             Lookup::Found(seen) => {
-                let diffs = differences(sub, seen);
+                let diffs = differences(&self.settings.plans, sub, seen, now);
                 let action = (!diffs.is_empty()).then(|| sync.clone());
                 (
                     json!({"found": true, "status": seen.status, "state": seen.state.as_str(), "period_end": time(seen.period_end), "products": seen.products}),
@@ -206,8 +268,12 @@ impl Services {
                 results.push(json!({"provider": sub.provider.as_str(), "plan": sub.plan_id, "old_status": sub.view.state.as_str(), "new_status": sub.view.state.as_str(), "applied": false, "reason": self.report(&member, sub, &lookup, now)["provider_status"].clone()}));
                 continue;
             };
-            if differences(sub, seen).is_empty() {
+            if differences(&self.settings.plans, sub, seen, now).is_empty() {
                 results.push(json!({"provider": sub.provider.as_str(), "plan": sub.plan_id, "old_status": sub.view.state.as_str(), "new_status": sub.view.state.as_str(), "applied": false, "reason": "already matches"}));
+                continue;
+            }
+            if let Some(reason) = other_plan(&self.settings.plans, sub, seen) {
+                results.push(json!({"provider": sub.provider.as_str(), "plan": sub.plan_id, "old_status": sub.view.state.as_str(), "new_status": sub.view.state.as_str(), "applied": false, "reason": format!("{reason}: left to the provider's webhook")}));
                 continue;
             }
             let key = change.event_key();

@@ -694,6 +694,7 @@ mod tests {
             watermark: Some(mark),
             watermark_rank: rank,
             provider_ref: None,
+            last_event: None,
         }
     }
 

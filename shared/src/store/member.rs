@@ -19,7 +19,7 @@ pub fn holdings(subscriptions: &[SubscriptionRecord]) -> Vec<Holding> {
             state: sub.view.state,
             access_until: sub.view.access_until,
             key: format!("{}#{}", sub.provider, sub.plan_id),
-            version: sub.version,
+            last_change: sub.last_event.clone().unwrap_or_default(),
         })
         .collect()
 }
@@ -160,6 +160,31 @@ impl Store {
 }
 
 impl Tx {
+    /// Fails the transaction if `<provider>#<plan>`'s last applied event is no longer `last_event`.
+    pub fn check_subscription_unchanged(
+        &mut self,
+        user: &UserId,
+        subscription_key: &str,
+        last_event: &str,
+    ) -> Result<(), StoreError> {
+        let check = aws_sdk_dynamodb::types::ConditionCheck::builder()
+            .table_name(self.table.clone())
+            .set_key(Some(key(
+                keys::user(user),
+                &format!("SUB#{subscription_key}"),
+            )))
+            .condition_expression("last_event = :e")
+            .expression_attribute_values(":e", s(last_event))
+            .build()
+            .map_err(request_error)?;
+        self.items.push(
+            aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                .condition_check(check)
+                .build(),
+        );
+        Ok(())
+    }
+
     /// Writes an admin's manual roles, if the profile is unchanged since it was read.
     pub fn set_manual_roles(
         &mut self,

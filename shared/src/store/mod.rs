@@ -279,6 +279,8 @@ pub struct SubscriptionRecord {
     pub watermark_rank: i64,
     /// The provider's own id for this subscription, when an event carried one.
     pub provider_ref: Option<String>,
+    /// The key of the last event applied to it.
+    pub last_event: Option<String>,
 }
 
 impl SubscriptionRecord {
@@ -303,6 +305,7 @@ impl SubscriptionRecord {
             watermark: get_ts(item, "watermark"),
             watermark_rank: get_n(item, "watermark_rank").unwrap_or(0),
             provider_ref: get_s(item, "provider_ref").map(str::to_string),
+            last_event: get_s(item, "last_event").map(str::to_string),
         })
     }
 }
