@@ -3,12 +3,10 @@
 //! webhook processing until revoked; a revoke of a plan role holds until the
 //! next provider event that changes that plan. Audited with the principal.
 
-use gatehouse::admin::authorize;
-use gatehouse::admin::listing::user_id_from_path;
-use gatehouse::domain::{UserId, BASE_ROLE};
+use gatehouse::domain::BASE_ROLE;
 use gatehouse::http::{json_body, reject, ApiRequest, ApiResponse, MAX_FORM_BYTES};
 use gatehouse::lambda::{BoxFuture, HttpFunction};
-use gatehouse::service::admin_change::{idempotency_key, not_found, AdminChange, RoleChange};
+use gatehouse::service::admin_change::{user_change, RoleChange};
 use gatehouse::service::Services;
 use serde::Deserialize;
 use serde_json::json;
@@ -35,21 +33,22 @@ impl AdminRoles {
     }
 
     pub async fn handle(&self, request: ApiRequest) -> ApiResponse {
-        let principal = match authorize(&self.services.settings.admin_principals, &request) {
-            Ok(p) => p,
+        let mut audit = match user_change(
+            &self.services.settings.admin_principals,
+            &request,
+            "roles",
+            json!({}),
+        ) {
+            Ok(audit) => audit,
             Err(refused) => return refused,
-        };
-        let key = match idempotency_key(&request) {
-            Ok(k) => k,
-            Err(bad) => return bad,
         };
         let body: RolesRequest = match json_body(&request, MAX_FORM_BYTES) {
             Ok(b) => b,
             Err(rejection) => return rejection,
         };
-        let change = match (body.grant, body.revoke) {
-            (Some(role), None) => RoleChange::Grant(role.trim().to_string()),
-            (None, Some(role)) => RoleChange::Revoke(role.trim().to_string()),
+        let (change, verb) = match (body.grant, body.revoke) {
+            (Some(role), None) => (RoleChange::Grant(role.trim().to_string()), "grant"),
+            (None, Some(role)) => (RoleChange::Revoke(role.trim().to_string()), "revoke"),
             _ => return bad("give exactly one of `grant` or `revoke`"),
         };
         if !self.services.settings.plans.has_role(change.role()) {
@@ -70,21 +69,7 @@ impl AdminRoles {
         if reason.is_empty() || reason.len() > 500 {
             return bad("`reason` is required (up to 500 characters): it goes to the audit trail");
         }
-        let raw = request
-            .path_params
-            .get("id")
-            .map(String::as_str)
-            .unwrap_or_default();
-        let Some(user) = user_id_from_path(raw) else {
-            return not_found(&UserId::from_stored(raw)).into_http();
-        };
-        let audit = AdminChange {
-            principal,
-            action: "roles",
-            idempotency_key: key,
-            target_user: Some(user),
-            request: json!({"change": match &change { RoleChange::Grant(_) => "grant", RoleChange::Revoke(_) => "revoke" }, "role": change.role(), "reason": reason}),
-        };
+        audit.request = json!({"change": verb, "role": change.role(), "reason": reason});
         match self
             .services
             .admin_change_roles(&audit, &change, &reason)

@@ -15,6 +15,11 @@ use crate::store::admin::{
 use crate::store::attr::*;
 use crate::store::{holdings, keys, JobStatus, StoredJob, SubscriptionRecord};
 
+/// A list row being made from one index item (it may read more).
+type RowFuture<'s> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Option<Value>, ServiceError>> + Send + 's>,
+>;
+
 /// How many index pages one list request reads at most before it hands back
 /// a cursor, so a sparse filter cannot run into API Gateway's 30 s.
 const MAX_PAGES_PER_REQUEST: usize = 10;
@@ -149,51 +154,20 @@ impl Services {
         if let Some(provider) = query.auth_provider {
             add_filter(&mut index, "auth_provider", provider.as_str());
         }
-        let mut items = Vec::new();
-        for _ in 0..MAX_PAGES_PER_REQUEST {
-            let page = self.store.query_index(index.clone()).await?;
-            let read = page.items.len();
-            for (i, item) in page.items.iter().enumerate() {
-                let subs = if query.needs_subscriptions() {
-                    let user = UserId::from_stored(get_s(item, "user_id").unwrap_or_default());
-                    let subs = self.store.subscriptions(&user, None).await?;
-                    if !self.subscriptions_match(query, item, &subs, now) {
-                        continue;
-                    }
-                    Some(subs)
-                } else {
-                    None
-                };
-                items.push(user_summary(item, subs.as_deref()));
-                if items.len() >= query.limit {
-                    let more = i + 1 < read || page.next.is_some();
-                    let next = more
-                        .then(|| start_after(USERS_INDEX, item))
-                        .flatten()
-                        .map(|k| Cursor::encode(&k, &query.fingerprint()));
-                    return Ok(ListPage {
-                        items,
-                        next_cursor: next,
-                    });
+        let fingerprint = query.fingerprint();
+        self.fill_page(index, query.limit, &fingerprint, |item: Item| {
+            Box::pin(async move {
+                if !query.needs_subscriptions() {
+                    return Ok(Some(user_summary(&item, None)));
                 }
-            }
-            match page.next {
-                Some(next) => index.start = Some(next),
-                None => {
-                    return Ok(ListPage {
-                        items,
-                        next_cursor: None,
-                    })
-                }
-            }
-        }
-        Ok(ListPage {
-            next_cursor: index
-                .start
-                .as_ref()
-                .map(|k| Cursor::encode(k, &query.fingerprint())),
-            items,
+                let user = UserId::from_stored(get_s(&item, "user_id").unwrap_or_default());
+                let subs = self.store.subscriptions(&user, None).await?;
+                Ok(self
+                    .subscriptions_match(query, &item, &subs, now)
+                    .then(|| user_summary(&item, Some(&subs))))
+            })
         })
+        .await
     }
 
     /// `GET /admin/events`: newest first, from the all-events index or, with
@@ -229,24 +203,38 @@ impl Services {
         if let Some(status) = query.status {
             add_filter(&mut index, "status", status.as_str());
         }
+        let fingerprint = query.fingerprint();
+        self.fill_page(index, query.limit, &fingerprint, |item: Item| {
+            Box::pin(async move { Ok(event_summary(&item)) })
+        })
+        .await
+    }
+
+    /// Reads index pages until `limit` rows pass `keep` (or the index ends, or
+    /// `MAX_PAGES_PER_REQUEST` pages were read), and the cursor that resumes
+    /// right after the last row read.
+    async fn fill_page<'s>(
+        &'s self,
+        mut index: IndexQuery,
+        limit: usize,
+        fingerprint: &str,
+        keep: impl Fn(Item) -> RowFuture<'s> + Send + Sync,
+    ) -> Result<ListPage, ServiceError> {
         let mut items = Vec::new();
         for _ in 0..MAX_PAGES_PER_REQUEST {
             let page = self.store.query_index(index.clone()).await?;
             let read = page.items.len();
             for (i, item) in page.items.iter().enumerate() {
-                if let Some(row) = event_summary(item) {
+                if let Some(row) = keep(item.clone()).await? {
                     items.push(row);
                 }
-                if items.len() >= query.limit {
+                if items.len() >= limit {
                     let more = i + 1 < read || page.next.is_some();
-                    let next = more
-                        .then(|| start_after(index_name, item))
+                    let next_cursor = more
+                        .then(|| start_after(index.index, item))
                         .flatten()
-                        .map(|k| Cursor::encode(&k, &query.fingerprint()));
-                    return Ok(ListPage {
-                        items,
-                        next_cursor: next,
-                    });
+                        .map(|k| Cursor::encode(&k, fingerprint));
+                    return Ok(ListPage { items, next_cursor });
                 }
             }
             match page.next {
@@ -260,10 +248,7 @@ impl Services {
             }
         }
         Ok(ListPage {
-            next_cursor: index
-                .start
-                .as_ref()
-                .map(|k| Cursor::encode(k, &query.fingerprint())),
+            next_cursor: index.start.as_ref().map(|k| Cursor::encode(k, fingerprint)),
             items,
         })
     }

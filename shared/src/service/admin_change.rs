@@ -481,3 +481,30 @@ impl Services {
         }))
     }
 }
+
+/// The start every change on one user makes: the allowed caller, the
+/// `Idempotency-Key`, and the user id from the path (404 when malformed).
+pub fn user_change(
+    principals: &crate::admin::AdminPrincipals,
+    request: &ApiRequest,
+    action: &'static str,
+    body: Value,
+) -> Result<AdminChange, ApiResponse> {
+    let principal = crate::admin::authorize(principals, request)?;
+    let idempotency_key = idempotency_key(request)?;
+    let raw = request
+        .path_params
+        .get("id")
+        .map(String::as_str)
+        .unwrap_or_default();
+    let Some(user) = crate::admin::listing::user_id_from_path(raw) else {
+        return Err(not_found(&UserId::from_stored(raw)).into_http());
+    };
+    Ok(AdminChange {
+        principal,
+        action,
+        idempotency_key,
+        target_user: Some(user),
+        request: body,
+    })
+}
