@@ -1,8 +1,7 @@
 //! `GET /admin/events/{key}`: one event with its raw payload. `{key}` is
 //! base64url (no padding) of `<provider>:<event id>`: the `ref` of list rows.
 
-use gatehouse::admin::authorize;
-use gatehouse::admin::listing::decode_event_key;
+use gatehouse::admin::{authorize, event_key_from_path};
 use gatehouse::http::{reject, ApiRequest, ApiResponse};
 use gatehouse::lambda::{BoxFuture, HttpFunction};
 use gatehouse::service::Services;
@@ -21,18 +20,9 @@ impl AdminGetEvent {
             Ok(p) => p,
             Err(refused) => return refused,
         };
-        let raw = request
-            .path_params
-            .get("key")
-            .map(String::as_str)
-            .unwrap_or_default();
-        let Some(key) = decode_event_key(raw) else {
-            return ApiResponse::problem(
-                400,
-                "invalid-event-key",
-                "Invalid event key",
-                "the key must be base64url (no padding) of `<provider>:<event id>`, as in the `ref` of /admin/events rows",
-            );
+        let key = match event_key_from_path(&request) {
+            Ok(k) => k,
+            Err(bad) => return bad,
         };
         match self.services.admin_event(&key).await {
             Ok(Some(view)) => {

@@ -3,8 +3,7 @@
 //! cause (a plan added, a user linked). Any other status is a 409 no-op.
 //! `{key}` is the event's `ref` (base64url of `<provider>:<event id>`).
 
-use gatehouse::admin::authorize;
-use gatehouse::admin::listing::decode_event_key;
+use gatehouse::admin::{authorize, event_key_from_path};
 use gatehouse::http::{reject, ApiRequest, ApiResponse};
 use gatehouse::lambda::{BoxFuture, HttpFunction};
 use gatehouse::service::admin_change::{idempotency_key, AdminChange};
@@ -29,18 +28,9 @@ impl AdminReplayEvent {
             Ok(k) => k,
             Err(bad) => return bad,
         };
-        let raw = request
-            .path_params
-            .get("key")
-            .map(String::as_str)
-            .unwrap_or_default();
-        let Some(event) = decode_event_key(raw) else {
-            return ApiResponse::problem(
-                400,
-                "invalid-event-key",
-                "Invalid event key",
-                "the key must be base64url (no padding) of `<provider>:<event id>`, as in the `ref` of /admin/events rows",
-            );
+        let event = match event_key_from_path(&request) {
+            Ok(k) => k,
+            Err(bad) => return bad,
         };
         let change = AdminChange {
             principal,

@@ -23,3 +23,20 @@ pub fn authorize(
 pub fn bad_listing(e: listing::ListingError) -> ApiResponse {
     ApiResponse::problem(400, "invalid-parameter", "Invalid parameter", e.to_string())
 }
+
+/// The `{key}` path parameter as an event key, or the 400 that says what it must be.
+pub fn event_key_from_path(request: &ApiRequest) -> Result<crate::domain::EventKey, ApiResponse> {
+    let raw = request
+        .path_params
+        .get("key")
+        .map(String::as_str)
+        .unwrap_or_default();
+    listing::decode_event_key(raw).ok_or_else(|| {
+        ApiResponse::problem(
+            400,
+            "invalid-event-key",
+            "Invalid event key",
+            "the key must be base64url (no padding) of `<provider>:<event id>`, as in the `ref` of /admin/events rows",
+        )
+    })
+}
