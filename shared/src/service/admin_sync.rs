@@ -42,7 +42,7 @@ enum Lookup {
     NotConfigured(&'static str),
 }
 
-/// The most one provider lookup may take (retries and `Retry-After` waits included).
+/// The most a request's provider lookups may take together (retries and `Retry-After` waits included).
 const PROVIDER_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
 
 fn time(t: Option<DateTime<Utc>>) -> Option<String> {
@@ -113,10 +113,15 @@ fn other_plan(
 }
 
 impl Services {
-    /// The provider's view, within `PROVIDER_BUDGET` so the answer beats API Gateway's 30 s.
-    async fn lookup(&self, sub: &SubscriptionRecord) -> Result<Lookup, SyncError> {
+    /// The provider's view, by `deadline` (one `PROVIDER_BUDGET` for the whole
+    /// request), so the answer beats API Gateway's 30 s.
+    async fn lookup(
+        &self,
+        sub: &SubscriptionRecord,
+        deadline: tokio::time::Instant,
+    ) -> Result<Lookup, SyncError> {
         let provider = sub.provider.as_str();
-        match tokio::time::timeout(PROVIDER_BUDGET, self.lookup_unbounded(sub)).await {
+        match tokio::time::timeout_at(deadline, self.lookup_unbounded(sub)).await {
             Ok(result) => result,
             Err(_) => Err(SyncError::Provider(ApiError::Unreachable {
                 provider: match sub.provider {
@@ -229,9 +234,10 @@ impl Services {
             return Ok(None);
         };
         let now = self.now();
+        let deadline = tokio::time::Instant::now() + PROVIDER_BUDGET;
         let mut rows = Vec::new();
         for sub in &member.subscriptions {
-            let lookup = self.lookup(sub).await?;
+            let lookup = self.lookup(sub, deadline).await?;
             rows.push(self.report(&member, sub, &lookup, now));
         }
         let mismatch = rows.iter().any(|r| r["mismatch"] == true);
@@ -261,9 +267,10 @@ impl Services {
         let email = Email::parse(&member.email)
             .map_err(|e| ServiceError::Internal(format!("stored email is invalid: {e}")))?;
         let now = self.now();
+        let deadline = tokio::time::Instant::now() + PROVIDER_BUDGET;
         let mut results = Vec::new();
         for sub in &member.subscriptions {
-            let lookup = self.lookup(sub).await?;
+            let lookup = self.lookup(sub, deadline).await?;
             let Lookup::Found(seen) = &lookup else {
                 results.push(json!({"provider": sub.provider.as_str(), "plan": sub.plan_id, "old_status": sub.view.state.as_str(), "new_status": sub.view.state.as_str(), "applied": false, "reason": self.report(&member, sub, &lookup, now)["provider_status"].clone()}));
                 continue;
