@@ -70,16 +70,18 @@ async fn stripe_subscription_api(
 ) -> Response {
     assert_eq!(bearer(&headers), format!("Bearer {STRIPE_API_KEY}"));
     let n = fake.call(&id);
-    let object = |cancel: bool| {
+    let object_for = |cancel: bool, price: &str, product: &str| {
         json_reply(
             StatusCode::OK,
             json!({"id": id, "object": "subscription", "status": "active", "cancel_at_period_end": cancel,
                 "customer": "cus_x", "items": {"object": "list", "data": [{"id": "si_1", "current_period_end": PERIOD_END,
-                "price": {"id": "price_premium_monthly", "product": "prod_premium_monthly"}}]}}),
+                "price": {"id": price, "product": product}}]}}),
         )
     };
+    let object = |cancel: bool| object_for(cancel, "price_premium_monthly", "prod_premium_monthly");
     match id.split('_').nth(1).unwrap_or("") {
         "match" => object(false),
+        "otherplan" => object_for(false, "price_premium_lifetime", "prod_premium_lifetime"),
         "mismatch" => object(true),
         "down" => json_reply(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -173,6 +175,12 @@ async fn kajabi_purchases(
         "down" => json_reply(StatusCode::INTERNAL_SERVER_ERROR, json!({"errors": []})),
         "busy" if n == 1 => busy(),
         "busy" => purchase(Value::Null),
+        // The cached token was revoked early: one 401, then a fresh token works.
+        "reauth" if n == 1 => json_reply(
+            StatusCode::UNAUTHORIZED,
+            json!({"errors": [{"status": "401"}]}),
+        ),
+        "reauth" => purchase(Value::Null),
         _ => json_reply(
             StatusCode::NOT_FOUND,
             json!({"errors": [{"status": "404", "title": "Not Found"}]}),
@@ -394,4 +402,77 @@ async fn verify_and_sync_for_every_provider() {
         .admin("GET", "/admin/events?provider=admin&type=admin.sync", None)
         .await;
     assert_eq!(events["items"].as_array().unwrap().len(), 6, "{events}");
+}
+
+#[tokio::test]
+async fn kajabi_cancels_plan_changes_and_revoked_tokens() {
+    let (base, fake) = fake_providers().await;
+    let t = TestStack::start_with(Options {
+        provider_apis: Some(base),
+        ..Default::default()
+    })
+    .await;
+    let verify = |id: String| {
+        let t = &t;
+        async move {
+            t.admin(
+                "GET",
+                &format!("/admin/users/{id}/verify-subscription"),
+                None,
+            )
+            .await
+        }
+    };
+
+    // Canceled in Gatehouse, still running at Kajabi (its purchases cannot say
+    // "canceled"): a match, and sync changes nothing.
+    let id = kajabi_member(&t, "match").await;
+    let email = t.email("kajabi-match");
+    let cancel = json!({"type": "member.subscription.canceled", "id": t.id("k_cancel"),
+        "member": {"id": format!("mem_match_{}", t.run), "email": email}, "offer": {"id": "off_456"}});
+    let (_, r) = t.post_kajabi(&cancel.to_string(), Auth::Signature).await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let (status, report) = verify(id.clone()).await;
+    assert_eq!(status, 200);
+    assert_eq!(report["mismatch"], false, "{report}");
+    let (_, synced) = t
+        .admin_with_key(
+            "POST",
+            &format!("/admin/users/{id}/sync-subscription"),
+            None,
+            Some("sync-cancel"),
+        )
+        .await;
+    assert_eq!(synced["results"][0]["applied"], false, "{synced}");
+    assert_eq!(synced["results"][0]["new_status"], "canceled");
+
+    // A token revoked early: one 401, a fresh token, and the answer.
+    let before = fake.tokens_issued.load(Ordering::SeqCst);
+    let (status, report) = verify(kajabi_member(&t, "reauth").await).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["mismatch"], false);
+    assert_eq!(fake.tokens_issued.load(Ordering::SeqCst), before + 1);
+
+    // The provider moved the subscription to another plan's price: reported,
+    // and left to the provider's webhook rather than applied to the old plan.
+    let id = stripe_member(&t, "otherplan").await;
+    let (_, report) = verify(id.clone()).await;
+    assert_eq!(report["mismatch"], true);
+    let diff = report["subscriptions"][0]["differences"][0]
+        .as_str()
+        .unwrap();
+    assert!(diff.starts_with("plan: stored premium_monthly"), "{diff}");
+    let (_, synced) = t
+        .admin_with_key(
+            "POST",
+            &format!("/admin/users/{id}/sync-subscription"),
+            None,
+            Some("sync-otherplan"),
+        )
+        .await;
+    assert_eq!(synced["results"][0]["applied"], false, "{synced}");
+    assert!(synced["results"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("left to the provider"));
 }
