@@ -294,3 +294,36 @@ async fn changing_the_template_changes_the_local_table() {
         "5"
     );
 }
+
+#[test]
+fn every_admin_route_is_iam_authorized_with_time_for_providers() {
+    let t = template();
+    assert_eq!(
+        t["Resources"]["HttpApi"]["Properties"]["Auth"]["EnableIamAuthorizer"].as_bool(),
+        Some(true)
+    );
+    let mut admin_routes = 0;
+    for (id, function) in of_type(&t, "AWS::Serverless::Function") {
+        let events = function["Properties"]["Events"]
+            .as_mapping()
+            .cloned()
+            .unwrap_or_default();
+        for (_, event) in events {
+            let path = event["Properties"]["Path"].as_str().unwrap_or_default();
+            let authorizer = event["Properties"]["Auth"]["Authorizer"].as_str();
+            if path.starts_with("/admin/") {
+                admin_routes += 1;
+                assert_eq!(authorizer, Some("AWS_IAM"), "{id} {path}");
+                assert_eq!(function["Properties"]["Timeout"].as_u64(), Some(29), "{id}");
+                assert!(
+                    !function["Properties"]["Environment"]["Variables"]["ADMIN_PRINCIPALS"]
+                        .is_null(),
+                    "{id} gets the allowlist"
+                );
+            } else {
+                assert_eq!(authorizer, None, "{id} {path} stays public");
+            }
+        }
+    }
+    assert_eq!(admin_routes, 9, "one function per admin action");
+}
