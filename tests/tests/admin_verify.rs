@@ -202,6 +202,25 @@ async fn fake_providers() -> (String, Arc<Fake>) {
     (format!("http://{addr}"), fake)
 }
 
+async fn verify(t: &TestStack, id: impl std::fmt::Display) -> (u16, Value) {
+    t.admin(
+        "GET",
+        &format!("/admin/users/{id}/verify-subscription"),
+        None,
+    )
+    .await
+}
+
+async fn sync(t: &TestStack, id: &str, key: &str) -> (u16, Value) {
+    t.admin_with_key(
+        "POST",
+        &format!("/admin/users/{id}/sync-subscription"),
+        None,
+        Some(key),
+    )
+    .await
+}
+
 async fn user_id(t: &TestStack, email: &str) -> String {
     let prefix = email.split('@').next().unwrap();
     let (_, users) = t
@@ -297,20 +316,9 @@ async fn verify_and_sync_for_every_provider() {
                 }
             }
         };
-        let verify = |id: String| {
-            let t = &t;
-            async move {
-                t.admin(
-                    "GET",
-                    &format!("/admin/users/{id}/verify-subscription"),
-                    None,
-                )
-                .await
-            }
-        };
 
         // A match: nothing to do.
-        let (status, report) = verify(member("match").await).await;
+        let (status, report) = verify(&t, member("match").await).await;
         assert_eq!(status, 200, "{provider}: {report}");
         assert_eq!(report["mismatch"], false, "{provider}: {report}");
         assert_eq!(report["recommended_action"], Value::Null);
@@ -318,7 +326,7 @@ async fn verify_and_sync_for_every_provider() {
 
         // A mismatch: reported, then synced through the state machine.
         let id = member("mismatch").await;
-        let (status, report) = verify(id.clone()).await;
+        let (status, report) = verify(&t, &id).await;
         assert_eq!(status, 200);
         assert_eq!(report["mismatch"], true, "{provider}: {report}");
         let diff = report["subscriptions"][0]["differences"][0]
@@ -332,14 +340,7 @@ async fn verify_and_sync_for_every_provider() {
             .as_str()
             .unwrap()
             .contains("sync-subscription"));
-        let (status, synced) = t
-            .admin_with_key(
-                "POST",
-                &format!("/admin/users/{id}/sync-subscription"),
-                None,
-                Some(&format!("sync-{provider}")),
-            )
-            .await;
+        let (status, synced) = sync(&t, &id, &format!("sync-{provider}")).await;
         assert_eq!(status, 200, "{provider}: {synced}");
         let result = &synced["results"][0];
         assert_eq!(result["old_status"], "active");
@@ -350,20 +351,13 @@ async fn verify_and_sync_for_every_provider() {
         };
         assert_eq!(result["new_status"], expected, "{provider}: {synced}");
         assert_eq!(result["applied"], true);
-        let (_, after) = verify(id.clone()).await;
+        let (_, after) = verify(&t, &id).await;
         assert_eq!(after["mismatch"], false, "{provider} after sync: {after}");
-        let (_, again) = t
-            .admin_with_key(
-                "POST",
-                &format!("/admin/users/{id}/sync-subscription"),
-                None,
-                Some(&format!("sync-{provider}")),
-            )
-            .await;
+        let (_, again) = sync(&t, &id, &format!("sync-{provider}")).await;
         assert_eq!(again, synced, "a replayed key answers the same");
 
         // The provider's 404: a mismatch with nothing found.
-        let (status, report) = verify(member("missing").await).await;
+        let (status, report) = verify(&t, member("missing").await).await;
         assert_eq!(status, 200, "{provider}: {report}");
         assert_eq!(report["mismatch"], true);
         assert_eq!(
@@ -372,7 +366,7 @@ async fn verify_and_sync_for_every_provider() {
         );
 
         // A provider 5xx: 502 naming the provider's status.
-        let (status, problem) = verify(member("down").await).await;
+        let (status, problem) = verify(&t, member("down").await).await;
         assert_eq!(status, 502, "{provider}: {problem}");
         let expected_status = match provider {
             "stripe" => 503,
@@ -387,7 +381,7 @@ async fn verify_and_sync_for_every_provider() {
 
         // A 429 with Retry-After: retried after the wait, then a match.
         let started = std::time::Instant::now();
-        let (status, report) = verify(member("busy").await).await;
+        let (status, report) = verify(&t, member("busy").await).await;
         assert_eq!(status, 200, "{provider}: {report}");
         assert_eq!(report["mismatch"], false);
         assert!(
@@ -412,17 +406,6 @@ async fn kajabi_cancels_plan_changes_and_revoked_tokens() {
         ..Default::default()
     })
     .await;
-    let verify = |id: String| {
-        let t = &t;
-        async move {
-            t.admin(
-                "GET",
-                &format!("/admin/users/{id}/verify-subscription"),
-                None,
-            )
-            .await
-        }
-    };
 
     // Canceled in Gatehouse, still running at Kajabi (its purchases cannot say
     // "canceled"): a match, and sync changes nothing.
@@ -432,23 +415,16 @@ async fn kajabi_cancels_plan_changes_and_revoked_tokens() {
         "member": {"id": format!("mem_match_{}", t.run), "email": email}, "offer": {"id": "off_456"}});
     let (_, r) = t.post_kajabi(&cancel.to_string(), Auth::Signature).await;
     assert_eq!(r["status"], "processed", "{r}");
-    let (status, report) = verify(id.clone()).await;
+    let (status, report) = verify(&t, &id).await;
     assert_eq!(status, 200);
     assert_eq!(report["mismatch"], false, "{report}");
-    let (_, synced) = t
-        .admin_with_key(
-            "POST",
-            &format!("/admin/users/{id}/sync-subscription"),
-            None,
-            Some("sync-cancel"),
-        )
-        .await;
+    let (_, synced) = sync(&t, &id, "sync-cancel").await;
     assert_eq!(synced["results"][0]["applied"], false, "{synced}");
     assert_eq!(synced["results"][0]["new_status"], "canceled");
 
     // A token revoked early: one 401, a fresh token, and the answer.
     let before = fake.tokens_issued.load(Ordering::SeqCst);
-    let (status, report) = verify(kajabi_member(&t, "reauth").await).await;
+    let (status, report) = verify(&t, kajabi_member(&t, "reauth").await).await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["mismatch"], false);
     assert_eq!(fake.tokens_issued.load(Ordering::SeqCst), before + 1);
@@ -456,20 +432,13 @@ async fn kajabi_cancels_plan_changes_and_revoked_tokens() {
     // The provider moved the subscription to another plan's price: reported,
     // and left to the provider's webhook rather than applied to the old plan.
     let id = stripe_member(&t, "otherplan").await;
-    let (_, report) = verify(id.clone()).await;
+    let (_, report) = verify(&t, &id).await;
     assert_eq!(report["mismatch"], true);
     let diff = report["subscriptions"][0]["differences"][0]
         .as_str()
         .unwrap();
     assert!(diff.starts_with("plan: stored premium_monthly"), "{diff}");
-    let (_, synced) = t
-        .admin_with_key(
-            "POST",
-            &format!("/admin/users/{id}/sync-subscription"),
-            None,
-            Some("sync-otherplan"),
-        )
-        .await;
+    let (_, synced) = sync(&t, &id, "sync-otherplan").await;
     assert_eq!(synced["results"][0]["applied"], false, "{synced}");
     assert!(synced["results"][0]["reason"]
         .as_str()
