@@ -401,9 +401,6 @@ impl Services {
         change: &AdminChange,
         key: &EventKey,
     ) -> Result<ChangeAnswer, ServiceError> {
-        use crate::providers::{kajabi::KajabiEvent, paystack::PaystackEvent, stripe::StripeEvent};
-        use crate::service::webhook::Delivery;
-
         if let Some(answer) = self.earlier_answer(change).await? {
             return Ok(answer);
         }
@@ -430,36 +427,15 @@ impl Services {
                 record.status.as_str()
             )));
         }
-        let Ok(json) = serde_json::from_slice::<Value>(&record.payload) else {
+        if serde_json::from_slice::<Value>(&record.payload).is_err() {
             return Ok(conflict(format!(
                 "{key} was recorded with a body that is not JSON; a provider must send it again"
             )));
-        };
-        let delivery = Delivery {
-            key: record.key.clone(),
-            event_type: record.event_type.clone(),
-            body: record.payload.clone(),
-            body_hash: record.body_hash.clone(),
-            received_at: record.received_at,
-        };
-        let outcome = match key.provider() {
-            Provider::Kajabi => {
-                self.process_kajabi(&delivery, &KajabiEvent::from_json(&json))
-                    .await?
-            }
-            Provider::Stripe => {
-                self.process_stripe(&delivery, &StripeEvent::from_json(&json))
-                    .await?
-            }
-            Provider::Paystack => {
-                self.process_paystack(&delivery, &PaystackEvent::from_json(&json))
-                    .await?
-            }
-            Provider::Admin => {
-                return Ok(conflict(
-                    "admin records are an audit trail, not replayable".into(),
-                ))
-            }
+        }
+        let Some(outcome) = self.reprocess(&record).await? else {
+            return Ok(conflict(
+                "admin records are an audit trail, not replayable".into(),
+            ));
         };
         let mut body = json!({
             "event": key.to_string(),

@@ -365,7 +365,7 @@ impl Services {
                 self.subscription_change(
                     delivery,
                     provider,
-                    MemberRef::Email(email),
+                    MemberRef::Email(email, None),
                     &plan,
                     seen.state,
                     seen.period_end,

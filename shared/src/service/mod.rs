@@ -8,6 +8,7 @@ pub mod admin_sync;
 pub mod expiry;
 pub mod kajabi;
 pub mod paystack;
+pub mod pending;
 mod provision;
 pub mod sender;
 pub mod session;

@@ -78,7 +78,7 @@ impl Services {
             Err(reason) => return self.fail(delivery, reason, None).await,
         };
         let created = event.occurred_at.unwrap_or(delivery.received_at);
-        let member = MemberRef::Email(&email);
+        let member = MemberRef::Email(&email, event.subject.customer_code.as_deref());
         match &event.action {
             PaystackAction::ChargeSuccess {
                 reference,

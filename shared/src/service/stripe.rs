@@ -23,7 +23,18 @@ use crate::store::{EmailJob, EventStatus, Payment, SubscriptionRecord};
 pub(crate) enum MemberRef<'a> {
     /// A provider customer id, through the `PROVIDER_CUSTOMER` mapping.
     Customer(&'a str),
-    Email(&'a Email),
+    /// An email, and the provider's customer id when the event carries one
+    /// (an event for an unknown email then waits on that customer).
+    Email(&'a Email, Option<&'a str>),
+}
+
+impl MemberRef<'_> {
+    fn customer(&self) -> Option<&str> {
+        match self {
+            Self::Customer(c) => Some(c),
+            Self::Email(_, c) => *c,
+        }
+    }
 }
 
 pub(crate) fn human_date(at: Option<DateTime<Utc>>) -> String {
@@ -316,10 +327,33 @@ impl Services {
             let now = self.now();
             let loaded = self
                 .store
-                .load_for_event(&delivery.key, Some(email), None)
+                .load_for_event(&delivery.key, Some(email), customer.map(|c| (provider, c)))
                 .await?;
-            if let Some(old) = loaded.event.filter(|e| e.status.is_final()) {
-                return self.answer_duplicate(old, delivery).await;
+            let waiting = loaded.customer_waiting.clone();
+            if let Some(old) = loaded.event.clone().filter(|e| e.status.is_final()) {
+                let outcome = self.answer_duplicate(old, delivery).await?;
+                // A first attempt that stopped after its commit left these waiting.
+                if let (Some(c), Some(_)) = (customer, &loaded.customer_user) {
+                    if !waiting.events.is_empty() {
+                        self.drain_waiting(provider, c, &waiting).await?;
+                    }
+                }
+                return Ok(outcome);
+            }
+            let email_user = loaded.email.as_ref().map(|e| &e.user_id);
+            if let (Some(c), Some(mapped)) = (customer, &loaded.customer_user) {
+                if email_user != Some(mapped) {
+                    // Re-reading cannot fix this: say so, and answer 200.
+                    return self
+                        .fail(
+                            delivery,
+                            format!(
+                                "{provider} customer {c} belongs to member {mapped}, not to the member with this email; link them by hand"
+                            ),
+                            Some(mapped.clone()),
+                        )
+                        .await;
+                }
             }
             let mut metadata = BTreeMap::new();
             if let Some(c) = customer {
@@ -383,7 +417,7 @@ impl Services {
             };
             self.write_account(&mut tx, &account, profile, now)?;
             if let Some(c) = customer {
-                tx.put_customer(provider, c, &user_id)?;
+                tx.put_customer(provider, c, &user_id, &waiting)?;
             }
             if let (Some(plan), Some(_), Some(payment)) = (one_time, &one_time_view, &payment) {
                 // The payment record says what a refund of it revokes.
@@ -413,6 +447,11 @@ impl Services {
                 .commit_webhook(tx, delivery, &jobs, Some(user_id))
                 .await?
             {
+                if let (Some(c), WebhookOutcome::Processed { .. }) = (customer, &outcome) {
+                    if !waiting.events.is_empty() {
+                        self.drain_waiting(provider, c, &waiting).await?;
+                    }
+                }
                 return Ok(outcome);
             }
             backoff(attempt).await;
@@ -562,34 +601,43 @@ impl Services {
     ) -> Result<WebhookOutcome, ServiceError> {
         for attempt in 0..MAX_ATTEMPTS {
             let now = self.now();
-            let loaded = match member {
-                MemberRef::Customer(customer) => {
-                    self.store
-                        .load_for_event(&delivery.key, None, Some((provider, customer)))
-                        .await?
-                }
-                MemberRef::Email(email) => {
-                    self.store
-                        .load_for_event(&delivery.key, Some(email), None)
-                        .await?
-                }
+            let email = match member {
+                MemberRef::Email(email, _) => Some(email),
+                MemberRef::Customer(_) => None,
             };
+            let customer = member.customer().map(|c| (provider, c));
+            let loaded = self
+                .store
+                .load_for_event(&delivery.key, email, customer)
+                .await?;
             if let Some(old) = loaded.event.filter(|e| e.status.is_final()) {
                 return self.answer_duplicate(old, delivery).await;
             }
-            let user_id = match member {
-                MemberRef::Customer(_) => loaded.customer_user,
-                MemberRef::Email(_) => loaded.email.map(|e| e.user_id),
-            };
+            let user_id = loaded
+                .email
+                .map(|e| e.user_id)
+                .or(loaded.customer_user);
             let Some(user_id) = user_id else {
-                // Failed, so the provider's retry applies it once the purchase has been seen.
-                let reason = match member {
-                    MemberRef::Customer(customer) => {
-                        format!("unknown customer {customer}: no checkout with an email seen yet")
-                    }
-                    MemberRef::Email(_) => "no member with this email".to_string(),
+                let Some(customer) = member.customer() else {
+                    // Nothing to wait on: the provider's retry, or an admin replay, applies it.
+                    return self
+                        .fail(delivery, "no member with this email", None)
+                        .await;
                 };
-                return self.fail(delivery, reason, None).await;
+                let reason = format!(
+                    "waiting for customer {customer}: no checkout or charge with an email seen yet"
+                );
+                let waiting = crate::store::WaitingEvent::new(&delivery.key, created, rank);
+                match self
+                    .record_pending(delivery, provider, customer, &waiting, reason)
+                    .await?
+                {
+                    Some(outcome) => return Ok(outcome),
+                    None => {
+                        backoff(attempt).await;
+                        continue;
+                    }
+                }
             };
             let current = self
                 .store

@@ -53,6 +53,17 @@ impl Delivery {
         }
     }
 
+    /// The delivery a stored record was made from, to run it again.
+    pub fn from_record(record: &EventRecord) -> Self {
+        Self {
+            key: record.key.clone(),
+            event_type: record.event_type.clone(),
+            body: record.payload.clone(),
+            body_hash: record.body_hash.clone(),
+            received_at: record.received_at,
+        }
+    }
+
     pub fn record(
         &self,
         status: EventStatus,
@@ -94,6 +105,11 @@ pub enum WebhookOutcome {
     Superseded {
         event: String,
     },
+    /// Recorded, waiting for its member; applied when the member is known.
+    Pending {
+        event: String,
+        reason: String,
+    },
 }
 
 impl WebhookOutcome {
@@ -104,6 +120,7 @@ impl WebhookOutcome {
             Self::Ignored { .. } => "ignored",
             Self::Failed { .. } => "failed",
             Self::Superseded { .. } => "superseded",
+            Self::Pending { .. } => "pending",
         }
     }
 
@@ -115,8 +132,8 @@ impl WebhookOutcome {
             | Self::Superseded { event } => {
                 json!({"status": self.status(), "event": event})
             }
-            Self::Failed { event, reason } => {
-                json!({"status": "failed", "event": event, "reason": reason})
+            Self::Failed { event, reason } | Self::Pending { event, reason } => {
+                json!({"status": self.status(), "event": event, "reason": reason})
             }
         }
     }

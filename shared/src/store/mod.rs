@@ -70,13 +70,25 @@ pub mod keys {
     }
     pub const RATE: &str = "RATE";
     pub fn payment(provider: Provider, reference: &str) -> String {
-        format!("PAYMENT#{provider}#{reference}")
+        format!("PAYMENT#{provider}#{}", bounded(reference))
     }
     pub const PAYMENT: &str = "PAYMENT";
     pub fn customer(provider: Provider, customer_id: &str) -> String {
-        format!("CUSTOMER#{provider}#{customer_id}")
+        format!("CUSTOMER#{provider}#{}", bounded(customer_id))
     }
     pub const CUSTOMER: &str = "CUSTOMER";
+
+    /// Longest provider value used verbatim in a key (DynamoDB allows 2,048
+    /// bytes for a partition key); a longer one is keyed by its hash.
+    pub const MAX_KEY_VALUE_BYTES: usize = 200;
+
+    pub fn bounded(value: &str) -> std::borrow::Cow<'_, str> {
+        if value.len() > MAX_KEY_VALUE_BYTES {
+            format!("sha256-id:{}", crate::signature::sha256_hex(value.as_bytes())).into()
+        } else {
+            value.into()
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +126,8 @@ pub enum EventStatus {
     Failed,
     Superseded,
     Unmatched,
+    /// Waiting for its member to become known (applied when they are).
+    Pending,
 }
 
 impl EventStatus {
@@ -124,6 +138,7 @@ impl EventStatus {
             Self::Failed => "failed",
             Self::Superseded => "superseded",
             Self::Unmatched => "unmatched",
+            Self::Pending => "pending",
         }
     }
 
@@ -134,13 +149,15 @@ impl EventStatus {
             "failed" => Self::Failed,
             "superseded" => Self::Superseded,
             "unmatched" => Self::Unmatched,
+            "pending" => Self::Pending,
             _ => return None,
         })
     }
 
-    /// Only a final record makes a redelivery a duplicate; `failed` is processed again.
+    /// Only a final record makes a redelivery a duplicate; `failed` and
+    /// `pending` are processed again.
     pub fn is_final(self) -> bool {
-        !matches!(self, Self::Failed)
+        !matches!(self, Self::Failed | Self::Pending)
     }
 }
 
@@ -258,6 +275,64 @@ pub struct Loaded {
     pub event: Option<EventRecord>,
     pub email: Option<EmailRecord>,
     pub customer_user: Option<UserId>,
+    /// Events waiting on the customer (read with the customer mapping).
+    pub customer_waiting: Waiting,
+}
+
+/// Events recorded `pending` because they name a provider customer that no
+/// checkout or charge has introduced yet. They live in a set on the customer
+/// item, so the purchase that maps the customer reads them in the same
+/// round trip as its other facts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Waiting {
+    pub events: Vec<WaitingEvent>,
+    /// Bumped by every event added; the purchase that maps the customer checks
+    /// it, so no event can slip in between its read and its commit.
+    pub version: Option<i64>,
+}
+
+/// One waiting event; entries sort by the provider's event time, then rank.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitingEvent {
+    pub entry: String,
+    pub key: EventKey,
+}
+
+impl WaitingEvent {
+    pub fn new(key: &EventKey, at: DateTime<Utc>, rank: i64) -> Self {
+        Self {
+            entry: format!(
+                "{:012}#{:06}#{key}",
+                at.timestamp().max(0),
+                rank.clamp(0, 999_999)
+            ),
+            key: key.clone(),
+        }
+    }
+
+    fn parse(entry: &str) -> Option<Self> {
+        let (provider, event_id) = entry.splitn(3, '#').nth(2)?.split_once(':')?;
+        Some(Self {
+            entry: entry.to_string(),
+            key: EventKey::new(Provider::parse(provider)?, event_id),
+        })
+    }
+}
+
+impl Waiting {
+    fn from_item(item: &Item) -> Self {
+        let mut events: Vec<WaitingEvent> = match item.get("waiting") {
+            Some(AttributeValue::Ss(entries)) => {
+                entries.iter().filter_map(|e| WaitingEvent::parse(e)).collect()
+            }
+            _ => Vec::new(),
+        };
+        events.sort_by(|a, b| a.entry.cmp(&b.entry));
+        Self {
+            events,
+            version: get_n(item, "waiting_version"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -399,8 +474,13 @@ fn key(pk: String, sk: &str) -> Item {
     Item::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
 }
 
-/// Condition under which an event record may be written: new, or replacing a failed attempt.
-const EVENT_WRITABLE: &str = "attribute_not_exists(pk) OR #status = :failed";
+/// Condition under which an event record may be written: new, or replacing a
+/// failed or pending attempt.
+const EVENT_WRITABLE: &str = "attribute_not_exists(pk) OR #status IN (:failed, :pending)";
+
+fn event_writable_values() -> Option<Item> {
+    values(vec![(":failed", s("failed")), (":pending", s("pending"))])
+}
 
 type Names = Option<std::collections::HashMap<String, String>>;
 /// A condition expression with its names and values.
@@ -460,7 +540,7 @@ impl Tx {
             Some((
                 EVENT_WRITABLE,
                 names(&[("#status", "status")]),
-                values(vec![(":failed", s("failed"))]),
+                event_writable_values(),
             )),
         )
     }
@@ -656,22 +736,55 @@ impl Tx {
     }
 
     /// Maps a provider's customer id to the user, first seen with an email.
+    /// `waiting` is what the caller read: the commit fails if another event
+    /// started waiting on the customer since, so none is left behind.
     pub fn put_customer(
         &mut self,
         provider: Provider,
         customer_id: &str,
         user_id: &UserId,
+        waiting: &Waiting,
     ) -> Result<(), StoreError> {
-        let mut item = key(keys::customer(provider, customer_id), keys::CUSTOMER);
-        item.insert("kind".into(), s("PROVIDER_CUSTOMER"));
-        item.insert("user_id".into(), s(user_id.as_str()));
-        self.push_put(
-            item,
-            Some((
-                "attribute_not_exists(pk) OR user_id = :uid",
-                None,
-                values(vec![(":uid", s(user_id.as_str()))]),
-            )),
+        let mut vals = Item::from([
+            (":uid".to_string(), s(user_id.as_str())),
+            (":kind".to_string(), s("PROVIDER_CUSTOMER")),
+        ]);
+        let unchanged = match waiting.version {
+            Some(version) => {
+                vals.insert(":wv".into(), n(version));
+                "waiting_version = :wv"
+            }
+            None => "attribute_not_exists(waiting_version)",
+        };
+        self.push_update(
+            Update::builder()
+                .set_key(Some(key(keys::customer(provider, customer_id), keys::CUSTOMER)))
+                .update_expression("SET user_id = :uid, kind = :kind")
+                .condition_expression(format!(
+                    "(attribute_not_exists(user_id) OR user_id = :uid) AND {unchanged}"
+                ))
+                .set_expression_attribute_values(Some(vals)),
+        )
+    }
+
+    /// Adds an event to those waiting on a customer no purchase has mapped
+    /// yet; fails if one has been mapped since the caller looked.
+    pub fn wait_on_customer(
+        &mut self,
+        provider: Provider,
+        customer_id: &str,
+        waiting: &WaitingEvent,
+    ) -> Result<(), StoreError> {
+        self.push_update(
+            Update::builder()
+                .set_key(Some(key(keys::customer(provider, customer_id), keys::CUSTOMER)))
+                .update_expression("SET kind = :kind ADD waiting :entry, waiting_version :one")
+                .condition_expression("attribute_not_exists(user_id)")
+                .set_expression_attribute_values(values(vec![
+                    (":kind", s("PROVIDER_CUSTOMER")),
+                    (":entry", AttributeValue::Ss(vec![waiting.entry.clone()])),
+                    (":one", n(1)),
+                ])),
         )
     }
 
@@ -841,7 +954,7 @@ impl Store {
             .set_item(Some(record.to_item()))
             .condition_expression(EVENT_WRITABLE)
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":failed", s("failed"))
+            .set_expression_attribute_values(event_writable_values())
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
@@ -888,10 +1001,12 @@ impl Store {
         let mut event_record = None;
         let mut email_record = None;
         let mut customer_user = None;
+        let mut customer_waiting = Waiting::default();
         for item in &found {
             match get_s(item, "sk") {
                 Some(keys::CUSTOMER) => {
-                    customer_user = get_s(item, "user_id").map(UserId::from_stored)
+                    customer_user = get_s(item, "user_id").map(UserId::from_stored);
+                    customer_waiting = Waiting::from_item(item);
                 }
                 Some(keys::EVENT) => event_record = Some(EventRecord::from_item(item)?),
                 Some(keys::EMAIL) => {
@@ -910,7 +1025,28 @@ impl Store {
             event: event_record,
             email: email_record,
             customer_user,
+            customer_waiting,
         })
+    }
+
+    /// Takes an event off a customer's waiting set once it has been applied
+    /// (or found already final).
+    pub async fn release_waiting(
+        &self,
+        provider: Provider,
+        customer_id: &str,
+        waiting: &WaitingEvent,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::customer(provider, customer_id), keys::CUSTOMER)))
+            .update_expression("DELETE waiting :entry")
+            .expression_attribute_values(":entry", AttributeValue::Ss(vec![waiting.entry.clone()]))
+            .send()
+            .await
+            .map_err(request_error)?;
+        Ok(())
     }
 
     async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
