@@ -326,7 +326,7 @@ async fn unknown_prices_customers_and_plans_fail_and_grant_nothing() {
     let t = TestStack::start().await;
     let email = t.email("unknown");
     let cus = t.id("cus");
-    // A subscription before any checkout: failed, then applied on Stripe's retry.
+    // A subscription before any checkout waits, and the checkout applies it.
     let created = stripe_event(
         &t.id("early"),
         "customer.subscription.created",
@@ -334,11 +334,15 @@ async fn unknown_prices_customers_and_plans_fail_and_grant_nothing() {
         stripe_subscription("sub_u", &cus, "active", false, now() + 86_400),
     );
     let (_, r) = t.post_stripe(&created).await;
-    assert_eq!(r["status"], "failed");
+    assert_eq!(r["status"], "pending");
     assert!(
-        r["reason"].as_str().unwrap().contains("unknown customer"),
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .contains("waiting for customer"),
         "{r}"
     );
+    assert!(sub_of(&t, &email).await.is_none());
     t.post_stripe(&stripe_event(
         &t.id("co"),
         "checkout.session.completed",
@@ -346,10 +350,15 @@ async fn unknown_prices_customers_and_plans_fail_and_grant_nothing() {
         stripe_checkout(&t.id("cs"), &cus, &email, "subscription", None),
     ))
     .await;
+    assert_eq!(
+        sub_of(&t, &email).await.unwrap().0,
+        "active",
+        "the checkout applied the waiting subscription"
+    );
     let (_, r) = t.post_stripe(&created).await;
     assert_eq!(
-        r["status"], "processed",
-        "the retry of a failed event applies"
+        r["status"], "duplicate",
+        "a redelivery of the applied event does nothing"
     );
 
     let mut odd = stripe_subscription("sub_x", &cus, "active", false, now() + 86_400);

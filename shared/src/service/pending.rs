@@ -102,7 +102,9 @@ impl Services {
                     }
                 }
             }
-            self.store.release_waiting(provider, customer, event).await?;
+            self.store
+                .release_waiting(provider, customer, event)
+                .await?;
         }
         Ok(())
     }

@@ -613,16 +613,11 @@ impl Services {
             if let Some(old) = loaded.event.filter(|e| e.status.is_final()) {
                 return self.answer_duplicate(old, delivery).await;
             }
-            let user_id = loaded
-                .email
-                .map(|e| e.user_id)
-                .or(loaded.customer_user);
+            let user_id = loaded.email.map(|e| e.user_id).or(loaded.customer_user);
             let Some(user_id) = user_id else {
                 let Some(customer) = member.customer() else {
                     // Nothing to wait on: the provider's retry, or an admin replay, applies it.
-                    return self
-                        .fail(delivery, "no member with this email", None)
-                        .await;
+                    return self.fail(delivery, "no member with this email", None).await;
                 };
                 let reason = format!(
                     "waiting for customer {customer}: no checkout or charge with an email seen yet"

@@ -84,7 +84,11 @@ pub mod keys {
 
     pub fn bounded(value: &str) -> std::borrow::Cow<'_, str> {
         if value.len() > MAX_KEY_VALUE_BYTES {
-            format!("sha256-id:{}", crate::signature::sha256_hex(value.as_bytes())).into()
+            format!(
+                "sha256-id:{}",
+                crate::signature::sha256_hex(value.as_bytes())
+            )
+            .into()
         } else {
             value.into()
         }
@@ -322,9 +326,10 @@ impl WaitingEvent {
 impl Waiting {
     fn from_item(item: &Item) -> Self {
         let mut events: Vec<WaitingEvent> = match item.get("waiting") {
-            Some(AttributeValue::Ss(entries)) => {
-                entries.iter().filter_map(|e| WaitingEvent::parse(e)).collect()
-            }
+            Some(AttributeValue::Ss(entries)) => entries
+                .iter()
+                .filter_map(|e| WaitingEvent::parse(e))
+                .collect(),
             _ => Vec::new(),
         };
         events.sort_by(|a, b| a.entry.cmp(&b.entry));
@@ -758,7 +763,10 @@ impl Tx {
         };
         self.push_update(
             Update::builder()
-                .set_key(Some(key(keys::customer(provider, customer_id), keys::CUSTOMER)))
+                .set_key(Some(key(
+                    keys::customer(provider, customer_id),
+                    keys::CUSTOMER,
+                )))
                 .update_expression("SET user_id = :uid, kind = :kind")
                 .condition_expression(format!(
                     "(attribute_not_exists(user_id) OR user_id = :uid) AND {unchanged}"
@@ -777,7 +785,10 @@ impl Tx {
     ) -> Result<(), StoreError> {
         self.push_update(
             Update::builder()
-                .set_key(Some(key(keys::customer(provider, customer_id), keys::CUSTOMER)))
+                .set_key(Some(key(
+                    keys::customer(provider, customer_id),
+                    keys::CUSTOMER,
+                )))
                 .update_expression("SET kind = :kind ADD waiting :entry, waiting_version :one")
                 .condition_expression("attribute_not_exists(user_id)")
                 .set_expression_attribute_values(values(vec![
@@ -1040,7 +1051,10 @@ impl Store {
         self.client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(keys::customer(provider, customer_id), keys::CUSTOMER)))
+            .set_key(Some(key(
+                keys::customer(provider, customer_id),
+                keys::CUSTOMER,
+            )))
             .update_expression("DELETE waiting :entry")
             .expression_attribute_values(":entry", AttributeValue::Ss(vec![waiting.entry.clone()]))
             .send()
