@@ -303,3 +303,35 @@ async fn a_one_time_charge_uses_the_plan_duration_days() {
     let days = (get_ts(subs[0], "access_until").unwrap() - chrono::Utc::now()).num_days();
     assert!((89..=90).contains(&days), "{days}");
 }
+
+#[tokio::test]
+async fn a_subscription_before_the_first_charge_waits_and_the_charge_applies_it() {
+    let t = TestStack::start().await;
+    let email = t.email("early");
+    let code = format!("CUS_early{}", t.run);
+    let with_code = |body: String| body.replace("CUS_hdhye17yj8qd2tx", &code);
+    let (status, r) = t
+        .post_paystack(&with_code(subscription(
+            "subscription.create",
+            &email,
+            "2027-01-01T00:00:00.000Z",
+            "2026-11-25T10:00:01.000Z",
+        )))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(r["status"], "pending", "{r}");
+    assert!(t.snapshot().await.user_by_email(&email).is_none());
+
+    let reference = format!("ref_early_{}", t.run);
+    let (_, r) = t
+        .post_paystack(&with_code(charge(20, &reference, &email)))
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let (state, until) = sub_state(&t, &email).await;
+    assert_eq!(state, "active");
+    assert_eq!(
+        until.map(|u| u.to_rfc3339()),
+        Some("2027-01-01T00:00:00+00:00".to_string()),
+        "the waiting subscription event set the period"
+    );
+}

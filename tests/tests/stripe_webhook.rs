@@ -637,3 +637,47 @@ async fn payment_intents_are_kept_as_payment_records() {
     assert_eq!(status(&ok).as_deref(), Some("succeeded"));
     assert_eq!(status(&bad).as_deref(), Some("failed"));
 }
+
+#[tokio::test]
+async fn a_known_customer_with_a_new_email_is_failed_with_the_reason_not_retried() {
+    let t = TestStack::start().await;
+    let cus = t.id("cus");
+    let first = t.email("first");
+    let (_, r) = t
+        .post_stripe(&stripe_event(
+            &t.id("co1"),
+            "checkout.session.completed",
+            now(),
+            stripe_checkout(&t.id("cs1"), &cus, &first, "subscription", None),
+        ))
+        .await;
+    assert_eq!(r["status"], "processed");
+    let (status, r) = t
+        .post_stripe(&stripe_event(
+            &t.id("co2"),
+            "checkout.session.completed",
+            now(),
+            stripe_checkout(&t.id("cs2"), &cus, &t.email("second"), "subscription", None),
+        ))
+        .await;
+    assert_eq!(
+        status, 200,
+        "a condition re-reading cannot fix is not a 503"
+    );
+    assert_eq!(r["status"], "failed");
+    assert!(
+        r["reason"].as_str().unwrap().contains("belongs to member"),
+        "{r}"
+    );
+    // The customer's events still reach the member it belongs to.
+    let (_, r) = t
+        .post_stripe(&stripe_event(
+            &t.id("sub"),
+            "customer.subscription.created",
+            now(),
+            stripe_subscription("sub_k", &cus, "active", false, now() + 86_400),
+        ))
+        .await;
+    assert_eq!(r["status"], "processed");
+    assert_eq!(sub_of(&t, &first).await.unwrap().0, "active");
+}

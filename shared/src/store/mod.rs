@@ -1387,3 +1387,39 @@ impl Store {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn waiting_events_sort_by_provider_time_then_rank_and_keep_their_keys() {
+        let t = |s| Utc.timestamp_opt(s, 0).unwrap();
+        let key = |id: &str| EventKey::new(Provider::Stripe, id);
+        let entries = [
+            WaitingEvent::new(&key("evt_c#x"), t(1_700_000_100), 5),
+            WaitingEvent::new(&key("evt_b"), t(1_700_000_000), 20),
+            WaitingEvent::new(&key("evt_a"), t(1_700_000_000), 3),
+        ];
+        let item = Item::from([(
+            "waiting".to_string(),
+            AttributeValue::Ss(entries.iter().map(|e| e.entry.clone()).collect()),
+        )]);
+        let waiting = Waiting::from_item(&item);
+        let ids: Vec<&str> = waiting.events.iter().map(|e| e.key.event_id()).collect();
+        assert_eq!(ids, ["evt_a", "evt_b", "evt_c#x"]);
+        assert_eq!(waiting.version, None);
+    }
+
+    #[test]
+    fn long_provider_values_are_hashed_in_keys() {
+        let long = "pi_".to_string() + &"x".repeat(3000);
+        let pk = keys::payment(Provider::Stripe, &long);
+        assert!(pk.len() < 120, "{}", pk.len());
+        assert_eq!(
+            keys::customer(Provider::Stripe, "cus_1"),
+            "CUSTOMER#stripe#cus_1"
+        );
+    }
+}
