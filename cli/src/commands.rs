@@ -29,7 +29,9 @@ commands:
   events list [--provider P] [--type T] [--status S] [--user ID] [--from RFC3339] [--to RFC3339]
               [--limit N] [--cursor C] [--all]
   events show <provider:event id | ref>
-  events replay <provider:event id | ref>  re-run a failed event
+  events replay <provider:event id | ref> [--attach <user id>]
+                                          re-run a failed or pending event; --attach maps a
+                                          pending event's provider customer to that member first
 
 Mutating commands send a fresh Idempotency-Key; pass --idempotency-key K to retry one safely.
 
@@ -79,6 +81,7 @@ pub enum Command {
     },
     EventsReplay {
         reference: String,
+        attach: Option<String>,
     },
 }
 
@@ -185,6 +188,11 @@ pub fn parse(args: &[String]) -> Result<(GlobalOptions, Command), CliError> {
         },
         ["events", "replay", key] => Command::EventsReplay {
             reference: key.to_string(),
+            attach: None,
+        },
+        ["events", "replay", key, "--attach", user] => Command::EventsReplay {
+            reference: key.to_string(),
+            attach: Some(user.to_string()),
         },
         ["users", "verify", id] => Command::UsersVerify { id: id.to_string() },
         ["users", "sync", id] => Command::UsersSync { id: id.to_string() },
@@ -277,10 +285,12 @@ impl Command {
                 body: None,
                 mutating: false,
             },
-            Command::EventsReplay { reference } => Call {
+            Command::EventsReplay { reference, attach } => Call {
                 method: "POST",
                 path: format!("/admin/events/{}/replay", segment(&event_ref(reference))),
-                body: None,
+                body: attach
+                    .as_ref()
+                    .map(|user| serde_json::json!({ "user_id": user })),
                 mutating: true,
             },
             Command::UsersVerify { id } => Call {
@@ -563,6 +573,9 @@ mod tests {
         let (opts, cmd) = parse(&args("--idempotency-key k1 events replay stripe:evt_9")).unwrap();
         assert_eq!(opts.idempotency_key.as_deref(), Some("k1"));
         assert!(cmd.call(None).path.ends_with("/replay"));
+        assert!(cmd.call(None).body.is_none());
+        let (_, cmd) = parse(&args("events replay stripe:evt_9 --attach usr_1")).unwrap();
+        assert_eq!(cmd.call(None).body.unwrap()["user_id"], "usr_1");
         assert!(parse(&args("users list --colour red")).is_err());
         assert!(parse(&args("users list --limit")).is_err());
         assert!(parse(&args("nothing")).is_err());

@@ -354,3 +354,91 @@ async fn replay_reruns_a_failed_event_once_the_cause_is_fixed() {
     assert_eq!(status, 400);
     assert_eq!(audit(&t, "replay").await.len(), 2, "two replays ran");
 }
+
+#[tokio::test]
+async fn a_pending_event_is_attached_to_a_member_who_paid_under_another_email() {
+    use gatehouse_e2e::{stripe_event, stripe_subscription};
+    let t = TestStack::start().await;
+    let (_, id) = member(&t, "attach").await;
+    let now = chrono::Utc::now().timestamp();
+    // The member paid on Stripe under an email Gatehouse has not seen, and
+    // that checkout never arrived: the customer's events wait.
+    let cus = t.id("cus");
+    let created = stripe_event(
+        &t.id("att-sub"),
+        "customer.subscription.created",
+        now,
+        stripe_subscription("sub_att", &cus, "active", false, now + 86_400),
+    );
+    let (_, r) = t.post_stripe(&created).await;
+    assert_eq!(r["status"], "pending", "{r}");
+    let (_, pending) = t
+        .admin("GET", "/admin/events?provider=stripe&status=pending", None)
+        .await;
+    let reference = pending["items"][0]["ref"].as_str().unwrap().to_string();
+    let path = format!("/admin/events/{reference}/replay");
+
+    let (status, body) = t
+        .admin_with_key(
+            "POST",
+            &path,
+            Some(&json!({"user_id": "usr_nobody"})),
+            Some("attach-0"),
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    // Replayed without a member, it still waits.
+    let (status, body) = t
+        .admin_with_key("POST", &path, None, Some("attach-1"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["new_status"], "pending", "{body}");
+
+    let (status, body) = t
+        .admin_with_key(
+            "POST",
+            &path,
+            Some(&json!({"user_id": id})),
+            Some("attach-2"),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["old_status"], "pending");
+    assert_eq!(body["new_status"], "processed", "{body}");
+    let (_, user) = t.admin("GET", &format!("/admin/users/{id}"), None).await;
+    assert!(
+        user["subscriptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["provider"] == "stripe" && s["state"] == "active"),
+        "{user}"
+    );
+    // The customer is the member's now: its next event applies directly.
+    let (_, r) = t
+        .post_stripe(&stripe_event(
+            &t.id("att-upd"),
+            "customer.subscription.updated",
+            now + 1,
+            stripe_subscription("sub_att", &cus, "active", true, now + 86_400),
+        ))
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let (status, body) = t
+        .admin_with_key(
+            "POST",
+            &path,
+            Some(&json!({"user_id": id})),
+            Some("attach-3"),
+        )
+        .await;
+    assert_eq!(
+        status, 409,
+        "an applied event is not attached again: {body}"
+    );
+    let attached = audit(&t, "replay").await;
+    assert!(
+        attached.iter().any(|e| e["user_id"] == id.as_str()),
+        "the attach is audited against the member: {attached:?}"
+    );
+}

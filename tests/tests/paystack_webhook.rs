@@ -335,3 +335,82 @@ async fn a_subscription_before_the_first_charge_waits_and_the_charge_applies_it(
         "the waiting subscription event set the period"
     );
 }
+
+/// Sets or removes the member a Paystack customer is mapped to, as a charge's
+/// commit does, without the drain that follows it.
+async fn map_customer(t: &TestStack, code: &str, user: Option<&str>) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use gatehouse::domain::Provider;
+    use gatehouse::store::keys;
+    let update = t
+        .stack
+        .clients
+        .dynamodb
+        .update_item()
+        .table_name(t.stack.services.store.table())
+        .key(
+            "pk",
+            AttributeValue::S(keys::customer(Provider::Paystack, code)),
+        )
+        .key("sk", AttributeValue::S(keys::CUSTOMER.into()));
+    match user {
+        Some(user) => update
+            .update_expression("SET user_id = :u")
+            .expression_attribute_values(":u", AttributeValue::S(user.into())),
+        None => update.update_expression("REMOVE user_id"),
+    }
+    .send()
+    .await
+    .expect("customer item updated");
+}
+
+#[tokio::test]
+async fn a_redelivered_charge_applies_what_its_first_attempt_left_waiting() {
+    let t = TestStack::start().await;
+    let email = t.email("crash");
+    let code = format!("CUS_crash{}", t.run);
+    let with_code = |body: String| body.replace("CUS_hdhye17yj8qd2tx", &code);
+    let charge_body = with_code(charge(30, &format!("ref_crash_{}", t.run), &email));
+    let (_, r) = t.post_paystack(&charge_body).await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let user = t
+        .snapshot()
+        .await
+        .user_by_email(&email)
+        .map(|u| get_s(u, "user_id").unwrap().to_string())
+        .unwrap();
+    // The state a first attempt leaves when it stops after its commit: the
+    // customer mapped, the charge processed, a subscription event waiting.
+    map_customer(&t, &code, None).await;
+    let (_, r) = t
+        .post_paystack(&with_code(subscription(
+            "subscription.create",
+            &email,
+            "2027-01-01T00:00:00.000Z",
+            "2026-11-25T10:00:01.000Z",
+        )))
+        .await;
+    assert_eq!(r["status"], "processed", "the email names the member: {r}");
+    let (_, r) = t
+        .post_paystack(&with_code(
+            subscription(
+                "subscription.not_renew",
+                "nobody-yet@gatehouse.example",
+                "2027-01-01T00:00:00.000Z",
+                "2026-11-25T10:00:02.000Z",
+            )
+            .replace("\"status\":\"active\"", "\"status\":\"non-renewing\""),
+        ))
+        .await;
+    assert_eq!(r["status"], "pending", "{r}");
+    map_customer(&t, &code, Some(&user)).await;
+
+    let (status, r) = t.post_paystack(&charge_body).await;
+    assert_eq!(status, 200);
+    assert_eq!(r["status"], "duplicate", "{r}");
+    assert_eq!(
+        sub_state(&t, &email).await.0,
+        "canceled",
+        "the redelivery applied the waiting not_renew"
+    );
+}

@@ -110,6 +110,7 @@ impl AdminChange {
             received_at: now,
             job_ids,
             duplicate_body_hashes: Vec::new(),
+            waiting_on: None,
         }
     }
 }
@@ -392,14 +393,17 @@ impl ChangeAnswer {
 }
 
 impl Services {
-    /// `POST /admin/events/{key}/replay`: runs a `failed` event through its
-    /// provider's processing again (the event record's own condition keeps
-    /// the effects exactly-once), then writes the audit record. Any other
-    /// status is a 409 and changes nothing.
+    /// `POST /admin/events/{key}/replay`: runs a `failed` or `pending` event
+    /// through its provider's processing again (the event record's own
+    /// condition keeps the effects exactly-once), then writes the audit
+    /// record. With `attach_to`, a `pending` event's provider customer is
+    /// first mapped to that member, and every event waiting on the customer
+    /// is applied. Any other status is a 409 and changes nothing.
     pub async fn admin_replay_event(
         &self,
         change: &AdminChange,
         key: &EventKey,
+        attach_to: Option<&UserId>,
     ) -> Result<ChangeAnswer, ServiceError> {
         if let Some(answer) = self.earlier_answer(change).await? {
             return Ok(answer);
@@ -421,9 +425,9 @@ impl Services {
             body: problem(409, "not-replayable", "Not replayable", &detail),
             replayed: false,
         };
-        if record.status != EventStatus::Failed {
+        if !matches!(record.status, EventStatus::Failed | EventStatus::Pending) {
             return Ok(conflict(format!(
-                "only failed events are replayed; {key} is {}",
+                "only failed and pending events are replayed; {key} is {}",
                 record.status.as_str()
             )));
         }
@@ -432,21 +436,62 @@ impl Services {
                 "{key} was recorded with a body that is not JSON; a provider must send it again"
             )));
         }
-        let Some(outcome) = self.reprocess(&record).await? else {
-            return Ok(conflict(
-                "admin records are an audit trail, not replayable".into(),
-            ));
+        let outcome = match attach_to {
+            Some(user) => {
+                if record.status != EventStatus::Pending {
+                    return Ok(conflict(format!(
+                        "only a pending event is attached to a member; {key} is {}; replay it without user_id",
+                        record.status.as_str()
+                    )));
+                }
+                if self.store.get_profile(user).await?.is_none() {
+                    return Ok(not_found(user));
+                }
+                if let Err(reason) = self.attach_pending(&record, user).await? {
+                    return Ok(conflict(reason));
+                }
+                // The drain ran it; its record holds the result.
+                match self.store.get_event(key).await? {
+                    Some(after) => ReplayResult {
+                        status: after.status.as_str().to_string(),
+                        reason: after.reason.filter(|_| after.status == EventStatus::Failed),
+                        user: after.user_id,
+                    },
+                    None => return Err(ServiceError::Contention),
+                }
+            }
+            None => {
+                let Some(outcome) = self.reprocess(&record).await? else {
+                    return Ok(conflict(
+                        "admin records are an audit trail, not replayable".into(),
+                    ));
+                };
+                ReplayResult {
+                    status: outcome.status().to_string(),
+                    reason: match outcome {
+                        crate::service::webhook::WebhookOutcome::Failed { reason, .. } => {
+                            Some(reason)
+                        }
+                        _ => None,
+                    },
+                    user: None,
+                }
+            }
         };
         let mut body = json!({
             "event": key.to_string(),
             "old_status": record.status.as_str(),
-            "new_status": outcome.status(),
+            "new_status": outcome.status,
         });
-        if let crate::service::webhook::WebhookOutcome::Failed { reason, .. } = &outcome {
+        if let Some(reason) = &outcome.reason {
             body["reason"] = json!(reason);
         }
         let mut audited = change.clone();
-        audited.target_user = audited.target_user.or(record.user_id.clone());
+        audited.target_user = audited
+            .target_user
+            .or(attach_to.cloned())
+            .or(outcome.user)
+            .or(record.user_id.clone());
         let answer = self
             .commit_admin_change(&audited, |_| Ok(()), &[], 200, body.clone())
             .await?;
@@ -456,6 +501,13 @@ impl Services {
             replayed: false,
         }))
     }
+}
+
+/// What a replay did to the event.
+struct ReplayResult {
+    status: String,
+    reason: Option<String>,
+    user: Option<UserId>,
 }
 
 /// The start every change on one user makes: the allowed caller, the

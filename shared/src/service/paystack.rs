@@ -95,6 +95,11 @@ impl Services {
                     .await?
                     .filter(|e| e.status.is_final())
                 {
+                    // Its first attempt may have stopped after mapping the
+                    // customer and before applying what waited on it.
+                    if let Some(code) = event.subject.customer_code.as_deref() {
+                        self.drain_customer(Provider::Paystack, code).await?;
+                    }
                     return self.answer_duplicate(old, delivery).await;
                 }
                 if self.settings.paystack_verify_charges {

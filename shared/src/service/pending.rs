@@ -12,11 +12,13 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use super::webhook::{webhook_commit_verdict, CommitVerdict, Delivery, WebhookOutcome};
+use super::webhook::{
+    backoff, webhook_commit_verdict, CommitVerdict, Delivery, WebhookOutcome, MAX_ATTEMPTS,
+};
 use super::{ServiceError, Services};
-use crate::domain::Provider;
+use crate::domain::{Provider, UserId};
 use crate::providers::{kajabi::KajabiEvent, paystack::PaystackEvent, stripe::StripeEvent};
-use crate::store::{CommitError, EventRecord, EventStatus, Waiting, WaitingEvent};
+use crate::store::{CommitError, EventRecord, EventStatus, StoreError, Waiting, WaitingEvent};
 
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = Result<T, ServiceError>> + Send + 'a>>;
 
@@ -57,13 +59,11 @@ impl Services {
         waiting: &WaitingEvent,
         reason: String,
     ) -> Result<Option<WebhookOutcome>, ServiceError> {
+        let mut record =
+            delivery.record(EventStatus::Pending, Some(reason.clone()), None, Vec::new());
+        record.waiting_on = Some(customer.to_string());
         let mut tx = self.store.tx();
-        tx.put_event(&delivery.record(
-            EventStatus::Pending,
-            Some(reason.clone()),
-            None,
-            Vec::new(),
-        ))?;
+        tx.put_event(&record)?;
         tx.wait_on_customer(provider, customer, waiting)?;
         match self.store.commit(tx).await {
             Ok(()) => {
@@ -85,27 +85,111 @@ impl Services {
     }
 
     /// Applies the events waiting on a customer that is now mapped, oldest
-    /// first, and takes each off the set. An error leaves the rest waiting:
-    /// the purchase answers 503, and its redelivery drains them again.
+    /// first, and takes each off the set. One event's error does not hold up
+    /// the rest: each is tried, and the first transient error is returned at
+    /// the end, so the purchase answers 503 and its redelivery drains again.
     pub(crate) async fn drain_waiting(
         &self,
         provider: Provider,
         customer: &str,
         waiting: &Waiting,
     ) -> Result<(), ServiceError> {
+        let mut first_error = None;
         for event in &waiting.events {
-            if let Some(record) = self.store.get_event(&event.key).await? {
-                if record.status == EventStatus::Pending {
-                    let outcome = self.reprocess(&record).await?;
-                    if matches!(outcome, Some(WebhookOutcome::Pending { .. })) {
-                        continue;
-                    }
+            match self.apply_waiting(provider, customer, event).await {
+                Ok(()) => {}
+                // A malformed record cannot be fixed by trying again; leave it
+                // waiting for an admin, and do not make the purchase retry.
+                Err(ServiceError::Store(StoreError::Corrupt(e))) => {
+                    tracing::error!(event_key = %event.key, error = %e, "waiting event is malformed; left pending");
+                }
+                Err(e) => {
+                    tracing::warn!(event_key = %event.key, error = %e, "waiting event not applied yet");
+                    first_error.get_or_insert(e);
                 }
             }
-            self.store
-                .release_waiting(provider, customer, event)
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    async fn apply_waiting(
+        &self,
+        provider: Provider,
+        customer: &str,
+        event: &WaitingEvent,
+    ) -> Result<(), ServiceError> {
+        if let Some(record) = self.store.get_event(&event.key).await? {
+            if record.status == EventStatus::Pending {
+                let outcome = self.reprocess(&record).await?;
+                if matches!(outcome, Some(WebhookOutcome::Pending { .. })) {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(self
+            .store
+            .release_waiting(provider, customer, event)
+            .await?)
+    }
+
+    /// Drains a customer's waiting set if the customer is mapped: the
+    /// duplicate of a purchase whose first attempt stopped after its commit.
+    pub(crate) async fn drain_customer(
+        &self,
+        provider: Provider,
+        customer: &str,
+    ) -> Result<(), ServiceError> {
+        let found = self.store.get_customer(provider, customer).await?;
+        if found.user_id.is_some() && !found.waiting.events.is_empty() {
+            self.drain_waiting(provider, customer, &found.waiting)
                 .await?;
         }
         Ok(())
+    }
+
+    /// An admin attaches a pending event to a member: the customer it waits
+    /// on is mapped to that member, and every event waiting on the customer
+    /// is applied. The caller has checked the member exists. `Err(reason)`
+    /// when it cannot be attached.
+    pub(crate) async fn attach_pending(
+        &self,
+        record: &EventRecord,
+        user: &UserId,
+    ) -> Result<Result<(), String>, ServiceError> {
+        let provider = record.key.provider();
+        let Some(customer) = record.waiting_on.as_deref() else {
+            return Ok(Err(format!(
+                "{} waits on no provider customer; replay it without user_id",
+                record.key
+            )));
+        };
+        for attempt in 0..MAX_ATTEMPTS {
+            let found = self.store.get_customer(provider, customer).await?;
+            match &found.user_id {
+                Some(mapped) if mapped != user => {
+                    return Ok(Err(format!(
+                        "{provider} customer {customer} already belongs to member {mapped}"
+                    )))
+                }
+                Some(_) => {}
+                None => {
+                    let mut tx = self.store.tx();
+                    tx.put_customer(provider, customer, user, &found.waiting)?;
+                    match self.store.commit(tx).await {
+                        Ok(()) => {}
+                        Err(CommitError::Store(e)) => return Err(e.into()),
+                        // Another event started waiting, or a purchase mapped it: look again.
+                        Err(_) => {
+                            backoff(attempt).await;
+                            continue;
+                        }
+                    }
+                }
+            }
+            self.drain_waiting(provider, customer, &found.waiting)
+                .await?;
+            return Ok(Ok(()));
+        }
+        Err(ServiceError::Contention)
     }
 }

@@ -13,7 +13,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use super::provision::MemberProfile;
 use super::webhook::{backoff, Delivery, WebhookOutcome, MAX_ATTEMPTS};
 use super::{ServiceError, Services};
-use crate::domain::{Email, JobId, Plan, Provider, SubscriptionState, SubscriptionView};
+use crate::domain::{Email, JobId, Plan, Provider, SubscriptionState, SubscriptionView, UserId};
 use crate::email::Template;
 use crate::providers::stripe::{lifecycle_rank, map_status, StripeAction, StripeEvent};
 use crate::store::{EmailJob, EventStatus, Payment, SubscriptionRecord};
@@ -343,13 +343,15 @@ impl Services {
             let email_user = loaded.email.as_ref().map(|e| &e.user_id);
             if let (Some(c), Some(mapped)) = (customer, &loaded.customer_user) {
                 if email_user != Some(mapped) {
+                    // What waits on the customer is its member's, whatever this says.
+                    if !waiting.events.is_empty() {
+                        self.drain_waiting(provider, c, &waiting).await?;
+                    }
                     // Re-reading cannot fix this: say so, and answer 200.
                     return self
                         .fail(
                             delivery,
-                            format!(
-                                "{provider} customer {c} belongs to member {mapped}, not to the member with this email; link them by hand"
-                            ),
+                            customer_mismatch(provider, c, mapped),
                             Some(mapped.clone()),
                         )
                         .await;
@@ -613,6 +615,21 @@ impl Services {
             if let Some(old) = loaded.event.filter(|e| e.status.is_final()) {
                 return self.answer_duplicate(old, delivery).await;
             }
+            if let (Some(email_user), Some(mapped), Some(c)) = (
+                loaded.email.as_ref().map(|e| &e.user_id),
+                &loaded.customer_user,
+                member.customer(),
+            ) {
+                if email_user != mapped {
+                    return self
+                        .fail(
+                            delivery,
+                            customer_mismatch(provider, c, mapped),
+                            Some(mapped.clone()),
+                        )
+                        .await;
+                }
+            }
             let user_id = loaded.email.map(|e| e.user_id).or(loaded.customer_user);
             let Some(user_id) = user_id else {
                 let Some(customer) = member.customer() else {
@@ -718,10 +735,16 @@ impl Services {
     }
 }
 
+/// Why an event whose email and provider customer name two members fails.
+fn customer_mismatch(provider: Provider, customer: &str, mapped: &UserId) -> String {
+    format!(
+        "{provider} customer {customer} belongs to member {mapped}, not to the member with this email; link them by hand"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::UserId;
 
     fn record(mark: DateTime<Utc>, rank: i64) -> SubscriptionRecord {
         SubscriptionRecord {

@@ -82,6 +82,7 @@ impl Delivery {
             received_at: self.received_at,
             job_ids,
             duplicate_body_hashes: Vec::new(),
+            waiting_on: None,
         }
     }
 }

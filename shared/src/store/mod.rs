@@ -177,6 +177,8 @@ pub struct EventRecord {
     pub received_at: DateTime<Utc>,
     pub job_ids: Vec<JobId>,
     pub duplicate_body_hashes: Vec<String>,
+    /// For a `pending` event: the provider customer it waits on.
+    pub waiting_on: Option<String>,
 }
 
 impl EventRecord {
@@ -194,6 +196,9 @@ impl EventRecord {
         item.insert("received_at".into(), s(ts(self.received_at)));
         if let Some(reason) = &self.reason {
             item.insert("reason".into(), s(reason.clone()));
+        }
+        if let Some(customer) = &self.waiting_on {
+            item.insert("waiting_on".into(), s(customer.clone()));
         }
         // Admin listings: every event by time, and each user's events by time.
         let received = ts(self.received_at);
@@ -242,6 +247,7 @@ impl EventRecord {
                 .map(JobId::from_stored)
                 .collect(),
             duplicate_body_hashes: get_list_s(item, "duplicate_body_hashes"),
+            waiting_on: get_s(item, "waiting_on").map(str::to_string),
         })
     }
 }
@@ -293,6 +299,13 @@ pub struct Waiting {
     /// Bumped by every event added; the purchase that maps the customer checks
     /// it, so no event can slip in between its read and its commit.
     pub version: Option<i64>,
+}
+
+/// A provider customer: the member it is mapped to, if any, and what waits on it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CustomerRecord {
+    pub user_id: Option<UserId>,
+    pub waiting: Waiting,
 }
 
 /// One waiting event; entries sort by the provider's event time, then rank.
@@ -1038,6 +1051,23 @@ impl Store {
             customer_user,
             customer_waiting,
         })
+    }
+
+    /// A provider customer's mapping and the events waiting on it.
+    pub async fn get_customer(
+        &self,
+        provider: Provider,
+        customer_id: &str,
+    ) -> Result<CustomerRecord, StoreError> {
+        let item = self
+            .get(keys::customer(provider, customer_id), keys::CUSTOMER)
+            .await?;
+        Ok(item
+            .map(|item| CustomerRecord {
+                user_id: get_s(&item, "user_id").map(UserId::from_stored),
+                waiting: Waiting::from_item(&item),
+            })
+            .unwrap_or_default())
     }
 
     /// Takes an event off a customer's waiting set once it has been applied
