@@ -414,3 +414,45 @@ async fn a_redelivered_charge_applies_what_its_first_attempt_left_waiting() {
         "the redelivery applied the waiting not_renew"
     );
 }
+
+#[tokio::test]
+async fn a_subscription_whose_email_and_customer_name_two_members_fails_with_the_reason() {
+    let t = TestStack::start().await;
+    let (ana, ben) = (t.email("ana"), t.email("ben"));
+    let (ana_code, ben_code) = (format!("CUS_ana{}", t.run), format!("CUS_ben{}", t.run));
+    for (id, email, code) in [(40, &ana, &ana_code), (41, &ben, &ben_code)] {
+        let body = charge(id, &format!("ref_two_{id}_{}", t.run), email)
+            .replace("CUS_hdhye17yj8qd2tx", code);
+        let (_, r) = t.post_paystack(&body).await;
+        assert_eq!(r["status"], "processed", "{r}");
+    }
+    // Ana's email with Ben's customer code: neither member may take it.
+    let (status, r) = t
+        .post_paystack(
+            &subscription(
+                "subscription.disable",
+                &ana,
+                "2027-01-01T00:00:00.000Z",
+                "2026-11-25T10:00:01.000Z",
+            )
+            .replace("CUS_hdhye17yj8qd2tx", &ben_code)
+            .replace("\"status\":\"active\"", "\"status\":\"complete\""),
+        )
+        .await;
+    assert_eq!(status, 200, "re-reading cannot fix this: {r}");
+    assert_eq!(r["status"], "failed", "{r}");
+    assert!(
+        r["reason"].as_str().unwrap().contains("belongs to member"),
+        "{r}"
+    );
+    assert_eq!(
+        sub_state(&t, &ana).await.0,
+        "active",
+        "Ana keeps her access"
+    );
+    assert_eq!(
+        sub_state(&t, &ben).await.0,
+        "active",
+        "Ben keeps his access"
+    );
+}
