@@ -2,7 +2,7 @@
 
 use gatehouse::store::attr::{get_bool, get_list_s, get_map_s, get_s};
 use gatehouse_e2e::{lifecycle, purchase, Auth, TestStack, URL_TOKENS};
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[tokio::test]
 async fn new_purchase_creates_inactive_user_subscription_and_emails() {
@@ -596,4 +596,76 @@ async fn unknown_paths_get_404() {
         404,
         "only the declared method is routed"
     );
+}
+
+#[tokio::test]
+async fn a_purchase_older_than_the_expiry_links_the_account_and_leaves_access_alone() {
+    let t = TestStack::start().await;
+    let email = t.email("lateb");
+    let at = |body: String, time: &str| {
+        let mut v: Value = serde_json::from_str(&body).unwrap();
+        v["created_at"] = json!(time);
+        v.to_string()
+    };
+    let (_, r) = t
+        .post_kajabi(
+            &at(
+                purchase(&t.id("buy1"), &email, "off_456"),
+                "2030-01-01T00:00:00Z",
+            ),
+            Auth::Signature,
+        )
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let (_, r) = t
+        .post_kajabi(
+            &lifecycle(
+                "expired",
+                &t.id("exp"),
+                &email,
+                json!({"created_at": "2030-01-03T00:00:00Z"}),
+            ),
+            Auth::Signature,
+        )
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let state = |snap: &gatehouse_local::inspect::Snapshot| {
+        let user = snap.user_by_email(&email).unwrap();
+        let subs = snap.subscriptions_of(get_s(user, "user_id").unwrap());
+        get_s(subs[0], "state").map(str::to_string)
+    };
+    // A purchase from before the expiry, delivered after it.
+    let (_, r) = t
+        .post_kajabi(
+            &at(
+                purchase(&t.id("buy2"), &email, "off_456"),
+                "2030-01-02T00:00:00Z",
+            ),
+            Auth::Signature,
+        )
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let snap = t.snapshot().await;
+    assert_eq!(
+        state(&snap).as_deref(),
+        Some("expired"),
+        "the expiry stands"
+    );
+    assert!(
+        get_s(snap.event("kajabi", &t.id("buy2")).unwrap(), "reason")
+            .is_some_and(|r| r.contains("access is unchanged")),
+        "the record says why"
+    );
+    // Buying again after the expiry opens it again.
+    let (_, r) = t
+        .post_kajabi(
+            &at(
+                purchase(&t.id("buy3"), &email, "off_456"),
+                "2030-01-04T00:00:00Z",
+            ),
+            Auth::Signature,
+        )
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    assert_eq!(state(&t.snapshot().await).as_deref(), Some("active"));
 }

@@ -62,12 +62,18 @@ fn charge(id: u64, reference: &str, email: &str) -> String {
     .to_string()
 }
 
-fn subscription(event: &str, email: &str, next_payment_date: &str, updated_at: &str) -> String {
-    json!({"event": event, "data": {"id": 5000, "subscription_code": "SUB_vsyqdmlzble3uii", "status": "active",
-        "next_payment_date": next_payment_date, "updatedAt": updated_at, "createdAt": updated_at,
+/// A subscription event as Paystack documents it: `created_at` is when the
+/// subscription was created (`subscription.create` also has `createdAt`), and
+/// no field says when the change itself happened.
+fn subscription(event: &str, email: &str, next_payment_date: &str, created_at: &str) -> String {
+    let mut data = json!({"id": 5000, "subscription_code": "SUB_vsyqdmlzble3uii", "status": "active",
+        "next_payment_date": next_payment_date, "created_at": created_at,
         "customer": {"email": email, "customer_code": "CUS_hdhye17yj8qd2tx"},
-        "plan": {"plan_code": "PLN_premium_monthly", "interval": "monthly"}}})
-    .to_string()
+        "plan": {"plan_code": "PLN_premium_monthly", "interval": "monthly"}});
+    if event == "subscription.create" {
+        data["createdAt"] = json!(created_at);
+    }
+    json!({"event": event, "data": data}).to_string()
 }
 
 async fn sub_state(t: &TestStack, email: &str) -> (String, Option<chrono::DateTime<chrono::Utc>>) {
@@ -189,13 +195,20 @@ async fn subscription_lifecycle_and_refund() {
     assert_eq!(r["status"], "processed", "{r}");
     assert_eq!(sub_state(&t, &email).await.0, "active");
 
-    // not_renew: canceled with access until next_payment_date.
+    // A failed renewal: past due. Its invoice's created_at orders it after the create.
+    let failed = json!({"event": "invoice.payment_failed", "data": {"id": 77, "status": "failed", "paid": false, "paid_at": null, "created_at": "2026-11-25T10:00:03.000Z",
+        "customer": {"email": email}, "subscription": {"plan": {"plan_code": "PLN_premium_monthly"}}}}).to_string();
+    let (_, r) = t.post_paystack(&failed).await;
+    assert_eq!(r["status"], "processed", "{r}");
+    assert_eq!(sub_state(&t, &email).await.0, "past_due");
+    // not_renew carries only the subscription's created_at: the time it arrives
+    // orders it. Canceled, with access until next_payment_date.
     let (_, r) = t
         .post_paystack(&subscription(
             "subscription.not_renew",
             &email,
             "2027-01-01T00:00:00.000Z",
-            "2026-11-25T10:00:02.000Z",
+            "2026-11-25T10:00:01.000Z",
         ))
         .await;
     assert_eq!(r["status"], "processed");
@@ -221,18 +234,13 @@ async fn subscription_lifecycle_and_refund() {
     );
     assert_eq!(sub_state(&t, &email).await.0, "canceled");
 
-    // invoice.payment_failed then disable.
-    let failed = json!({"event": "invoice.payment_failed", "data": {"id": 77, "status": "failed", "paid": false, "updatedAt": "2026-11-25T10:00:03.000Z",
-        "customer": {"email": email}, "subscription": {"plan": {"plan_code": "PLN_premium_monthly"}}}}).to_string();
-    let (_, r) = t.post_paystack(&failed).await;
-    assert_eq!(r["status"], "processed", "{r}");
-    assert_eq!(sub_state(&t, &email).await.0, "past_due");
+    // disable: ordered by arrival, after the not_renew.
     let (_, r) = t
         .post_paystack(&subscription(
             "subscription.disable",
             &email,
             "2027-01-01T00:00:00.000Z",
-            "2026-11-25T10:00:04.000Z",
+            "2026-11-25T10:00:01.000Z",
         ))
         .await;
     assert_eq!(r["status"], "processed");
@@ -454,5 +462,160 @@ async fn a_subscription_whose_email_and_customer_name_two_members_fails_with_the
         sub_state(&t, &ben).await.0,
         "active",
         "Ben keeps his access"
+    );
+}
+
+/// A charge as Paystack sends it for the plan, paid at `paid_at`.
+fn charge_at(
+    id: u64,
+    reference: &str,
+    email: &str,
+    paid_at: chrono::DateTime<chrono::Utc>,
+) -> String {
+    let mut body: Value = serde_json::from_str(&charge(id, reference, email)).unwrap();
+    body["data"]["paid_at"] = json!(paid_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    body.to_string()
+}
+
+fn provider_ref(snap: &gatehouse_local::inspect::Snapshot, email: &str) -> Option<String> {
+    let user = snap.user_by_email(email).expect("user");
+    let subs = snap.subscriptions_of(get_s(user, "user_id").unwrap());
+    get_s(subs[0], "provider_ref").map(str::to_string)
+}
+
+#[tokio::test]
+async fn three_renewals_keep_the_code_and_a_later_not_renew_and_disable_still_apply() {
+    let t = TestStack::start().await;
+    let email = t.email("renews");
+    let start = chrono::Utc::now() - chrono::Duration::days(91);
+    let iso =
+        |d: chrono::DateTime<chrono::Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let (_, r) = t
+        .post_paystack(&charge_at(50, &format!("ref_r0_{}", t.run), &email, start))
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let created = iso(start + chrono::Duration::seconds(2));
+    let next = iso(start + chrono::Duration::days(120));
+    let (_, r) = t
+        .post_paystack(&subscription(
+            "subscription.create",
+            &email,
+            &next,
+            &created,
+        ))
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    for month in 1..=3u64 {
+        let paid = start + chrono::Duration::days(30 * month as i64);
+        let (_, r) = t
+            .post_paystack(&charge_at(
+                50 + month,
+                &format!("ref_r{month}_{}", t.run),
+                &email,
+                paid,
+            ))
+            .await;
+        assert_eq!(r["status"], "processed", "renewal {month}: {r}");
+        assert!(
+            r.get("reason").is_none_or(Value::is_null),
+            "renewal {month} applied: {r}"
+        );
+        let snap = t.snapshot().await;
+        assert_eq!(
+            provider_ref(&snap, &email).as_deref(),
+            Some("SUB_vsyqdmlzble3uii"),
+            "renewal {month} keeps the subscription code"
+        );
+        assert_eq!(sub_state(&t, &email).await.0, "active");
+    }
+    // Both carry only the subscription's created_at, months older than the
+    // last renewal: the time they arrive orders them.
+    let (_, r) = t
+        .post_paystack(&subscription(
+            "subscription.not_renew",
+            &email,
+            &next,
+            &created,
+        ))
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    assert_eq!(sub_state(&t, &email).await.0, "canceled");
+    let (_, r) = t
+        .post_paystack(&subscription(
+            "subscription.disable",
+            &email,
+            &next,
+            &created,
+        ))
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    assert_eq!(sub_state(&t, &email).await.0, "expired");
+}
+
+#[tokio::test]
+async fn a_charge_delivered_after_the_disable_keeps_the_payment_and_not_the_access() {
+    let t = TestStack::start().await;
+    let email = t.email("late");
+    let start = chrono::Utc::now() - chrono::Duration::days(40);
+    let created = start.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let (_, r) = t
+        .post_paystack(&charge_at(60, &format!("ref_l0_{}", t.run), &email, start))
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let (_, r) = t
+        .post_paystack(&subscription(
+            "subscription.create",
+            &email,
+            "2027-01-01T00:00:00.000Z",
+            &created,
+        ))
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let (_, r) = t
+        .post_paystack(&subscription(
+            "subscription.disable",
+            &email,
+            "2027-01-01T00:00:00.000Z",
+            &created,
+        ))
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    assert_eq!(sub_state(&t, &email).await.0, "expired");
+
+    // The renewal paid before the disable, whose delivery Paystack retried.
+    let late_ref = format!("ref_l1_{}", t.run);
+    let (status, r) = t
+        .post_paystack(&charge_at(
+            61,
+            &late_ref,
+            &email,
+            start + chrono::Duration::days(30),
+        ))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(r["status"], "processed", "{r}");
+    let snap = t.snapshot().await;
+    assert_eq!(
+        sub_state(&t, &email).await.0,
+        "expired",
+        "the disable stands"
+    );
+    assert_eq!(
+        provider_ref(&snap, &email).as_deref(),
+        Some("SUB_vsyqdmlzble3uii"),
+        "the charge kept the subscription code"
+    );
+    let record = snap
+        .event("paystack", "charge.success:61")
+        .expect("recorded");
+    assert!(
+        get_s(record, "reason").is_some_and(|r| r.contains("access is unchanged")),
+        "the record says why access did not change"
+    );
+    assert!(
+        snap.of_kind("PAYMENT")
+            .iter()
+            .any(|p| get_s(p, "reference") == Some(late_ref.as_str())),
+        "the payment is kept, so a refund of it still finds it"
     );
 }

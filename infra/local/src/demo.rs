@@ -250,9 +250,16 @@ impl<'a> Demo<'a> {
         let customer =
             json!({"email": email, "first_name": "Kola", "customer_code": format!("CUS_{run}")});
         let plan = json!({"plan_code": "PLN_premium_monthly", "interval": "monthly"});
-        let subscription = |paid_at: String| {
-            json!({"id": 5000, "subscription_code": format!("SUB_{run}"), "next_payment_date": next, "updatedAt": paid_at,
-                "customer": customer, "plan": plan})
+        // Paystack's subscription payloads carry its creation time only; the
+        // events after the create are ordered by when they arrive.
+        let created = at(-4);
+        let subscription = |event: &str| {
+            let mut data = json!({"id": 5000, "subscription_code": format!("SUB_{run}"), "next_payment_date": next,
+                "created_at": created, "customer": customer, "plan": plan});
+            if event == "subscription.create" {
+                data["createdAt"] = json!(created);
+            }
+            data
         };
         let steps: Vec<(&str, Value)> = vec![
             (
@@ -260,9 +267,12 @@ impl<'a> Demo<'a> {
                 json!({"id": format!("{run}1"), "reference": format!("ref_{run}"), "status": "success", "amount": 500000,
                 "currency": "NGN", "paid_at": at(-5), "customer": customer, "plan": plan}),
             ),
-            ("subscription.create", subscription(at(-4))),
-            ("subscription.not_renew", subscription(at(-3))),
-            ("subscription.disable", subscription(at(-2))),
+            ("subscription.create", subscription("subscription.create")),
+            (
+                "subscription.not_renew",
+                subscription("subscription.not_renew"),
+            ),
+            ("subscription.disable", subscription("subscription.disable")),
         ];
         for (i, (event, data)) in steps.into_iter().enumerate() {
             self.say(format!("\n{}. Paystack {event}", 12 + i));

@@ -13,4 +13,4 @@ pub use entitlements::{entitlements, Entitlements, Holding, Revocation};
 pub use ids::{EventKey, JobId, Provider, UserId};
 pub use password::{Password, PasswordError};
 pub use plan::{Plan, PlanCatalog, PlanError, BASE_ROLE};
-pub use subscription::{has_access, SubscriptionState, SubscriptionView, Transition};
+pub use subscription::{has_access, SubscriptionState, SubscriptionView, Transition, Watermark};

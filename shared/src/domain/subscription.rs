@@ -53,6 +53,22 @@ pub struct SubscriptionView {
     pub access_until: Option<DateTime<Utc>>,
 }
 
+/// The newest provider event applied to a subscription: its time and, for
+/// events from the same second, its lifecycle rank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watermark {
+    pub at: DateTime<Utc>,
+    pub rank: i64,
+}
+
+impl Watermark {
+    /// Whether an event at (`at`, `rank`) is older than this mark and must
+    /// leave the subscription as it is.
+    pub fn supersedes(self, at: DateTime<Utc>, rank: i64) -> bool {
+        at < self.at || (at == self.at && rank < self.rank)
+    }
+}
+
 /// A lifecycle change requested by a provider event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transition {
@@ -144,6 +160,20 @@ impl Transition {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_watermark_supersedes_older_events_and_lower_ranks_in_its_second() {
+        let at = chrono::TimeZone::timestamp_opt(&Utc, 1_800_000_000, 0).unwrap();
+        let mark = Watermark { at, rank: 20 };
+        assert!(mark.supersedes(at - Duration::seconds(1), 99));
+        assert!(mark.supersedes(at, 19));
+        assert!(
+            !mark.supersedes(at, 20),
+            "the same rank in the same second applies"
+        );
+        assert!(!mark.supersedes(at, 21));
+        assert!(!mark.supersedes(at + Duration::seconds(1), 0));
+    }
+
     use super::*;
     use chrono::TimeZone;
 

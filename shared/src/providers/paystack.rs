@@ -152,20 +152,30 @@ impl PaystackEvent {
         };
         Self {
             data_id: text(data.get("id")).or_else(|| text(data.get("reference"))),
-            occurred_at: [
-                "paid_at",
-                "updatedAt",
-                "updated_at",
-                "createdAt",
-                "created_at",
-            ]
-            .iter()
-            .find_map(|field| time(&data, &[field])),
+            occurred_at: event_time(&event, &data),
             event,
             subject,
             action,
         }
     }
+}
+
+/// Paystack's time for the change an event reports, where its payload has one.
+///
+/// A charge has `paid_at`, an invoice `paid_at` or its `created_at`, and
+/// `subscription.create` the subscription's `createdAt`/`created_at`. Every
+/// other subscription event carries only that same creation time, which is
+/// not when it was disabled or set not to renew; those have no time here, and
+/// the time they are received orders them.
+fn event_time(event: &str, data: &Value) -> Option<DateTime<Utc>> {
+    let fields: &[&str] = match event {
+        "charge.success" => &["paid_at"],
+        "subscription.create" => &["createdAt", "created_at"],
+        e if e.starts_with("invoice.") => &["paid_at", "created_at", "createdAt"],
+        e if e.starts_with("subscription.") => &[],
+        _ => &["paid_at", "created_at", "createdAt"],
+    };
+    fields.iter().find_map(|field| time(data, &[field]))
 }
 
 #[cfg(test)]
@@ -174,6 +184,30 @@ mod tests {
     use crate::signature::hmac_sha512_hex;
     use serde_json::json;
 
+    #[test]
+    fn subscription_events_after_the_create_carry_no_time_of_their_own() {
+        let created = "2026-01-01T10:00:00.000Z";
+        let body = |event: &str| {
+            json!({"event": event, "data": {"id": 7, "subscription_code": "SUB_1", "status": "non-renewing",
+                "created_at": created, "createdAt": created, "next_payment_date": null,
+                "customer": {"email": "a@example.com", "customer_code": "CUS_1"},
+                "plan": {"plan_code": "PLN_1"}}})
+        };
+        let create = PaystackEvent::from_json(&body("subscription.create"));
+        assert_eq!(create.occurred_at, time(&json!({"t": created}), &["t"]));
+        for event in ["subscription.not_renew", "subscription.disable"] {
+            let ev = PaystackEvent::from_json(&body(event));
+            assert_eq!(ev.occurred_at, None, "{event}: created_at is not its time");
+        }
+        let not_renew = PaystackEvent::from_json(&body("subscription.not_renew"));
+        assert_eq!(
+            not_renew.action,
+            PaystackAction::SubscriptionNotRenew {
+                next_payment_date: None
+            },
+            "a null next_payment_date is no date"
+        );
+    }
     #[test]
     fn signature() {
         let secret = Secret::new("sk_test_x");

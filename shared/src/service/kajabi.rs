@@ -29,7 +29,7 @@ impl Services {
                 offer_id,
                 offer_name: _,
             } => {
-                self.kajabi_purchase(delivery, member, offer_id.as_deref())
+                self.kajabi_purchase(delivery, member, offer_id.as_deref(), event.occurred_at)
                     .await
             }
             KajabiAction::Lifecycle {
@@ -92,7 +92,9 @@ impl Services {
         delivery: &Delivery,
         member: &Member,
         offer_id: Option<&str>,
+        occurred_at: Option<DateTime<Utc>>,
     ) -> Result<WebhookOutcome, ServiceError> {
+        let event_time = occurred_at.unwrap_or(delivery.received_at);
         let email = match Self::member_email(member) {
             Ok(email) => email,
             Err(reason) => return self.fail(delivery, reason, None).await,
@@ -143,6 +145,19 @@ impl Services {
 
             let account = self.plan_account(email_record.as_ref(), &email, email_data, now);
             let user_id = account.user_id.clone();
+            let current = if account.is_new {
+                None
+            } else {
+                self.store
+                    .get_subscription(&user_id, Provider::Kajabi, &plan.id)
+                    .await?
+            };
+            // A purchase older than the plan's last change (a retry that lands
+            // after the cancel) links the account but leaves access as it is.
+            let stale = current
+                .as_ref()
+                .and_then(SubscriptionRecord::mark)
+                .is_some_and(|mark| mark.supersedes(event_time, 0));
             let mut jobs: Vec<EmailJob> = account.welcome_job().into_iter().collect();
             let admin_template = if account.is_new {
                 Template::AdminNewSignup
@@ -155,7 +170,10 @@ impl Services {
             let mut tx = self.store.tx();
             tx.put_event(&delivery.record(
                 EventStatus::Processed,
-                None,
+                stale.then(|| {
+                    "purchase recorded; the subscription changed after it, so access is unchanged"
+                        .to_string()
+                }),
                 Some(user_id.clone()),
                 job_ids.clone(),
             ))?;
@@ -167,18 +185,23 @@ impl Services {
                 metadata,
             };
             self.write_account(&mut tx, &account, profile, now)?;
-            let view = Transition::Purchase.apply(None, plan, now);
-            tx.put_subscription(
-                &user_id,
-                Provider::Kajabi,
-                &plan.id,
-                &view,
-                None,
-                &delivery.key,
-                (now, 0),
-                now,
-                member.member_id.as_deref(),
-            )?;
+            if !stale {
+                let view = Transition::Purchase.apply(None, plan, now);
+                tx.put_subscription(
+                    &user_id,
+                    Provider::Kajabi,
+                    &plan.id,
+                    &view,
+                    current.as_ref().map(|c| c.version),
+                    &delivery.key,
+                    (event_time, 0),
+                    now,
+                    member
+                        .member_id
+                        .as_deref()
+                        .or(current.as_ref().and_then(|c| c.provider_ref.as_deref())),
+                )?;
+            }
             if let Some(outcome) = self
                 .commit_webhook(tx, delivery, &jobs, Some(user_id))
                 .await?

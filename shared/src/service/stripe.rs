@@ -42,16 +42,18 @@ pub(crate) fn human_date(at: Option<DateTime<Utc>>) -> String {
         .unwrap_or_else(|| "further notice".into())
 }
 
+/// A payment's rank among events of the same second: an activation.
+const RANK_PURCHASE: i64 = 20;
+
 /// Whether an event at (`created`, `rank`) is older than the subscription's watermark.
 pub fn is_superseded(
     current: Option<&SubscriptionRecord>,
     created: DateTime<Utc>,
     rank: i64,
 ) -> bool {
-    match current.and_then(|c| c.watermark.map(|w| (w, c.watermark_rank))) {
-        Some((mark, mark_rank)) => created < mark || (created == mark && rank < mark_rank),
-        None => false,
-    }
+    current
+        .and_then(SubscriptionRecord::mark)
+        .is_some_and(|mark| mark.supersedes(created, rank))
 }
 
 impl Services {
@@ -385,6 +387,19 @@ impl Services {
 
             let account = self.plan_account(loaded.email.as_ref(), email, data.clone(), now);
             let user_id = account.user_id.clone();
+            // The plan's subscription as it stands: a payment older than its last
+            // change (a charge redelivered after a disable) must not reopen it.
+            let current = match (one_time, account.is_new) {
+                (Some(plan), false) => {
+                    self.store
+                        .get_subscription(&user_id, provider, &plan.id)
+                        .await?
+                }
+                _ => None,
+            };
+            let stale =
+                one_time.is_some() && is_superseded(current.as_ref(), created, RANK_PURCHASE);
+            let one_time_view = one_time_view.filter(|_| !stale);
             let mut jobs: Vec<EmailJob> = account.welcome_job().into_iter().collect();
             if let (None, Some(view)) = (&account.welcome, &one_time_view) {
                 let mut paid = data.clone();
@@ -404,7 +419,10 @@ impl Services {
             let mut tx = self.store.tx();
             tx.put_event(&delivery.record(
                 EventStatus::Processed,
-                None,
+                stale.then(|| {
+                    "payment recorded; the subscription changed after it, so access is unchanged"
+                        .to_string()
+                }),
                 Some(user_id.clone()),
                 job_ids.clone(),
             ))?;
@@ -421,7 +439,7 @@ impl Services {
             if let Some(c) = customer {
                 tx.put_customer(provider, c, &user_id, &waiting)?;
             }
-            if let (Some(plan), Some(_), Some(payment)) = (one_time, &one_time_view, &payment) {
+            if let (Some(plan), Some(payment)) = (one_time, &payment) {
                 // The payment record says what a refund of it revokes.
                 tx.upsert_payment(
                     &Payment {
@@ -438,11 +456,11 @@ impl Services {
                     provider,
                     &plan.id,
                     view,
-                    None,
+                    current.as_ref().map(|c| c.version),
                     &delivery.key,
-                    (created, 0),
+                    (created, RANK_PURCHASE),
                     now,
-                    None,
+                    current.as_ref().and_then(|c| c.provider_ref.as_deref()),
                 )?;
             }
             if let Some(outcome) = self

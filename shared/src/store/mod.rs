@@ -33,7 +33,7 @@ use aws_sdk_dynamodb::types::{
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    Email, EventKey, JobId, Provider, SubscriptionState, SubscriptionView, UserId,
+    Email, EventKey, JobId, Provider, SubscriptionState, SubscriptionView, UserId, Watermark,
 };
 use crate::email::Template;
 use attr::*;
@@ -401,6 +401,14 @@ impl SubscriptionRecord {
             last_event: get_s(item, "last_event").map(str::to_string),
         })
     }
+
+    /// The newest event applied, when one carried a time.
+    pub fn mark(&self) -> Option<Watermark> {
+        self.watermark.map(|at| Watermark {
+            at,
+            rank: self.watermark_rank,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -635,7 +643,8 @@ impl Tx {
     }
 
     /// Writes a subscription. `expected_version` guards against a concurrent change:
-    /// `None` means the caller saw no subscription.
+    /// `None` means the caller saw no subscription, and the write fails if one
+    /// appeared since, so two first events never race to a blind overwrite.
     #[allow(clippy::too_many_arguments)]
     pub fn put_subscription(
         &mut self,
@@ -681,8 +690,7 @@ impl Tx {
                 item,
                 Some(("version = :v", None, values(vec![(":v", n(v))]))),
             ),
-            // A purchase replaces whatever was there: a new paid period starts now.
-            None => self.push_put(item, None),
+            None => self.push_put(item, Some(("attribute_not_exists(pk)", None, None))),
         }
     }
 

@@ -1,0 +1,54 @@
+//! Conditions the store puts on writes, against moto's DynamoDB.
+
+use chrono::Utc;
+use gatehouse::domain::{EventKey, Provider, SubscriptionState, SubscriptionView, UserId};
+use gatehouse::store::CommitError;
+use gatehouse_e2e::TestStack;
+
+#[tokio::test]
+async fn a_first_subscription_write_fails_when_one_appeared_since_it_read() {
+    let t = TestStack::start().await;
+    let store = &t.stack.services.store;
+    let user = UserId::generate(Utc::now().timestamp_millis());
+    let view = SubscriptionView {
+        state: SubscriptionState::Active,
+        period_end: None,
+        access_until: None,
+    };
+    let write = |expected: Option<i64>, event: &str| {
+        let mut tx = store.tx();
+        tx.put_subscription(
+            &user,
+            Provider::Paystack,
+            "premium-monthly",
+            &view,
+            expected,
+            &EventKey::new(Provider::Paystack, event),
+            (Utc::now(), 20),
+            Utc::now(),
+            None,
+        )
+        .expect("valid write");
+        tx
+    };
+    store
+        .commit(write(None, "first"))
+        .await
+        .expect("nothing was there");
+    // A second writer that also saw nothing must not overwrite the first.
+    match store.commit(write(None, "racer")).await {
+        Err(CommitError::ConditionFailed { index: 0, .. }) => {}
+        other => panic!("expected the condition to fail, got {other:?}"),
+    }
+    let current = store
+        .get_subscription(&user, Provider::Paystack, "premium-monthly")
+        .await
+        .unwrap()
+        .expect("written");
+    assert_eq!(current.last_event.as_deref(), Some("paystack:first"));
+    // With the version it read, the next write applies.
+    store
+        .commit(write(Some(current.version), "next"))
+        .await
+        .expect("the version matches");
+}
