@@ -669,3 +669,47 @@ async fn a_purchase_older_than_the_expiry_links_the_account_and_leaves_access_al
     assert_eq!(r["status"], "processed", "{r}");
     assert_eq!(state(&t.snapshot().await).as_deref(), Some("active"));
 }
+
+#[tokio::test]
+async fn a_cancel_or_expiry_never_ends_a_lifetime_plan() {
+    let t = TestStack::start().await;
+    let email = t.email("forever");
+    let (_, r) = t
+        .post_kajabi(
+            &purchase(&t.id("buy"), &email, "off_lifetime"),
+            Auth::Signature,
+        )
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let jobs_before = t.snapshot().await.jobs_to(&email).len();
+    for (kind, id) in [("canceled", "cancel"), ("expired", "expire")] {
+        let (status, r) = t
+            .post_kajabi(
+                &lifecycle(
+                    kind,
+                    &t.id(id),
+                    &email,
+                    json!({"offer": {"id": "off_lifetime"}}),
+                ),
+                Auth::Signature,
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(r["status"], "ignored", "{kind}: {r}");
+        let snap = t.snapshot().await;
+        let record = snap.event("kajabi", &t.id(id)).unwrap();
+        assert!(
+            get_s(record, "reason").is_some_and(|r| r.contains("lifetime plan")),
+            "{kind}: the record says why"
+        );
+        let user = snap.user_by_email(&email).unwrap();
+        let subs = snap.subscriptions_of(get_s(user, "user_id").unwrap());
+        assert_eq!(get_s(subs[0], "state"), Some("active"), "{kind}");
+        assert_eq!(
+            get_s(subs[0], "access_until"),
+            None,
+            "{kind}: access never ends"
+        );
+        assert_eq!(snap.jobs_to(&email).len(), jobs_before, "{kind}: no notice");
+    }
+}

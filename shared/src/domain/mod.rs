@@ -13,4 +13,7 @@ pub use entitlements::{entitlements, Entitlements, Holding, Revocation};
 pub use ids::{EventKey, JobId, Provider, UserId};
 pub use password::{Password, PasswordError};
 pub use plan::{Plan, PlanCatalog, PlanError, BASE_ROLE};
-pub use subscription::{has_access, SubscriptionState, SubscriptionView, Transition, Watermark};
+pub use subscription::{
+    has_access, lifetime_keeps_access, SubscriptionState, SubscriptionView, Transition, Watermark,
+    LIFETIME_KEEPS_ACCESS,
+};

@@ -98,6 +98,20 @@ pub fn has_access(
     }
 }
 
+/// Whether a change to `state` leaves `plan` as it is: a lifetime plan is paid
+/// once, so a cancel or an expiry never ends it. A refund (or an admin revoke) does.
+pub fn lifetime_keeps_access(plan: &Plan, state: SubscriptionState) -> bool {
+    plan.lifetime
+        && matches!(
+            state,
+            SubscriptionState::Canceled | SubscriptionState::Expired
+        )
+}
+
+/// Why an event that would end a lifetime plan changed nothing.
+pub const LIFETIME_KEEPS_ACCESS: &str =
+    "lifetime plan: a cancel or expiry does not end its access (a refund does)";
+
 fn period_from(plan: &Plan, start: DateTime<Utc>) -> Option<DateTime<Utc>> {
     if plan.lifetime {
         return None;
@@ -107,6 +121,15 @@ fn period_from(plan: &Plan, start: DateTime<Utc>) -> Option<DateTime<Utc>> {
 }
 
 impl Transition {
+    /// The state a transition that ends or winds down access leads to.
+    pub fn ending_state(&self) -> Option<SubscriptionState> {
+        match self {
+            Transition::Cancel { .. } => Some(SubscriptionState::Canceled),
+            Transition::Expire => Some(SubscriptionState::Expired),
+            Transition::Purchase | Transition::Renew => None,
+        }
+    }
+
     /// Applies this transition to the current subscription (if any) for `plan` at `now`.
     pub fn apply(
         &self,
@@ -114,6 +137,11 @@ impl Transition {
         plan: &Plan,
         now: DateTime<Utc>,
     ) -> SubscriptionView {
+        if let (Some(current), Some(state)) = (current, self.ending_state()) {
+            if lifetime_keeps_access(plan, state) {
+                return current.clone();
+            }
+        }
         match self {
             Transition::Purchase => {
                 let period_end = period_from(plan, now);
@@ -160,6 +188,36 @@ impl Transition {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_cancel_or_expiry_leaves_a_lifetime_plan_and_ends_a_periodic_one() {
+        let now = chrono::TimeZone::timestamp_opt(&Utc, 1_800_000_000, 0).unwrap();
+        let (lifetime, yearly) = (plan(true), plan(false));
+        let bought = Transition::Purchase.apply(None, &lifetime, now);
+        assert_eq!(bought.access_until, None);
+        for change in [
+            Transition::Cancel { ends_at: Some(now) },
+            Transition::Expire,
+        ] {
+            let state = change.ending_state().unwrap();
+            assert!(lifetime_keeps_access(&lifetime, state));
+            assert!(!lifetime_keeps_access(&yearly, state));
+            let after = change.apply(Some(&bought), &lifetime, now);
+            assert_eq!(after, bought, "{change:?} keeps lifetime access");
+            assert!(has_access(
+                after.state,
+                after.access_until,
+                now + Duration::days(9999)
+            ));
+            let held = Transition::Purchase.apply(None, &yearly, now);
+            let ended = change.apply(Some(&held), &yearly, now);
+            assert_eq!(ended.state, state, "{change:?} ends a periodic plan");
+        }
+        assert!(!lifetime_keeps_access(
+            &lifetime,
+            SubscriptionState::Refunded
+        ));
+    }
+
     #[test]
     fn a_watermark_supersedes_older_events_and_lower_ranks_in_its_second() {
         let at = chrono::TimeZone::timestamp_opt(&Utc, 1_800_000_000, 0).unwrap();

@@ -7,7 +7,10 @@ use chrono::{DateTime, Duration, Utc};
 use super::provision::MemberProfile;
 use super::webhook::{backoff, Delivery, WebhookOutcome, MAX_ATTEMPTS};
 use super::{ServiceError, Services};
-use crate::domain::{Email, JobId, Plan, Provider, Transition, UserId};
+use crate::domain::{
+    lifetime_keeps_access, Email, JobId, Plan, Provider, SubscriptionState, Transition, UserId,
+    LIFETIME_KEEPS_ACCESS,
+};
 use crate::email::Template;
 use crate::providers::kajabi::{KajabiAction, KajabiEvent, LifecycleChange, Member};
 use crate::setup_token;
@@ -284,6 +287,21 @@ impl Services {
                 Ok(plan) => plan,
                 Err(reason) => return self.fail(delivery, reason, Some(user_id)).await,
             };
+            let ends = match change {
+                LifecycleChange::Canceled => Some(SubscriptionState::Canceled),
+                LifecycleChange::Expired => Some(SubscriptionState::Expired),
+                LifecycleChange::Renewed => None,
+            };
+            if ends.is_some_and(|state| lifetime_keeps_access(plan, state)) {
+                return self
+                    .record_terminal(
+                        delivery,
+                        EventStatus::Ignored,
+                        Some(LIFETIME_KEEPS_ACCESS.into()),
+                        Some(user_id),
+                    )
+                    .await;
+            }
             let current: Option<SubscriptionRecord> = self
                 .store
                 .get_subscription(&user_id, Provider::Kajabi, &plan.id)

@@ -13,7 +13,10 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use super::provision::MemberProfile;
 use super::webhook::{backoff, Delivery, WebhookOutcome, MAX_ATTEMPTS};
 use super::{ServiceError, Services};
-use crate::domain::{Email, JobId, Plan, Provider, SubscriptionState, SubscriptionView, UserId};
+use crate::domain::{
+    lifetime_keeps_access, Email, JobId, Plan, Provider, SubscriptionState, SubscriptionView,
+    UserId, LIFETIME_KEEPS_ACCESS,
+};
 use crate::email::Template;
 use crate::providers::stripe::{lifecycle_rank, map_status, StripeAction, StripeEvent};
 use crate::store::{EmailJob, EventStatus, Payment, SubscriptionRecord};
@@ -669,6 +672,16 @@ impl Services {
                     }
                 }
             };
+            if lifetime_keeps_access(plan, state) {
+                return self
+                    .record_terminal(
+                        delivery,
+                        EventStatus::Ignored,
+                        Some(LIFETIME_KEEPS_ACCESS.into()),
+                        Some(user_id),
+                    )
+                    .await;
+            }
             let current = self
                 .store
                 .get_subscription(&user_id, provider, &plan.id)
