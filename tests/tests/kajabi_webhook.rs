@@ -713,3 +713,43 @@ async fn a_cancel_or_expiry_never_ends_a_lifetime_plan() {
         assert_eq!(snap.jobs_to(&email).len(), jobs_before, "{kind}: no notice");
     }
 }
+
+#[tokio::test]
+async fn a_signed_delivery_near_the_size_cap_is_recorded_whatever_its_text() {
+    let t = TestStack::start().await;
+    let padding = "p".repeat(60_000);
+    // A 190 KB event type and a 60 KB pad: with the payload, 440 KB unbounded.
+    let odd_type =
+        json!({"type": "x".repeat(190_000), "id": t.id("bigtype"), "pad": padding}).to_string();
+    // An unknown offer id that the failure reason repeats.
+    let mut odd_offer: Value =
+        serde_json::from_str(&purchase(&t.id("bigoffer"), &t.email("big"), "off_456")).unwrap();
+    odd_offer["offer"]["id"] = json!("o".repeat(190_000));
+    odd_offer["pad"] = json!(padding);
+    for (body, status, what) in [
+        (odd_type, "ignored", "bigtype"),
+        (odd_offer.to_string(), "failed", "bigoffer"),
+    ] {
+        assert!(body.len() < 256 * 1024, "under the body cap");
+        let (code, r) = t.post_kajabi(&body, Auth::Signature).await;
+        assert_eq!(code, 200, "{what}: recorded, not 503: {r}");
+        assert_eq!(r["status"], status, "{what}");
+        let snap = t.snapshot().await;
+        let record = snap.event("kajabi", &t.id(what)).expect("recorded");
+        assert!(get_s(record, "event_type").unwrap().len() <= 200, "{what}");
+        assert!(
+            get_s(record, "reason").is_none_or(|r| r.len() <= 2_000),
+            "{what}"
+        );
+    }
+    // Redeliveries with differing bodies are noted up to a bound, and answered.
+    let id = t.id("redelivered");
+    for i in 0..55 {
+        let body = json!({"type": "contact.updated", "id": id, "n": i}).to_string();
+        let (code, _) = t.post_kajabi(&body, Auth::Signature).await;
+        assert_eq!(code, 200);
+    }
+    let snap = t.snapshot().await;
+    let noted = get_list_s(snap.event("kajabi", &id).unwrap(), "duplicate_body_hashes");
+    assert_eq!(noted.len(), 50, "the first 50 differing bodies are noted");
+}

@@ -7,6 +7,7 @@ mod ids;
 mod password;
 mod plan;
 mod subscription;
+mod text;
 
 pub use email::{Email, EmailError};
 pub use entitlements::{entitlements, Entitlements, Holding, Revocation};
@@ -17,3 +18,4 @@ pub use subscription::{
     has_access, lifetime_keeps_access, SubscriptionState, SubscriptionView, Transition, Watermark,
     LIFETIME_KEEPS_ACCESS,
 };
+pub use text::bounded;

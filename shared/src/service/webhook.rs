@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::{ServiceError, Services};
-use crate::domain::{EventKey, JobId, Provider, UserId};
+use crate::domain::{bounded, EventKey, JobId, Provider, UserId};
 use crate::http::{reject, ApiRequest, ApiResponse, MAX_BODY_BYTES};
 use crate::signature::sha256_hex;
 use crate::store::attr::Item;
@@ -16,6 +16,10 @@ pub const MAX_ATTEMPTS: u32 = 4;
 
 /// Longest provider event id used verbatim in a key.
 pub const MAX_EVENT_ID_BYTES: usize = 200;
+/// Bounds on the provider text an event record keeps besides its payload, so
+/// a record with a 256 KiB body always fits DynamoDB's 400 KB item.
+pub const MAX_EVENT_TYPE_BYTES: usize = 200;
+pub const MAX_REASON_BYTES: usize = 2_000;
 
 /// One authenticated delivery, as received.
 #[derive(Debug, Clone)]
@@ -46,7 +50,7 @@ impl Delivery {
         };
         Self {
             key,
-            event_type: event_type.into(),
+            event_type: bounded(event_type, MAX_EVENT_TYPE_BYTES),
             body: body.to_vec(),
             body_hash: sha256_hex(body),
             received_at,
@@ -75,7 +79,7 @@ impl Delivery {
             key: self.key.clone(),
             event_type: self.event_type.clone(),
             status,
-            reason,
+            reason: reason.map(|r| bounded(r, MAX_REASON_BYTES)),
             user_id,
             body_hash: self.body_hash.clone(),
             payload: self.body.clone(),
@@ -176,10 +180,11 @@ impl Services {
         reason: Option<String>,
         user_id: Option<UserId>,
     ) -> Result<WebhookOutcome, ServiceError> {
-        let record = delivery.record(status, reason.clone(), user_id, Vec::new());
+        let record = delivery.record(status, reason, user_id, Vec::new());
         if let Some(old) = self.store.record_event(&record).await? {
             return self.answer_duplicate(old, delivery).await;
         }
+        let reason = record.reason;
         let event = delivery.key.to_string();
         tracing::info!(event_key = %event, outcome = status.as_str(), reason = reason.as_deref().unwrap_or(""), "webhook recorded");
         Ok(match status {

@@ -107,6 +107,9 @@ fn request_error<E: std::fmt::Debug>(err: E) -> StoreError {
     StoreError::Request(format!("{err:?}"))
 }
 
+/// How many differing redelivered bodies an event record notes.
+pub const MAX_DUPLICATE_BODIES: i64 = 50;
+
 /// Why a transaction did not commit.
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
@@ -1205,23 +1208,37 @@ impl Store {
     }
 
     /// Notes a redelivery whose body differs from the recorded one.
+    /// Notes a redelivery whose body differed, up to [`MAX_DUPLICATE_BODIES`]
+    /// of them: past that the record keeps the first ones, so it never outgrows
+    /// DynamoDB's item limit and the redelivery is still answered.
     pub async fn note_duplicate_body(
         &self,
         event: &EventKey,
         body_hash: &str,
     ) -> Result<(), StoreError> {
-        self.client
+        let result = self
+            .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(keys::event(event), keys::EVENT)))
             .update_expression("SET duplicate_body_hashes = list_append(if_not_exists(duplicate_body_hashes, :empty), :h)")
-            .condition_expression("attribute_exists(pk)")
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(duplicate_body_hashes) OR size(duplicate_body_hashes) < :max)",
+            )
             .expression_attribute_values(":empty", AttributeValue::L(vec![]))
             .expression_attribute_values(":h", AttributeValue::L(vec![s(body_hash)]))
+            .expression_attribute_values(":max", n(MAX_DUPLICATE_BODIES))
             .send()
-            .await
-            .map_err(request_error)?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(service))
+                if service.err().is_conditional_check_failed_exception() =>
+            {
+                Ok(())
+            }
+            Err(other) => Err(request_error(other)),
+        }
     }
 
     /// Claims a job for sending with a lease, so two deliveries of one SQS
