@@ -619,3 +619,51 @@ async fn a_charge_delivered_after_the_disable_keeps_the_payment_and_not_the_acce
         "the payment is kept, so a refund of it still finds it"
     );
 }
+
+#[tokio::test]
+async fn a_not_renew_or_failed_invoice_arriving_after_the_disable_does_not_reopen_access() {
+    let t = TestStack::start().await;
+    let email = t.email("afterend");
+    let created = "2026-11-25T10:00:01.000Z";
+    let (_, r) = t
+        .post_paystack(&charge(70, &format!("ref_end_{}", t.run), &email))
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    for event in ["subscription.create", "subscription.disable"] {
+        let (_, r) = t
+            .post_paystack(&subscription(
+                event,
+                &email,
+                "2027-01-01T00:00:00.000Z",
+                created,
+            ))
+            .await;
+        assert_eq!(r["status"], "processed", "{event}: {r}");
+    }
+    assert_eq!(sub_state(&t, &email).await.0, "expired");
+    // Paystack retried these deliveries; they arrive after the disable.
+    let late_failure = json!({"event": "invoice.payment_failed", "data": {"id": 71, "status": "failed", "paid": false,
+        "paid_at": null, "created_at": chrono::Utc::now().to_rfc3339(),
+        "customer": {"email": email}, "subscription": {"plan": {"plan_code": "PLN_premium_monthly"}}}})
+    .to_string();
+    let late_not_renew = subscription(
+        "subscription.not_renew",
+        &email,
+        "2027-01-01T00:00:00.000Z",
+        created,
+    );
+    for (what, body) in [
+        ("not_renew", late_not_renew),
+        ("payment_failed", late_failure),
+    ] {
+        let (status, r) = t.post_paystack(&body).await;
+        assert_eq!(status, 200);
+        assert_eq!(r["status"], "superseded", "{what}: {r}");
+        let (state, until) = sub_state(&t, &email).await;
+        assert_eq!(state, "expired", "{what} leaves it ended");
+        assert!(
+            until.is_some_and(|u| u <= chrono::Utc::now()),
+            "{what}: no access"
+        );
+    }
+}

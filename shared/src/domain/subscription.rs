@@ -108,6 +108,24 @@ pub fn lifetime_keeps_access(plan: &Plan, state: SubscriptionState) -> bool {
         )
 }
 
+/// Whether moving from `current` to `next` would reopen access that has ended.
+/// An expired or refunded subscription is reopened only by a payment (active
+/// or trialing), never by a cancel at period end or a dunning notice that
+/// arrived after the end: both would grant access again until a date.
+pub fn reopens_ended(current: SubscriptionState, next: SubscriptionState) -> bool {
+    matches!(
+        current,
+        SubscriptionState::Expired | SubscriptionState::Refunded
+    ) && matches!(
+        next,
+        SubscriptionState::Canceled | SubscriptionState::PastDue
+    )
+}
+
+/// Why a late cancel or dunning notice changed nothing.
+pub const ENDED_STAYS_ENDED: &str =
+    "the subscription has already ended; a later cancel or payment failure does not reopen it";
+
 /// Why an event that would end a lifetime plan changed nothing.
 pub const LIFETIME_KEEPS_ACCESS: &str =
     "lifetime plan: a cancel or expiry does not end its access (a refund does)";
@@ -188,6 +206,21 @@ impl Transition {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_a_payment_reopens_an_ended_subscription() {
+        use SubscriptionState::*;
+        for ended in [Expired, Refunded] {
+            assert!(reopens_ended(ended, Canceled), "{ended:?} -> canceled");
+            assert!(reopens_ended(ended, PastDue), "{ended:?} -> past due");
+            for next in [Active, Trialing, Expired, Refunded, Suspended] {
+                assert!(!reopens_ended(ended, next), "{ended:?} -> {next:?}");
+            }
+        }
+        for live in [Active, Trialing, PastDue, Canceled, Suspended] {
+            assert!(!reopens_ended(live, Canceled), "{live:?} -> canceled");
+        }
+    }
+
     #[test]
     fn a_cancel_or_expiry_leaves_a_lifetime_plan_and_ends_a_periodic_one() {
         let now = chrono::TimeZone::timestamp_opt(&Utc, 1_800_000_000, 0).unwrap();

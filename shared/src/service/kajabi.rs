@@ -8,8 +8,8 @@ use super::provision::MemberProfile;
 use super::webhook::{backoff, Delivery, WebhookOutcome, MAX_ATTEMPTS};
 use super::{ServiceError, Services};
 use crate::domain::{
-    lifetime_keeps_access, Email, JobId, Plan, Provider, SubscriptionState, Transition, UserId,
-    LIFETIME_KEEPS_ACCESS,
+    lifetime_keeps_access, reopens_ended, Email, JobId, Plan, Provider, SubscriptionState,
+    Transition, UserId, ENDED_STAYS_ENDED, LIFETIME_KEEPS_ACCESS,
 };
 use crate::email::Template;
 use crate::providers::kajabi::{KajabiAction, KajabiEvent, LifecycleChange, Member};
@@ -323,6 +323,18 @@ impl Services {
                 if sent_at < mark {
                     return self
                         .record_terminal(delivery, EventStatus::Superseded, None, Some(user_id))
+                        .await;
+                }
+            }
+            if let (Some(c), Some(next)) = (&current, ends) {
+                if reopens_ended(c.view.state, next) {
+                    return self
+                        .record_terminal(
+                            delivery,
+                            EventStatus::Superseded,
+                            Some(ENDED_STAYS_ENDED.into()),
+                            Some(user_id),
+                        )
                         .await;
                 }
             }

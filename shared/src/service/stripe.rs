@@ -14,8 +14,8 @@ use super::provision::MemberProfile;
 use super::webhook::{backoff, Delivery, WebhookOutcome, MAX_ATTEMPTS};
 use super::{ServiceError, Services};
 use crate::domain::{
-    lifetime_keeps_access, Email, JobId, Plan, Provider, SubscriptionState, SubscriptionView,
-    UserId, LIFETIME_KEEPS_ACCESS,
+    lifetime_keeps_access, reopens_ended, Email, JobId, Plan, Provider, SubscriptionState,
+    SubscriptionView, UserId, ENDED_STAYS_ENDED, LIFETIME_KEEPS_ACCESS,
 };
 use crate::email::Template;
 use crate::providers::stripe::{lifecycle_rank, map_status, StripeAction, StripeEvent};
@@ -689,6 +689,19 @@ impl Services {
             if is_superseded(current.as_ref(), created, rank) {
                 return self
                     .record_terminal(delivery, EventStatus::Superseded, None, Some(user_id))
+                    .await;
+            }
+            if current
+                .as_ref()
+                .is_some_and(|c| reopens_ended(c.view.state, state))
+            {
+                return self
+                    .record_terminal(
+                        delivery,
+                        EventStatus::Superseded,
+                        Some(ENDED_STAYS_ENDED.into()),
+                        Some(user_id),
+                    )
                     .await;
             }
             let previous = current.as_ref().map(|c| c.view.state);
