@@ -600,11 +600,6 @@ async fn a_charge_delivered_after_the_disable_keeps_the_payment_and_not_the_acce
         "expired",
         "the disable stands"
     );
-    assert_eq!(
-        provider_ref(&snap, &email).as_deref(),
-        Some("SUB_vsyqdmlzble3uii"),
-        "the charge kept the subscription code"
-    );
     let record = snap
         .event("paystack", "charge.success:61")
         .expect("recorded");
@@ -666,4 +661,48 @@ async fn a_not_renew_or_failed_invoice_arriving_after_the_disable_does_not_reope
             "{what}: no access"
         );
     }
+}
+
+#[tokio::test]
+async fn a_create_older_than_its_charge_still_leaves_the_subscription_code() {
+    let t = TestStack::start().await;
+    let email = t.email("codeonly");
+    let code = format!("CUS_code{}", t.run);
+    let with_code = |body: String| body.replace("CUS_hdhye17yj8qd2tx", &code);
+    let created = chrono::Utc::now() - chrono::Duration::days(2);
+    let iso = created.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    // The create arrives first (it waits), and its charge was paid a day later.
+    let (_, r) = t
+        .post_paystack(&with_code(subscription(
+            "subscription.create",
+            &email,
+            "2027-01-01T00:00:00.000Z",
+            &iso,
+        )))
+        .await;
+    assert_eq!(r["status"], "pending", "{r}");
+    let (_, r) = t
+        .post_paystack(&with_code(charge_at(
+            80,
+            &format!("ref_code_{}", t.run),
+            &email,
+            created + chrono::Duration::days(1),
+        )))
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let snap = t.snapshot().await;
+    assert_eq!(
+        get_s(
+            snap.event("paystack", "subscription.create:5000").unwrap(),
+            "status"
+        ),
+        Some("superseded"),
+        "the charge's state is newer"
+    );
+    assert_eq!(
+        provider_ref(&snap, &email).as_deref(),
+        Some("SUB_vsyqdmlzble3uii"),
+        "admin verify and sync can still find it"
+    );
+    assert_eq!(sub_state(&t, &email).await.0, "active");
 }

@@ -85,16 +85,16 @@ impl Services {
     }
 
     /// Applies the events waiting on a customer that is now mapped, oldest
-    /// first, and takes each off the set. One event's error does not hold up
-    /// the rest: each is tried, and the first transient error is returned at
-    /// the end, so the purchase answers 503 and its redelivery drains again.
+    /// first, and takes each off the set. A transient error stops the drain
+    /// there, so no newer event applies ahead of an older one (which its
+    /// watermark would then supersede); the redelivery drains again. A
+    /// malformed record is skipped, since no retry can fix it.
     pub(crate) async fn drain_waiting(
         &self,
         provider: Provider,
         customer: &str,
         waiting: &Waiting,
     ) -> Result<(), ServiceError> {
-        let mut first_error = None;
         for event in &waiting.events {
             match self.apply_waiting(provider, customer, event).await {
                 Ok(()) => {}
@@ -105,11 +105,11 @@ impl Services {
                 }
                 Err(e) => {
                     tracing::warn!(event_key = %event.key, error = %e, "waiting event not applied yet");
-                    first_error.get_or_insert(e);
+                    return Err(e);
                 }
             }
         }
-        first_error.map_or(Ok(()), Err)
+        Ok(())
     }
 
     async fn apply_waiting(
@@ -186,8 +186,12 @@ impl Services {
                     }
                 }
             }
-            self.drain_waiting(provider, customer, &found.waiting)
-                .await?;
+            // The mapping has committed: the attach is done and is audited whatever
+            // the drain does. An event that could not apply now stays waiting,
+            // and the customer's next event (or a replay) applies it.
+            if let Err(e) = self.drain_waiting(provider, customer, &found.waiting).await {
+                tracing::warn!(event_key = %record.key, error = %e, "attached; some waiting events stay pending");
+            }
             return Ok(Ok(()));
         }
         Err(ServiceError::Contention)

@@ -10,8 +10,10 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
-use super::provision::MemberProfile;
-use super::webhook::{backoff, Delivery, WebhookOutcome, MAX_ATTEMPTS};
+use super::provision::{AccountPlan, MemberProfile};
+use super::webhook::{
+    backoff, webhook_commit_verdict, CommitVerdict, Delivery, WebhookOutcome, MAX_ATTEMPTS,
+};
 use super::{ServiceError, Services};
 use crate::domain::{
     lifetime_keeps_access, reopens_ended, Email, JobId, Plan, Provider, SubscriptionState,
@@ -346,8 +348,10 @@ impl Services {
                 return Ok(outcome);
             }
             let email_user = loaded.email.as_ref().map(|e| &e.user_id);
-            if let (Some(c), Some(mapped)) = (customer, &loaded.customer_user) {
-                if email_user != Some(mapped) {
+            if let (Some(c), Some(mapped), Some(email_user)) =
+                (customer, &loaded.customer_user, email_user)
+            {
+                if email_user != mapped {
                     // What waits on the customer is its member's, whatever this says.
                     if !waiting.events.is_empty() {
                         self.drain_waiting(provider, c, &waiting).await?;
@@ -388,7 +392,21 @@ impl Services {
                 }
             });
 
-            let account = self.plan_account(loaded.email.as_ref(), email, data.clone(), now);
+            // An email new to Gatehouse with a customer it knows: the customer's member
+            // paid under another address (linked by an admin, or changed at the
+            // provider). The payment is theirs; no second account is made.
+            let paid_by_customer = match (&loaded.email, &loaded.customer_user) {
+                (None, Some(mapped)) => Some(mapped.clone()),
+                _ => None,
+            };
+            let account = match &paid_by_customer {
+                Some(user_id) => AccountPlan {
+                    user_id: user_id.clone(),
+                    is_new: false,
+                    welcome: None,
+                },
+                None => self.plan_account(loaded.email.as_ref(), email, data.clone(), now),
+            };
             let user_id = account.user_id.clone();
             // The plan's subscription as it stands: a payment older than its last
             // change (a charge redelivered after a disable) must not reopen it.
@@ -438,7 +456,9 @@ impl Services {
                 provider,
                 metadata,
             };
-            self.write_account(&mut tx, &account, profile, now)?;
+            if paid_by_customer.is_none() {
+                self.write_account(&mut tx, &account, profile, now)?;
+            }
             if let Some(c) = customer {
                 tx.put_customer(provider, c, &user_id, &waiting)?;
             }
@@ -687,6 +707,37 @@ impl Services {
                 .get_subscription(&user_id, provider, &plan.id)
                 .await?;
             if is_superseded(current.as_ref(), created, rank) {
+                // Older than the subscription's state, but it may be the only
+                // event that names it (a Paystack create after its first charge).
+                if let (Some(c), Some(reference)) = (
+                    current.as_ref().filter(|c| c.provider_ref.is_none()),
+                    provider_ref,
+                ) {
+                    let mut tx = self.store.tx();
+                    tx.put_event(&delivery.record(
+                        EventStatus::Superseded,
+                        None,
+                        Some(user_id.clone()),
+                        Vec::new(),
+                    ))?;
+                    tx.set_subscription_ref(&user_id, provider, &plan.id, reference, c.version)?;
+                    match self.store.commit(tx).await {
+                        Ok(()) => {
+                            return Ok(WebhookOutcome::Superseded {
+                                event: delivery.key.to_string(),
+                            })
+                        }
+                        Err(err) => match webhook_commit_verdict(err)? {
+                            CommitVerdict::Duplicate(Some(old)) if old.status.is_final() => {
+                                return self.answer_duplicate(*old, delivery).await
+                            }
+                            _ => {
+                                backoff(attempt).await;
+                                continue;
+                            }
+                        },
+                    }
+                }
                 return self
                     .record_terminal(delivery, EventStatus::Superseded, None, Some(user_id))
                     .await;

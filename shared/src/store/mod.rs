@@ -697,6 +697,32 @@ impl Tx {
         }
     }
 
+    /// Records the provider's id for a subscription that has none, leaving the
+    /// rest as it is: what an older event that names it still contributes.
+    pub fn set_subscription_ref(
+        &mut self,
+        user_id: &UserId,
+        provider: Provider,
+        plan_id: &str,
+        provider_ref: &str,
+        expected_version: i64,
+    ) -> Result<(), StoreError> {
+        self.push_update(
+            Update::builder()
+                .set_key(Some(key(
+                    keys::user(user_id),
+                    &keys::subscription(provider, plan_id),
+                )))
+                .update_expression("SET provider_ref = :r, version = :next")
+                .condition_expression("version = :v AND attribute_not_exists(provider_ref)")
+                .set_expression_attribute_values(values(vec![
+                    (":r", s(provider_ref)),
+                    (":v", n(expected_version)),
+                    (":next", n(expected_version + 1)),
+                ])),
+        )
+    }
+
     /// Replaces the user's setup token (so older links stop working).
     pub fn put_setup_token(
         &mut self,
