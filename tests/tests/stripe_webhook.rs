@@ -722,3 +722,69 @@ async fn a_known_customer_with_a_new_email_pays_for_its_member_and_another_membe
         "{r}"
     );
 }
+
+#[tokio::test]
+async fn deleting_a_replaced_subscription_on_the_same_plan_keeps_the_new_one() {
+    let t = TestStack::start().await;
+    let cus = t.id("cus");
+    let email = t.email("twosubs");
+    let t0 = now() - 600;
+    let (_, r) = t
+        .post_stripe(&stripe_event(
+            &t.id("co"),
+            "checkout.session.completed",
+            t0,
+            stripe_checkout(&t.id("cs"), &cus, &email, "subscription", None),
+        ))
+        .await;
+    assert_eq!(r["status"], "processed");
+    let (old, new) = (t.id("sub_old"), t.id("sub_new"));
+    let steps = [
+        (
+            "e1",
+            "customer.subscription.created",
+            t0 + 1,
+            stripe_subscription(&old, &cus, "active", false, t0 + 86_400),
+        ),
+        (
+            "e2",
+            "customer.subscription.updated",
+            t0 + 2,
+            stripe_subscription(&old, &cus, "past_due", false, t0 + 86_400),
+        ),
+        // The member pays again with a new subscription on the same plan...
+        (
+            "e3",
+            "customer.subscription.created",
+            t0 + 3,
+            stripe_subscription(&new, &cus, "active", false, t0 + 30 * 86_400),
+        ),
+        // ...and dunning deletes the old one.
+        (
+            "e4",
+            "customer.subscription.deleted",
+            t0 + 4,
+            stripe_subscription(&old, &cus, "canceled", false, t0 + 86_400),
+        ),
+    ];
+    for (id, kind, created, object) in steps {
+        let (_, r) = t
+            .post_stripe(&stripe_event(&t.id(id), kind, created, object))
+            .await;
+        let expected = if id == "e4" {
+            "superseded"
+        } else {
+            "processed"
+        };
+        assert_eq!(r["status"], expected, "{id} {kind}: {r}");
+    }
+    let (state, until) = sub_of(&t, &email).await.unwrap();
+    assert_eq!(state, "active", "the new subscription's access stands");
+    assert_eq!(until.map(|u| u.timestamp()), Some(t0 + 30 * 86_400));
+    let snap = t.snapshot().await;
+    assert!(
+        get_s(snap.event("stripe", &t.id("e4")).unwrap(), "reason")
+            .is_some_and(|r| r.contains("replaced")),
+        "the record says why"
+    );
+}

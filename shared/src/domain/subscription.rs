@@ -122,6 +122,27 @@ pub fn reopens_ended(current: SubscriptionState, next: SubscriptionState) -> boo
     )
 }
 
+/// Whether an event about the provider's subscription `event_ref` must leave
+/// a row that now follows `row_ref`: a change that grants no new access, for a
+/// subscription the member has replaced on the same plan (a deleted old one
+/// must not expire the new, paid one). An activation takes the row over.
+pub fn concerns_replaced_subscription(
+    row_ref: Option<&str>,
+    event_ref: Option<&str>,
+    next: SubscriptionState,
+) -> bool {
+    match (row_ref, event_ref) {
+        (Some(row), Some(event)) => {
+            row != event
+                && !matches!(
+                    next,
+                    SubscriptionState::Active | SubscriptionState::Trialing
+                )
+        }
+        _ => false,
+    }
+}
+
 /// Why a late cancel or dunning notice changed nothing.
 pub const ENDED_STAYS_ENDED: &str =
     "the subscription has already ended; a later cancel or payment failure does not reopen it";
@@ -206,6 +227,36 @@ impl Transition {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_an_activation_moves_a_row_to_another_subscription() {
+        use SubscriptionState::*;
+        let (row, other) = (Some("sub_new"), Some("sub_old"));
+        for ending in [Canceled, Expired, PastDue, Suspended, Refunded] {
+            assert!(
+                concerns_replaced_subscription(row, other, ending),
+                "{ending:?}"
+            );
+            assert!(
+                !concerns_replaced_subscription(row, row, ending),
+                "{ending:?} of its own"
+            );
+            assert!(
+                !concerns_replaced_subscription(None, other, ending),
+                "{ending:?}, no ref yet"
+            );
+            assert!(
+                !concerns_replaced_subscription(row, None, ending),
+                "{ending:?}, event names none"
+            );
+        }
+        for activation in [Active, Trialing] {
+            assert!(
+                !concerns_replaced_subscription(row, other, activation),
+                "{activation:?}"
+            );
+        }
+    }
+
     #[test]
     fn only_a_payment_reopens_an_ended_subscription() {
         use SubscriptionState::*;

@@ -16,8 +16,9 @@ use super::webhook::{
 };
 use super::{ServiceError, Services};
 use crate::domain::{
-    lifetime_keeps_access, reopens_ended, Email, JobId, Plan, Provider, SubscriptionState,
-    SubscriptionView, UserId, ENDED_STAYS_ENDED, LIFETIME_KEEPS_ACCESS,
+    concerns_replaced_subscription, lifetime_keeps_access, reopens_ended, Email, JobId, Plan,
+    Provider, SubscriptionState, SubscriptionView, UserId, ENDED_STAYS_ENDED,
+    LIFETIME_KEEPS_ACCESS,
 };
 use crate::email::Template;
 use crate::providers::stripe::{lifecycle_rank, map_status, StripeAction, StripeEvent};
@@ -741,6 +742,22 @@ impl Services {
                 return self
                     .record_terminal(delivery, EventStatus::Superseded, None, Some(user_id))
                     .await;
+            }
+            if let Some(row_ref) = current.as_ref().and_then(|c| c.provider_ref.as_deref()) {
+                if concerns_replaced_subscription(Some(row_ref), provider_ref, state) {
+                    let reason = format!(
+                        "about {}, which the member replaced on this plan with {row_ref}",
+                        provider_ref.unwrap_or_default()
+                    );
+                    return self
+                        .record_terminal(
+                            delivery,
+                            EventStatus::Superseded,
+                            Some(reason),
+                            Some(user_id),
+                        )
+                        .await;
+                }
             }
             if current
                 .as_ref()
