@@ -706,3 +706,59 @@ async fn a_create_older_than_its_charge_still_leaves_the_subscription_code() {
     );
     assert_eq!(sub_state(&t, &email).await.0, "active");
 }
+
+#[tokio::test]
+async fn a_renewal_delivered_after_the_not_renew_still_extends_to_its_paid_end() {
+    let t = TestStack::start().await;
+    let email = t.email("paidlate");
+    let now = chrono::Utc::now();
+    let iso =
+        |d: chrono::DateTime<chrono::Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let start = now - chrono::Duration::days(30);
+    let (_, r) = t
+        .post_paystack(&charge_at(90, &format!("ref_pl0_{}", t.run), &email, start))
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let created = iso(start + chrono::Duration::seconds(2));
+    let next = iso(now + chrono::Duration::days(1));
+    let (_, r) = t
+        .post_paystack(&subscription(
+            "subscription.create",
+            &email,
+            &next,
+            &created,
+        ))
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    // not_renew with no next payment date: access runs to the known period end.
+    let mut not_renew: Value = serde_json::from_str(&subscription(
+        "subscription.not_renew",
+        &email,
+        &next,
+        &created,
+    ))
+    .unwrap();
+    not_renew["data"]["next_payment_date"] = Value::Null;
+    let (_, r) = t.post_paystack(&not_renew.to_string()).await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let (state, until) = sub_state(&t, &email).await;
+    assert_eq!(state, "canceled");
+    assert!(
+        until.unwrap() < now + chrono::Duration::days(2),
+        "{until:?}"
+    );
+
+    // The renewal paid an hour before the not_renew, delivered after it.
+    let paid = now - chrono::Duration::hours(1);
+    let (_, r) = t
+        .post_paystack(&charge_at(91, &format!("ref_pl1_{}", t.run), &email, paid))
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let (state, until) = sub_state(&t, &email).await;
+    assert_eq!(state, "canceled", "the cancel stands");
+    assert_eq!(
+        until.map(|u| u.timestamp()),
+        Some((paid + chrono::Duration::days(31)).timestamp()),
+        "access runs to the end of the period it paid for"
+    );
+}

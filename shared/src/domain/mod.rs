@@ -16,7 +16,7 @@ pub use password::{Password, PasswordError};
 pub use plan::{Plan, PlanCatalog, PlanError, BASE_ROLE};
 pub use subscription::{
     concerns_replaced_subscription, has_access, lifetime_keeps_access, reopens_ended,
-    SubscriptionState, SubscriptionView, Transition, Watermark, ENDED_STAYS_ENDED,
-    LIFETIME_KEEPS_ACCESS,
+    stale_payment_extends, SubscriptionState, SubscriptionView, Transition, Watermark,
+    ENDED_STAYS_ENDED, LIFETIME_KEEPS_ACCESS,
 };
 pub use text::bounded;

@@ -143,6 +143,32 @@ pub fn concerns_replaced_subscription(
     }
 }
 
+/// What a payment older than the subscription's last change still does: it
+/// paid for its period. While the subscription is live (active, trialing,
+/// past due, or canceled with access left) access runs to the later of its
+/// current end and the paid period's end, in the state it is in. `None` when
+/// it changes nothing: the subscription has ended, or already runs longer.
+pub fn stale_payment_extends(
+    current: &SubscriptionView,
+    paid: &SubscriptionView,
+) -> Option<SubscriptionView> {
+    let live = matches!(
+        current.state,
+        SubscriptionState::Active
+            | SubscriptionState::Trialing
+            | SubscriptionState::PastDue
+            | SubscriptionState::Canceled
+    );
+    let (Some(now_until), Some(paid_until)) = (current.access_until, paid.access_until) else {
+        return None;
+    };
+    (live && paid_until > now_until).then(|| SubscriptionView {
+        state: current.state,
+        period_end: current.period_end.max(paid.period_end),
+        access_until: Some(paid_until),
+    })
+}
+
 /// Why a late cancel or dunning notice changed nothing.
 pub const ENDED_STAYS_ENDED: &str =
     "the subscription has already ended; a later cancel or payment failure does not reopen it";
@@ -227,6 +253,34 @@ impl Transition {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_stale_payment_extends_a_live_subscription_to_its_paid_end_only() {
+        use SubscriptionState::*;
+        let day =
+            |d: i64| chrono::TimeZone::timestamp_opt(&Utc, 1_800_000_000 + d * 86_400, 0).unwrap();
+        let view = |state, until: i64| SubscriptionView {
+            state,
+            period_end: Some(day(until)),
+            access_until: Some(day(until)),
+        };
+        let paid = view(Active, 30);
+        let extended = stale_payment_extends(&view(Canceled, 10), &paid).unwrap();
+        assert_eq!(extended.state, Canceled, "the state stays");
+        assert_eq!(extended.access_until, Some(day(30)));
+        assert_eq!(
+            stale_payment_extends(&view(Active, 40), &paid),
+            None,
+            "already longer"
+        );
+        for ended in [Expired, Refunded, Suspended] {
+            assert_eq!(
+                stale_payment_extends(&view(ended, 10), &paid),
+                None,
+                "{ended:?}"
+            );
+        }
+    }
+
     #[test]
     fn only_an_activation_moves_a_row_to_another_subscription() {
         use SubscriptionState::*;

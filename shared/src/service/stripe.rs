@@ -16,8 +16,8 @@ use super::webhook::{
 };
 use super::{ServiceError, Services};
 use crate::domain::{
-    concerns_replaced_subscription, lifetime_keeps_access, reopens_ended, Email, JobId, Plan,
-    Provider, SubscriptionState, SubscriptionView, UserId, ENDED_STAYS_ENDED,
+    concerns_replaced_subscription, lifetime_keeps_access, reopens_ended, stale_payment_extends,
+    Email, JobId, Plan, Provider, SubscriptionState, SubscriptionView, UserId, ENDED_STAYS_ENDED,
     LIFETIME_KEEPS_ACCESS,
 };
 use crate::email::Template;
@@ -421,6 +421,24 @@ impl Services {
             };
             let stale =
                 one_time.is_some() && is_superseded(current.as_ref(), created, RANK_PURCHASE);
+            // A stale payment still paid for its period: a live subscription
+            // keeps its state and runs to the paid end, keeping its watermark.
+            // Its paid period runs from when it was paid, not from now.
+            let extended = match (stale, &current, one_time) {
+                (true, Some(c), Some(plan)) => {
+                    let paid_until = plan
+                        .period_days
+                        .filter(|_| !plan.lifetime)
+                        .map(|d| created + Duration::days(i64::from(d)));
+                    let paid = SubscriptionView {
+                        state: SubscriptionState::Active,
+                        period_end: paid_until,
+                        access_until: paid_until,
+                    };
+                    stale_payment_extends(&c.view, &paid)
+                }
+                _ => None,
+            };
             let one_time_view = one_time_view.filter(|_| !stale);
             let mut jobs: Vec<EmailJob> = account.welcome_job().into_iter().collect();
             if let (None, Some(view)) = (&account.welcome, &one_time_view) {
@@ -441,10 +459,17 @@ impl Services {
             let mut tx = self.store.tx();
             tx.put_event(&delivery.record(
                 EventStatus::Processed,
-                stale.then(|| {
-                    "payment recorded; the subscription changed after it, so access is unchanged"
-                        .to_string()
-                }),
+                match (stale, &extended) {
+                    (false, _) => None,
+                    (true, None) => Some(
+                        "payment recorded; the subscription changed after it, so access is unchanged"
+                            .to_string(),
+                    ),
+                    (true, Some(_)) => Some(
+                        "payment recorded; the subscription changed after it, so only its paid period extends access"
+                            .to_string(),
+                    ),
+                },
                 Some(user_id.clone()),
                 job_ids.clone(),
             ))?;
@@ -485,6 +510,19 @@ impl Services {
                     (created, RANK_PURCHASE),
                     now,
                     current.as_ref().and_then(|c| c.provider_ref.as_deref()),
+                )?;
+            }
+            if let (Some(plan), Some(view), Some(c)) = (one_time, &extended, &current) {
+                tx.put_subscription(
+                    &user_id,
+                    provider,
+                    &plan.id,
+                    view,
+                    Some(c.version),
+                    &delivery.key,
+                    (c.watermark.unwrap_or(created), c.watermark_rank),
+                    now,
+                    c.provider_ref.as_deref(),
                 )?;
             }
             if let Some(outcome) = self
