@@ -1,7 +1,7 @@
 //! Paystack charges, subscriptions, invoices and refunds. Paystack events carry
 //! the customer's email, so the member is found by email. Its watermark is the
-//! event's own time (`paid_at`, else `updated_at`, else `createdAt`), else the
-//! receipt time.
+//! event's own time where the payload has one (see `providers::paystack`),
+//! else the receipt time.
 
 use super::stripe::MemberRef;
 use super::webhook::{Delivery, WebhookOutcome};
