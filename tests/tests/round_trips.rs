@@ -153,3 +153,49 @@ async fn login_does_the_same_requests_for_any_failure_and_me_one_query() {
     assert_eq!(response.status, 200, "{}", response.body);
     assert_eq!(counter.take(), vec!["Query"]);
 }
+
+#[tokio::test]
+async fn a_new_paystack_charge_takes_two_round_trips_and_its_duplicate_one() {
+    let t = TestStack::start().await;
+    let counter = RoundTripCounter::default();
+    let mut services = t.stack.services.clone();
+    services.store = Store::new(
+        counter.instrument(&t.stack.clients.dynamodb),
+        services.store.table(),
+    );
+    let function = paystack_webhook::PaystackWebhook::new(services);
+    let body =
+        serde_json::json!({"event": "charge.success", "data": {"id": 4242, "status": "success",
+        "reference": format!("ref_trips_{}", t.run), "amount": 500000, "currency": "NGN",
+        "paid_at": chrono::Utc::now().to_rfc3339(),
+        "customer": {"email": t.email("paytrips"), "customer_code": format!("CUS_trips{}", t.run)},
+        "plan": {"plan_code": "PLN_premium_monthly"}}})
+        .to_string();
+    let request = gatehouse::http::ApiRequest {
+        method: "POST".into(),
+        path: "/webhooks/paystack".into(),
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            (
+                "x-paystack-signature".into(),
+                gatehouse::signature::hmac_sha512_hex(
+                    gatehouse_e2e::PAYSTACK_SECRET.as_bytes(),
+                    body.as_bytes(),
+                ),
+            ),
+        ],
+        body: body.as_bytes().to_vec(),
+        ..Default::default()
+    };
+    let response = function.handle(request.clone()).await;
+    assert_eq!(response.body_json()["status"], "processed");
+    assert_eq!(counter.take(), vec!["BatchGetItem", "TransactWriteItems"]);
+
+    let response = function.handle(request).await;
+    assert_eq!(response.body_json()["status"], "duplicate");
+    assert_eq!(
+        counter.take(),
+        vec!["BatchGetItem"],
+        "the event and its customer in one round trip"
+    );
+}

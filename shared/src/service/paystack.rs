@@ -88,21 +88,26 @@ impl Services {
                 let Some(reference) = reference else {
                     return self.fail(delivery, "charge has no reference", None).await;
                 };
-                // A redelivered charge is settled before asking Paystack again.
-                if let Some(old) = self
-                    .store
-                    .get_event(&delivery.key)
-                    .await?
-                    .filter(|e| e.status.is_final())
-                {
-                    // Its first attempt may have stopped after mapping the
-                    // customer and before applying what waited on it.
-                    if let Some(code) = event.subject.customer_code.as_deref() {
-                        self.drain_customer(Provider::Paystack, code).await?;
-                    }
-                    return self.answer_duplicate(old, delivery).await;
-                }
+                // A redelivered charge is settled before asking Paystack's API
+                // again, in one round trip with its customer. Without the API,
+                // the purchase's own load settles it (and drains what waits).
                 if self.settings.paystack_verify_charges {
+                    let code = event.subject.customer_code.as_deref();
+                    let loaded = self
+                        .store
+                        .load_for_event(&delivery.key, None, code.map(|c| (Provider::Paystack, c)))
+                        .await?;
+                    if let Some(old) = loaded.event.filter(|e| e.status.is_final()) {
+                        // Its first attempt may have stopped after mapping the
+                        // customer and before applying what waited on it.
+                        if let (Some(c), Some(_)) = (code, &loaded.customer_user) {
+                            if !loaded.customer_waiting.events.is_empty() {
+                                self.drain_waiting(Provider::Paystack, c, &loaded.customer_waiting)
+                                    .await?;
+                            }
+                        }
+                        return self.answer_duplicate(old, delivery).await;
+                    }
                     if let Some(reason) = self.unconfirmed_charge(reference, *amount).await? {
                         return self.fail(delivery, reason, None).await;
                     }

@@ -131,22 +131,6 @@ impl Services {
             .release_waiting(provider, customer, event)
             .await?)
     }
-
-    /// Drains a customer's waiting set if the customer is mapped: the
-    /// duplicate of a purchase whose first attempt stopped after its commit.
-    pub(crate) async fn drain_customer(
-        &self,
-        provider: Provider,
-        customer: &str,
-    ) -> Result<(), ServiceError> {
-        let found = self.store.get_customer(provider, customer).await?;
-        if found.user_id.is_some() && !found.waiting.events.is_empty() {
-            self.drain_waiting(provider, customer, &found.waiting)
-                .await?;
-        }
-        Ok(())
-    }
-
     /// An admin attaches a pending event to a member: the customer it waits
     /// on is mapped to that member, and every event waiting on the customer
     /// is applied. The caller has checked the member exists. `Err(reason)`
