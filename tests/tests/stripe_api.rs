@@ -74,10 +74,41 @@ async fn line_items(
     }
 }
 
+/// Subscription ids script the answer: `sub_ok*` an active monthly
+/// subscription in Stripe's documented shape, `sub_down*` 500, else 404.
+async fn subscription(Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let authorized = headers.get("authorization").and_then(|v| v.to_str().ok())
+        == Some(&format!("Bearer {STRIPE_API_KEY}"));
+    if !authorized {
+        return json_body(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": {"type": "invalid_request_error"}}),
+        );
+    }
+    if id.starts_with("sub_ok") {
+        let customer = id.trim_start_matches("sub_ok_").to_string();
+        json_body(
+            StatusCode::OK,
+            gatehouse_e2e::stripe_subscription(&id, &customer, "active", false, PERIOD_END),
+        )
+    } else if id.starts_with("sub_down") {
+        (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response()
+    } else {
+        json_body(
+            StatusCode::NOT_FOUND,
+            json!({"error": {"code": "resource_missing"}}),
+        )
+    }
+}
+
+/// The period end the fake's subscriptions carry.
+const PERIOD_END: i64 = 1_900_000_000;
+
 async fn fake_stripe() -> (String, Arc<FakeStripe>) {
     let fake = Arc::new(FakeStripe::default());
     let app = axum::Router::new()
         .route("/v1/checkout/sessions/{id}/line_items", get(line_items))
+        .route("/v1/subscriptions/{id}", get(subscription))
         .with_state(Arc::clone(&fake));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -171,5 +202,91 @@ async fn without_a_secret_key_the_event_fails_with_the_reason() {
     assert!(
         r["reason"].as_str().unwrap().contains("STRIPE_SECRET_KEY"),
         "{r}"
+    );
+}
+
+#[tokio::test]
+async fn a_subscription_checkout_reads_its_subscription_and_grants_access_alone() {
+    let (base, _fake) = fake_stripe().await;
+    let t = TestStack::start_with(Options {
+        stripe_api: Some(base),
+        ..Options::default()
+    })
+    .await;
+    let checkout = |session: &str, customer: &str, email: &str, sub: &str| {
+        let mut object = stripe_checkout(session, customer, email, "subscription", None);
+        object["subscription"] = json!(sub);
+        stripe_event(
+            &format!("evt_{session}"),
+            "checkout.session.completed",
+            Utc::now().timestamp() - 5,
+            object,
+        )
+    };
+    let state = |snap: &gatehouse_local::inspect::Snapshot, email: &str| {
+        let user = snap.user_by_email(email).expect("user");
+        snap.subscriptions_of(get_s(user, "user_id").unwrap())
+            .first()
+            .map(|s| {
+                (
+                    get_s(s, "state").unwrap().to_string(),
+                    get_s(s, "provider_ref").map(str::to_string),
+                )
+            })
+    };
+
+    // No subscription event has arrived; the checkout alone grants access.
+    let (email, customer) = (t.email("alone"), t.id("cus_alone"));
+    let sub = format!("sub_ok_{customer}");
+    let session = t.id("cs_alone");
+    let (_, r) = t
+        .post_stripe(&checkout(&session, &customer, &email, &sub))
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let snap = t.snapshot().await;
+    assert_eq!(
+        state(&snap, &email),
+        Some(("active".into(), Some(sub.clone())))
+    );
+    let read = snap
+        .event("stripe", &format!("evt_{session}:subscription"))
+        .expect("the read is recorded as an event");
+    assert_eq!(get_s(read, "status"), Some("processed"));
+    // The subscription's own, older event changes nothing.
+    let (_, r) = t
+        .post_stripe(&stripe_event(
+            &t.id("evt_created"),
+            "customer.subscription.created",
+            Utc::now().timestamp() - 10,
+            gatehouse_e2e::stripe_subscription(&sub, &customer, "active", false, PERIOD_END),
+        ))
+        .await;
+    assert_eq!(r["status"], "superseded", "{r}");
+
+    // Stripe's API down: the checkout still makes the account, and the
+    // subscription's own event grants access.
+    let (email, customer) = (t.email("apidown"), t.id("cus_down"));
+    let sub = format!("sub_down_{customer}");
+    let (status, r) = t
+        .post_stripe(&checkout(&t.id("cs_down"), &customer, &email, &sub))
+        .await;
+    assert_eq!(
+        (status, r["status"].as_str()),
+        (200, Some("processed")),
+        "{r}"
+    );
+    assert_eq!(state(&t.snapshot().await, &email), None, "nothing read");
+    let (_, r) = t
+        .post_stripe(&stripe_event(
+            &t.id("evt_down_created"),
+            "customer.subscription.created",
+            Utc::now().timestamp(),
+            gatehouse_e2e::stripe_subscription(&sub, &customer, "active", false, PERIOD_END),
+        ))
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    assert_eq!(
+        state(&t.snapshot().await, &email),
+        Some(("active".into(), Some(sub)))
     );
 }

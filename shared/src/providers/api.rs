@@ -321,6 +321,13 @@ fn path_segment(raw: &str) -> String {
 }
 
 impl StripeApi {
+    /// `GET /v1/subscriptions/{id}` as the subscription object Stripe returns,
+    /// the same shape a `customer.subscription.*` event carries.
+    pub async fn subscription_object(&self, id: &str) -> Result<Value, ApiError> {
+        let path = format!("/v1/subscriptions/{}", path_segment(id));
+        self.client.get_json(&path).await
+    }
+
     /// `GET /v1/subscriptions/{id}`, read with the same parser as webhook payloads.
     pub async fn subscription(&self, id: &str) -> Result<ProviderSubscription, ApiError> {
         let path = format!("/v1/subscriptions/{}", path_segment(id));

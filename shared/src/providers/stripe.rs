@@ -167,6 +167,8 @@ pub enum StripeAction {
         payment_intent: Option<String>,
         amount_total: Option<i64>,
         currency: Option<String>,
+        /// The subscription a subscription-mode checkout started.
+        subscription: Option<String>,
     },
     PaymentIntent {
         id: Option<String>,
@@ -233,6 +235,7 @@ impl StripeEvent {
                     payment_intent: id_of(object.get("payment_intent")),
                     amount_total: object.get("amount_total").and_then(Value::as_i64),
                     currency: text(object.get("currency")),
+                    subscription: id_of(object.get("subscription")),
                 }
             }
             "payment_intent.succeeded" | "payment_intent.payment_failed" => {

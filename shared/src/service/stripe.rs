@@ -63,6 +63,98 @@ pub fn is_superseded(
 }
 
 impl Services {
+    /// A `customer.subscription.*` event (or the subscription a checkout read):
+    /// its plan, state and rank, applied to the customer's member.
+    async fn stripe_subscription_event(
+        &self,
+        delivery: &Delivery,
+        action: &StripeAction,
+        created: DateTime<Utc>,
+    ) -> Result<WebhookOutcome, ServiceError> {
+        let StripeAction::Subscription {
+            subscription_id,
+            customer,
+            status,
+            cancel_at_period_end,
+            period_end,
+            products,
+            ..
+        } = action
+        else {
+            return self.fail(delivery, "not a subscription", None).await;
+        };
+        let plan = match self.plan_for_products(products) {
+            Ok(plan) => plan,
+            Err(reason) => return self.fail(delivery, reason, None).await,
+        };
+        let Some(state) = map_status(status, *cancel_at_period_end) else {
+            return self
+                .fail(
+                    delivery,
+                    format!("unknown subscription status: {status}"),
+                    None,
+                )
+                .await;
+        };
+        let Some(customer) = customer else {
+            return self
+                .fail(delivery, "subscription has no customer", None)
+                .await;
+        };
+        let rank = lifecycle_rank(status) * 10 + i64::from(*cancel_at_period_end);
+        self.subscription_change(
+            delivery,
+            Provider::Stripe,
+            MemberRef::Customer(customer),
+            plan,
+            state,
+            *period_end,
+            created,
+            rank,
+            subscription_id.as_deref(),
+        )
+        .await
+    }
+
+    /// With Stripe's API configured, a subscription-mode checkout reads the
+    /// subscription it started (`GET /v1/subscriptions/{id}`) and applies it as
+    /// an event of its own, ordered at the time it was read: the checkout alone
+    /// grants access, even when the subscription's own events are late or lost.
+    /// Best effort: if the read or the write fails, those events still apply it.
+    async fn apply_checkout_subscription(&self, checkout: &Delivery, subscription_id: &str) {
+        let Some(api) = &self.stripe_api else {
+            return;
+        };
+        let object = match api.subscription_object(subscription_id).await {
+            Ok(object) => object,
+            Err(e) => {
+                tracing::warn!(event_key = %checkout.key, error = %e, "could not read the checkout's subscription; its own events will apply it");
+                return;
+            }
+        };
+        let now = self.now();
+        let event_id = format!("{}:subscription", checkout.key.event_id());
+        let read = serde_json::json!({
+            "id": event_id, "object": "event", "type": "customer.subscription.updated",
+            "created": now.timestamp(), "data": {"object": object},
+        });
+        let body = read.to_string().into_bytes();
+        let event = StripeEvent::from_json(&read);
+        let delivery = Delivery::new(
+            Provider::Stripe,
+            Some(event_id),
+            "checkout.session.subscription_read",
+            &body,
+            now,
+        );
+        if let Err(e) = self
+            .stripe_subscription_event(&delivery, &event.action, now)
+            .await
+        {
+            tracing::warn!(event_key = %delivery.key, error = %e, "the checkout's subscription was not applied; its own events will apply it");
+        }
+    }
+
     /// The plan of the first price or product id the plans file knows.
     fn plan_for_products(&self, products: &[String]) -> Result<&Plan, String> {
         products
@@ -96,7 +188,7 @@ impl Services {
                 session_id,
                 amount_total,
                 currency,
-                ..
+                subscription,
             } => {
                 if !paid {
                     return self
@@ -147,69 +239,40 @@ impl Services {
                 } else {
                     None
                 };
-                self.purchase_with_account(
-                    delivery,
-                    Provider::Stripe,
-                    &email,
-                    name.as_deref(),
-                    customer.as_deref(),
-                    one_time,
-                    created,
-                    payment_intent
-                        .clone()
-                        .or_else(|| session_id.clone())
-                        .map(|reference| Payment {
-                            provider: Provider::Stripe,
-                            reference,
-                            status: "succeeded".into(),
-                            amount: *amount_total,
-                            currency: currency.clone(),
-                            user_id: None,
-                            plan_id: None,
-                        }),
-                )
-                .await
+                let outcome = self
+                    .purchase_with_account(
+                        delivery,
+                        Provider::Stripe,
+                        &email,
+                        name.as_deref(),
+                        customer.as_deref(),
+                        one_time,
+                        created,
+                        payment_intent
+                            .clone()
+                            .or_else(|| session_id.clone())
+                            .map(|reference| Payment {
+                                provider: Provider::Stripe,
+                                reference,
+                                status: "succeeded".into(),
+                                amount: *amount_total,
+                                currency: currency.clone(),
+                                user_id: None,
+                                plan_id: None,
+                            }),
+                    )
+                    .await?;
+                if let (WebhookOutcome::Processed { .. }, Some(sub_id)) = (
+                    &outcome,
+                    subscription.as_deref().filter(|_| mode == "subscription"),
+                ) {
+                    self.apply_checkout_subscription(delivery, sub_id).await;
+                }
+                Ok(outcome)
             }
-            StripeAction::Subscription {
-                subscription_id,
-                customer,
-                status,
-                cancel_at_period_end,
-                period_end,
-                products,
-                ..
-            } => {
-                let plan = match self.plan_for_products(products) {
-                    Ok(plan) => plan,
-                    Err(reason) => return self.fail(delivery, reason, None).await,
-                };
-                let Some(state) = map_status(status, *cancel_at_period_end) else {
-                    return self
-                        .fail(
-                            delivery,
-                            format!("unknown subscription status: {status}"),
-                            None,
-                        )
-                        .await;
-                };
-                let Some(customer) = customer else {
-                    return self
-                        .fail(delivery, "subscription has no customer", None)
-                        .await;
-                };
-                let rank = lifecycle_rank(status) * 10 + i64::from(*cancel_at_period_end);
-                self.subscription_change(
-                    delivery,
-                    Provider::Stripe,
-                    MemberRef::Customer(customer),
-                    plan,
-                    state,
-                    *period_end,
-                    created,
-                    rank,
-                    subscription_id.as_deref(),
-                )
-                .await
+            StripeAction::Subscription { .. } => {
+                self.stripe_subscription_event(delivery, &event.action, created)
+                    .await
             }
             StripeAction::PaymentIntent {
                 id,
