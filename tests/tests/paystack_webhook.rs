@@ -477,6 +477,43 @@ fn charge_at(
     body.to_string()
 }
 
+/// Paystack time as its payloads write it.
+fn iso(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A member's first charge at `paid`, then `subscription.create` two seconds
+/// later with `next_payment_date`: what Paystack sends when a plan is bought.
+/// Returns the subscription's `created_at`.
+async fn subscribe(
+    t: &TestStack,
+    email: &str,
+    charge_id: u64,
+    paid: chrono::DateTime<chrono::Utc>,
+    next_payment_date: chrono::DateTime<chrono::Utc>,
+) -> String {
+    let (_, r) = t
+        .post_paystack(&charge_at(
+            charge_id,
+            &format!("ref_{charge_id}_{}", t.run),
+            email,
+            paid,
+        ))
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let created = iso(paid + chrono::Duration::seconds(2));
+    let (_, r) = t
+        .post_paystack(&subscription(
+            "subscription.create",
+            email,
+            &iso(next_payment_date),
+            &created,
+        ))
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    created
+}
+
 fn provider_ref(snap: &gatehouse_local::inspect::Snapshot, email: &str) -> Option<String> {
     let user = snap.user_by_email(email).expect("user");
     let subs = snap.subscriptions_of(get_s(user, "user_id").unwrap());
@@ -488,23 +525,8 @@ async fn three_renewals_keep_the_code_and_a_later_not_renew_and_disable_still_ap
     let t = TestStack::start().await;
     let email = t.email("renews");
     let start = chrono::Utc::now() - chrono::Duration::days(91);
-    let iso =
-        |d: chrono::DateTime<chrono::Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let (_, r) = t
-        .post_paystack(&charge_at(50, &format!("ref_r0_{}", t.run), &email, start))
-        .await;
-    assert_eq!(r["status"], "processed", "{r}");
-    let created = iso(start + chrono::Duration::seconds(2));
     let next = iso(start + chrono::Duration::days(120));
-    let (_, r) = t
-        .post_paystack(&subscription(
-            "subscription.create",
-            &email,
-            &next,
-            &created,
-        ))
-        .await;
-    assert_eq!(r["status"], "processed", "{r}");
+    let created = subscribe(&t, &email, 50, start, start + chrono::Duration::days(120)).await;
     for month in 1..=3u64 {
         let paid = start + chrono::Duration::days(30 * month as i64);
         let (_, r) = t
@@ -712,24 +734,15 @@ async fn a_renewal_delivered_after_the_not_renew_still_extends_to_its_paid_end()
     let t = TestStack::start().await;
     let email = t.email("paidlate");
     let now = chrono::Utc::now();
-    let iso =
-        |d: chrono::DateTime<chrono::Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let start = now - chrono::Duration::days(30);
-    let (_, r) = t
-        .post_paystack(&charge_at(90, &format!("ref_pl0_{}", t.run), &email, start))
-        .await;
-    assert_eq!(r["status"], "processed", "{r}");
-    let created = iso(start + chrono::Duration::seconds(2));
     let next = iso(now + chrono::Duration::days(1));
-    let (_, r) = t
-        .post_paystack(&subscription(
-            "subscription.create",
-            &email,
-            &next,
-            &created,
-        ))
-        .await;
-    assert_eq!(r["status"], "processed", "{r}");
+    let created = subscribe(
+        &t,
+        &email,
+        90,
+        now - chrono::Duration::days(30),
+        now + chrono::Duration::days(1),
+    )
+    .await;
     // not_renew with no next payment date: access runs to the known period end.
     let mut not_renew: Value = serde_json::from_str(&subscription(
         "subscription.not_renew",

@@ -5,20 +5,27 @@ use gatehouse::aws::RoundTripCounter;
 use gatehouse::store::Store;
 use gatehouse_e2e::{purchase, TestStack, KAJABI_SECRET};
 
-fn request(body: &str) -> gatehouse::http::ApiRequest {
+/// A webhook POST with its signature header.
+fn signed(path: &str, header: &str, signature: String, body: &str) -> gatehouse::http::ApiRequest {
     gatehouse::http::ApiRequest {
         method: "POST".into(),
-        path: "/webhooks/kajabi".into(),
+        path: path.into(),
         headers: vec![
             ("content-type".into(), "application/json".into()),
-            (
-                "x-kajabi-signature".into(),
-                gatehouse::signature::hmac_sha256_hex(KAJABI_SECRET.as_bytes(), body.as_bytes()),
-            ),
+            (header.into(), signature),
         ],
         body: body.as_bytes().to_vec(),
         ..Default::default()
     }
+}
+
+fn request(body: &str) -> gatehouse::http::ApiRequest {
+    signed(
+        "/webhooks/kajabi",
+        "x-kajabi-signature",
+        gatehouse::signature::hmac_sha256_hex(KAJABI_SECRET.as_bytes(), body.as_bytes()),
+        body,
+    )
 }
 
 #[tokio::test]
@@ -171,22 +178,15 @@ async fn a_new_paystack_charge_takes_two_round_trips_and_its_duplicate_one() {
         "customer": {"email": t.email("paytrips"), "customer_code": format!("CUS_trips{}", t.run)},
         "plan": {"plan_code": "PLN_premium_monthly"}}})
         .to_string();
-    let request = gatehouse::http::ApiRequest {
-        method: "POST".into(),
-        path: "/webhooks/paystack".into(),
-        headers: vec![
-            ("content-type".into(), "application/json".into()),
-            (
-                "x-paystack-signature".into(),
-                gatehouse::signature::hmac_sha512_hex(
-                    gatehouse_e2e::PAYSTACK_SECRET.as_bytes(),
-                    body.as_bytes(),
-                ),
-            ),
-        ],
-        body: body.as_bytes().to_vec(),
-        ..Default::default()
-    };
+    let request = signed(
+        "/webhooks/paystack",
+        "x-paystack-signature",
+        gatehouse::signature::hmac_sha512_hex(
+            gatehouse_e2e::PAYSTACK_SECRET.as_bytes(),
+            body.as_bytes(),
+        ),
+        &body,
+    );
     let response = function.handle(request.clone()).await;
     assert_eq!(response.body_json()["status"], "processed");
     assert_eq!(counter.take(), vec!["BatchGetItem", "TransactWriteItems"]);

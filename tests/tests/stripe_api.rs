@@ -27,6 +27,18 @@ fn json_body(status: StatusCode, value: serde_json::Value) -> Response {
         .into_response()
 }
 
+/// Stripe's 401 for a request without the test key.
+fn unauthorized(headers: &HeaderMap) -> Option<Response> {
+    let authorized = headers.get("authorization").and_then(|v| v.to_str().ok())
+        == Some(&format!("Bearer {STRIPE_API_KEY}"));
+    (!authorized).then(|| {
+        json_body(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": {"type": "invalid_request_error"}}),
+        )
+    })
+}
+
 /// Session ids script the answer: `cs_ok_*`, `cs_unknown_*`, `cs_missing_*`,
 /// `cs_down_*` (always 500) and `cs_busy_*` (429 once, then the items).
 async fn line_items(
@@ -35,13 +47,8 @@ async fn line_items(
     headers: HeaderMap,
 ) -> Response {
     let n = fake.calls.fetch_add(1, Ordering::SeqCst);
-    let authorized = headers.get("authorization").and_then(|v| v.to_str().ok())
-        == Some(&format!("Bearer {STRIPE_API_KEY}"));
-    if !authorized {
-        return json_body(
-            StatusCode::UNAUTHORIZED,
-            json!({"error": {"type": "invalid_request_error"}}),
-        );
+    if let Some(refused) = unauthorized(&headers) {
+        return refused;
     }
     let items = |price: &str, product: &str| {
         json_body(
@@ -77,13 +84,8 @@ async fn line_items(
 /// Subscription ids script the answer: `sub_ok*` an active monthly
 /// subscription in Stripe's documented shape, `sub_down*` 500, else 404.
 async fn subscription(Path(id): Path<String>, headers: HeaderMap) -> Response {
-    let authorized = headers.get("authorization").and_then(|v| v.to_str().ok())
-        == Some(&format!("Bearer {STRIPE_API_KEY}"));
-    if !authorized {
-        return json_body(
-            StatusCode::UNAUTHORIZED,
-            json!({"error": {"type": "invalid_request_error"}}),
-        );
+    if let Some(refused) = unauthorized(&headers) {
+        return refused;
     }
     if id.starts_with("sub_ok") {
         let customer = id.trim_start_matches("sub_ok_").to_string();

@@ -15,8 +15,8 @@ pub use ids::{EventKey, JobId, Provider, UserId};
 pub use password::{Password, PasswordError};
 pub use plan::{Plan, PlanCatalog, PlanError, BASE_ROLE};
 pub use subscription::{
-    concerns_replaced_subscription, has_access, lifetime_keeps_access, reopens_ended,
-    stale_payment_extends, SubscriptionState, SubscriptionView, Transition, Watermark,
-    ENDED_STAYS_ENDED, LIFETIME_KEEPS_ACCESS,
+    concerns_replaced_subscription, has_access, leaves_unchanged, lifetime_keeps_access,
+    reopens_ended, stale_payment_extends, SubscriptionState, SubscriptionView, Transition,
+    Unchanged, Watermark, ENDED_STAYS_ENDED, LIFETIME_KEEPS_ACCESS,
 };
 pub use text::bounded;

@@ -169,6 +169,31 @@ pub fn stale_payment_extends(
     })
 }
 
+/// A lifecycle change the rules refuse, with the reason to record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unchanged {
+    /// Recorded `ignored`: the change does not apply to this plan.
+    Ignored(&'static str),
+    /// Recorded `superseded`: the subscription has moved past it.
+    Superseded(&'static str),
+}
+
+/// Whether a change to `next` must leave the plan's subscription as it is:
+/// a lifetime plan's cancel or expiry, or a change that would reopen an
+/// ended subscription without a payment.
+pub fn leaves_unchanged(
+    plan: &Plan,
+    current: Option<SubscriptionState>,
+    next: SubscriptionState,
+) -> Option<Unchanged> {
+    if lifetime_keeps_access(plan, next) {
+        return Some(Unchanged::Ignored(LIFETIME_KEEPS_ACCESS));
+    }
+    current
+        .is_some_and(|c| reopens_ended(c, next))
+        .then_some(Unchanged::Superseded(ENDED_STAYS_ENDED))
+}
+
 /// Why a late cancel or dunning notice changed nothing.
 pub const ENDED_STAYS_ENDED: &str =
     "the subscription has already ended; a later cancel or payment failure does not reopen it";
@@ -253,6 +278,23 @@ impl Transition {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_lifecycle_guards_say_which_status_and_why() {
+        use SubscriptionState::*;
+        let (lifetime, yearly) = (plan(true), plan(false));
+        assert_eq!(
+            leaves_unchanged(&lifetime, Some(Active), Expired),
+            Some(Unchanged::Ignored(LIFETIME_KEEPS_ACCESS))
+        );
+        assert_eq!(
+            leaves_unchanged(&yearly, Some(Expired), Canceled),
+            Some(Unchanged::Superseded(ENDED_STAYS_ENDED))
+        );
+        assert_eq!(leaves_unchanged(&yearly, Some(Active), Canceled), None);
+        assert_eq!(leaves_unchanged(&yearly, None, Expired), None);
+        assert_eq!(leaves_unchanged(&lifetime, Some(Active), Refunded), None);
+    }
+
     #[test]
     fn a_stale_payment_extends_a_live_subscription_to_its_paid_end_only() {
         use SubscriptionState::*;

@@ -8,8 +8,7 @@ use super::provision::MemberProfile;
 use super::webhook::{backoff, Delivery, WebhookOutcome, MAX_ATTEMPTS};
 use super::{ServiceError, Services};
 use crate::domain::{
-    lifetime_keeps_access, reopens_ended, Email, JobId, Plan, Provider, SubscriptionState,
-    Transition, UserId, ENDED_STAYS_ENDED, LIFETIME_KEEPS_ACCESS,
+    leaves_unchanged, Email, JobId, Plan, Provider, SubscriptionState, Transition, UserId,
 };
 use crate::email::Template;
 use crate::providers::kajabi::{KajabiAction, KajabiEvent, LifecycleChange, Member};
@@ -292,16 +291,6 @@ impl Services {
                 LifecycleChange::Expired => Some(SubscriptionState::Expired),
                 LifecycleChange::Renewed => None,
             };
-            if ends.is_some_and(|state| lifetime_keeps_access(plan, state)) {
-                return self
-                    .record_terminal(
-                        delivery,
-                        EventStatus::Ignored,
-                        Some(LIFETIME_KEEPS_ACCESS.into()),
-                        Some(user_id),
-                    )
-                    .await;
-            }
             let current: Option<SubscriptionRecord> = self
                 .store
                 .get_subscription(&user_id, Provider::Kajabi, &plan.id)
@@ -326,17 +315,10 @@ impl Services {
                         .await;
                 }
             }
-            if let (Some(c), Some(next)) = (&current, ends) {
-                if reopens_ended(c.view.state, next) {
-                    return self
-                        .record_terminal(
-                            delivery,
-                            EventStatus::Superseded,
-                            Some(ENDED_STAYS_ENDED.into()),
-                            Some(user_id),
-                        )
-                        .await;
-                }
+            if let Some(verdict) = ends.and_then(|next| {
+                leaves_unchanged(plan, current.as_ref().map(|c| c.view.state), next)
+            }) {
+                return self.record_unchanged(delivery, verdict, user_id).await;
             }
             let transition = match change {
                 LifecycleChange::Canceled => Transition::Cancel { ends_at },

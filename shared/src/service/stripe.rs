@@ -16,9 +16,8 @@ use super::webhook::{
 };
 use super::{ServiceError, Services};
 use crate::domain::{
-    concerns_replaced_subscription, lifetime_keeps_access, reopens_ended, stale_payment_extends,
-    Email, JobId, Plan, Provider, SubscriptionState, SubscriptionView, UserId, ENDED_STAYS_ENDED,
-    LIFETIME_KEEPS_ACCESS,
+    concerns_replaced_subscription, leaves_unchanged, stale_payment_extends, Email, JobId, Plan,
+    Provider, SubscriptionState, SubscriptionView, UserId,
 };
 use crate::email::Template;
 use crate::providers::stripe::{lifecycle_rank, map_status, StripeAction, StripeEvent};
@@ -794,16 +793,6 @@ impl Services {
                     }
                 }
             };
-            if lifetime_keeps_access(plan, state) {
-                return self
-                    .record_terminal(
-                        delivery,
-                        EventStatus::Ignored,
-                        Some(LIFETIME_KEEPS_ACCESS.into()),
-                        Some(user_id),
-                    )
-                    .await;
-            }
             let current = self
                 .store
                 .get_subscription(&user_id, provider, &plan.id)
@@ -860,18 +849,10 @@ impl Services {
                         .await;
                 }
             }
-            if current
-                .as_ref()
-                .is_some_and(|c| reopens_ended(c.view.state, state))
+            if let Some(verdict) =
+                leaves_unchanged(plan, current.as_ref().map(|c| c.view.state), state)
             {
-                return self
-                    .record_terminal(
-                        delivery,
-                        EventStatus::Superseded,
-                        Some(ENDED_STAYS_ENDED.into()),
-                        Some(user_id),
-                    )
-                    .await;
+                return self.record_unchanged(delivery, verdict, user_id).await;
             }
             let previous = current.as_ref().map(|c| c.view.state);
             let period_end =

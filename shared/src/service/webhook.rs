@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::{ServiceError, Services};
-use crate::domain::{bounded, EventKey, JobId, Provider, UserId};
+use crate::domain::{bounded, EventKey, JobId, Provider, Unchanged, UserId};
 use crate::http::{reject, ApiRequest, ApiResponse, MAX_BODY_BYTES};
 use crate::signature::sha256_hex;
 use crate::store::attr::Item;
@@ -195,6 +195,21 @@ impl Services {
                 reason: reason.unwrap_or_else(|| "unprocessable".into()),
             },
         })
+    }
+
+    /// Records a change the lifecycle rules refuse, with their reason.
+    pub(crate) async fn record_unchanged(
+        &self,
+        delivery: &Delivery,
+        verdict: Unchanged,
+        user_id: UserId,
+    ) -> Result<WebhookOutcome, ServiceError> {
+        let (status, reason) = match verdict {
+            Unchanged::Ignored(reason) => (EventStatus::Ignored, reason),
+            Unchanged::Superseded(reason) => (EventStatus::Superseded, reason),
+        };
+        self.record_terminal(delivery, status, Some(reason.into()), Some(user_id))
+            .await
     }
 
     pub async fn fail(
