@@ -62,6 +62,13 @@ pub struct Watermark {
 }
 
 impl Watermark {
+    /// An event's time as the watermark compares it: to the second, so the
+    /// rank orders events of one second for every provider alike (Stripe
+    /// sends whole seconds; a receipt time's milliseconds must not beat a rank).
+    pub fn second_of(at: DateTime<Utc>) -> DateTime<Utc> {
+        chrono::DurationRound::duration_trunc(at, Duration::seconds(1)).unwrap_or(at)
+    }
+
     /// Whether an event at (`at`, `rank`) is older than this mark and must
     /// leave the subscription as it is.
     pub fn supersedes(self, at: DateTime<Utc>, rank: i64) -> bool {
@@ -278,6 +285,22 @@ impl Transition {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn event_times_compare_to_the_second_so_the_rank_orders_a_second() {
+        let at = chrono::TimeZone::timestamp_opt(&Utc, 1_800_000_000, 0).unwrap();
+        let disable = Watermark::second_of(at + Duration::milliseconds(120));
+        let not_renew = Watermark::second_of(at + Duration::milliseconds(480));
+        assert_eq!(disable, at);
+        let mark = Watermark {
+            at: disable,
+            rank: 50,
+        };
+        assert!(
+            mark.supersedes(not_renew, 21),
+            "the later not_renew of that second is older by rank"
+        );
+    }
+
     #[test]
     fn the_lifecycle_guards_say_which_status_and_why() {
         use SubscriptionState::*;

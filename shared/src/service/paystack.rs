@@ -6,7 +6,7 @@
 use super::stripe::MemberRef;
 use super::webhook::{Delivery, WebhookOutcome};
 use super::{ServiceError, Services};
-use crate::domain::{Email, Plan, Provider, SubscriptionState};
+use crate::domain::{Email, Plan, Provider, SubscriptionState, Watermark};
 use crate::providers::paystack::{PaystackAction, PaystackEvent};
 use crate::store::{EventStatus, Payment};
 
@@ -77,7 +77,7 @@ impl Services {
             Ok(plan) => plan,
             Err(reason) => return self.fail(delivery, reason, None).await,
         };
-        let created = event.occurred_at.unwrap_or(delivery.received_at);
+        let created = Watermark::second_of(event.occurred_at.unwrap_or(delivery.received_at));
         let member = MemberRef::Email(&email, event.subject.customer_code.as_deref());
         match &event.action {
             PaystackAction::ChargeSuccess {
