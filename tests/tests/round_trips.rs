@@ -28,15 +28,21 @@ fn request(body: &str) -> gatehouse::http::ApiRequest {
     )
 }
 
-#[tokio::test]
-async fn new_purchase_takes_two_round_trips_and_a_duplicate_one() {
-    let t = TestStack::start().await;
+/// The stack's services, with a counter on their DynamoDB client.
+fn counted(t: &TestStack) -> (RoundTripCounter, gatehouse::service::Services) {
     let counter = RoundTripCounter::default();
     let mut services = t.stack.services.clone();
     services.store = Store::new(
         counter.instrument(&t.stack.clients.dynamodb),
         services.store.table(),
     );
+    (counter, services)
+}
+
+#[tokio::test]
+async fn new_purchase_takes_two_round_trips_and_a_duplicate_one() {
+    let t = TestStack::start().await;
+    let (counter, services) = counted(&t);
     let function = kajabi_webhook::KajabiWebhook::new(services);
     let body = purchase(&t.id("evt"), &t.email("count"), "off_456");
 
@@ -90,12 +96,7 @@ async fn login_does_the_same_requests_for_any_failure_and_me_one_query() {
         .await;
     assert_eq!(status, 200);
 
-    let counter = RoundTripCounter::default();
-    let mut services = t.stack.services.clone();
-    services.store = Store::new(
-        counter.instrument(&t.stack.clients.dynamodb),
-        services.store.table(),
-    );
+    let (counter, services) = counted(&t);
     let login = account_login::AccountLogin::new(services.clone());
     let response = login
         .handle(json_request(
@@ -164,12 +165,7 @@ async fn login_does_the_same_requests_for_any_failure_and_me_one_query() {
 #[tokio::test]
 async fn a_new_paystack_charge_takes_two_round_trips_and_its_duplicate_one() {
     let t = TestStack::start().await;
-    let counter = RoundTripCounter::default();
-    let mut services = t.stack.services.clone();
-    services.store = Store::new(
-        counter.instrument(&t.stack.clients.dynamodb),
-        services.store.table(),
-    );
+    let (counter, services) = counted(&t);
     let function = paystack_webhook::PaystackWebhook::new(services);
     let body =
         serde_json::json!({"event": "charge.success", "data": {"id": 4242, "status": "success",
