@@ -188,6 +188,36 @@ pub fn test_settings(run: &str, admin: &str, global_limit: u32) -> Settings {
     }
 }
 
+/// moto does not enforce IAM; the local stack checks every function's calls
+/// against its policy in the template. A test fails when any call was refused,
+/// even one whose error the code tolerated (a best-effort enqueue, say).
+impl Drop for TestStack {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let denied = self.stack.iam.denied();
+        assert!(
+            denied.is_empty(),
+            "calls the template's policies do not allow:\n{}",
+            denied
+                .iter()
+                .map(|c| format!(
+                    "  {} {}: {}",
+                    c.function,
+                    c.operation,
+                    c.denied
+                        .iter()
+                        .map(|a| format!("{} on {}", a.action, a.loggable_resource()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+}
+
 impl TestStack {
     pub async fn start() -> Self {
         Self::start_with(Options::default()).await

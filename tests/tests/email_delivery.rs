@@ -221,6 +221,7 @@ async fn an_sqs_error_answers_503_and_the_retry_delivers() {
     let t = TestStack::start_with(no_pump()).await;
     let email = t.email("sqsdown");
     let body = purchase(&t.id("e"), &email, "off_456");
+    // Unchecked clients on purpose: the queue does not exist, so no policy could name it.
     let mut broken = t.stack.services.clone();
     broken.outbox = Outbox::new(
         t.stack.clients.sqs.clone(),
@@ -247,6 +248,7 @@ async fn a_dynamodb_error_answers_503_and_the_event_stays_reprocessable() {
     let t = TestStack::start().await;
     let email = t.email("ddbdown");
     let body = purchase(&t.id("e"), &email, "off_456");
+    // Unchecked clients on purpose: the table does not exist, so no policy could name it.
     let mut broken = t.stack.services.clone();
     broken.store = Store::new(t.stack.clients.dynamodb.clone(), "no-such-table");
     let response = kajabi_webhook::KajabiWebhook::new(broken)

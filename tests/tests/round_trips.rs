@@ -28,22 +28,28 @@ fn request(body: &str) -> gatehouse::http::ApiRequest {
     )
 }
 
-/// The stack's services, with a counter on their DynamoDB client.
-fn counted(t: &TestStack) -> (RoundTripCounter, gatehouse::service::Services) {
-    let counter = RoundTripCounter::default();
-    let mut services = t.stack.services.clone();
+/// One function's services, held to its policy, with `counter` on their DynamoDB client.
+fn counted(
+    t: &TestStack,
+    counter: &RoundTripCounter,
+    binary: &str,
+) -> gatehouse::service::Services {
+    let mut services = t
+        .stack
+        .services_for(binary)
+        .unwrap_or_else(|e| panic!("{binary}: {e}"));
     services.store = Store::new(
-        counter.instrument(&t.stack.clients.dynamodb),
+        counter.instrument(services.store.client()),
         services.store.table(),
     );
-    (counter, services)
+    services
 }
 
 #[tokio::test]
 async fn new_purchase_takes_two_round_trips_and_a_duplicate_one() {
     let t = TestStack::start().await;
-    let (counter, services) = counted(&t);
-    let function = kajabi_webhook::KajabiWebhook::new(services);
+    let counter = RoundTripCounter::default();
+    let function = kajabi_webhook::KajabiWebhook::new(counted(&t, &counter, "kajabi-webhook"));
     let body = purchase(&t.id("evt"), &t.email("count"), "off_456");
 
     let response = function.handle(request(&body)).await;
@@ -96,8 +102,8 @@ async fn login_does_the_same_requests_for_any_failure_and_me_one_query() {
         .await;
     assert_eq!(status, 200);
 
-    let (counter, services) = counted(&t);
-    let login = account_login::AccountLogin::new(services.clone());
+    let counter = RoundTripCounter::default();
+    let login = account_login::AccountLogin::new(counted(&t, &counter, "account-login"));
     let response = login
         .handle(json_request(
             "POST",
@@ -154,7 +160,7 @@ async fn login_does_the_same_requests_for_any_failure_and_me_one_query() {
         .as_str()
         .unwrap()
         .to_string();
-    let me = account_me::AccountMe::new(services);
+    let me = account_me::AccountMe::new(counted(&t, &counter, "account-me"));
     let mut request = json_request("GET", "/account/me", serde_json::json!(null));
     request.headers = vec![("authorization".into(), format!("Bearer {jwt}"))];
     let response = me.handle(request).await;
@@ -165,8 +171,9 @@ async fn login_does_the_same_requests_for_any_failure_and_me_one_query() {
 #[tokio::test]
 async fn a_new_paystack_charge_takes_two_round_trips_and_its_duplicate_one() {
     let t = TestStack::start().await;
-    let (counter, services) = counted(&t);
-    let function = paystack_webhook::PaystackWebhook::new(services);
+    let counter = RoundTripCounter::default();
+    let function =
+        paystack_webhook::PaystackWebhook::new(counted(&t, &counter, "paystack-webhook"));
     let body =
         serde_json::json!({"event": "charge.success", "data": {"id": 4242, "status": "success",
         "reference": format!("ref_trips_{}", t.run), "amount": 500000, "currency": "NGN",

@@ -8,6 +8,7 @@ pub mod demo;
 pub mod env;
 pub mod events;
 pub mod glue;
+pub mod iam;
 pub mod inspect;
 pub mod moto;
 pub mod server;

@@ -13,28 +13,29 @@ fn usage() -> ExitCode {
     ExitCode::from(2)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Registers for SIGINT and SIGTERM before the stack starts, so a signal sent
+/// as soon as the port answers stops the server instead of killing the process.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, String> {
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+        let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = term.recv() => {}
+            }
+        })
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 async fn dev() -> Result<(), String> {
+    let stop = shutdown_signal()?;
     let config = StackConfig::from_env().map_err(|e| e.to_string())?;
     let mut moto = moto::ensure(&config.endpoint)
         .await
@@ -53,7 +54,7 @@ async fn dev() -> Result<(), String> {
     for route in &stack.routes {
         eprintln!("  {} {}{}", route.method, stack.base_url(), route.path);
     }
-    shutdown_signal().await;
+    stop.await;
     eprintln!("gatehouse dev: stopping");
     stack.shutdown().await;
     moto.stop();
@@ -72,10 +73,20 @@ async fn demo() -> Result<(), String> {
     config.names.dlq = format!("gatehouse-demo-{run}-email-dlq");
     config.addr = "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?;
     let stack = LocalStack::start(config).await.map_err(|e| e.to_string())?;
-    let result = gatehouse_local::demo::Demo::new(&stack).run().await;
+    let mut result = gatehouse_local::demo::Demo::new(&stack)
+        .run()
+        .await
+        .map_err(|e| e.to_string());
+    let denied = stack.iam.denied();
+    if result.is_ok() && !denied.is_empty() {
+        result = Err(format!(
+            "{} AWS calls were not allowed by their function's policy in infra/template.yaml",
+            denied.len()
+        ));
+    }
     stack.shutdown().await;
     moto.stop();
-    result.map_err(|e| e.to_string())
+    result
 }
 
 #[tokio::main]

@@ -112,6 +112,9 @@ pub struct LocalStack {
     pub sweeper: Arc<OutboxSweeper>,
     pub expiry: Arc<SubscriptionSweeper>,
     pub routes: Vec<crate::template::Route>,
+    /// Every AWS call the functions made, as their policies judged it.
+    pub iam: crate::iam::CallLog,
+    enforcement: Arc<crate::iam::Enforcement>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -183,17 +186,49 @@ impl LocalStack {
             services = services.with_clock(clock);
         }
 
+        // Each function gets clients that hold it to its own policy (moto does not).
+        let mut arns = crate::iam::ArnContext::new(&config.region);
+        let (main_queue, dlq) = template.email_queues()?;
+        for (logical_id, arn, reference) in [
+            (
+                &template.table.logical_id,
+                arns.table_arn(&resources.table),
+                resources.table.clone(),
+            ),
+            (
+                &main_queue.logical_id,
+                arns.queue_arn(&config.names.queue),
+                resources.queue_url.clone(),
+            ),
+            (
+                &dlq.logical_id,
+                arns.queue_arn(&config.names.dlq),
+                resources.dlq_url.clone(),
+            ),
+        ] {
+            arns.arns.insert(logical_id.clone(), arn);
+            // `!Ref` gives a table's name and a queue's URL, never the ARN.
+            arns.refs.insert(logical_id.clone(), reference);
+        }
+        arns.parameters.insert(
+            "FromEmail".into(),
+            services.settings.from_email.as_str().to_string(),
+        );
+        let enforcement = Arc::new(crate::iam::Enforcement::new(template.clone(), arns));
+        let services_of = |binary: &str| -> Result<Services, StackError> {
+            Ok(services.with_clients(&enforcement.clients_for(binary, &clients)?))
+        };
+
         let mut routes = Vec::new();
         let mut sweep_rate = None;
         let mut expiry_rate = None;
         for function in &template.functions {
             for route in &function.routes {
-                let handler = http_function(&function.binary, &services).ok_or_else(|| {
-                    StackError::UnknownFunction {
+                let handler = http_function(&function.binary, &services_of(&function.binary)?)
+                    .ok_or_else(|| StackError::UnknownFunction {
                         route: format!("{} {}", route.method, route.path),
                         binary: function.binary.clone(),
-                    }
-                })?;
+                    })?;
                 routes.push((route.clone(), handler));
             }
             let rate = function
@@ -226,9 +261,11 @@ impl LocalStack {
             }
         }));
 
-        let sender = Arc::new(EmailSender::new(services.clone()));
-        let sweeper = Arc::new(OutboxSweeper::new(services.clone()));
-        let expiry = Arc::new(SubscriptionSweeper::new(services.clone()));
+        let sender = Arc::new(EmailSender::new(services_of("email-sender")?));
+        let sweeper = Arc::new(OutboxSweeper::new(services_of("outbox-sweeper")?));
+        let expiry = Arc::new(SubscriptionSweeper::new(services_of(
+            "subscription-sweeper",
+        )?));
         if config.run_email_pump {
             tasks.push(tokio::spawn(crate::glue::run_email_pump(
                 clients.sqs.clone(),
@@ -285,9 +322,19 @@ impl LocalStack {
             sweeper,
             expiry,
             routes: route_list,
+            iam: enforcement.log.clone(),
+            enforcement,
             shutdown,
             tasks,
         })
+    }
+
+    /// The services one function gets, held to its policy: tests that call a
+    /// function directly use these, so their calls are checked too.
+    pub fn services_for(&self, binary: &str) -> Result<Services, StackError> {
+        Ok(self
+            .services
+            .with_clients(&self.enforcement.clients_for(binary, &self.clients)?))
     }
 
     pub fn base_url(&self) -> String {

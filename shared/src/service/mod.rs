@@ -139,6 +139,16 @@ impl Services {
         })
     }
 
+    /// The same services over other AWS clients: the local stack gives each
+    /// function its own, so that each is held to its own policy.
+    pub fn with_clients(&self, clients: &AwsClients) -> Self {
+        let mut services = self.clone();
+        services.store = crate::store::Store::new(clients.dynamodb.clone(), self.store.table());
+        services.outbox = Outbox::new(clients.sqs.clone(), self.outbox.queue_url());
+        services.ses = clients.ses.clone();
+        services
+    }
+
     pub fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self

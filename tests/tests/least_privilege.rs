@@ -1,0 +1,251 @@
+//! Least privilege, proven: one journey drives every function, and each AWS
+//! call it makes is checked against that function's own policy in
+//! `infra/template.yaml`, with IAM's rules (see `gatehouse_local::iam`).
+//! Every other end-to-end test is held to the same check when its stack drops.
+
+use std::collections::BTreeMap;
+
+use gatehouse_e2e::{
+    eventually, purchase, stripe_checkout, stripe_event, stripe_subscription, Auth, TestStack,
+};
+use gatehouse_local::template::SamTemplate;
+use serde_json::{json, Value};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn paystack_charge(reference: &str, email: &str) -> String {
+    json!({"event": "charge.success", "data": {"id": 4099260516u64, "domain": "test", "status": "success",
+        "reference": reference, "amount": 500000, "currency": "NGN", "paid_at": "2026-11-25T10:00:00.000Z",
+        "channel": "card", "customer": {"id": 84312, "first_name": "Kola", "email": email,
+        "customer_code": "CUS_leastprivilege"},
+        "plan": {"id": 1, "name": "Premium Monthly", "plan_code": "PLN_premium_monthly", "interval": "monthly"}}})
+    .to_string()
+}
+
+async fn user_id(t: &TestStack, name: &str) -> String {
+    let (status, users) = t
+        .admin("GET", &format!("/admin/users?email_prefix={name}."), None)
+        .await;
+    assert_eq!(status, 200, "{users}");
+    users["items"][0]["user_id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn every_call_of_every_function_is_allowed_by_its_own_policy() {
+    let t = TestStack::start().await;
+    let http = &t.http;
+
+    // Webhooks, and the welcome email through the sender.
+    let email = t.email("member");
+    let (_, r) = t
+        .post_kajabi(
+            &purchase(&t.id("kajabi"), &email, "off_456"),
+            Auth::Signature,
+        )
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let (token, _) = t.wait_emails(&email, 1).await[0].setup_link().unwrap();
+    let customer = t.id("cus");
+    let now = chrono::Utc::now().timestamp();
+    // The subscription first: it waits for its member, and the checkout drains it.
+    let sub = stripe_event(
+        &t.id("evt_sub"),
+        "customer.subscription.created",
+        now - 5,
+        stripe_subscription(&t.id("sub"), &customer, "active", false, now + 30 * 86_400),
+    );
+    let (_, r) = t.post_stripe(&sub).await;
+    assert_eq!(r["status"], "pending", "{r}");
+    let checkout = stripe_event(
+        &t.id("evt_co"),
+        "checkout.session.completed",
+        now,
+        stripe_checkout(
+            &t.id("cs"),
+            &customer,
+            &t.email("stripe"),
+            "subscription",
+            None,
+        ),
+    );
+    let (_, r) = t.post_stripe(&checkout).await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let (_, r) = t
+        .post_paystack(&paystack_charge(&t.id("ref"), &t.email("paystack")))
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+
+    // The member's own routes.
+    let setup_page = http.get(t.url("/account/setup")).send().await.unwrap();
+    assert_eq!(setup_page.status(), 200);
+    let jwks = http
+        .get(t.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(jwks.status(), 200);
+    let (status, body) = t
+        .post_json(
+            "/account/setup-password",
+            &json!({"email": email, "token": token, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, login) = t
+        .post_json(
+            "/account/login",
+            &json!({"email": email, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, 200, "{login}");
+    let jwt = login["access_token"].as_str().unwrap();
+    let me = http
+        .get(t.url("/account/me"))
+        .bearer_auth(jwt)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    let (status, body) = t
+        .post_json(
+            "/account/resend-setup-email",
+            &json!({"email": t.email("stripe")}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+
+    // Every admin function.
+    let id = user_id(&t, "member").await;
+    for path in [
+        "/admin/users".to_string(),
+        format!("/admin/users/{id}"),
+        "/admin/events?provider=stripe".to_string(),
+        format!("/admin/events?user={id}"),
+    ] {
+        let (status, body) = t.admin("GET", &path, None).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    let (_, events) = t.admin("GET", "/admin/events?provider=kajabi", None).await;
+    let key = events["items"][0]["ref"].as_str().unwrap().to_string();
+    let (status, body) = t.admin("GET", &format!("/admin/events/{key}"), None).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = t
+        .admin_with_key(
+            "POST",
+            &format!("/admin/events/{key}/replay"),
+            None,
+            Some("replay-1"),
+        )
+        .await;
+    assert!(status < 500, "{status} {body}");
+    let stripe_id = user_id(&t, "stripe").await;
+    let (status, body) = t
+        .admin_with_key(
+            "POST",
+            &format!("/admin/users/{stripe_id}/resend-setup-email"),
+            None,
+            Some("resend-1"),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let roles = format!("/admin/users/{id}/roles");
+    for (key, change) in [
+        (
+            "grant-1",
+            json!({"grant": "admin", "reason": "runs the community"}),
+        ),
+        // A plan role: the revoke checks the subscription in its transaction.
+        (
+            "revoke-1",
+            json!({"revoke": "premium-member", "reason": "chargeback"}),
+        ),
+    ] {
+        let (status, body) = t
+            .admin_with_key("POST", &roles, Some(&change), Some(key))
+            .await;
+        assert_eq!(status, 200, "{change}: {body}");
+    }
+    let (status, body) = t
+        .admin(
+            "GET",
+            &format!("/admin/users/{stripe_id}/verify-subscription"),
+            None,
+        )
+        .await;
+    assert!(status < 500, "verify: {status} {body}");
+    let (status, body) = t
+        .admin_with_key(
+            "POST",
+            &format!("/admin/users/{stripe_id}/sync-subscription"),
+            None,
+            Some("sync-1"),
+        )
+        .await;
+    assert!(status < 500, "sync: {status} {body}");
+
+    // The schedules.
+    t.stack.sweeper.handle().await.expect("outbox sweep");
+    t.stack.expiry.handle().await.expect("expiry sweep");
+    eventually(
+        "the sender to send every email",
+        std::time::Duration::from_secs(20),
+        || async { (t.queue_depth(&t.stack.queue_url).await == 0).then_some(()) },
+    )
+    .await;
+
+    let calls = t.stack.iam.calls();
+    let denied: Vec<_> = calls.iter().filter(|c| !c.denied.is_empty()).collect();
+    assert!(denied.is_empty(), "denied: {denied:#?}");
+    let mut per_function: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    // Each distinct (operation, action, resource) a function needed: what its policy must grant.
+    let mut needed: BTreeMap<&str, std::collections::BTreeSet<String>> = BTreeMap::new();
+    for call in &calls {
+        let entry = per_function.entry(call.function.as_str()).or_default();
+        entry.0 += 1;
+        entry.1 += call.needed.len();
+        for authorization in &call.needed {
+            needed
+                .entry(call.function.as_str())
+                .or_default()
+                .insert(format!(
+                    "{} -> {} on {}",
+                    call.operation,
+                    authorization.action,
+                    authorization.loggable_resource()
+                ));
+        }
+    }
+    let template =
+        SamTemplate::load(&gatehouse_local::env::workspace_root().join("infra/template.yaml"))
+            .unwrap();
+    let mut report = Vec::new();
+    for function in &template.functions {
+        let (requests, authorizations) = per_function
+            .get(function.binary.as_str())
+            .copied()
+            .unwrap_or_default();
+        report.push(format!(
+            "{:<28} {requests:>4} requests {authorizations:>4} authorizations",
+            function.binary
+        ));
+        for line in needed.get(function.binary.as_str()).into_iter().flatten() {
+            report.push(format!("    {line}"));
+        }
+        // The two pages hold no AWS permission at all; everyone else was exercised.
+        if !["jwks", "setup-page"].contains(&function.binary.as_str()) {
+            assert!(
+                requests > 0,
+                "{} made no AWS call in the journey",
+                function.binary
+            );
+        }
+    }
+    // stderr, so `--no-capture` shows it; the same table lands in target/ for the record.
+    eprintln!("{}", report.join("\n"));
+    let _ = std::fs::write(
+        gatehouse_local::env::workspace_root().join("target/least-privilege.txt"),
+        report.join("\n"),
+    );
+    let summary: Value = json!({"requests": calls.len(), "functions": per_function.len()});
+    eprintln!("{summary}");
+}
