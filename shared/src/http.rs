@@ -16,6 +16,27 @@ use serde_json::{json, Value};
 /// Largest body a webhook accepts (413 above).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
+/// API Gateway's HTTP API quota for the request line and header values
+/// combined. The Lambda glue and the local server hold every request to it,
+/// so no handler sees a head larger than production lets through.
+pub const MAX_REQUEST_HEAD_BYTES: usize = 10 * 1024;
+
+/// The request line (method, path, query) and every header name and value, in bytes.
+pub fn request_head_bytes(
+    method: &str,
+    path: &str,
+    raw_query: &str,
+    headers: &[(String, String)],
+) -> usize {
+    method.len()
+        + path.len()
+        + raw_query.len()
+        + headers
+            .iter()
+            .map(|(name, value)| name.len() + value.len())
+            .sum::<usize>()
+}
+
 /// The IAM caller API Gateway puts in `requestContext.authorizer.iam`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -206,6 +227,32 @@ pub mod reject {
         )
     }
 
+    pub fn head_too_large(bytes: usize) -> ApiResponse {
+        ApiResponse::problem(
+            431,
+            "request-header-fields-too-large",
+            "Request header fields too large",
+            format!(
+                "the request line and headers are {bytes} bytes; the limit is {MAX_REQUEST_HEAD_BYTES} bytes"
+            ),
+        )
+    }
+
+    /// The head of a request, or 431 when it is over [`MAX_REQUEST_HEAD_BYTES`].
+    pub fn check_head(
+        method: &str,
+        path: &str,
+        raw_query: &str,
+        headers: &[(String, String)],
+    ) -> Result<(), ApiResponse> {
+        let bytes = request_head_bytes(method, path, raw_query, headers);
+        if bytes > MAX_REQUEST_HEAD_BYTES {
+            Err(head_too_large(bytes))
+        } else {
+            Ok(())
+        }
+    }
+
     pub fn unauthorized(detail: impl Into<String>) -> ApiResponse {
         ApiResponse::problem(401, "unauthorized", "Authentication failed", detail)
     }
@@ -298,8 +345,10 @@ impl ApiGatewayV2Request {
         } else {
             self.raw_path
         };
+        let method = self.request_context.http.method.to_ascii_uppercase();
+        reject::check_head(&method, &path, &self.raw_query_string, &headers)?;
         Ok(ApiRequest {
-            method: self.request_context.http.method.to_ascii_uppercase(),
+            method,
             path,
             raw_query: self.raw_query_string,
             headers,
@@ -411,6 +460,40 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("base64"));
+    }
+
+    #[test]
+    fn a_head_over_the_gateway_quota_is_a_431() {
+        let mut raw = event("{}", false);
+        let room = MAX_REQUEST_HEAD_BYTES
+            - request_head_bytes(
+                "POST",
+                "/webhooks/kajabi",
+                "token=a%2Bb&x=1&token=second",
+                &[(
+                    "content-type".into(),
+                    "application/vnd.api+json; charset=utf-8".into(),
+                )],
+            )
+            - "x-pad".len();
+        raw["headers"]["x-pad"] = json!("p".repeat(room));
+        let at_limit: ApiGatewayV2Request = serde_json::from_value(raw.clone()).unwrap();
+        assert!(
+            at_limit.into_api_request().is_ok(),
+            "the quota itself is allowed"
+        );
+
+        raw["headers"]["x-pad"] = json!("p".repeat(room + 1));
+        let over: ApiGatewayV2Request = serde_json::from_value(raw).unwrap();
+        let resp = over.into_api_request().unwrap_err();
+        assert_eq!(resp.status, 431);
+        assert_eq!(
+            resp.body_json()["detail"],
+            format!(
+                "the request line and headers are {} bytes; the limit is 10240 bytes",
+                MAX_REQUEST_HEAD_BYTES + 1
+            )
+        );
     }
 
     #[test]

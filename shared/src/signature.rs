@@ -25,6 +25,22 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// How long a signature header (or a set of URL tokens) may be, and how many
+/// entries it may hold. Above either, the request is refused before any MAC,
+/// so a crafted header cannot buy more work than an honest one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignatureLimits {
+    pub max_bytes: usize,
+    pub max_entries: usize,
+}
+
+/// A hex digest of exactly `N` bytes, or `None` (which then matches nothing).
+pub fn decode_hex_digest<const N: usize>(text: &str) -> Option<[u8; N]> {
+    let mut digest = [0u8; N];
+    hex::decode_to_slice(text.trim(), &mut digest).ok()?;
+    Some(digest)
+}
+
 /// Constant-time check of a hex HMAC-SHA256 signature over `message`.
 /// Accepts upper- or lowercase hex; anything that is not 64 hex digits fails.
 pub fn verify_hmac_sha256_hex(key: &[u8], message: &[u8], signature_hex: &str) -> bool {
@@ -108,6 +124,18 @@ mod tests {
             b"what do ya want for nothing!",
             expected
         ));
+    }
+
+    #[test]
+    fn hex_digests_decode_only_at_their_length() {
+        let sig = hmac_sha256(b"k", b"body");
+        assert_eq!(decode_hex_digest::<32>(&hex::encode(sig)), Some(sig));
+        assert_eq!(
+            decode_hex_digest::<32>(&hex::encode(sig).to_uppercase()),
+            Some(sig)
+        );
+        assert_eq!(decode_hex_digest::<32>(&hex::encode(&sig[..31])), None);
+        assert_eq!(decode_hex_digest::<32>("zz"), None);
     }
 
     #[test]

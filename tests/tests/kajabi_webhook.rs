@@ -103,8 +103,14 @@ async fn all_three_dialects_are_accepted() {
 async fn authentication_failures_name_the_check_and_record_nothing() {
     let t = TestStack::start().await;
     let body = purchase(&t.id("evt"), &t.email("x"), "off_456");
+    // Seventeen `token` parameters, one of them good: refused by the cap, unchecked.
+    let seventeen = format!("{}{}", URL_TOKENS[0], "&token=x".repeat(16));
     for (auth, needle) in [
         (Auth::None, "missing credentials"),
+        (
+            Auth::Token(&seventeen),
+            "17 token query parameters; the limit is 16",
+        ),
         (Auth::BadSignature, "X-Kajabi-Signature does not match"),
         (
             Auth::Token("not-a-token"),
@@ -557,7 +563,8 @@ async fn twenty_concurrent_identical_deliveries_have_one_effect() {
 #[tokio::test]
 async fn malformed_base64_event_is_a_400_through_the_lambda_glue() {
     let t = TestStack::start().await;
-    let function = kajabi_webhook::KajabiWebhook::new(t.stack.services.clone());
+    let function =
+        kajabi_webhook::KajabiWebhook::new(t.stack.services_for("kajabi-webhook").unwrap());
     let event = json!({
         "version": "2.0", "rawPath": "/webhooks/kajabi", "rawQueryString": "",
         "headers": {"content-type": "application/json"},

@@ -63,6 +63,51 @@ async fn signature_failures_name_the_check() {
     );
 }
 
+/// A crafted header buys no more work than an honest one: past Stripe's caps it
+/// is refused, with the limit named, before any MAC; past API Gateway's quota
+/// for the whole head, before the handler runs.
+#[tokio::test]
+async fn oversized_signature_headers_are_refused_by_their_limit() {
+    let t = TestStack::start().await;
+    let body = stripe_event(&t.id("evt"), "charge.captured", now(), json!({}));
+    let good = stripe_header(&body, STRIPE_SECRETS[0], now());
+    let padded = format!("{good}{}", ",v1=00".repeat(16));
+    let long = format!("{good}{}", ",v0=".to_string() + &"0".repeat(3000));
+    // 300 entries: over API Gateway's 10 KiB head quota, which the glue enforces.
+    let over_quota = format!("{good}{}", format!(",v1={}", "0".repeat(64)).repeat(300));
+    for (header, status, detail) in [
+        (
+            padded,
+            401,
+            "Stripe-Signature has more than 16 entries".to_string(),
+        ),
+        (
+            long.clone(),
+            401,
+            format!(
+                "Stripe-Signature is {} bytes; the limit is 2048 bytes",
+                long.len()
+            ),
+        ),
+        (over_quota, 431, "the limit is 10240 bytes".to_string()),
+    ] {
+        let (got, problem) = t.post_stripe_with(&body, Some(&header)).await;
+        assert_eq!(got, status, "{problem}");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(&detail),
+            "{detail}: {problem}"
+        );
+    }
+    // 10,000 entries (690 KB): the HTTP server refuses the head before any handler.
+    let huge = format!("{good}{}", format!(",v1={}", "0".repeat(64)).repeat(10_000));
+    assert_eq!(t.post_stripe_with(&body, Some(&huge)).await.0, 431);
+    // The honest header still verifies after all that.
+    assert_eq!(t.post_stripe_with(&body, Some(&good)).await.0, 200);
+}
+
 #[tokio::test]
 async fn events_signed_by_the_official_python_library_are_accepted() {
     let t = TestStack::start().await;

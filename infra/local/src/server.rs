@@ -107,6 +107,9 @@ async fn dispatch(
         .collect();
     let raw_query = parts.uri.query().unwrap_or_default().to_string();
     let headers: Vec<(String, String)> = headers;
+    if let Err(rejection) = reject::check_head(&method, &path, &raw_query, &headers) {
+        return into_http(rejection);
+    }
     let iam = if route.iam_auth {
         let Some(admin) = table.admin.as_deref() else {
             return forbidden("admin routes are not configured on this local stack");

@@ -11,10 +11,20 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde_json::Value;
 
 use crate::config::Secret;
-use crate::signature::{secrets_equal, verify_hmac_sha256_hex};
+use crate::signature::{secrets_equal, verify_hmac_sha256_hex, SignatureLimits};
 
 pub const SIGNATURE_HEADER: &str = "x-kajabi-signature";
 pub const TOKEN_QUERY_PARAM: &str = "token";
+
+/// `X-Kajabi-Signature` is one hex HMAC-SHA256 (64 characters).
+pub const SIGNATURE_MAX_BYTES: usize = 256;
+
+/// The `?token=` values of one request: the same cap on entries as Stripe's
+/// header, and a bound on their total length.
+pub const TOKEN_LIMITS: SignatureLimits = SignatureLimits {
+    max_bytes: 2048,
+    max_entries: 16,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMethod {
@@ -33,6 +43,12 @@ pub enum KajabiAuthError {
     SignatureNotConfigured,
     #[error("token query parameter does not match any configured URL token")]
     TokenMismatch,
+    #[error("X-Kajabi-Signature is {0} bytes; the limit is {max} bytes", max = SIGNATURE_MAX_BYTES)]
+    SignatureTooLong(usize),
+    #[error("{0} token query parameters; the limit is {max}", max = TOKEN_LIMITS.max_entries)]
+    TooManyTokens(usize),
+    #[error("token query parameters total {0} bytes; the limit is {max} bytes", max = TOKEN_LIMITS.max_bytes)]
+    TokensTooLong(usize),
 }
 
 /// Kajabi's native hooks are unsigned, so a secret URL token also authenticates.
@@ -46,6 +62,9 @@ pub fn authenticate(
     url_tokens: &[Secret],
 ) -> Result<AuthMethod, KajabiAuthError> {
     if let Some(signature) = signature_header {
+        if signature.len() > SIGNATURE_MAX_BYTES {
+            return Err(KajabiAuthError::SignatureTooLong(signature.len()));
+        }
         let secret = secret.ok_or(KajabiAuthError::SignatureNotConfigured)?;
         return if verify_hmac_sha256_hex(secret.expose().as_bytes(), body, signature) {
             Ok(AuthMethod::Signature)
@@ -55,6 +74,13 @@ pub fn authenticate(
     }
     if url_tokens_given.is_empty() {
         return Err(KajabiAuthError::Missing);
+    }
+    if url_tokens_given.len() > TOKEN_LIMITS.max_entries {
+        return Err(KajabiAuthError::TooManyTokens(url_tokens_given.len()));
+    }
+    let total: usize = url_tokens_given.iter().map(String::len).sum();
+    if total > TOKEN_LIMITS.max_bytes {
+        return Err(KajabiAuthError::TokensTooLong(total));
     }
     // Check every configured token, with no early exit, so timing reveals nothing.
     let mut matched = false;
@@ -406,6 +432,34 @@ mod tests {
                 &tokens
             ),
             Err(KajabiAuthError::SignatureMismatch)
+        );
+    }
+
+    #[test]
+    fn oversized_credentials_are_refused_by_their_limit() {
+        let tokens = [Secret::new("tok-1")];
+        let many: Vec<String> = (0..17).map(|_| "tok-1".to_string()).collect();
+        assert_eq!(
+            authenticate(None, &many, b"{}", None, &tokens),
+            Err(KajabiAuthError::TooManyTokens(17))
+        );
+        assert_eq!(
+            authenticate(None, &many[..16], b"{}", None, &tokens),
+            Ok(AuthMethod::UrlToken)
+        );
+        let long = vec!["x".repeat(2049)];
+        assert_eq!(
+            authenticate(None, &long, b"{}", None, &tokens),
+            Err(KajabiAuthError::TokensTooLong(2049))
+        );
+        let signature = "a".repeat(257);
+        assert_eq!(
+            authenticate(Some(&signature), &[], b"{}", Some(&tokens[0]), &tokens),
+            Err(KajabiAuthError::SignatureTooLong(257))
+        );
+        assert_eq!(
+            KajabiAuthError::TooManyTokens(17).to_string(),
+            "17 token query parameters; the limit is 16"
         );
     }
 

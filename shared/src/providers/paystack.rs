@@ -11,6 +11,9 @@ use crate::signature::verify_hmac_sha512_hex;
 
 pub const SIGNATURE_HEADER: &str = "x-paystack-signature";
 
+/// `X-Paystack-Signature` is one hex HMAC-SHA512 (128 characters).
+pub const SIGNATURE_MAX_BYTES: usize = 512;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PaystackAuthError {
     #[error("missing X-Paystack-Signature header")]
@@ -19,6 +22,8 @@ pub enum PaystackAuthError {
     Mismatch,
     #[error("no Paystack secret key is configured")]
     NotConfigured,
+    #[error("X-Paystack-Signature is {0} bytes; the limit is {max} bytes", max = SIGNATURE_MAX_BYTES)]
+    TooLong(usize),
 }
 
 pub fn authenticate(
@@ -27,6 +32,9 @@ pub fn authenticate(
     secret: Option<&Secret>,
 ) -> Result<(), PaystackAuthError> {
     let header = header.ok_or(PaystackAuthError::MissingHeader)?;
+    if header.len() > SIGNATURE_MAX_BYTES {
+        return Err(PaystackAuthError::TooLong(header.len()));
+    }
     let secret = secret.ok_or(PaystackAuthError::NotConfigured)?;
     if verify_hmac_sha512_hex(secret.expose().as_bytes(), body, header) {
         Ok(())
@@ -225,6 +233,11 @@ mod tests {
         assert_eq!(
             authenticate(Some(&sig), body, None),
             Err(PaystackAuthError::NotConfigured)
+        );
+        let long = "a".repeat(SIGNATURE_MAX_BYTES + 1);
+        assert_eq!(
+            authenticate(Some(&long), body, Some(&secret)),
+            Err(PaystackAuthError::TooLong(SIGNATURE_MAX_BYTES + 1))
         );
     }
 

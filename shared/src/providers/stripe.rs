@@ -5,10 +5,17 @@ use serde_json::Value;
 
 use crate::config::Secret;
 use crate::domain::SubscriptionState;
-use crate::signature::verify_hmac_sha256_hex;
+use crate::signature::{decode_hex_digest, hmac_sha256, SignatureLimits};
 
 pub const SIGNATURE_HEADER: &str = "stripe-signature";
 pub const DEFAULT_TOLERANCE_SECS: i64 = 300;
+
+/// Stripe sends `t`, one `v1` per active secret (two during a rollover) and,
+/// in test mode, a `v0`: a handful of entries in a few hundred bytes.
+pub const SIGNATURE_LIMITS: SignatureLimits = SignatureLimits {
+    max_bytes: 2048,
+    max_entries: 16,
+};
 
 /// Each names the failed check for the 401 detail.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,6 +32,10 @@ pub enum StripeAuthError {
     OutsideTolerance(i64),
     #[error("no Stripe webhook secret is configured")]
     NotConfigured,
+    #[error("Stripe-Signature is {0} bytes; the limit is {max} bytes", max = SIGNATURE_LIMITS.max_bytes)]
+    HeaderTooLong(usize),
+    #[error("Stripe-Signature has more than {max} entries", max = SIGNATURE_LIMITS.max_entries)]
+    TooManyEntries,
 }
 
 /// Verifies `t=…,v1=…[,v1=…]`: HMAC-SHA256 over `{t}.{body}` with any configured
@@ -37,16 +48,45 @@ pub fn verify(
     tolerance_secs: i64,
     now_unix: i64,
 ) -> Result<i64, StripeAuthError> {
+    verify_with(
+        header,
+        body,
+        secrets,
+        tolerance_secs,
+        now_unix,
+        &mut hmac_sha256,
+    )
+}
+
+/// HMAC-SHA256 of (key, message).
+pub type HmacSha256Fn<'a> = dyn FnMut(&[u8], &[u8]) -> [u8; 32] + 'a;
+
+/// [`verify`] with the MAC passed in, so a test can count how often it runs:
+/// once per configured secret, however many `v1` entries the header carries.
+pub fn verify_with(
+    header: Option<&str>,
+    body: &[u8],
+    secrets: &[Secret],
+    tolerance_secs: i64,
+    now_unix: i64,
+    mac: &mut HmacSha256Fn<'_>,
+) -> Result<i64, StripeAuthError> {
     let header = header.ok_or(StripeAuthError::MissingHeader)?;
     if secrets.is_empty() {
         return Err(StripeAuthError::NotConfigured);
     }
+    if header.len() > SIGNATURE_LIMITS.max_bytes {
+        return Err(StripeAuthError::HeaderTooLong(header.len()));
+    }
     let mut timestamp = None;
     let mut v1 = Vec::new();
-    for part in header.split(',') {
+    for (index, part) in header.split(',').enumerate() {
+        if index >= SIGNATURE_LIMITS.max_entries {
+            return Err(StripeAuthError::TooManyEntries);
+        }
         match part.trim().split_once('=') {
             Some(("t", t)) => timestamp = t.trim().parse::<i64>().ok(),
-            Some(("v1", sig)) => v1.push(sig.trim()),
+            Some(("v1", sig)) => v1.push(decode_hex_digest::<32>(sig)),
             _ => {}
         }
     }
@@ -58,14 +98,16 @@ pub fn verify(
     signed.extend_from_slice(timestamp.to_string().as_bytes());
     signed.push(b'.');
     signed.extend_from_slice(body);
-    // Evaluate every pair so timing does not reveal which secret matched.
-    let mut matched = false;
+    // One MAC per secret; then every (secret, v1) pair is compared in constant
+    // time, with no early exit, so timing does not reveal which one matched.
+    let mut matched = subtle::Choice::from(0);
     for secret in secrets {
-        for sig in &v1 {
-            matched |= verify_hmac_sha256_hex(secret.expose().as_bytes(), &signed, sig);
+        let expected = mac(secret.expose().as_bytes(), &signed);
+        for given in v1.iter().flatten() {
+            matched |= subtle::ConstantTimeEq::ct_eq(expected.as_slice(), given.as_slice());
         }
     }
-    if !matched {
+    if !bool::from(matched) {
         return Err(StripeAuthError::NoMatch);
     }
     if tolerance_secs > 0 && timestamp < now_unix - tolerance_secs {
@@ -412,6 +454,81 @@ mod tests {
         assert_eq!(
             verify(Some("t=1,v1=x"), body, &[], 300, T),
             Err(StripeAuthError::NotConfigured)
+        );
+    }
+
+    /// A MAC that counts its calls.
+    fn counting(count: &std::cell::Cell<usize>) -> impl FnMut(&[u8], &[u8]) -> [u8; 32] + '_ {
+        move |key, message| {
+            count.set(count.get() + 1);
+            hmac_sha256(key, message)
+        }
+    }
+
+    #[test]
+    fn ten_thousand_entries_over_a_256_kib_body_cost_no_mac() {
+        let body = vec![b'x'; 256 * 1024];
+        let header = format!("t={T}{}", format!(",v1={V1}").repeat(10_000));
+        let count = std::cell::Cell::new(0);
+        let result = verify_with(
+            Some(&header),
+            &body,
+            &secrets(),
+            300,
+            T,
+            &mut counting(&count),
+        );
+        assert_eq!(result, Err(StripeAuthError::HeaderTooLong(header.len())));
+        assert_eq!(count.get(), 0);
+    }
+
+    #[test]
+    fn the_mac_runs_once_per_secret_whatever_the_entries() {
+        let body = vec![b'x'; 256 * 1024];
+        let good = hex::encode(hmac_sha256(
+            SECRET.as_bytes(),
+            &[format!("{T}.").as_bytes(), &body].concat(),
+        ));
+        let rotated = vec![Secret::new("whsec_new"), Secret::new(SECRET)];
+        // The limit exactly: `t` and 15 `v1`, the good one last.
+        let mut header = format!("t={T}{}", ",v1=00".repeat(14));
+        header.push_str(&format!(",v1={good}"));
+        let count = std::cell::Cell::new(0);
+        let result = verify_with(
+            Some(&header),
+            &body,
+            &rotated,
+            300,
+            T,
+            &mut counting(&count),
+        );
+        assert_eq!(result, Ok(T));
+        assert_eq!(count.get(), rotated.len());
+
+        // One entry more is refused before any MAC.
+        header.push_str(",v1=00");
+        count.set(0);
+        let result = verify_with(
+            Some(&header),
+            &body,
+            &rotated,
+            300,
+            T,
+            &mut counting(&count),
+        );
+        assert_eq!(result, Err(StripeAuthError::TooManyEntries));
+        assert_eq!(count.get(), 0);
+    }
+
+    #[test]
+    fn the_limits_name_themselves_in_the_detail() {
+        assert_eq!(
+            StripeAuthError::HeaderTooLong(5000).to_string(),
+            "Stripe-Signature is 5000 bytes; the limit is 2048 bytes"
+        );
+        assert_eq!(
+            StripeAuthError::TooManyEntries.to_string(),
+            "Stripe-Signature has more than 16 entries"
         );
     }
 
