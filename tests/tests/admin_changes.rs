@@ -1,6 +1,6 @@
 //! Mutating admin actions: Idempotency-Key, the audit trail, resend and roles.
 
-use gatehouse_e2e::{lifecycle, purchase, Auth, TestStack, ADMIN_PRINCIPAL};
+use gatehouse_e2e::{lifecycle, purchase, Auth, Options, TestStack, ADMIN_PRINCIPAL};
 use serde_json::{json, Value};
 
 async fn member(t: &TestStack, name: &str) -> (String, String) {
@@ -441,4 +441,49 @@ async fn a_pending_event_is_attached_to_a_member_who_paid_under_another_email() 
         attached.iter().any(|e| e["user_id"] == id.as_str()),
         "the attach is audited against the member: {attached:?}"
     );
+}
+
+/// Idempotency is scoped to the allowlist entry, not the session: an admin
+/// whose role session expired retries with a new session name and the same
+/// key, and the change is not made twice.
+#[tokio::test]
+async fn a_retry_from_a_new_session_of_the_same_role_repeats_nothing() {
+    let t = TestStack::start_with(Options {
+        admin_principals: Some(format!(
+            "{ADMIN_PRINCIPAL},arn:aws:iam::123456789012:role/ops/GatehouseAdmin"
+        )),
+        ..Default::default()
+    })
+    .await;
+    let (_, id) = member(&t, "sessions").await;
+    let services = t.stack.services_for("admin-roles").unwrap();
+    let roles = admin_roles::AdminRoles::new(services);
+    let change = |session: &str| gatehouse::http::ApiRequest {
+        method: "POST".into(),
+        path: format!("/admin/users/{id}/roles"),
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            ("idempotency-key".into(), "grant-after-expiry".into()),
+        ],
+        body: json!({"grant": "admin", "reason": "runs the community"})
+            .to_string()
+            .into_bytes(),
+        path_params: [("id".to_string(), id.clone())].into_iter().collect(),
+        iam: Some(gatehouse::http::IamIdentity {
+            user_arn: Some(format!(
+                "arn:aws:sts::123456789012:assumed-role/GatehouseAdmin/{session}"
+            )),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let first = roles.handle(change("alice-1")).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(first.header("idempotent-replayed"), None);
+    let retry = roles.handle(change("alice-2")).await;
+    assert_eq!(retry.status, 200, "{}", retry.body);
+    assert_eq!(retry.header("idempotent-replayed"), Some("true"));
+    assert_eq!(retry.body_json(), first.body_json());
+    let grants = audit(&t, "roles").await;
+    assert_eq!(grants.len(), 1, "one audit record: {grants:?}");
 }

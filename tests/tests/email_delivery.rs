@@ -261,3 +261,36 @@ async fn a_dynamodb_error_answers_503_and_the_event_stays_reprocessable() {
     assert_eq!(retry["status"], "processed");
     t.wait_emails(&email, 1).await;
 }
+
+/// SES names the address it refused; the reason kept on the job and returned
+/// to the log says `<email>` instead.
+#[tokio::test]
+async fn an_ses_rejection_is_kept_without_the_address() {
+    let t = TestStack::start_with(no_pump()).await;
+    let email = t.email("refused");
+    t.post_kajabi(&purchase(&t.id("e"), &email, "off_456"), Auth::Signature)
+        .await;
+    let snap = t.snapshot().await;
+    let job = snap.jobs_to(&email)[0];
+    let job_id = gatehouse::domain::JobId::from_stored(
+        gatehouse::store::attr::get_s(job, "job_id").unwrap(),
+    );
+    // Unchecked clients on purpose: no policy grants an unverified sender, and
+    // SES (moto) refuses it, naming the address.
+    let mut services = t.stack.services.clone();
+    let mut settings = (*services.settings).clone();
+    settings.from_email =
+        gatehouse::domain::Email::parse("unverified.sender@nowhere.example").unwrap();
+    services.settings = std::sync::Arc::new(settings);
+    let error = services.send_job(&job_id).await.unwrap_err().to_string();
+    assert!(error.contains("<email>"), "{error}");
+    assert!(!error.contains('@'), "{error}");
+    let snap = t.snapshot().await;
+    let stored = gatehouse::store::attr::get_s(snap.jobs_to(&email)[0], "last_error")
+        .unwrap()
+        .to_string();
+    assert!(
+        stored.contains("<email>") && !stored.contains('@'),
+        "{stored}"
+    );
+}

@@ -297,8 +297,11 @@ async fn wrong_password_and_unknown_email_get_the_same_401_in_about_the_same_tim
     );
 }
 
+/// No account enumeration: an account that has no password yet answers exactly
+/// as an unknown address does (status, body and headers), and the shared
+/// answer carries the hint for a member who has not set one.
 #[tokio::test]
-async fn an_account_without_a_password_gets_403_with_a_hint() {
+async fn an_account_without_a_password_answers_like_an_unknown_address() {
     let t = TestStack::start().await;
     let email = t.email("inactive");
     let (_, r) = t
@@ -308,12 +311,25 @@ async fn an_account_without_a_password_gets_403_with_a_hint() {
         )
         .await;
     assert_eq!(r["status"], "processed");
-    let response = login(&t, &email, PASSWORD).await;
-    assert_eq!(response.status(), 403);
-    let body: Value = response.json().await.unwrap();
+    let answer = |response: reqwest::Response| async move {
+        let status = response.status().as_u16();
+        let mut headers: Vec<(String, String)> = response
+            .headers()
+            .iter()
+            .filter(|(name, _)| *name != "date")
+            .map(|(name, value)| (name.to_string(), value.to_str().unwrap_or("").to_string()))
+            .collect();
+        headers.sort();
+        (status, headers, response.text().await.unwrap())
+    };
+    let no_password = answer(login(&t, &email, PASSWORD).await).await;
+    let unknown = answer(login(&t, &t.email("nobody"), PASSWORD).await).await;
+    assert_eq!(no_password, unknown);
+    assert_eq!(no_password.0, 401);
+    let body: Value = serde_json::from_str(&no_password.2).unwrap();
     assert_eq!(
         body["type"],
-        "https://gatehouse.dev/problems/account-not-active"
+        "https://gatehouse.dev/problems/invalid-credentials"
     );
     assert!(
         body["detail"].as_str().unwrap().contains("setup link"),

@@ -1,7 +1,7 @@
 //! `POST /account/login` `{email, password}`: returns a session as JSON and as
-//! a cookie. An unknown address and a wrong password get the same 401 in the
-//! same time; an account without a password gets 403; repeated failures per
-//! address or per source IP get 429 with `Retry-After`.
+//! a cookie. An unknown address, an account without a password yet and a
+//! wrong password get the same 401 (status, body, headers) in the same time;
+//! repeated failures per address or per source IP get 429 with `Retry-After`.
 
 use gatehouse::config::Secret;
 use gatehouse::domain::Email;
@@ -26,7 +26,7 @@ pub fn invalid_credentials() -> ApiResponse {
         401,
         "invalid-credentials",
         "Sign-in failed",
-        "The email address or password is wrong.",
+        "The email address or password is wrong. If you have not set a password yet, open the setup link from your welcome email, or ask for a new one with POST /account/resend-setup-email.",
     )
 }
 
@@ -71,12 +71,6 @@ impl AccountLogin {
                     .with_cookie(session_cookie(&signed_in.session.token, max_age))
             }
             Ok(LoginOutcome::InvalidCredentials) => invalid_credentials(),
-            Ok(LoginOutcome::Inactive) => ApiResponse::problem(
-                403,
-                "account-not-active",
-                "Account not activated",
-                "This account has no password yet. Open the setup link from your welcome email, or ask for a new one with POST /account/resend-setup-email.",
-            ),
             Ok(LoginOutcome::RateLimited { retry_after_secs }) => ApiResponse::problem(
                 429,
                 "too-many-attempts",

@@ -15,6 +15,7 @@ use crate::http::IamIdentity;
 pub enum AdminAuthError {
     #[error("the request carries no IAM identity: admin routes need SigV4-signed requests")]
     NoIdentity,
+    /// The caller's ARN without its session name, which may be an email address.
     #[error("principal {0} is not an allowed admin")]
     NotAllowed(String),
 }
@@ -103,22 +104,39 @@ impl Arn {
     }
 }
 
-/// An authenticated, allowed admin, as written to the audit trail.
+/// An authenticated, allowed admin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminPrincipal {
+    /// The caller exactly, session name included: kept in the audit record only.
     pub arn: String,
+    /// The allowlist entry it matched (the user or the role): what logs show
+    /// and what idempotency keys are scoped to, so a retry from a new session
+    /// of the same role repeats nothing.
+    pub allowed_as: String,
 }
 
 impl fmt::Display for AdminPrincipal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.arn)
+        f.write_str(&self.allowed_as)
+    }
+}
+
+/// An ARN with an assumed-role session name cut off (`…:assumed-role/R/…`).
+fn without_session(arn: &str) -> String {
+    match arn.split_once(":assumed-role/") {
+        Some((head, rest)) => {
+            let role = rest.split('/').next().unwrap_or_default();
+            format!("{head}:assumed-role/{role}/…")
+        }
+        None => arn.to_string(),
     }
 }
 
 /// The allowlist from `ADMIN_PRINCIPALS` (comma-separated user and role ARNs).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AdminPrincipals {
-    allowed: Vec<Arn>,
+    /// Each entry parsed, with its text as configured.
+    allowed: Vec<(Arn, String)>,
 }
 
 impl AdminPrincipals {
@@ -128,7 +146,7 @@ impl AdminPrincipals {
             .map(str::trim)
             .filter(|e| !e.is_empty())
             .map(|entry| match Arn::parse(entry) {
-                Some(arn @ (Arn::User { .. } | Arn::Role { .. })) => Ok(arn),
+                Some(arn @ (Arn::User { .. } | Arn::Role { .. })) => Ok((arn, entry.to_string())),
                 _ => Err(PrincipalListError(entry.to_string())),
             })
             .collect::<Result<_, _>>()?;
@@ -145,13 +163,18 @@ impl AdminPrincipals {
             .and_then(|i| i.user_arn.as_deref())
             .filter(|a| !a.is_empty())
             .ok_or(AdminAuthError::NoIdentity)?;
-        let caller = Arn::parse(arn).ok_or_else(|| AdminAuthError::NotAllowed(arn.to_string()))?;
-        if self.allowed.iter().any(|allowed| allowed.allows(&caller)) {
-            Ok(AdminPrincipal {
+        let refused = || AdminAuthError::NotAllowed(without_session(arn));
+        let caller = Arn::parse(arn).ok_or_else(refused)?;
+        match self
+            .allowed
+            .iter()
+            .find(|(allowed, _)| allowed.allows(&caller))
+        {
+            Some((_, entry)) => Ok(AdminPrincipal {
                 arn: arn.to_string(),
-            })
-        } else {
-            Err(AdminAuthError::NotAllowed(arn.to_string()))
+                allowed_as: entry.clone(),
+            }),
+            None => Err(refused()),
         }
     }
 }
@@ -197,7 +220,22 @@ mod tests {
     fn assumed_role_sessions_match_their_role() {
         let l = list();
         let session = "arn:aws:sts::111122223333:assumed-role/GatehouseAdmin/bob@example.com";
-        assert_eq!(l.authorize(Some(&iam(session))).unwrap().arn, session);
+        let principal = l.authorize(Some(&iam(session))).unwrap();
+        assert_eq!(principal.arn, session);
+        // Logs and idempotency see the role, never the session name.
+        assert_eq!(
+            principal.to_string(),
+            "arn:aws:iam::111122223333:role/admin/GatehouseAdmin"
+        );
+        assert_eq!(
+            l.authorize(Some(&iam(
+                "arn:aws:sts::999988887777:assumed-role/GatehouseAdmin/carol@example.com"
+            ))),
+            Err(AdminAuthError::NotAllowed(
+                "arn:aws:sts::999988887777:assumed-role/GatehouseAdmin/…".into()
+            )),
+            "a refusal does not repeat the session name"
+        );
         for other in [
             "arn:aws:sts::111122223333:assumed-role/GatehouseAdminX/bob",
             "arn:aws:sts::999988887777:assumed-role/GatehouseAdmin/bob",

@@ -65,9 +65,63 @@ impl fmt::Debug for Email {
     }
 }
 
+/// `text` with every email address in it replaced by `<email>`, for error
+/// text from elsewhere (an SES rejection names the address it refused) that is
+/// logged or stored.
+pub fn redact_emails(text: &str) -> String {
+    let local_char = |c: char| c.is_alphanumeric() || "._%+-'!#$&*/=?^`{|}~".contains(c);
+    let domain_char = |c: char| c.is_alphanumeric() || c == '.' || c == '-';
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] != '@' {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        // How much of what is already written is the local part.
+        let local_len = out.chars().rev().take_while(|&c| local_char(c)).count();
+        let domain_len = chars[i + 1..]
+            .iter()
+            .take_while(|&&c| domain_char(c))
+            .count();
+        let domain: String = chars[i + 1..i + 1 + domain_len].iter().collect();
+        let domain = domain.trim_end_matches(['.', '-']);
+        if local_len > 0 && domain.contains('.') {
+            for _ in 0..local_len {
+                out.pop();
+            }
+            out.push_str("<email>");
+            i += 1 + domain.chars().count();
+        } else {
+            out.push('@');
+            i += 1;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redacts_every_address_and_nothing_else() {
+        // SES's wording for an unverified recipient in the sandbox.
+        let ses = "MessageRejected: Email address is not verified. The following identities failed the check in region US-EAST-1: Ada.Lovelace+vip@Example.com, bob@mail.example.org.";
+        assert_eq!(
+            redact_emails(ses),
+            "MessageRejected: Email address is not verified. The following identities failed the check in region US-EAST-1: <email>, <email>."
+        );
+        assert_eq!(redact_emails("<a@b.co>"), "<<email>>");
+        assert_eq!(
+            redact_emails("no address @ here, user@localhost"),
+            "no address @ here, user@localhost"
+        );
+        assert_eq!(redact_emails("ünï@exämple.com"), "<email>");
+        assert_eq!(redact_emails(""), "");
+    }
 
     #[test]
     fn normalizes_case_and_whitespace() {

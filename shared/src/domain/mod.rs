@@ -9,7 +9,7 @@ mod plan;
 mod subscription;
 mod text;
 
-pub use email::{Email, EmailError};
+pub use email::{redact_emails, Email, EmailError};
 pub use entitlements::{entitlements, Entitlements, Holding, Revocation};
 pub use ids::{EventKey, JobId, Provider, UserId};
 pub use password::{Password, PasswordError};

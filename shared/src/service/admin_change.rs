@@ -73,9 +73,12 @@ impl ChangeAnswer {
 }
 
 impl AdminChange {
-    /// The audit record's key: the action and a hash of who asked with which key.
+    /// The audit record's key: the action and a hash of the allowlist entry
+    /// (user or role, not the session) and the key.
     pub fn event_key(&self) -> EventKey {
-        let digest = sha256_hex(format!("{}\n{}", self.principal, self.idempotency_key).as_bytes());
+        let digest = sha256_hex(
+            format!("{}\n{}", self.principal.allowed_as, self.idempotency_key).as_bytes(),
+        );
         EventKey::new(
             Provider::Admin,
             format!("{}:{}", self.action, &digest[..40]),
@@ -91,6 +94,7 @@ impl AdminChange {
     ) -> EventRecord {
         let payload = json!({
             "principal": self.principal.arn,
+            "allowed_as": self.principal.allowed_as,
             "action": self.action,
             "idempotency_key": self.idempotency_key,
             "user_id": self.target_user.as_ref().map(|u| u.as_str()),

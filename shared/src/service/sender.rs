@@ -107,7 +107,11 @@ impl Services {
                 Ok(SendOutcome::Sent { message_id })
             }
             Err(e) => {
-                let reason = format!("{}", aws_sdk_sesv2::error::DisplayErrorContext(&e));
+                // SES names the refused address; it is never logged or stored.
+                let reason = crate::domain::redact_emails(&format!(
+                    "{}",
+                    aws_sdk_sesv2::error::DisplayErrorContext(&e)
+                ));
                 self.store.release_job(job_id, &claim_id, &reason).await?;
                 Err(SendError::Ses {
                     job: job_id.to_string(),

@@ -29,10 +29,9 @@ pub const PREMIUM_PERMISSION: &str = "read:premium-content";
 #[derive(Debug)]
 pub enum LoginOutcome {
     SignedIn(Box<MemberSession>),
-    /// Unknown address or wrong password: one answer for both.
+    /// Unknown address, no password set yet, or a wrong password: one answer
+    /// for all three, so a login never tells whether an address has an account.
     InvalidCredentials,
-    /// The account exists but has no password yet (or was deactivated).
-    Inactive,
     RateLimited {
         retry_after_secs: i64,
     },
@@ -230,11 +229,8 @@ impl Services {
                 .map_err(|e| ServiceError::Internal(format!("verification task failed: {e}")))?;
 
         match member {
-            Some(member) if !member.is_active => {
-                tracing::info!(user_id = %member.user_id, outcome = "inactive", "login refused");
-                Ok(LoginOutcome::Inactive)
-            }
-            Some(member) if matches => {
+            // An account that has not set its password has no hash: `matches` is false.
+            Some(member) if matches && member.is_active => {
                 let mut release = self.store.tx();
                 release.uncount(LOGIN_ADDRESS_SCOPE, &address_bucket)?;
                 release.uncount(LOGIN_IP_SCOPE, &ip_bucket)?;
