@@ -11,6 +11,10 @@ use crate::domain::JobId;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobMessage {
     pub job_id: String,
+    /// Set when SES already accepted the job but marking it sent failed: the
+    /// receiver marks it sent with this id and sends nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ses_message_id: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,13 +69,35 @@ impl Outbox {
 
     /// Enqueues jobs in batches of ten (one SQS request each).
     pub async fn enqueue(&self, jobs: &[JobId]) -> Result<(), OutboxError> {
-        for chunk in jobs.chunks(10) {
+        let messages: Vec<JobMessage> = jobs
+            .iter()
+            .map(|job| JobMessage {
+                job_id: job.to_string(),
+                ses_message_id: None,
+            })
+            .collect();
+        self.send(&messages).await
+    }
+
+    /// Tells the next delivery that SES accepted `job` as `ses_message_id`.
+    pub async fn enqueue_confirmation(
+        &self,
+        job: &JobId,
+        ses_message_id: &str,
+    ) -> Result<(), OutboxError> {
+        self.send(&[JobMessage {
+            job_id: job.to_string(),
+            ses_message_id: Some(ses_message_id.to_string()),
+        }])
+        .await
+    }
+
+    async fn send(&self, messages: &[JobMessage]) -> Result<(), OutboxError> {
+        for chunk in messages.chunks(10) {
             let mut entries = Vec::with_capacity(chunk.len());
-            for (i, job) in chunk.iter().enumerate() {
-                let body = serde_json::to_string(&JobMessage {
-                    job_id: job.to_string(),
-                })
-                .map_err(|e| OutboxError::Request(e.to_string()))?;
+            for (i, message) in chunk.iter().enumerate() {
+                let body = serde_json::to_string(message)
+                    .map_err(|e| OutboxError::Request(e.to_string()))?;
                 entries.push(
                     aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
                         .id(format!("m{i}"))

@@ -294,3 +294,173 @@ async fn an_ses_rejection_is_kept_without_the_address() {
         "{stored}"
     );
 }
+
+/// The job of a fresh purchase by `name`, with no pump running.
+async fn pending_job(t: &TestStack, name: &str) -> (String, gatehouse::domain::JobId) {
+    let email = t.email(name);
+    t.post_kajabi(&purchase(&t.id(name), &email, "off_456"), Auth::Signature)
+        .await;
+    let snap = t.snapshot().await;
+    let job = snap.jobs_to(&email)[0];
+    let id = gatehouse::domain::JobId::from_stored(get_s(job, "job_id").unwrap());
+    (email, id)
+}
+
+/// SES (moto) refuses an unverified sender with `MessageRejected`, a
+/// permanent error. Unchecked clients on purpose: no policy grants that sender.
+fn refused_sender(t: &TestStack) -> gatehouse::service::Services {
+    let mut services = t.stack.services.clone();
+    let mut settings = (*services.settings).clone();
+    settings.from_email =
+        gatehouse::domain::Email::parse("unverified.sender@nowhere.example").unwrap();
+    services.settings = std::sync::Arc::new(settings);
+    services
+}
+
+#[tokio::test]
+async fn a_permanently_refused_job_is_parked_after_its_attempts() {
+    let t = TestStack::start_with(no_pump()).await;
+    let (email, job) = pending_job(&t, "parked").await;
+    let services = refused_sender(&t);
+    for attempt in 1..gatehouse::service::sender::MAX_SEND_ATTEMPTS {
+        let error = services.send_job(&job).await.unwrap_err();
+        assert!(
+            error.to_string().contains("MessageRejected"),
+            "{attempt}: {error}"
+        );
+    }
+    let parked = services.send_job(&job).await.unwrap();
+    assert!(
+        matches!(&parked, gatehouse::service::sender::SendOutcome::Parked { reason } if reason.contains("<email>")),
+        "{parked:?}"
+    );
+    // Off the pending index: no sweep re-enqueues it, and a redelivery drops it.
+    let snap = t.snapshot().await;
+    let item = snap.jobs_to(&email)[0];
+    assert_eq!(get_s(item, "status"), Some("parked"));
+    assert_eq!(get_s(item, "gsi1pk"), None);
+    let again = t.stack.services.send_job(&job).await.unwrap();
+    assert!(matches!(
+        again,
+        gatehouse::service::sender::SendOutcome::Parked { .. }
+    ));
+    assert!(t.emails_to(&email).await.is_empty());
+    // The admin view shows it with its attempts and reason.
+    let user_id = get_s(snap.user_by_email(&email).unwrap(), "user_id")
+        .unwrap()
+        .to_string();
+    let (status, user) = t
+        .admin("GET", &format!("/admin/users/{user_id}"), None)
+        .await;
+    assert_eq!(status, 200, "{user}");
+    let unsent = &user["unsent_emails"][0];
+    assert_eq!(unsent["status"], "parked", "{user}");
+    assert_eq!(unsent["attempts"], 5);
+    assert!(unsent["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("MessageRejected"));
+}
+
+/// An SES stand-in that answers every request 500 and counts them.
+async fn failing_ses() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    let app = axum::Router::new().fallback(move || {
+        let seen = seen.clone();
+        async move {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            (
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                [("x-amzn-errortype", "InternalFailure")],
+                "{\"message\":\"internal failure\"}",
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), count)
+}
+
+/// A 500 may come after SES accepted the message, so the SDK must not resend:
+/// one request per claim, and the job is given back for the next delivery.
+#[tokio::test]
+async fn the_send_is_not_retried_by_the_sdk() {
+    let t = TestStack::start_with(no_pump()).await;
+    let (email, job) = pending_job(&t, "noretry").await;
+    let (url, requests) = failing_ses().await;
+    let mut services = t.stack.services.clone();
+    services.ses = aws_sdk_sesv2::Client::from_conf(
+        t.stack
+            .clients
+            .ses
+            .config()
+            .to_builder()
+            .endpoint_url(url)
+            .build(),
+    );
+    let error = services.send_job(&job).await.unwrap_err();
+    assert!(error.to_string().contains("SES refused"), "{error}");
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let snap = t.snapshot().await;
+    assert_eq!(get_s(snap.jobs_to(&email)[0], "status"), Some("pending"));
+}
+
+/// Fails the request that marks a job sent, as a DynamoDB outage would.
+#[derive(Debug)]
+struct FailTheMark;
+
+impl aws_sdk_dynamodb::config::Intercept for FailTheMark {
+    fn name(&self) -> &'static str {
+        "FailTheMark"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let body = context.request().body().bytes().unwrap_or_default();
+        if String::from_utf8_lossy(body).contains("ses_message_id = :mid") {
+            return Err("injected: DynamoDB unavailable".into());
+        }
+        Ok(())
+    }
+}
+
+/// SES accepted, the mark failed: the sender queues a confirmation, whose
+/// delivery records the job sent. Nothing is sent twice.
+#[tokio::test]
+async fn a_failed_mark_after_ses_accepted_sends_nothing_again() {
+    let t = TestStack::start_with(no_pump()).await;
+    let (email2, job2) = pending_job(&t, "marklost").await;
+    let mut services = t.stack.services_for("email-sender").unwrap();
+    services.store = Store::new(
+        aws_sdk_dynamodb::Client::from_conf(
+            services
+                .store
+                .client()
+                .config()
+                .to_builder()
+                .interceptor(FailTheMark)
+                .build(),
+        ),
+        services.store.table(),
+    );
+    let sent = services.send_job(&job2).await.unwrap();
+    assert!(
+        matches!(sent, gatehouse::service::sender::SendOutcome::Sent { .. }),
+        "{sent:?}"
+    );
+    assert_eq!(t.emails_to(&email2).await.len(), 1);
+    // The purchase's own message for the job and the confirmation are both on
+    // the queue: whichever comes first, the job ends sent, once.
+    t.drain_queue().await;
+    let snap = t.snapshot().await;
+    let item = snap.jobs_to(&email2)[0];
+    assert_eq!(get_s(item, "status"), Some("sent"));
+    assert!(get_s(item, "ses_message_id").is_some());
+    assert_eq!(t.emails_to(&email2).await.len(), 1, "sent once");
+}

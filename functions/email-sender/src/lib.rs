@@ -67,8 +67,14 @@ impl EmailSender {
             }
         };
         let job = JobId::from_stored(message.job_id);
-        match self.services.send_job(&job).await {
-            Ok(SendOutcome::Sent { .. }) => true,
+        let outcome = match &message.ses_message_id {
+            Some(ses_message_id) => self.services.confirm_job_sent(&job, ses_message_id).await,
+            None => self.services.send_job(&job).await,
+        };
+        match outcome {
+            Ok(SendOutcome::Sent { .. } | SendOutcome::Confirmed) => true,
+            // Kept aside with its reason (admin user view); redelivering cannot help.
+            Ok(SendOutcome::Parked { .. }) => true,
             Ok(SendOutcome::AlreadySent) => {
                 tracing::info!(job_id = %job, outcome = "already_sent", "skipped");
                 true

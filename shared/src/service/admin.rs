@@ -326,7 +326,9 @@ impl Services {
                 json!({
                     "job_id": job.job.id.as_str(),
                     "template": job.job.template.as_str(),
-                    "status": match job.status { JobStatus::Pending => "pending", JobStatus::Sending => "sending", JobStatus::Sent => "sent" },
+                    "status": job.status.as_str(),
+                    "attempts": job.attempts,
+                    "last_error": job.last_error,
                     "created_at": ts(job.job.created_at),
                 })
             })

@@ -1,8 +1,14 @@
 //! Sends one email job through SESv2. Each job is claimed with a lease before
 //! sending and marked sent after, so redelivered or concurrent messages for one
-//! job send it once (a crash between SES accepting and the mark may repeat one).
-//! A copy that finds the job leased by another sender is dropped; the sweeper
-//! covers a sender that dies holding the lease.
+//! job send it once. A copy that finds the job leased by another sender is
+//! dropped; the sweeper covers a sender that dies holding the lease.
+//!
+//! The send is never retried by the SDK: a 5xx after SES accepted would send
+//! the email again. When SES accepted but marking the job sent fails, the
+//! sender queues a confirmation carrying SES's message id, and the delivery of
+//! that confirmation marks the job sent without sending. A job whose send
+//! fails permanently (SES refuses the message, or it cannot be rendered) is
+//! parked after [`MAX_SEND_ATTEMPTS`] claims, with its reason.
 
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
 use chrono::Duration;
@@ -14,12 +20,22 @@ use crate::store::{Claim, StoreError};
 
 const LEASE_SECS: i64 = 120;
 
+/// Claims after which a permanently failing job is parked (the queue's
+/// `maxReceiveCount` is the same, so the last redelivery parks it).
+pub const MAX_SEND_ATTEMPTS: u32 = 5;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendOutcome {
     Sent {
         message_id: String,
     },
     AlreadySent,
+    /// SES had accepted it; this delivery only recorded that.
+    Confirmed,
+    /// It failed permanently [`MAX_SEND_ATTEMPTS`] times and is kept aside.
+    Parked {
+        reason: String,
+    },
     /// Another delivery holds the lease and is sending it now. This copy is
     /// dropped: if that sender dies, the job stays on the pending index and the
     /// sweeper re-enqueues it once the lease has lapsed.
@@ -60,6 +76,11 @@ impl Services {
         {
             Claim::Claimed(stored) => stored,
             Claim::AlreadySent => return Ok(SendOutcome::AlreadySent),
+            Claim::Parked => {
+                return Ok(SendOutcome::Parked {
+                    reason: "parked by an earlier delivery".into(),
+                })
+            }
             Claim::InFlight => return Ok(SendOutcome::LeasedElsewhere),
             Claim::NotFound => return Err(SendError::NotFound(job_id.to_string())),
         };
@@ -71,13 +92,11 @@ impl Services {
         let rendered = match render(job.template, &job.id, &job.data, &ctx) {
             Ok(r) => r,
             Err(e) => {
-                self.store
-                    .release_job(job_id, &claim_id, &e.to_string())
-                    .await?;
-                return Err(SendError::Render {
+                let error = SendError::Render {
                     job: job_id.to_string(),
                     reason: e.to_string(),
-                });
+                };
+                return self.failed_permanently(&stored, &claim_id, error).await;
             }
         };
         let message = Message::builder()
@@ -95,29 +114,92 @@ impl Services {
             .from_email_address(self.settings.from_email.as_str())
             .destination(Destination::builder().to_addresses(job.to.as_str()).build())
             .content(EmailContent::builder().simple(message).build())
+            .customize()
+            .config_override(
+                aws_sdk_sesv2::config::Config::builder()
+                    .retry_config(aws_sdk_sesv2::config::retry::RetryConfig::disabled()),
+            )
             .send()
             .await;
         match result {
             Ok(out) => {
                 let message_id = out.message_id.unwrap_or_default();
-                self.store
-                    .mark_job_sent(job_id, &claim_id, &message_id, self.now())
-                    .await?;
+                if let Err(e) = self
+                    .store
+                    .mark_job_sent(job_id, Some(&claim_id), &message_id, self.now())
+                    .await
+                {
+                    // SES has it: never send again. The confirmation marks it
+                    // sent on its delivery; only if SQS fails too does the
+                    // lease lapse and a later delivery send it once more.
+                    tracing::warn!(job_id = %job_id, error = %e, "could not mark a sent job; queueing its confirmation");
+                    self.outbox
+                        .enqueue_confirmation(job_id, &message_id)
+                        .await
+                        .map_err(|_| SendError::Store(e))?;
+                }
                 tracing::info!(job_id = %job_id, template = job.template.as_str(), outcome = "sent", "email sent");
                 Ok(SendOutcome::Sent { message_id })
             }
             Err(e) => {
+                let permanent = e.as_service_error().is_some_and(|err| {
+                    err.is_message_rejected()
+                        || err.is_mail_from_domain_not_verified_exception()
+                        || err.is_bad_request_exception()
+                        || err.is_not_found_exception()
+                });
                 // SES names the refused address; it is never logged or stored.
                 let reason = crate::domain::redact_emails(&format!(
                     "{}",
                     aws_sdk_sesv2::error::DisplayErrorContext(&e)
                 ));
-                self.store.release_job(job_id, &claim_id, &reason).await?;
-                Err(SendError::Ses {
+                let error = SendError::Ses {
                     job: job_id.to_string(),
                     reason,
-                })
+                };
+                if permanent {
+                    return self.failed_permanently(&stored, &claim_id, error).await;
+                }
+                self.store
+                    .release_job(job_id, &claim_id, &error.to_string())
+                    .await?;
+                Err(error)
             }
         }
+    }
+
+    /// The delivery of a confirmation: SES accepted the job as `message_id`.
+    pub async fn confirm_job_sent(
+        &self,
+        job_id: &JobId,
+        message_id: &str,
+    ) -> Result<SendOutcome, SendError> {
+        self.store
+            .mark_job_sent(job_id, None, message_id, self.now())
+            .await?;
+        tracing::info!(job_id = %job_id, outcome = "confirmed", "sent job recorded");
+        Ok(SendOutcome::Confirmed)
+    }
+
+    /// A failure that a retry will not fix: given back for the next delivery
+    /// until the job has had its attempts, then parked.
+    async fn failed_permanently(
+        &self,
+        stored: &crate::store::StoredJob,
+        claim_id: &str,
+        error: SendError,
+    ) -> Result<SendOutcome, SendError> {
+        let reason = error.to_string();
+        if stored.attempts >= MAX_SEND_ATTEMPTS {
+            self.store
+                .park_job(&stored.job.id, claim_id, &reason, self.now())
+                .await?;
+            tracing::error!(job_id = %stored.job.id, attempts = stored.attempts, outcome = "parked", reason = %reason, "email job parked");
+            return Ok(SendOutcome::Parked { reason });
+        }
+        self.store
+            .release_job(&stored.job.id, claim_id, &reason)
+            .await?;
+        Err(error)
     }
 }

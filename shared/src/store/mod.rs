@@ -439,17 +439,33 @@ pub struct EmailJob {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobStatus {
     Pending,
     Sending,
     Sent,
+    /// Failed permanently too often: off the pending index, kept with its reason.
+    Parked,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Pending => "pending",
+            JobStatus::Sending => "sending",
+            JobStatus::Sent => "sent",
+            JobStatus::Parked => "parked",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredJob {
     pub job: EmailJob,
     pub status: JobStatus,
+    /// Claims so far, this one included.
+    pub attempts: u32,
+    pub last_error: Option<String>,
 }
 
 impl StoredJob {
@@ -470,8 +486,13 @@ impl StoredJob {
                 Some("pending") => JobStatus::Pending,
                 Some("sending") => JobStatus::Sending,
                 Some("sent") => JobStatus::Sent,
+                Some("parked") => JobStatus::Parked,
                 _ => return Err(corrupt("status")),
             },
+            attempts: get_n(item, "attempts")
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(0),
+            last_error: get_s(item, "last_error").map(str::to_string),
         })
     }
 }
@@ -483,6 +504,7 @@ pub enum Claim {
     AlreadySent,
     /// Another sender holds an unexpired lease.
     InFlight,
+    Parked,
     NotFound,
 }
 
@@ -1307,6 +1329,7 @@ impl Store {
                     Ok(match e.item().map(|item| get_s(item, "status").map(str::to_string)) {
                         None => Claim::NotFound,
                         Some(Some(status)) if status == "sent" => Claim::AlreadySent,
+                        Some(Some(status)) if status == "parked" => Claim::Parked,
                         Some(_) => Claim::InFlight,
                     })
                 }
@@ -1316,29 +1339,38 @@ impl Store {
         }
     }
 
-    /// Marks a claimed job sent and takes it off the pending index.
+    /// Marks a job sent and takes it off the pending index: under `claim_id`
+    /// when the sender holds the claim, or under any claim when SES's message
+    /// id proves it was sent (the confirmation after a failed mark).
     pub async fn mark_job_sent(
         &self,
         job: &JobId,
-        claim_id: &str,
+        claim_id: Option<&str>,
         message_id: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        let mut vals = vec![
+            (":sent", s("sent")),
+            (":now", s(ts(now))),
+            (":mid", s(message_id)),
+        ];
+        let condition = match claim_id {
+            Some(claim) => {
+                vals.push((":sending", s("sending")));
+                vals.push((":claim", s(claim)));
+                "claim_id = :claim AND #status = :sending"
+            }
+            None => "attribute_exists(pk) AND #status <> :sent",
+        };
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(keys::job(job), keys::JOB)))
-            .update_expression("SET #status = :sent, sent_at = :now, ses_message_id = :mid REMOVE gsi1pk, gsi1sk, lease_until")
-            .condition_expression("claim_id = :claim AND #status = :sending")
+            .update_expression("SET #status = :sent, sent_at = :now, ses_message_id = :mid REMOVE gsi1pk, gsi1sk, lease_until, claim_id")
+            .condition_expression(condition)
             .expression_attribute_names("#status", "status")
-            .set_expression_attribute_values(values(vec![
-                (":sent", s("sent")),
-                (":sending", s("sending")),
-                (":now", s(ts(now))),
-                (":mid", s(message_id)),
-                (":claim", s(claim_id)),
-            ]))
+            .set_expression_attribute_values(values(vals))
             .send()
             .await;
         match result {
@@ -1347,6 +1379,43 @@ impl Store {
                 if service.err().is_conditional_check_failed_exception() =>
             {
                 Ok(false)
+            }
+            Err(other) => Err(request_error(other)),
+        }
+    }
+
+    /// Parks a claimed job that cannot succeed: off the pending index (so the
+    /// sweeper never re-enqueues it), kept with its reason for the admin view.
+    pub async fn park_job(
+        &self,
+        job: &JobId,
+        claim_id: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::job(job), keys::JOB)))
+            .update_expression("SET #status = :parked, last_error = :err, parked_at = :now REMOVE gsi1pk, gsi1sk, lease_until, claim_id")
+            .condition_expression("claim_id = :claim AND #status = :sending")
+            .expression_attribute_names("#status", "status")
+            .set_expression_attribute_values(values(vec![
+                (":parked", s("parked")),
+                (":sending", s("sending")),
+                (":err", s(reason)),
+                (":now", s(ts(now))),
+                (":claim", s(claim_id)),
+            ]))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(service))
+                if service.err().is_conditional_check_failed_exception() =>
+            {
+                Ok(())
             }
             Err(other) => Err(request_error(other)),
         }
