@@ -98,13 +98,34 @@ pub struct Settings {
     pub admin_principals: crate::admin::AdminPrincipals,
 }
 
-fn var(name: &'static str) -> Option<String> {
+/// The settings that are secrets. In AWS each comes from Secrets Manager
+/// (`secrets::fetch`), never from the function's environment.
+pub const SECRET_SETTINGS: [&str; 8] = [
+    "KAJABI_WEBHOOK_SECRET",
+    "KAJABI_URL_TOKENS",
+    "STRIPE_WEBHOOK_SECRETS",
+    "STRIPE_SECRET_KEY",
+    "PAYSTACK_SECRET_KEY",
+    "KAJABI_CLIENT_SECRET",
+    "TOKEN_SIGNING_KEY",
+    "SESSION_SIGNING_KEYS",
+];
+
+/// Where settings are read from: a name to its value, empty counting as unset.
+pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The process environment.
+pub fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
+fn var(get: Lookup, name: &str) -> Option<String> {
+    get(name).filter(|v| !v.trim().is_empty())
+}
+
 /// A comma-separated list of secrets (rotation).
-fn secret_list(name: &'static str) -> Vec<Secret> {
-    var(name)
+fn secret_list(get: Lookup, name: &str) -> Vec<Secret> {
+    var(get, name)
         .map(|raw| {
             raw.split(',')
                 .map(str::trim)
@@ -115,12 +136,12 @@ fn secret_list(name: &'static str) -> Vec<Secret> {
         .unwrap_or_default()
 }
 
-fn required(name: &'static str) -> Result<String, ConfigError> {
-    var(name).ok_or(ConfigError::Missing(name))
+fn required(get: Lookup, name: &'static str) -> Result<String, ConfigError> {
+    var(get, name).ok_or(ConfigError::Missing(name))
 }
 
-fn number(name: &'static str, default: u64) -> Result<u64, ConfigError> {
-    match var(name) {
+fn number(get: Lookup, name: &'static str, default: u64) -> Result<u64, ConfigError> {
+    match var(get, name) {
         None => Ok(default),
         Some(raw) => raw.trim().parse().map_err(|_| ConfigError::Invalid {
             name,
@@ -129,16 +150,32 @@ fn number(name: &'static str, default: u64) -> Result<u64, ConfigError> {
     }
 }
 
-fn email(name: &'static str) -> Result<Email, ConfigError> {
-    Email::parse(&required(name)?).map_err(|e| ConfigError::Invalid {
+fn email(get: Lookup, name: &'static str) -> Result<Email, ConfigError> {
+    Email::parse(&required(get, name)?).map_err(|e| ConfigError::Invalid {
         name,
         reason: e.to_string(),
     })
 }
 
+fn token_signing_key(raw: String) -> Result<Secret, ConfigError> {
+    if raw.len() < 32 {
+        return Err(ConfigError::Invalid {
+            name: "TOKEN_SIGNING_KEY",
+            reason: "must be at least 32 characters".into(),
+        });
+    }
+    Ok(Secret::new(raw))
+}
+
 impl Settings {
     pub fn from_env() -> Result<Self, ConfigError> {
-        let plans_json = match (var("PLANS_JSON"), var("PLANS_FILE")) {
+        Self::from_lookup(&env_var)
+    }
+
+    /// Settings from `get`: the environment, with the secrets read from
+    /// Secrets Manager in front of it.
+    pub fn from_lookup(get: Lookup) -> Result<Self, ConfigError> {
+        let plans_json = match (var(get, "PLANS_JSON"), var(get, "PLANS_FILE")) {
             (Some(json), _) => json,
             (None, Some(path)) => {
                 std::fs::read_to_string(&path).map_err(|e| ConfigError::Invalid {
@@ -148,53 +185,50 @@ impl Settings {
             }
             (None, None) => EMBEDDED_PLANS.to_string(),
         };
-        let token_signing_key = Secret::new(required("TOKEN_SIGNING_KEY")?);
-        let frontend_url = required("FRONTEND_URL")?.trim_end_matches('/').to_string();
-        if token_signing_key.expose().len() < 32 {
-            return Err(ConfigError::Invalid {
-                name: "TOKEN_SIGNING_KEY",
-                reason: "must be at least 32 characters".into(),
-            });
-        }
-        Ok(Self {
-            table_name: required("TABLE_NAME")?,
-            email_queue_url: var("EMAIL_QUEUE_URL"),
-            email_queue_name: var("EMAIL_QUEUE_NAME"),
-            kajabi_webhook_secret: var("KAJABI_WEBHOOK_SECRET").map(Secret::new),
-            kajabi_url_tokens: secret_list("KAJABI_URL_TOKENS"),
-            stripe_webhook_secrets: secret_list("STRIPE_WEBHOOK_SECRETS"),
-            stripe_tolerance_secs: number("STRIPE_TOLERANCE_SECS", 300)? as i64,
-            stripe_api_base: var("STRIPE_API_BASE")
+        let token_signing_key = token_signing_key(required(get, "TOKEN_SIGNING_KEY")?)?;
+        let frontend_url = required(get, "FRONTEND_URL")?
+            .trim_end_matches('/')
+            .to_string();
+        let mut settings = Self {
+            table_name: required(get, "TABLE_NAME")?,
+            email_queue_url: var(get, "EMAIL_QUEUE_URL"),
+            email_queue_name: var(get, "EMAIL_QUEUE_NAME"),
+            kajabi_webhook_secret: None,
+            kajabi_url_tokens: Vec::new(),
+            stripe_webhook_secrets: Vec::new(),
+            stripe_tolerance_secs: number(get, "STRIPE_TOLERANCE_SECS", 300)? as i64,
+            stripe_api_base: var(get, "STRIPE_API_BASE")
                 .unwrap_or_else(|| "https://api.stripe.com".into()),
-            stripe_secret_key: var("STRIPE_SECRET_KEY").map(Secret::new),
-            paystack_secret_key: var("PAYSTACK_SECRET_KEY").map(Secret::new),
-            paystack_api_base: var("PAYSTACK_API_BASE")
+            stripe_secret_key: None,
+            paystack_secret_key: None,
+            paystack_api_base: var(get, "PAYSTACK_API_BASE")
                 .unwrap_or_else(|| "https://api.paystack.co".into()),
-            kajabi_api_base: var("KAJABI_API_BASE")
+            kajabi_api_base: var(get, "KAJABI_API_BASE")
                 .unwrap_or_else(|| "https://api.kajabi.com".into()),
-            kajabi_client_id: var("KAJABI_CLIENT_ID"),
-            kajabi_client_secret: var("KAJABI_CLIENT_SECRET").map(Secret::new),
+            kajabi_client_id: var(get, "KAJABI_CLIENT_ID"),
+            kajabi_client_secret: None,
             paystack_verify_charges: !matches!(
-                var("PAYSTACK_VERIFY_CHARGES").as_deref(),
+                var(get, "PAYSTACK_VERIFY_CHARGES").as_deref(),
                 Some("false") | Some("0") | Some("no")
             ),
-            provider_timeout: Duration::from_millis(number("PROVIDER_TIMEOUT_MS", 5000)?),
-            provider_max_attempts: number("PROVIDER_MAX_ATTEMPTS", 3)? as u32,
-            past_due_grace: Duration::from_secs(number("PAST_DUE_GRACE_DAYS", 7)? * 86_400),
+            provider_timeout: Duration::from_millis(number(get, "PROVIDER_TIMEOUT_MS", 5000)?),
+            provider_max_attempts: number(get, "PROVIDER_MAX_ATTEMPTS", 3)? as u32,
+            past_due_grace: Duration::from_secs(number(get, "PAST_DUE_GRACE_DAYS", 7)? * 86_400),
             token_signing_key,
-            from_email: email("FROM_EMAIL")?,
-            admin_email: email("ADMIN_EMAIL")?,
-            session_signing_keys: var("SESSION_SIGNING_KEYS").map(Secret::new),
-            session_signing_kid: var("SESSION_SIGNING_KID"),
-            session_issuer: var("SESSION_ISSUER").unwrap_or_else(|| frontend_url.clone()),
-            session_audience: var("SESSION_AUDIENCE").unwrap_or_else(|| "gatehouse-members".into()),
-            session_ttl: Duration::from_secs(number("SESSION_TTL_SECS", 3600)?),
-            app_url: var("APP_URL").unwrap_or_else(|| frontend_url.clone()),
-            login_failures_per_address: number("LOGIN_FAILURES_PER_ADDRESS", 5)? as u32,
-            login_failures_per_ip: number("LOGIN_FAILURES_PER_IP", 20)? as u32,
-            login_window: Duration::from_secs(number("LOGIN_WINDOW_SECS", 900)?.max(1)),
+            from_email: email(get, "FROM_EMAIL")?,
+            admin_email: email(get, "ADMIN_EMAIL")?,
+            session_signing_keys: None,
+            session_signing_kid: var(get, "SESSION_SIGNING_KID"),
+            session_issuer: var(get, "SESSION_ISSUER").unwrap_or_else(|| frontend_url.clone()),
+            session_audience: var(get, "SESSION_AUDIENCE")
+                .unwrap_or_else(|| "gatehouse-members".into()),
+            session_ttl: Duration::from_secs(number(get, "SESSION_TTL_SECS", 3600)?),
+            app_url: var(get, "APP_URL").unwrap_or_else(|| frontend_url.clone()),
+            login_failures_per_address: number(get, "LOGIN_FAILURES_PER_ADDRESS", 5)? as u32,
+            login_failures_per_ip: number(get, "LOGIN_FAILURES_PER_IP", 20)? as u32,
+            login_window: Duration::from_secs(number(get, "LOGIN_WINDOW_SECS", 900)?.max(1)),
             admin_principals: crate::admin::AdminPrincipals::parse(
-                &var("ADMIN_PRINCIPALS").unwrap_or_default(),
+                &var(get, "ADMIN_PRINCIPALS").unwrap_or_default(),
             )
             .map_err(|e| ConfigError::Invalid {
                 name: "ADMIN_PRINCIPALS",
@@ -202,11 +236,65 @@ impl Settings {
             })?,
             frontend_url,
             plans: PlanCatalog::from_json(&plans_json)?,
-            resend_per_address_per_hour: number("RESEND_PER_ADDRESS_PER_HOUR", 3)? as u32,
-            resend_global_per_minute: number("RESEND_GLOBAL_PER_MINUTE", 60)? as u32,
-            outbox_sweep_after: Duration::from_secs(number("OUTBOX_SWEEP_AFTER_SECS", 900)?),
-            setup_token_ttl: Duration::from_secs(number("SETUP_TOKEN_TTL_SECS", 24 * 3600)?),
-        })
+            resend_per_address_per_hour: number(get, "RESEND_PER_ADDRESS_PER_HOUR", 3)? as u32,
+            resend_global_per_minute: number(get, "RESEND_GLOBAL_PER_MINUTE", 60)? as u32,
+            outbox_sweep_after: Duration::from_secs(number(get, "OUTBOX_SWEEP_AFTER_SECS", 900)?),
+            setup_token_ttl: Duration::from_secs(number(get, "SETUP_TOKEN_TTL_SECS", 24 * 3600)?),
+        };
+        settings.set_secrets(get)?;
+        Ok(settings)
+    }
+
+    /// Sets every secret setting from `get`; one `get` does not give is cleared.
+    pub fn set_secrets(&mut self, get: Lookup) -> Result<(), ConfigError> {
+        self.kajabi_webhook_secret = var(get, "KAJABI_WEBHOOK_SECRET").map(Secret::new);
+        self.kajabi_url_tokens = secret_list(get, "KAJABI_URL_TOKENS");
+        self.stripe_webhook_secrets = secret_list(get, "STRIPE_WEBHOOK_SECRETS");
+        self.stripe_secret_key = var(get, "STRIPE_SECRET_KEY").map(Secret::new);
+        self.paystack_secret_key = var(get, "PAYSTACK_SECRET_KEY").map(Secret::new);
+        self.kajabi_client_secret = var(get, "KAJABI_CLIENT_SECRET").map(Secret::new);
+        self.session_signing_keys = var(get, "SESSION_SIGNING_KEYS").map(Secret::new);
+        // Without the key a function cannot derive a setup token; an empty one
+        // derives tokens nothing else accepts, which the suite would notice.
+        self.token_signing_key = match var(get, "TOKEN_SIGNING_KEY") {
+            Some(raw) => token_signing_key(raw)?,
+            None => Secret::new(""),
+        };
+        Ok(())
+    }
+
+    /// The secret settings that are set, as their variables would hold them.
+    pub fn secret_values(&self) -> Vec<(&'static str, String)> {
+        let list = |secrets: &[Secret]| {
+            secrets
+                .iter()
+                .map(Secret::expose)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let one = |secret: &Option<Secret>| {
+            secret
+                .as_ref()
+                .map(|s| s.expose().to_string())
+                .unwrap_or_default()
+        };
+        let values = [
+            ("KAJABI_WEBHOOK_SECRET", one(&self.kajabi_webhook_secret)),
+            ("KAJABI_URL_TOKENS", list(&self.kajabi_url_tokens)),
+            ("STRIPE_WEBHOOK_SECRETS", list(&self.stripe_webhook_secrets)),
+            ("STRIPE_SECRET_KEY", one(&self.stripe_secret_key)),
+            ("PAYSTACK_SECRET_KEY", one(&self.paystack_secret_key)),
+            ("KAJABI_CLIENT_SECRET", one(&self.kajabi_client_secret)),
+            (
+                "TOKEN_SIGNING_KEY",
+                self.token_signing_key.expose().to_string(),
+            ),
+            ("SESSION_SIGNING_KEYS", one(&self.session_signing_keys)),
+        ];
+        values
+            .into_iter()
+            .filter(|(_, value)| !value.is_empty())
+            .collect()
     }
 }
 
@@ -218,6 +306,51 @@ mod tests {
     fn secrets_never_print() {
         let s = Secret::new("hunter2-super-secret");
         assert_eq!(format!("{s:?} {s}"), "*** ***");
+    }
+
+    fn base(name: &str) -> Option<String> {
+        match name {
+            "TABLE_NAME" => Some("t".into()),
+            "FROM_EMAIL" => Some("from@example.com".into()),
+            "ADMIN_EMAIL" => Some("admin@example.com".into()),
+            "FRONTEND_URL" => Some("https://app.example".into()),
+            "TOKEN_SIGNING_KEY" => Some("k".repeat(32)),
+            "STRIPE_WEBHOOK_SECRETS" => Some("whsec_a, whsec_b".into()),
+            "PAYSTACK_SECRET_KEY" => Some("sk_test_p".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn secrets_come_out_as_they_went_in() {
+        let settings = Settings::from_lookup(&base).unwrap();
+        let values = settings.secret_values();
+        assert_eq!(
+            values,
+            vec![
+                ("STRIPE_WEBHOOK_SECRETS", "whsec_a,whsec_b".to_string()),
+                ("PAYSTACK_SECRET_KEY", "sk_test_p".to_string()),
+                ("TOKEN_SIGNING_KEY", "k".repeat(32)),
+            ]
+        );
+        let mut cleared = settings.clone();
+        cleared.set_secrets(&|_| None).unwrap();
+        assert!(cleared.secret_values().is_empty());
+    }
+
+    #[test]
+    fn a_short_token_key_is_refused() {
+        let short = |name: &str| match name {
+            "TOKEN_SIGNING_KEY" => Some("short".into()),
+            other => base(other),
+        };
+        assert!(matches!(
+            Settings::from_lookup(&short),
+            Err(ConfigError::Invalid {
+                name: "TOKEN_SIGNING_KEY",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod http;
 pub mod lambda;
 pub mod outbox;
 pub mod providers;
+pub mod secrets;
 pub mod service;
 pub mod session;
 pub mod setup_token;

@@ -434,7 +434,13 @@ impl aws_sdk_dynamodb::config::Intercept for FailTheMark {
 /// delivery records the job sent. Nothing is sent twice.
 #[tokio::test]
 async fn a_failed_mark_after_ses_accepted_sends_nothing_again() {
-    let t = TestStack::start_with(no_pump()).await;
+    let clock = TestClock::new();
+    let t = TestStack::start_with(Options {
+        email_pump: false,
+        clock: Some(clock.clock()),
+        ..Options::default()
+    })
+    .await;
     let (email2, job2) = pending_job(&t, "marklost").await;
     let mut services = t.stack.services_for("email-sender").unwrap();
     services.store = Store::new(

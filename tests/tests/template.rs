@@ -63,13 +63,66 @@ fn no_wildcards_in_any_policy() {
                 strings(&statement[field], &mut values);
                 assert!(!values.is_empty(), "{id} statement lacks {field}");
                 for v in values {
-                    assert!(!v.contains('*'), "{id} has a wildcard in {field}: {v}");
+                    assert!(
+                        !v.contains('*') && !v.contains('?'),
+                        "{id} has a wildcard in {field}: {v}"
+                    );
                     checked += 1;
                 }
             }
         }
     }
     assert!(checked > 10);
+}
+
+/// No function's environment holds a secret: each secret setting is named by
+/// `<NAME>_SECRET_ID`, and that function's policy grants reading exactly that
+/// secret. Nothing under `Environment` resolves a secret at deploy time.
+#[test]
+fn no_environment_holds_a_secret() {
+    let t = template();
+    let mut environments = vec![("Globals".to_string(), &t["Globals"]["Function"])];
+    environments.extend(
+        of_type(&t, "AWS::Serverless::Function")
+            .into_iter()
+            .map(|(id, f)| (id, &f["Properties"])),
+    );
+    let mut secret_ids = 0;
+    for (id, node) in environments {
+        let variables = &node["Environment"]["Variables"];
+        let mut values = Vec::new();
+        strings(variables, &mut values);
+        for value in values {
+            assert!(
+                !value.contains("resolve:secretsmanager") && !value.contains("resolve:ssm-secure"),
+                "{id} resolves a secret into its environment: {value}"
+            );
+        }
+        for (name, value) in variables.as_mapping().into_iter().flatten() {
+            let name = name.as_str().unwrap();
+            assert!(
+                !gatehouse::config::SECRET_SETTINGS.contains(&name),
+                "{id} holds the secret {name} in its environment"
+            );
+            if !name.ends_with("_SECRET_ID") {
+                continue;
+            }
+            secret_ids += 1;
+            let granted = node["Policies"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .flat_map(|p| p["Statement"].as_sequence().cloned().unwrap_or_default())
+                .any(|statement| {
+                    statement["Action"] == "secretsmanager:GetSecretValue"
+                        && statement["Resource"]
+                            .as_sequence()
+                            .is_some_and(|r| r.contains(value))
+                });
+            assert!(granted, "{id} names {name} but may not read it");
+        }
+    }
+    assert!(secret_ids >= 20, "{secret_ids}");
 }
 
 #[test]

@@ -10,6 +10,7 @@
 //! - a query or scan on an index needs the index ARN (`table/T/index/I`);
 //! - SQS batch calls need the single action (`SendMessageBatch` is `SendMessage`);
 //! - SES `SendEmail` needs the sending identity's ARN;
+//! - Secrets Manager `GetSecretValue` needs the secret's full ARN (named or not);
 //! - an explicit `Deny` wins over any `Allow`; no statement means denied.
 //!
 //! Statements with `NotAction`, `NotResource` or `Condition` are refused at
@@ -37,6 +38,9 @@ pub struct ArnContext {
     pub parameters: BTreeMap<String, String>,
     /// Logical id -> what `!Ref` gives for that resource (a table's name, a queue's URL).
     pub refs: BTreeMap<String, String>,
+    /// Secret name -> its ARN (with the random suffix Secrets Manager adds), for
+    /// requests that name a secret rather than give its ARN.
+    pub secret_arns: BTreeMap<String, String>,
 }
 
 impl ArnContext {
@@ -47,6 +51,7 @@ impl ArnContext {
             arns: BTreeMap::new(),
             parameters: BTreeMap::new(),
             refs: BTreeMap::new(),
+            secret_arns: BTreeMap::new(),
         }
     }
 
@@ -96,7 +101,7 @@ impl ArnContext {
     }
 
     /// Resolves one policy string: plain, `!GetAtt`, `!Ref` or `!Sub`.
-    fn resolve(&self, value: &Value) -> Result<String, TemplateError> {
+    pub fn resolve(&self, value: &Value) -> Result<String, TemplateError> {
         match value {
             Value::String(s) => Ok(s.clone()),
             Value::Tagged(t) => {
@@ -302,6 +307,7 @@ pub enum AwsService {
     DynamoDb,
     Sqs,
     Ses,
+    SecretsManager,
 }
 
 /// One thing IAM authorizes: a request may need several (a transaction's items).
@@ -412,6 +418,24 @@ pub fn authorizations(
                 needed.push(Authorization::new(format!("ses:{operation}"), "*"));
             }
             needed
+        }
+        // IAM checks the secret's full ARN, whether the request names it or gives the ARN.
+        AwsService::SecretsManager => {
+            let id = text(body, "SecretId").unwrap_or_default();
+            let arn = if id.starts_with("arn:") {
+                id
+            } else {
+                ctx.secret_arns.get(&id).cloned().unwrap_or_else(|| {
+                    format!(
+                        "arn:aws:secretsmanager:{}:{}:secret:{id}",
+                        ctx.region, ctx.account
+                    )
+                })
+            };
+            vec![Authorization::new(
+                format!("secretsmanager:{operation}"),
+                arn,
+            )]
         }
     }
 }
@@ -582,6 +606,10 @@ impl Enforcement {
         }
     }
 
+    pub fn context(&self) -> &ArnContext {
+        &self.ctx
+    }
+
     pub fn clients_for(
         &self,
         binary: &str,
@@ -623,6 +651,13 @@ impl Enforcement {
                     .interceptor(check(AwsService::Ses))
                     .build(),
             ),
+            secrets: aws_sdk_secretsmanager::Client::from_conf(
+                base.secrets
+                    .config()
+                    .to_builder()
+                    .interceptor(check(AwsService::SecretsManager))
+                    .build(),
+            ),
         })
     }
 }
@@ -643,6 +678,17 @@ mod tests {
             .insert("EmailDLQ".into(), ctx.queue_arn("gh-email-dlq"));
         ctx.parameters
             .insert("FromEmail".into(), "noreply@gatehouse.example".into());
+        let secret = |name: &str| {
+            format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}-AbCdEf")
+        };
+        ctx.parameters
+            .insert("SessionKeysSecretArn".into(), secret("session-keys"));
+        for (id, resource) in template.raw["Resources"].as_mapping().unwrap() {
+            if resource["Type"] == "AWS::SecretsManager::Secret" {
+                let id = id.as_str().unwrap().to_string();
+                ctx.refs.insert(id.clone(), secret(&id));
+            }
+        }
         (template, ctx)
     }
 
@@ -844,6 +890,36 @@ mod tests {
             let err = FunctionPolicy::of_function(&edited, &function.binary, &ctx).unwrap_err();
             assert!(err.to_string().contains(key), "{err}");
         }
+    }
+
+    /// A function reads only the secrets its policy names, by ARN or by name.
+    #[test]
+    fn secrets_are_granted_per_function() {
+        let (_, mut ctx) = shipped();
+        let token_key = ctx.refs["SecretTokenSigningKey"].clone();
+        let read = |binary: &str, id: &str, ctx: &ArnContext| {
+            let (template, _) = shipped();
+            let policy = FunctionPolicy::of_function(&template, binary, ctx).unwrap();
+            authorizations(
+                AwsService::SecretsManager,
+                "GetSecretValue",
+                &json!({ "SecretId": id }),
+                ctx,
+            )
+            .iter()
+            .all(|a| policy.allows(&a.action, &a.resource))
+        };
+        assert!(read("email-sender", &token_key, &ctx));
+        assert!(!read("account-me", &token_key, &ctx));
+        assert!(!read(
+            "email-sender",
+            &ctx.refs["SecretStripeApiKey"].clone(),
+            &ctx
+        ));
+        // By name: IAM still checks the full ARN.
+        ctx.secret_arns
+            .insert("gh/TOKEN_SIGNING_KEY".into(), token_key.clone());
+        assert!(read("email-sender", "gh/TOKEN_SIGNING_KEY", &ctx));
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod glue;
 pub mod iam;
 pub mod inspect;
 pub mod moto;
+pub mod secrets;
 pub mod server;
 pub mod sigv4;
 pub mod stack;

@@ -107,8 +107,12 @@ async fn dispatch(
         .collect();
     let raw_query = parts.uri.query().unwrap_or_default().to_string();
     let headers: Vec<(String, String)> = headers;
-    if let Err(rejection) = reject::check_head(&method, &path, &raw_query, &headers) {
-        return into_http(rejection);
+    // Counted on the raw values: one that is not UTF-8 (and so never reaches
+    // the handler) still counts.
+    let head = gatehouse::http::request_head_bytes(&method, &path, &raw_query, &[])
+        + parts.headers.values().map(|v| v.len()).sum::<usize>();
+    if head > gatehouse::http::MAX_REQUEST_HEAD_BYTES {
+        return into_http(reject::head_too_large(head));
     }
     let iam = if route.iam_auth {
         let Some(admin) = table.admin.as_deref() else {

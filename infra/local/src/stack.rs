@@ -2,6 +2,7 @@
 //! template, every HTTP function on its route, the SQS -> sender pump and the
 //! sweeper's schedule.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -33,6 +34,8 @@ pub enum StackError {
     UnknownFunction { route: String, binary: String },
     #[error("cannot listen on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::LocalSecretsError),
 }
 
 pub struct StackConfig {
@@ -114,7 +117,8 @@ pub struct LocalStack {
     pub routes: Vec<crate::template::Route>,
     /// Every AWS call the functions made, as their policies judged it.
     pub iam: crate::iam::CallLog,
-    enforcement: Arc<crate::iam::Enforcement>,
+    /// Each function's services, by binary.
+    functions: BTreeMap<String, Services>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -179,10 +183,12 @@ impl LocalStack {
         }
         settings.table_name = resources.table.clone();
         settings.email_queue_url = Some(resources.queue_url.clone());
-        let mut services = Services::new(settings, &clients)
+        let seeded = crate::secrets::seed(&clients.secrets, &resources.table, &settings).await?;
+        // The harness's own services: every setting, unchecked clients.
+        let mut services = Services::new(settings.clone(), &clients)
             .await
             .map_err(|e| StackError::Settings(e.to_string()))?;
-        if let Some(clock) = config.clock {
+        if let Some(clock) = config.clock.clone() {
             services = services.with_clock(clock);
         }
 
@@ -214,9 +220,35 @@ impl LocalStack {
             "FromEmail".into(),
             services.settings.from_email.as_str().to_string(),
         );
+        crate::secrets::register(&template, &seeded, &mut arns);
         let enforcement = Arc::new(crate::iam::Enforcement::new(template.clone(), arns));
+
+        // Each function starts as it does in Lambda: its own clients, and the
+        // secrets its environment names, read through them.
+        let mut functions = BTreeMap::new();
+        for function in &template.functions {
+            let own = enforcement.clients_for(&function.binary, &clients)?;
+            let own_settings = crate::secrets::settings_for(
+                &template,
+                &function.binary,
+                enforcement.context(),
+                &settings,
+                &own.secrets,
+            )
+            .await?;
+            let mut own_services = Services::new(own_settings, &own)
+                .await
+                .map_err(|e| StackError::Settings(format!("{}: {e}", function.binary)))?;
+            if let Some(clock) = config.clock.clone() {
+                own_services = own_services.with_clock(clock);
+            }
+            functions.insert(function.binary.clone(), own_services);
+        }
         let services_of = |binary: &str| -> Result<Services, StackError> {
-            Ok(services.with_clients(&enforcement.clients_for(binary, &clients)?))
+            functions
+                .get(binary)
+                .cloned()
+                .ok_or_else(|| StackError::Settings(format!("no function builds {binary}")))
         };
 
         let mut routes = Vec::new();
@@ -323,18 +355,20 @@ impl LocalStack {
             expiry,
             routes: route_list,
             iam: enforcement.log.clone(),
-            enforcement,
+            functions,
             shutdown,
             tasks,
         })
     }
 
-    /// The services one function gets, held to its policy: tests that call a
-    /// function directly use these, so their calls are checked too.
+    /// The services one function gets, held to its policy and holding only
+    /// its secrets: tests that call a function directly use these, so their
+    /// calls are checked too.
     pub fn services_for(&self, binary: &str) -> Result<Services, StackError> {
-        Ok(self
-            .services
-            .with_clients(&self.enforcement.clients_for(binary, &self.clients)?))
+        self.functions
+            .get(binary)
+            .cloned()
+            .ok_or_else(|| StackError::Settings(format!("no function builds {binary}")))
     }
 
     pub fn base_url(&self) -> String {

@@ -84,6 +84,26 @@ impl Arn {
         })
     }
 
+    fn canonical(&self) -> String {
+        match self {
+            Arn::User {
+                partition,
+                account,
+                name,
+            } => format!("arn:{partition}:iam::{account}:user/{name}"),
+            Arn::Role {
+                partition,
+                account,
+                name,
+            } => format!("arn:{partition}:iam::{account}:role/{name}"),
+            Arn::AssumedRole {
+                partition,
+                account,
+                role,
+            } => format!("arn:{partition}:iam::{account}:role/{role}"),
+        }
+    }
+
     fn allows(&self, caller: &Arn) -> bool {
         match (self, caller) {
             (Arn::User { .. }, Arn::User { .. }) => self == caller,
@@ -109,27 +129,35 @@ impl Arn {
 pub struct AdminPrincipal {
     /// The caller exactly, session name included: kept in the audit record only.
     pub arn: String,
-    /// The allowlist entry it matched (the user or the role): what logs show
-    /// and what idempotency keys are scoped to, so a retry from a new session
-    /// of the same role repeats nothing.
+    /// The allowlist entry it matched (the user or the role), as configured.
     pub allowed_as: String,
+    /// That entry in a canonical form (`arn:<partition>:iam::<account>:role/<name>`
+    /// without the path, or the user's ARN): what idempotency keys are scoped
+    /// to, so a retry from a new session of the same role repeats nothing,
+    /// however the allowlist spells or orders the entry.
+    pub scope: String,
 }
 
+/// Logs show the allowlist entry, never the session.
 impl fmt::Display for AdminPrincipal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.allowed_as)
+        f.write_str(&crate::domain::redact_emails(&self.allowed_as))
     }
 }
 
-/// An ARN with an assumed-role session name cut off (`…:assumed-role/R/…`).
+/// An ARN fit for a log: an assumed-role session name or a federated user's
+/// name cut off, and any address left in it redacted (IAM user names may be
+/// addresses).
 fn without_session(arn: &str) -> String {
-    match arn.split_once(":assumed-role/") {
-        Some((head, rest)) => {
-            let role = rest.split('/').next().unwrap_or_default();
-            format!("{head}:assumed-role/{role}/…")
-        }
-        None => arn.to_string(),
-    }
+    let cut = if let Some((head, rest)) = arn.split_once(":assumed-role/") {
+        let role = rest.split('/').next().unwrap_or_default();
+        format!("{head}:assumed-role/{role}/…")
+    } else if let Some((head, _)) = arn.split_once(":federated-user/") {
+        format!("{head}:federated-user/…")
+    } else {
+        arn.to_string()
+    };
+    crate::domain::redact_emails(&cut)
 }
 
 /// The allowlist from `ADMIN_PRINCIPALS` (comma-separated user and role ARNs).
@@ -170,9 +198,10 @@ impl AdminPrincipals {
             .iter()
             .find(|(allowed, _)| allowed.allows(&caller))
         {
-            Some((_, entry)) => Ok(AdminPrincipal {
+            Some((allowed, entry)) => Ok(AdminPrincipal {
                 arn: arn.to_string(),
                 allowed_as: entry.clone(),
+                scope: allowed.canonical(),
             }),
             None => Err(refused()),
         }
@@ -226,6 +255,17 @@ mod tests {
         assert_eq!(
             principal.to_string(),
             "arn:aws:iam::111122223333:role/admin/GatehouseAdmin"
+        );
+        assert_eq!(
+            principal.scope, "arn:aws:iam::111122223333:role/GatehouseAdmin",
+            "the path does not change the scope"
+        );
+        let federated = "arn:aws:sts::111122223333:federated-user/carol@example.com";
+        assert_eq!(
+            l.authorize(Some(&iam(federated))),
+            Err(AdminAuthError::NotAllowed(
+                "arn:aws:sts::111122223333:federated-user/…".into()
+            ))
         );
         assert_eq!(
             l.authorize(Some(&iam(

@@ -67,38 +67,38 @@ impl fmt::Debug for Email {
 
 /// `text` with every email address in it replaced by `<email>`, for error
 /// text from elsewhere (an SES rejection names the address it refused) that is
-/// logged or stored.
+/// logged or stored. A word (a run without whitespace) holding `@` with a `.`
+/// after it is taken whole, keeping the brackets and punctuation around it, so
+/// every address `Email::parse` accepts goes, whatever it is made of; a few
+/// words that only look like addresses go with them.
 pub fn redact_emails(text: &str) -> String {
-    let local_char = |c: char| c.is_alphanumeric() || "._%+-'!#$&*/=?^`{|}~".contains(c);
-    let domain_char = |c: char| c.is_alphanumeric() || c == '.' || c == '-';
-    let chars: Vec<char> = text.chars().collect();
+    let edge = |c: char| "<>()[]{}\"'`,;:.!?".contains(c);
     let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    while i < chars.len() {
-        if chars[i] != '@' {
-            out.push(chars[i]);
-            i += 1;
-            continue;
-        }
-        // How much of what is already written is the local part.
-        let local_len = out.chars().rev().take_while(|&c| local_char(c)).count();
-        let domain_len = chars[i + 1..]
-            .iter()
-            .take_while(|&&c| domain_char(c))
-            .count();
-        let domain: String = chars[i + 1..i + 1 + domain_len].iter().collect();
-        let domain = domain.trim_end_matches(['.', '-']);
-        if local_len > 0 && domain.contains('.') {
-            for _ in 0..local_len {
-                out.pop();
-            }
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        let looks_like_address = word
+            .split_once('@')
+            .is_some_and(|(_, after)| after.contains('.'));
+        if looks_like_address {
+            let start = word.len() - word.trim_start_matches(edge).len();
+            let end = word.trim_end_matches(edge).len().max(start);
+            out.push_str(&word[..start]);
             out.push_str("<email>");
-            i += 1 + domain.chars().count();
+            out.push_str(&word[end..]);
         } else {
-            out.push('@');
-            i += 1;
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if c.is_whitespace() {
+            flush(&mut word, &mut out);
+            out.push(c);
+        } else {
+            word.push(c);
         }
     }
+    flush(&mut word, &mut out);
     out
 }
 

@@ -76,9 +76,8 @@ impl AdminChange {
     /// The audit record's key: the action and a hash of the allowlist entry
     /// (user or role, not the session) and the key.
     pub fn event_key(&self) -> EventKey {
-        let digest = sha256_hex(
-            format!("{}\n{}", self.principal.allowed_as, self.idempotency_key).as_bytes(),
-        );
+        let digest =
+            sha256_hex(format!("{}\n{}", self.principal.scope, self.idempotency_key).as_bytes());
         EventKey::new(
             Provider::Admin,
             format!("{}:{}", self.action, &digest[..40]),

@@ -160,10 +160,17 @@ impl Services {
 }
 
 impl Services {
-    /// Settings and AWS clients from the environment, as every Lambda starts.
+    /// Settings and AWS clients from the environment, as every Lambda starts:
+    /// the secrets it names are read from Secrets Manager first, all at once.
     pub async fn from_env() -> Result<Self, lambda_runtime::Error> {
-        let settings = Settings::from_env()?;
         let clients = AwsClients::from_env().await;
+        let secrets = crate::secrets::fetch(&clients.secrets, &crate::config::env_var).await?;
+        let settings = Settings::from_lookup(&|name| {
+            secrets
+                .get(name)
+                .cloned()
+                .or_else(|| crate::config::env_var(name))
+        })?;
         Ok(Self::new(settings, &clients).await?)
     }
 }

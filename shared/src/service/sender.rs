@@ -18,7 +18,11 @@ use crate::domain::JobId;
 use crate::email::{render, RenderContext};
 use crate::store::{Claim, StoreError};
 
-const LEASE_SECS: i64 = 120;
+/// Long enough to outlast a confirmation's redeliveries (60 s visibility
+/// timeout, 5 receives): while a confirmation may still arrive, no other copy
+/// can claim the job and send it again. A sender that died holding a lease is
+/// covered by the sweeper, which waits 15 minutes anyway.
+const LEASE_SECS: i64 = 600;
 
 /// Claims after which a permanently failing job is parked (the queue's
 /// `maxReceiveCount` is the same, so the last redelivery parks it).
@@ -133,21 +137,23 @@ impl Services {
                     // sent on its delivery; only if SQS fails too does the
                     // lease lapse and a later delivery send it once more.
                     tracing::warn!(job_id = %job_id, error = %e, "could not mark a sent job; queueing its confirmation");
-                    self.outbox
-                        .enqueue_confirmation(job_id, &message_id)
-                        .await
-                        .map_err(|_| SendError::Store(e))?;
+                    if let Err(queue) = self.outbox.enqueue_confirmation(job_id, &message_id).await
+                    {
+                        tracing::error!(job_id = %job_id, error = %queue, "could not queue the confirmation either; the job may be sent again once its lease lapses");
+                        return Err(SendError::Store(e));
+                    }
                 }
                 tracing::info!(job_id = %job_id, template = job.template.as_str(), outcome = "sent", "email sent");
                 Ok(SendOutcome::Sent { message_id })
             }
             Err(e) => {
-                let permanent = e.as_service_error().is_some_and(|err| {
-                    err.is_message_rejected()
-                        || err.is_mail_from_domain_not_verified_exception()
-                        || err.is_bad_request_exception()
-                        || err.is_not_found_exception()
-                });
+                // About this message: retrying it cannot help. Account-level
+                // refusals (an unverified MAIL FROM domain, a missing
+                // configuration set, a paused account) go to the DLQ instead,
+                // to be redriven once fixed.
+                let permanent = e
+                    .as_service_error()
+                    .is_some_and(|err| err.is_message_rejected() || err.is_bad_request_exception());
                 // SES names the refused address; it is never logged or stored.
                 let reason = crate::domain::redact_emails(&format!(
                     "{}",
@@ -174,10 +180,15 @@ impl Services {
         job_id: &JobId,
         message_id: &str,
     ) -> Result<SendOutcome, SendError> {
-        self.store
+        let recorded = self
+            .store
             .mark_job_sent(job_id, None, message_id, self.now())
             .await?;
-        tracing::info!(job_id = %job_id, outcome = "confirmed", "sent job recorded");
+        if recorded {
+            tracing::info!(job_id = %job_id, outcome = "confirmed", "sent job recorded");
+        } else {
+            tracing::info!(job_id = %job_id, outcome = "already_sent", "confirmation for a job already recorded sent");
+        }
         Ok(SendOutcome::Confirmed)
     }
 
@@ -191,10 +202,13 @@ impl Services {
     ) -> Result<SendOutcome, SendError> {
         let reason = error.to_string();
         if stored.attempts >= MAX_SEND_ATTEMPTS {
-            self.store
+            let parked = self
+                .store
                 .park_job(&stored.job.id, claim_id, &reason, self.now())
                 .await?;
-            tracing::error!(job_id = %stored.job.id, attempts = stored.attempts, outcome = "parked", reason = %reason, "email job parked");
+            if parked {
+                tracing::error!(job_id = %stored.job.id, attempts = stored.attempts, outcome = "parked", reason = %reason, "email job parked");
+            }
             return Ok(SendOutcome::Parked { reason });
         }
         self.store

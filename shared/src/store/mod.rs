@@ -1386,13 +1386,14 @@ impl Store {
 
     /// Parks a claimed job that cannot succeed: off the pending index (so the
     /// sweeper never re-enqueues it), kept with its reason for the admin view.
+    /// `false` when the claim was no longer this sender's.
     pub async fn park_job(
         &self,
         job: &JobId,
         claim_id: &str,
         reason: &str,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let result = self
             .client
             .update_item()
@@ -1411,11 +1412,12 @@ impl Store {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(true),
+            // Another delivery holds the claim now: it decides.
             Err(SdkError::ServiceError(service))
                 if service.err().is_conditional_check_failed_exception() =>
             {
-                Ok(())
+                Ok(false)
             }
             Err(other) => Err(request_error(other)),
         }
