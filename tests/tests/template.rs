@@ -125,6 +125,32 @@ fn no_environment_holds_a_secret() {
     assert!(secret_ids >= 20, "{secret_ids}");
 }
 
+/// A stack deploys into an account that already has the sender identity:
+/// the parameter skips creating it, and nothing else depends on it.
+#[test]
+fn the_sender_identity_can_be_reused() {
+    let t = template();
+    assert_eq!(t["Parameters"]["CreateSenderIdentity"]["Default"], "true");
+    let identities = of_type(&t, "AWS::SES::EmailIdentity");
+    assert_eq!(identities.len(), 1);
+    let (id, identity) = &identities[0];
+    assert_eq!(identity["Condition"], "CreatesSenderIdentity");
+    assert!(!t["Conditions"]["CreatesSenderIdentity"].is_null());
+    let mut everything_else = Vec::new();
+    for (other, resource) in resources(&t) {
+        if &other != id {
+            strings(resource, &mut everything_else);
+        }
+    }
+    strings(&t["Outputs"], &mut everything_else);
+    assert!(
+        !everything_else.iter().any(|s| s == id
+            || s.starts_with(&format!("{id}."))
+            || s.contains(&format!("${{{id}"))),
+        "a resource refers to the optional {id}"
+    );
+}
+
 #[test]
 fn one_function_per_crate() {
     let t = template();

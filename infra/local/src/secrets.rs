@@ -144,15 +144,13 @@ pub fn register(
     }
 }
 
-/// `base` with exactly the secrets `binary` reads, read as it reads them:
-/// through `client` (its own, policy-checked) from the ids its environment names.
-pub async fn settings_for(
+/// The `<NAME>_SECRET_ID` / `<NAME>_SECRET_VERSION` variables `binary` gets,
+/// resolved to the seeded secrets: what its Lambda environment would hold.
+pub fn secret_env(
     template: &SamTemplate,
     binary: &str,
     ctx: &ArnContext,
-    base: &Settings,
-    client: &aws_sdk_secretsmanager::Client,
-) -> Result<Settings, LocalSecretsError> {
+) -> Result<BTreeMap<String, String>, LocalSecretsError> {
     let mut env = BTreeMap::new();
     for (var, value) in environment(template, binary) {
         let is_secret_var = SECRET_SETTINGS.iter().any(|name| {
@@ -162,6 +160,19 @@ pub async fn settings_for(
             env.insert(var, ctx.resolve(&value)?);
         }
     }
+    Ok(env)
+}
+
+/// `base` with exactly the secrets `binary` reads, read as it reads them:
+/// through `client` (its own, policy-checked) from the ids its environment names.
+pub async fn settings_for(
+    template: &SamTemplate,
+    binary: &str,
+    ctx: &ArnContext,
+    base: &Settings,
+    client: &aws_sdk_secretsmanager::Client,
+) -> Result<Settings, LocalSecretsError> {
+    let env = secret_env(template, binary, ctx)?;
     let fetched = gatehouse::secrets::fetch(client, &|var| env.get(var).cloned())
         .await
         .map_err(|source| LocalSecretsError::Fetch {

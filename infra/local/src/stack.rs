@@ -119,6 +119,8 @@ pub struct LocalStack {
     pub iam: crate::iam::CallLog,
     /// Each function's services, by binary.
     functions: BTreeMap<String, Services>,
+    /// Each function's secret variables (`<NAME>_SECRET_ID` → seeded ARN), by binary.
+    pub secret_env: BTreeMap<String, BTreeMap<String, String>>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -226,7 +228,12 @@ impl LocalStack {
         // Each function starts as it does in Lambda: its own clients, and the
         // secrets its environment names, read through them.
         let mut functions = BTreeMap::new();
+        let mut secret_env = BTreeMap::new();
         for function in &template.functions {
+            secret_env.insert(
+                function.binary.clone(),
+                crate::secrets::secret_env(&template, &function.binary, enforcement.context())?,
+            );
             let own = enforcement.clients_for(&function.binary, &clients)?;
             let own_settings = crate::secrets::settings_for(
                 &template,
@@ -356,6 +363,7 @@ impl LocalStack {
             routes: route_list,
             iam: enforcement.log.clone(),
             functions,
+            secret_env,
             shutdown,
             tasks,
         })
