@@ -71,8 +71,9 @@ pub struct Settings {
     pub provider_max_attempts: u32,
     /// How long a past-due subscription keeps access.
     pub past_due_grace: Duration,
-    /// Server key that derives setup tokens from job ids (the raw token is never stored).
-    pub token_signing_key: Secret,
+    /// Server key that derives setup tokens from job ids (the raw token is never
+    /// stored). Only the functions that write or send setup links have it.
+    pub token_signing_key: Option<Secret>,
     pub from_email: Email,
     pub admin_email: Email,
     pub frontend_url: String,
@@ -185,7 +186,6 @@ impl Settings {
             }
             (None, None) => EMBEDDED_PLANS.to_string(),
         };
-        let token_signing_key = token_signing_key(required(get, "TOKEN_SIGNING_KEY")?)?;
         let frontend_url = required(get, "FRONTEND_URL")?
             .trim_end_matches('/')
             .to_string();
@@ -214,7 +214,7 @@ impl Settings {
             provider_timeout: Duration::from_millis(number(get, "PROVIDER_TIMEOUT_MS", 5000)?),
             provider_max_attempts: number(get, "PROVIDER_MAX_ATTEMPTS", 3)? as u32,
             past_due_grace: Duration::from_secs(number(get, "PAST_DUE_GRACE_DAYS", 7)? * 86_400),
-            token_signing_key,
+            token_signing_key: None,
             from_email: email(get, "FROM_EMAIL")?,
             admin_email: email(get, "ADMIN_EMAIL")?,
             session_signing_keys: None,
@@ -254,12 +254,9 @@ impl Settings {
         self.paystack_secret_key = var(get, "PAYSTACK_SECRET_KEY").map(Secret::new);
         self.kajabi_client_secret = var(get, "KAJABI_CLIENT_SECRET").map(Secret::new);
         self.session_signing_keys = var(get, "SESSION_SIGNING_KEYS").map(Secret::new);
-        // Without the key a function cannot derive a setup token; an empty one
-        // derives tokens nothing else accepts, which the suite would notice.
-        self.token_signing_key = match var(get, "TOKEN_SIGNING_KEY") {
-            Some(raw) => token_signing_key(raw)?,
-            None => Secret::new(""),
-        };
+        self.token_signing_key = var(get, "TOKEN_SIGNING_KEY")
+            .map(token_signing_key)
+            .transpose()?;
         Ok(())
     }
 
@@ -285,10 +282,7 @@ impl Settings {
             ("STRIPE_SECRET_KEY", one(&self.stripe_secret_key)),
             ("PAYSTACK_SECRET_KEY", one(&self.paystack_secret_key)),
             ("KAJABI_CLIENT_SECRET", one(&self.kajabi_client_secret)),
-            (
-                "TOKEN_SIGNING_KEY",
-                self.token_signing_key.expose().to_string(),
-            ),
+            ("TOKEN_SIGNING_KEY", one(&self.token_signing_key)),
             ("SESSION_SIGNING_KEYS", one(&self.session_signing_keys)),
         ];
         values
@@ -336,6 +330,19 @@ mod tests {
         let mut cleared = settings.clone();
         cleared.set_secrets(&|_| None).unwrap();
         assert!(cleared.secret_values().is_empty());
+    }
+
+    /// Most functions derive no setup token and are not given the key.
+    #[test]
+    fn the_token_key_is_optional() {
+        let without = |name: &str| match name {
+            "TOKEN_SIGNING_KEY" => None,
+            other => base(other),
+        };
+        assert!(Settings::from_lookup(&without)
+            .unwrap()
+            .token_signing_key
+            .is_none());
     }
 
     #[test]

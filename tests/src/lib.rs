@@ -166,7 +166,7 @@ pub fn test_settings(run: &str, admin: &str, global_limit: u32) -> Settings {
         provider_timeout: Duration::from_secs(2),
         provider_max_attempts: 3,
         past_due_grace: Duration::from_secs(7 * 86_400),
-        token_signing_key: Secret::new(TOKEN_KEY),
+        token_signing_key: Some(Secret::new(TOKEN_KEY)),
         from_email: Email::parse("noreply@gatehouse.example").unwrap(),
         admin_email: Email::parse(admin).unwrap(),
         frontend_url: "http://app.test".into(),

@@ -151,6 +151,68 @@ fn the_sender_identity_can_be_reused() {
     );
 }
 
+/// A function's variables as the template gives them.
+fn variables(node: &Value) -> Vec<(String, Value)> {
+    node["Environment"]["Variables"]
+        .as_mapping()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.as_str().unwrap().to_string(), v.clone()))
+        .collect()
+}
+
+/// A deploy-time value for a variable: a parameter's default or a sample of
+/// the right shape, a resource's reference as some text.
+fn deployed(t: &Value, value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Tagged(tagged) if tagged.tag == "!Ref" => {
+            let name = tagged.value.as_str().unwrap();
+            let parameter = &t["Parameters"][name];
+            match parameter.get("Default").and_then(Value::as_str) {
+                Some(default) => default.to_string(),
+                None if name.ends_with("Email") => "someone@example.com".into(),
+                None if name.ends_with("Url") => "https://app.example".into(),
+                None => format!("ref-{name}"),
+            }
+        }
+        _ => "value".into(),
+    }
+}
+
+/// Every function's settings load from exactly what the template gives it:
+/// its variables, and the secrets they name as Secrets Manager returns them.
+/// A setting one function needs and another lacks must not stop the other.
+#[test]
+fn every_function_loads_its_settings_from_its_template_environment() {
+    let t = template();
+    let globals = variables(&t["Globals"]["Function"]);
+    let functions = of_type(&t, "AWS::Serverless::Function");
+    for (id, function) in &functions {
+        let mut given = std::collections::BTreeMap::new();
+        for (name, value) in globals.iter().chain(&variables(&function["Properties"])) {
+            if let Some(setting) = name.strip_suffix("_SECRET_ID") {
+                let sample = if setting == "TOKEN_SIGNING_KEY" {
+                    "k".repeat(32)
+                } else {
+                    format!("sample-{setting}")
+                };
+                given.insert(setting.to_string(), sample);
+            } else if !name.ends_with("_SECRET_VERSION") {
+                given.insert(name.clone(), deployed(&t, value));
+            }
+        }
+        let settings = gatehouse::config::Settings::from_lookup(&|name| given.get(name).cloned())
+            .unwrap_or_else(|e| panic!("{id} would not start: {e}"));
+        assert_eq!(
+            settings.token_signing_key.is_some(),
+            given.contains_key("TOKEN_SIGNING_KEY"),
+            "{id}"
+        );
+    }
+    assert_eq!(functions.len(), 21);
+}
+
 #[test]
 fn one_function_per_crate() {
     let t = template();

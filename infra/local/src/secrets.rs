@@ -52,23 +52,47 @@ pub async fn seed(
     for name in SECRET_SETTINGS {
         let secret_name = format!("{prefix}/{name}");
         let value = values.get(name).cloned().unwrap_or_default();
-        let out = client
+        let created = client
             .create_secret()
             .name(&secret_name)
             .secret_string(secret_string(&value))
             .send()
-            .await
-            .map_err(|e| LocalSecretsError::Create {
-                name: secret_name.clone(),
-                detail: aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
-            })?;
-        seeded.insert(
-            name,
-            Seeded {
-                arn: out.arn().unwrap_or_default().to_string(),
-                version: out.version_id().unwrap_or_default().to_string(),
-            },
-        );
+            .await;
+        let failed = |detail: String| LocalSecretsError::Create {
+            name: secret_name.clone(),
+            detail,
+        };
+        let (arn, version) = match created {
+            Ok(out) => (
+                out.arn().unwrap_or_default().to_string(),
+                out.version_id().unwrap_or_default().to_string(),
+            ),
+            // `make dev` again on a moto that kept the last run's secrets.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|err| err.is_resource_exists_exception()) =>
+            {
+                let out = client
+                    .put_secret_value()
+                    .secret_id(&secret_name)
+                    .secret_string(secret_string(&value))
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        failed(aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string())
+                    })?;
+                (
+                    out.arn().unwrap_or_default().to_string(),
+                    out.version_id().unwrap_or_default().to_string(),
+                )
+            }
+            Err(e) => {
+                return Err(failed(
+                    aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
+                ))
+            }
+        };
+        seeded.insert(name, Seeded { arn, version });
     }
     Ok(seeded)
 }

@@ -112,7 +112,7 @@ impl Services {
             let data = [("email".to_string(), email.to_string())]
                 .into_iter()
                 .collect();
-            let (job, hash, expires) = self.welcome_job(email, data, now);
+            let (job, hash, expires) = self.welcome_job(email, data, now)?;
             tx.put_setup_token(&record.user_id, &hash, expires, &job.id)?;
             tx.put_job(&job)?;
             job_id = Some(job.id);

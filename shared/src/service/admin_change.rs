@@ -234,7 +234,7 @@ impl Services {
         let email = Email::parse(&member.email)
             .map_err(|e| ServiceError::Internal(format!("stored email is invalid: {e}")))?;
         let data = BTreeMap::from([("email".to_string(), email.to_string())]);
-        let (job, hash, expires) = self.welcome_job(&email, data, self.now());
+        let (job, hash, expires) = self.welcome_job(&email, data, self.now())?;
         let body = json!({"status": "sent", "user_id": user.as_str(), "job_id": job.id.as_str()});
         let answer = self
             .commit_admin_change(

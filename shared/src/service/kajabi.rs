@@ -82,11 +82,22 @@ impl Services {
         email: &Email,
         data: BTreeMap<String, String>,
         now: DateTime<Utc>,
-    ) -> (EmailJob, String, DateTime<Utc>) {
+    ) -> Result<(EmailJob, String, DateTime<Utc>), ServiceError> {
         let job = self.job(Template::Welcome, email, data, now);
-        let token = setup_token::derive(&self.settings.token_signing_key, &job.id);
+        let token = setup_token::derive(self.token_key()?, &job.id);
         let ttl = Duration::from_std(self.settings.setup_token_ttl).unwrap_or(Duration::hours(24));
-        (job, setup_token::hash(&token), now + ttl)
+        Ok((job, setup_token::hash(&token), now + ttl))
+    }
+
+    /// The setup-token key; a function the template does not give it fails
+    /// (503, so the provider retries once the configuration is fixed).
+    pub(crate) fn token_key(&self) -> Result<&crate::config::Secret, ServiceError> {
+        self.settings.token_signing_key.as_ref().ok_or_else(|| {
+            ServiceError::Internal(
+                "TOKEN_SIGNING_KEY is not configured for this function (TOKEN_SIGNING_KEY_SECRET_ID)"
+                    .into(),
+            )
+        })
     }
 
     async fn kajabi_purchase(
@@ -145,7 +156,7 @@ impl Services {
                 admin_data.insert("partner".to_string(), partner.clone());
             }
 
-            let account = self.plan_account(email_record.as_ref(), &email, email_data, now);
+            let account = self.plan_account(email_record.as_ref(), &email, email_data, now)?;
             let user_id = account.user_id.clone();
             let current = if account.is_new {
                 None

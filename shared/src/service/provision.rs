@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use super::Services;
+use super::{ServiceError, Services};
 use crate::domain::{Email, Provider, UserId};
 use crate::store::{EmailJob, EmailRecord, NewUser, StoreError, Tx};
 
@@ -43,16 +43,21 @@ impl Services {
         email: &Email,
         welcome_data: BTreeMap<String, String>,
         now: DateTime<Utc>,
-    ) -> AccountPlan {
+    ) -> Result<AccountPlan, ServiceError> {
         let (user_id, is_new, needs_welcome) = match existing {
             None => (UserId::generate(now.timestamp_millis()), true, true),
             Some(record) => (record.user_id.clone(), false, !record.is_active),
         };
-        AccountPlan {
+        let welcome = if needs_welcome {
+            Some(self.welcome_job(email, welcome_data, now)?)
+        } else {
+            None
+        };
+        Ok(AccountPlan {
             user_id,
             is_new,
-            welcome: needs_welcome.then(|| self.welcome_job(email, welcome_data, now)),
-        }
+            welcome,
+        })
     }
 
     /// Adds the account's writes to `tx`: the user (only if the email is still

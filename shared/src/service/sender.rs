@@ -54,6 +54,8 @@ pub enum SendError {
     Render { job: String, reason: String },
     #[error("SES refused job {job}: {reason}")]
     Ses { job: String, reason: String },
+    #[error("{0} is not configured for the sender")]
+    NotConfigured(&'static str),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -89,9 +91,17 @@ impl Services {
             Claim::NotFound => return Err(SendError::NotFound(job_id.to_string())),
         };
         let job = &stored.job;
+        let Some(token_key) = self.settings.token_signing_key.as_ref() else {
+            // Configuration, not the job: given back for a retry once it is fixed.
+            let error = SendError::NotConfigured("TOKEN_SIGNING_KEY");
+            self.store
+                .release_job(job_id, &claim_id, &error.to_string())
+                .await?;
+            return Err(error);
+        };
         let ctx = RenderContext {
             frontend_url: &self.settings.frontend_url,
-            token_key: &self.settings.token_signing_key,
+            token_key,
         };
         let rendered = match render(job.template, &job.id, &job.data, &ctx) {
             Ok(r) => r,

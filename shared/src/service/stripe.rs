@@ -468,7 +468,7 @@ impl Services {
                     is_new: false,
                     welcome: None,
                 },
-                None => self.plan_account(loaded.email.as_ref(), email, data.clone(), now),
+                None => self.plan_account(loaded.email.as_ref(), email, data.clone(), now)?,
             };
             let user_id = account.user_id.clone();
             // The plan's subscription as it stands: a payment older than its last
