@@ -213,6 +213,39 @@ fn every_function_loads_its_settings_from_its_template_environment() {
     assert_eq!(functions.len(), 21);
 }
 
+/// The alarms watch what members feel: webhooks turned away, events failed or
+/// waiting, emails parked, the DLQ's oldest message. The metric names are the
+/// ones the functions write (`metrics.rs` reads them back from a run).
+#[test]
+fn alarms_watch_the_metrics_the_functions_write() {
+    let t = template();
+    let mut watched = Vec::new();
+    for (_, alarm) in of_type(&t, "AWS::CloudWatch::Alarm") {
+        let p = &alarm["Properties"];
+        let mut stats = vec![(p["Namespace"].clone(), p["MetricName"].clone())];
+        for query in p["Metrics"].as_sequence().into_iter().flatten() {
+            let metric = &query["MetricStat"]["Metric"];
+            stats.push((metric["Namespace"].clone(), metric["MetricName"].clone()));
+        }
+        for (namespace, name) in stats {
+            if let (Some(namespace), Some(name)) = (namespace.as_str(), name.as_str()) {
+                watched.push(format!("{namespace}/{name}"));
+            }
+        }
+    }
+    for needed in [
+        "Gatehouse/unavailable",
+        "Gatehouse/failed",
+        "Gatehouse/pending",
+        "Gatehouse/parked",
+        "AWS/SQS/ApproximateAgeOfOldestMessage",
+        "AWS/ApiGateway/5xx",
+    ] {
+        assert!(watched.iter().any(|w| w == needed), "no alarm on {needed}");
+    }
+    assert_eq!(of_type(&t, "AWS::CloudWatch::Dashboard").len(), 1);
+}
+
 #[test]
 fn one_function_per_crate() {
     let t = template();

@@ -120,6 +120,19 @@ impl ApiClient {
         path: &str,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<Value, ApiError> {
+        let result = self.attempt_all(path, build).await;
+        // A 404 is an answer (the object is not there), not an API error.
+        if matches!(&result, Err(e) if !matches!(e, ApiError::NotFound { .. })) {
+            crate::metrics::count(self.provider, "provider_api_errors");
+        }
+        result
+    }
+
+    async fn attempt_all(
+        &self,
+        path: &str,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<Value, ApiError> {
         let mut attempt = 0;
         loop {
             attempt += 1;

@@ -154,6 +154,7 @@ impl Services {
                     }
                 }
                 tracing::info!(job_id = %job_id, template = job.template.as_str(), outcome = "sent", "email sent");
+                crate::metrics::email("sent");
                 Ok(SendOutcome::Sent { message_id })
             }
             Err(e) => {
@@ -179,6 +180,7 @@ impl Services {
                 self.store
                     .release_job(job_id, &claim_id, &error.to_string())
                     .await?;
+                crate::metrics::email("failed");
                 Err(error)
             }
         }
@@ -218,12 +220,14 @@ impl Services {
                 .await?;
             if parked {
                 tracing::error!(job_id = %stored.job.id, attempts = stored.attempts, outcome = "parked", reason = %reason, "email job parked");
+                crate::metrics::email("parked");
             }
             return Ok(SendOutcome::Parked { reason });
         }
         self.store
             .release_job(&stored.job.id, claim_id, &reason)
             .await?;
+        crate::metrics::email("failed");
         Err(error)
     }
 }

@@ -302,15 +302,19 @@ impl Services {
         A: FnOnce(&ApiRequest, DateTime<Utc>) -> Result<(), E>,
         E: std::fmt::Display,
     {
+        crate::metrics::count(provider.as_str(), "received");
         if request.body.len() > MAX_BODY_BYTES {
+            crate::metrics::count(provider.as_str(), "rejected");
             return Err(reject::too_large(request.body.len()));
         }
         let received_at = self.now();
         if let Err(e) = authenticate(request, received_at) {
             tracing::warn!(request_id = %request.request_id, provider = provider.as_str(), outcome = "unauthorized", check = %e, "webhook rejected");
+            crate::metrics::count(provider.as_str(), "unauthorized");
             return Err(reject::unauthorized(e.to_string()));
         }
         let unframed = |reason: String, response: ApiResponse| async move {
+            crate::metrics::count(provider.as_str(), "failed");
             let delivery = Delivery::new(provider, None, "unknown", &request.body, received_at);
             match self
                 .record_terminal(&delivery, EventStatus::Failed, Some(reason), None)
@@ -344,6 +348,21 @@ impl Services {
         delivery: &Delivery,
         result: Result<WebhookOutcome, ServiceError>,
     ) -> ApiResponse {
+        let provider = delivery.key.provider().as_str();
+        let latency = (self.now() - delivery.received_at)
+            .num_milliseconds()
+            .max(0) as f64;
+        let status = match &result {
+            Ok(outcome) => outcome.status(),
+            Err(_) => "unavailable",
+        };
+        crate::metrics::emit(
+            &[("Provider", provider)],
+            &[
+                (status, crate::metrics::Unit::Count, 1.0),
+                ("latency", crate::metrics::Unit::Milliseconds, latency),
+            ],
+        );
         match result {
             Ok(outcome) => ApiResponse::json(200, &outcome.to_json()),
             Err(e) => {

@@ -1,0 +1,49 @@
+//! The CloudWatch metrics (EMF lines) a real run writes, read back and counted.
+
+use gatehouse::metrics::{capture, captured, totals};
+use gatehouse_e2e::{purchase, stripe_event, Auth, TestStack};
+use serde_json::json;
+
+#[tokio::test]
+async fn a_run_writes_the_counts_the_alarms_watch() {
+    capture();
+    let t = TestStack::start().await;
+    let email = t.email("metrics");
+    let body = purchase(&t.id("evt"), &email, "off_456");
+    assert_eq!(
+        t.post_kajabi(&body, Auth::Signature).await.1["status"],
+        "processed"
+    );
+    assert_eq!(
+        t.post_kajabi(&body, Auth::Signature).await.1["status"],
+        "duplicate"
+    );
+    assert_eq!(t.post_kajabi(&body, Auth::BadSignature).await.0, 401);
+    let ignored = stripe_event(
+        &t.id("st"),
+        "charge.captured",
+        chrono::Utc::now().timestamp(),
+        json!({}),
+    );
+    assert_eq!(t.post_stripe(&ignored).await.1["status"], "ignored");
+    t.wait_emails(&email, 1).await;
+    t.wait_emails(&t.admin, 1).await;
+
+    let lines = captured();
+    let of = |metric: &str| totals(&lines, "Provider", metric);
+    assert_eq!(of("received")["kajabi"], 3.0);
+    assert_eq!(of("received")["stripe"], 1.0);
+    assert_eq!(of("processed")["kajabi"], 1.0);
+    assert_eq!(of("duplicate")["kajabi"], 1.0);
+    assert_eq!(of("unauthorized")["kajabi"], 1.0);
+    assert_eq!(of("ignored")["stripe"], 1.0);
+    assert!(!of("unavailable").contains_key("kajabi"));
+    // One latency sample per answered delivery.
+    let latencies = lines
+        .iter()
+        .filter(|l| l.contains("\"latency\"") && l.contains("\"kajabi\""))
+        .count();
+    assert_eq!(latencies, 2);
+    // The member's welcome and the admin's notice.
+    assert_eq!(totals(&lines, "Component", "sent")["email"], 2.0);
+}
