@@ -1362,12 +1362,55 @@ impl Store {
             }
             None => "attribute_exists(pk) AND #status <> :sent",
         };
+        self.update_job(
+            job,
+            "SET #status = :sent, sent_at = :now, ses_message_id = :mid REMOVE gsi1pk, gsi1sk, lease_until, claim_id",
+            condition,
+            vals,
+        )
+        .await
+    }
+
+    /// Parks a claimed job that cannot succeed: off the pending index (so the
+    /// sweeper never re-enqueues it), kept with its reason for the admin view.
+    /// `false` when the claim was no longer this sender's.
+    pub async fn park_job(
+        &self,
+        job: &JobId,
+        claim_id: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.update_job(
+            job,
+            "SET #status = :parked, last_error = :err, parked_at = :now REMOVE gsi1pk, gsi1sk, lease_until, claim_id",
+            "claim_id = :claim AND #status = :sending",
+            vec![
+                (":parked", s("parked")),
+                (":sending", s("sending")),
+                (":err", s(reason)),
+                (":now", s(ts(now))),
+                (":claim", s(claim_id)),
+            ],
+        )
+        .await
+    }
+
+    /// One conditional update of a job item: `false` when the condition did
+    /// not hold (another delivery holds the claim, or the job moved on).
+    async fn update_job(
+        &self,
+        job: &JobId,
+        update: &str,
+        condition: &str,
+        vals: Vec<(&str, AttributeValue)>,
+    ) -> Result<bool, StoreError> {
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(keys::job(job), keys::JOB)))
-            .update_expression("SET #status = :sent, sent_at = :now, ses_message_id = :mid REMOVE gsi1pk, gsi1sk, lease_until, claim_id")
+            .update_expression(update)
             .condition_expression(condition)
             .expression_attribute_names("#status", "status")
             .set_expression_attribute_values(values(vals))
@@ -1384,45 +1427,6 @@ impl Store {
         }
     }
 
-    /// Parks a claimed job that cannot succeed: off the pending index (so the
-    /// sweeper never re-enqueues it), kept with its reason for the admin view.
-    /// `false` when the claim was no longer this sender's.
-    pub async fn park_job(
-        &self,
-        job: &JobId,
-        claim_id: &str,
-        reason: &str,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::job(job), keys::JOB)))
-            .update_expression("SET #status = :parked, last_error = :err, parked_at = :now REMOVE gsi1pk, gsi1sk, lease_until, claim_id")
-            .condition_expression("claim_id = :claim AND #status = :sending")
-            .expression_attribute_names("#status", "status")
-            .set_expression_attribute_values(values(vec![
-                (":parked", s("parked")),
-                (":sending", s("sending")),
-                (":err", s(reason)),
-                (":now", s(ts(now))),
-                (":claim", s(claim_id)),
-            ]))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            // Another delivery holds the claim now: it decides.
-            Err(SdkError::ServiceError(service))
-                if service.err().is_conditional_check_failed_exception() =>
-            {
-                Ok(false)
-            }
-            Err(other) => Err(request_error(other)),
-        }
-    }
-
     /// Gives a claimed job back after a failed send, so a retry can claim it at once.
     pub async fn release_job(
         &self,
@@ -1430,33 +1434,19 @@ impl Store {
         claim_id: &str,
         error: &str,
     ) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::job(job), keys::JOB)))
-            .update_expression(
-                "SET #status = :pending, last_error = :err REMOVE lease_until, claim_id",
-            )
-            .condition_expression("claim_id = :claim AND #status = :sending")
-            .expression_attribute_names("#status", "status")
-            .set_expression_attribute_values(values(vec![
+        self.update_job(
+            job,
+            "SET #status = :pending, last_error = :err REMOVE lease_until, claim_id",
+            "claim_id = :claim AND #status = :sending",
+            vec![
                 (":pending", s("pending")),
                 (":sending", s("sending")),
                 (":err", s(error)),
                 (":claim", s(claim_id)),
-            ]))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(service))
-                if service.err().is_conditional_check_failed_exception() =>
-            {
-                Ok(())
-            }
-            Err(other) => Err(request_error(other)),
-        }
+            ],
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Table keys (pk, sk) of a sparse, keys-only index partition whose sort key
