@@ -10,6 +10,18 @@ use gatehouse::store::attr::get_s;
 use gatehouse::store::Store;
 use gatehouse_e2e::{eventually, purchase, Auth, Options, TestClock, TestStack, KAJABI_SECRET};
 
+/// A stack on a test clock, with the queue drained by hand.
+async fn clocked_without_pump() -> (TestClock, TestStack) {
+    let clock = TestClock::new();
+    let t = TestStack::start_with(Options {
+        email_pump: false,
+        clock: Some(clock.clock()),
+        ..Options::default()
+    })
+    .await;
+    (clock, t)
+}
+
 fn no_pump() -> Options {
     Options {
         email_pump: false,
@@ -175,13 +187,7 @@ async fn a_poison_message_ends_in_the_dlq() {
 
 #[tokio::test]
 async fn the_sweeper_reenqueues_jobs_pending_for_15_minutes() {
-    let clock = TestClock::new();
-    let t = TestStack::start_with(Options {
-        email_pump: false,
-        clock: Some(clock.clock()),
-        ..Options::default()
-    })
-    .await;
+    let (clock, t) = clocked_without_pump().await;
     let email = t.email("sweep");
     t.post_kajabi(&purchase(&t.id("e"), &email, "off_456"), Auth::Signature)
         .await;
@@ -434,13 +440,7 @@ impl aws_sdk_dynamodb::config::Intercept for FailTheMark {
 /// delivery records the job sent. Nothing is sent twice.
 #[tokio::test]
 async fn a_failed_mark_after_ses_accepted_sends_nothing_again() {
-    let clock = TestClock::new();
-    let t = TestStack::start_with(Options {
-        email_pump: false,
-        clock: Some(clock.clock()),
-        ..Options::default()
-    })
-    .await;
+    let (clock, t) = clocked_without_pump().await;
     let (email2, job2) = pending_job(&t, "marklost").await;
     let mut services = t.stack.services_for("email-sender").unwrap();
     services.store = Store::new(
@@ -461,6 +461,14 @@ async fn a_failed_mark_after_ses_accepted_sends_nothing_again() {
         "{sent:?}"
     );
     assert_eq!(t.emails_to(&email2).await.len(), 1);
+    // Five minutes on, while the confirmation could still be redelivered
+    // (DynamoDB down all along), another copy of the job finds it leased.
+    clock.advance(chrono::Duration::minutes(5));
+    let copy = t.stack.services.send_job(&job2).await.unwrap();
+    assert_eq!(
+        copy,
+        gatehouse::service::sender::SendOutcome::LeasedElsewhere
+    );
     // The purchase's own message for the job and the confirmation are both on
     // the queue: whichever comes first, the job ends sent, once.
     t.drain_queue().await;
