@@ -202,3 +202,43 @@ async fn a_new_paystack_charge_takes_two_round_trips_and_its_duplicate_one() {
         "the event and its customer in one round trip"
     );
 }
+
+/// Resend does the same work for an address with an account waiting for
+/// setup and for one with no account: the same DynamoDB requests, one queue
+/// message, the same answer.
+#[tokio::test]
+async fn resend_does_the_same_requests_whether_or_not_the_address_exists() {
+    let t = TestStack::start_with(gatehouse_e2e::Options {
+        email_pump: false,
+        ..Default::default()
+    })
+    .await;
+    let waiting = t.email("waiting");
+    let (_, r) = t
+        .post_kajabi(
+            &purchase(&t.id("waiting"), &waiting, "off_456"),
+            gatehouse_e2e::Auth::Signature,
+        )
+        .await;
+    assert_eq!(r["status"], "processed");
+    let counter = RoundTripCounter::default();
+    let resend =
+        resend_setup_email::ResendSetupEmail::new(counted(&t, &counter, "resend-setup-email"));
+    let mut answers = Vec::new();
+    for address in [waiting.clone(), t.email("nobody")] {
+        let before = t.queue_depth(&t.stack.queue_url).await;
+        let response = resend
+            .handle(json_request(
+                "POST",
+                "/account/resend-setup-email",
+                serde_json::json!({ "email": address }),
+            ))
+            .await;
+        let queued = t.queue_depth(&t.stack.queue_url).await - before;
+        answers.push((response.status, response.body, counter.take(), queued));
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[0].0, 202);
+    assert_eq!(answers[0].2, vec!["GetItem", "TransactWriteItems"]);
+    assert_eq!(answers[0].3, 1, "one queue message each");
+}

@@ -79,6 +79,10 @@ impl EmailSender {
                 tracing::info!(job_id = %job, outcome = "already_sent", "skipped");
                 true
             }
+            Ok(SendOutcome::NoSuchJob) => {
+                tracing::info!(job_id = %job, outcome = "no_such_job", "dropped");
+                true
+            }
             Ok(SendOutcome::LeasedElsewhere) => {
                 tracing::info!(job_id = %job, outcome = "leased_elsewhere", "skipped");
                 true

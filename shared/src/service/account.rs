@@ -5,7 +5,7 @@ use argon2::Argon2;
 use chrono::Duration;
 
 use super::{ServiceError, Services};
-use crate::domain::{Email, Password, UserId};
+use crate::domain::{Email, JobId, Password, UserId};
 use crate::setup_token;
 use crate::signature::{secrets_equal, sha256_hex};
 use crate::store::CommitError;
@@ -83,8 +83,9 @@ impl Services {
         }
     }
 
-    /// Issues a new setup link (older ones stop working). The same reads and one
-    /// transaction (the rate-limit counters) happen whether or not the address
+    /// Issues a new setup link (older ones stop working). The same reads, one
+    /// transaction (the rate-limit counters, and for a waiting account its
+    /// token and job) and one queue message happen whether or not the address
     /// exists, so the caller cannot tell the difference.
     pub async fn resend_setup_email(&self, email: &Email) -> Result<ResendOutcome, ServiceError> {
         let now = self.now();
@@ -126,13 +127,17 @@ impl Services {
             Err(CommitError::Conflict) => return Err(ServiceError::Contention),
             Err(CommitError::Store(e)) => return Err(e.into()),
         }
-        match job_id {
-            Some(job) => {
-                self.outbox.enqueue(&[job]).await?;
-                Ok(ResendOutcome::Sent)
-            }
-            None => Ok(ResendOutcome::NothingToSend),
-        }
+        // The same queue message either way, so the answer's timing does not
+        // tell whether the address has an account waiting: for none, an id no
+        // job has, which the sender drops.
+        let sent = job_id.is_some();
+        let message = job_id.unwrap_or_else(|| JobId::generate(now.timestamp_millis()));
+        self.outbox.enqueue(&[message]).await?;
+        Ok(if sent {
+            ResendOutcome::Sent
+        } else {
+            ResendOutcome::NothingToSend
+        })
     }
 }
 

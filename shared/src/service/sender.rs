@@ -36,6 +36,8 @@ pub enum SendOutcome {
     AlreadySent,
     /// SES had accepted it; this delivery only recorded that.
     Confirmed,
+    /// No job has this id: nothing to send, and no retry would change that.
+    NoSuchJob,
     /// It failed permanently [`MAX_SEND_ATTEMPTS`] times and is kept aside.
     Parked {
         reason: String,
@@ -48,8 +50,6 @@ pub enum SendOutcome {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
-    #[error("job {0} does not exist")]
-    NotFound(String),
     #[error("job {job} cannot be rendered: {reason}")]
     Render { job: String, reason: String },
     #[error("SES refused job {job}: {reason}")]
@@ -88,7 +88,10 @@ impl Services {
                 })
             }
             Claim::InFlight => return Ok(SendOutcome::LeasedElsewhere),
-            Claim::NotFound => return Err(SendError::NotFound(job_id.to_string())),
+            // Jobs are committed before they are queued, and reads of an item
+            // are consistent: a job that is not there never will be (a resend
+            // for an address with no account queues such an id on purpose).
+            Claim::NotFound => return Ok(SendOutcome::NoSuchJob),
         };
         let job = &stored.job;
         let Some(token_key) = self.settings.token_signing_key.as_ref() else {
