@@ -479,3 +479,23 @@ async fn a_failed_mark_after_ses_accepted_sends_nothing_again() {
     assert!(get_s(item, "ses_message_id").is_some());
     assert_eq!(t.emails_to(&email2).await.len(), 1, "sent once");
 }
+
+/// A job that failed goes to the back of the pending index: the sweeper comes
+/// back to it a full delay after the failure, and older jobs that keep
+/// failing never crowd out the rest.
+#[tokio::test]
+async fn a_failed_job_is_swept_a_full_delay_after_its_failure() {
+    let (clock, t) = clocked_without_pump().await;
+    let (_, job) = pending_job(&t, "backoff").await;
+    lose_queue_messages(&t).await;
+    clock.advance(chrono::Duration::minutes(16));
+    // The member's welcome fails (SES refuses); the admin's notice has not been tried.
+    assert!(refused_sender(&t).send_job(&job).await.is_err());
+    assert_eq!(
+        t.stack.sweeper.handle().await.unwrap()["requeued"],
+        1,
+        "only the notice is due"
+    );
+    clock.advance(chrono::Duration::minutes(16));
+    assert_eq!(t.stack.sweeper.handle().await.unwrap()["requeued"], 2);
+}

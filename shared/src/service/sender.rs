@@ -98,7 +98,7 @@ impl Services {
             // Configuration, not the job: given back for a retry once it is fixed.
             let error = SendError::NotConfigured("TOKEN_SIGNING_KEY");
             self.store
-                .release_job(job_id, &claim_id, &error.to_string())
+                .release_job(job_id, &claim_id, &error.to_string(), self.now())
                 .await?;
             return Err(error);
         };
@@ -181,7 +181,7 @@ impl Services {
                     return self.failed_permanently(&stored, &claim_id, error).await;
                 }
                 self.store
-                    .release_job(job_id, &claim_id, &error.to_string())
+                    .release_job(job_id, &claim_id, &error.to_string(), self.now())
                     .await?;
                 crate::metrics::email("failed");
                 Err(error)
@@ -228,7 +228,7 @@ impl Services {
             return Ok(SendOutcome::Parked { reason });
         }
         self.store
-            .release_job(&stored.job.id, claim_id, &reason)
+            .release_job(&stored.job.id, claim_id, &reason, self.now())
             .await?;
         crate::metrics::email("failed");
         Err(error)

@@ -14,7 +14,8 @@
 //! A user's profile and subscriptions share a partition, so one Query loads a member.
 //!
 //! GSI1 (`gsi1pk`, `gsi1sk`) is sparse: pending email jobs sit under
-//! `OUTBOX#PENDING` by creation time until they are sent.
+//! `OUTBOX#PENDING` by creation time, or by their last failed attempt, until
+//! they are sent or parked.
 
 pub mod admin;
 pub mod attr;
@@ -1428,20 +1429,25 @@ impl Store {
     }
 
     /// Gives a claimed job back after a failed send, so a retry can claim it at once.
+    /// Its place on the pending index moves to `now`: the sweeper comes back
+    /// to it a full sweep delay after this failure, and jobs that keep failing
+    /// never crowd older ones out of a sweep.
     pub async fn release_job(
         &self,
         job: &JobId,
         claim_id: &str,
         error: &str,
+        now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.update_job(
             job,
-            "SET #status = :pending, last_error = :err REMOVE lease_until, claim_id",
+            "SET #status = :pending, last_error = :err, gsi1sk = :due REMOVE lease_until, claim_id",
             "claim_id = :claim AND #status = :sending",
             vec![
                 (":pending", s("pending")),
                 (":sending", s("sending")),
                 (":err", s(error)),
+                (":due", s(format!("{}#{}", ts(now), job))),
                 (":claim", s(claim_id)),
             ],
         )
