@@ -19,6 +19,8 @@ async fn a_run_writes_the_counts_the_alarms_watch() {
         "duplicate"
     );
     assert_eq!(t.post_kajabi(&body, Auth::BadSignature).await.0, 401);
+    // Signed but not JSON: recorded failed, answered 400.
+    assert_eq!(t.post_kajabi("{not json", Auth::Signature).await.0, 400);
     let ignored = stripe_event(
         &t.id("st"),
         "charge.captured",
@@ -31,7 +33,8 @@ async fn a_run_writes_the_counts_the_alarms_watch() {
 
     let lines = captured();
     let of = |metric: &str| totals(&lines, "Provider", metric);
-    assert_eq!(of("received")["kajabi"], 3.0);
+    assert_eq!(of("received")["kajabi"], 4.0);
+    assert_eq!(of("failed")["kajabi"], 1.0);
     assert_eq!(of("received")["stripe"], 1.0);
     assert_eq!(of("processed")["kajabi"], 1.0);
     assert_eq!(of("duplicate")["kajabi"], 1.0);

@@ -314,15 +314,18 @@ impl Services {
             return Err(reject::unauthorized(e.to_string()));
         }
         let unframed = |reason: String, response: ApiResponse| async move {
-            crate::metrics::count(provider.as_str(), "failed");
             let delivery = Delivery::new(provider, None, "unknown", &request.body, received_at);
             match self
                 .record_terminal(&delivery, EventStatus::Failed, Some(reason), None)
                 .await
             {
-                Ok(_) => response,
+                Ok(_) => {
+                    crate::metrics::count(provider.as_str(), "failed");
+                    response
+                }
                 Err(e) => {
                     tracing::error!(event_key = %delivery.key, error = %e, "could not record rejected delivery");
+                    crate::metrics::count(provider.as_str(), "unavailable");
                     reject::unavailable("could not record the delivery; retry later")
                 }
             }
