@@ -465,6 +465,23 @@ impl TestStack {
         .await
     }
 
+    /// A member `name` buys the `off_456` offer through Kajabi: their address
+    /// and the setup token from the welcome email.
+    pub async fn bought(&self, name: &str) -> (String, String) {
+        let email = self.email(name);
+        let (_, r) = self
+            .post_kajabi(
+                &purchase(&self.id(name), &email, "off_456"),
+                Auth::Signature,
+            )
+            .await;
+        assert_eq!(r["status"], "processed", "{r}");
+        let (token, _) = self.wait_emails(&email, 1).await[0]
+            .setup_link()
+            .expect("the welcome email carries a setup link");
+        (email, token)
+    }
+
     /// Runs the sender over the queue until it is empty (for stacks without the pump).
     pub async fn drain_queue(&self) -> usize {
         let mut total = 0;

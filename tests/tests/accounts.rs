@@ -1,24 +1,13 @@
 //! Password setup and resending the setup link, end to end.
 
 use gatehouse::store::attr::{get_bool, get_s};
-use gatehouse_e2e::{purchase, Auth, Options, TestClock, TestStack};
+use gatehouse_e2e::{Options, TestClock, TestStack};
 use serde_json::json;
-
-async fn bought(t: &TestStack, name: &str) -> (String, String) {
-    let email = t.email(name);
-    let (_, r) = t
-        .post_kajabi(&purchase(&t.id(name), &email, "off_456"), Auth::Signature)
-        .await;
-    assert_eq!(r["status"], "processed");
-    let emails = t.wait_emails(&email, 1).await;
-    let (token, _) = emails[0].setup_link().unwrap();
-    (email, token)
-}
 
 #[tokio::test]
 async fn setup_activates_once_with_argon2id() {
     let t = TestStack::start().await;
-    let (email, token) = bought(&t, "setup").await;
+    let (email, token) = t.bought("setup").await;
     let (status, body) = t.post_json("/account/setup-password", &json!({"email": email.to_uppercase(), "token": token, "password": "correct horse battery"})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "activated");
@@ -45,7 +34,7 @@ async fn setup_activates_once_with_argon2id() {
 #[tokio::test]
 async fn wrong_used_and_unknown_get_one_generic_answer() {
     let t = TestStack::start().await;
-    let (email, token) = bought(&t, "generic").await;
+    let (email, token) = t.bought("generic").await;
     let wrong = t
         .post_json(
             "/account/setup-password",
@@ -67,7 +56,7 @@ async fn wrong_used_and_unknown_get_one_generic_answer() {
 #[tokio::test]
 async fn password_rules_are_specific_400s() {
     let t = TestStack::start().await;
-    let (email, token) = bought(&t, "rules").await;
+    let (email, token) = t.bought("rules").await;
     let (status, body) = t
         .post_json(
             "/account/setup-password",
@@ -134,7 +123,7 @@ async fn tokens_expire_after_24_hours() {
         ..Options::default()
     })
     .await;
-    let (email, token) = bought(&t, "expiry").await;
+    let (email, token) = t.bought("expiry").await;
     clock.advance(chrono::Duration::hours(24) + chrono::Duration::seconds(1));
     let (status, body) = t
         .post_json(
@@ -152,7 +141,7 @@ async fn tokens_expire_after_24_hours() {
 #[tokio::test]
 async fn resend_invalidates_older_tokens_and_answers_the_same_for_everyone() {
     let t = TestStack::start().await;
-    let (email, old_token) = bought(&t, "resend").await;
+    let (email, old_token) = t.bought("resend").await;
     let existing = t
         .post_json("/account/resend-setup-email", &json!({"email": email}))
         .await;
@@ -191,7 +180,7 @@ async fn resend_invalidates_older_tokens_and_answers_the_same_for_everyone() {
 #[tokio::test]
 async fn resend_is_limited_to_three_per_address_per_hour() {
     let t = TestStack::start().await;
-    let (email, _) = bought(&t, "limit").await;
+    let (email, _) = t.bought("limit").await;
     for _ in 0..5 {
         let (status, _) = t
             .post_json("/account/resend-setup-email", &json!({"email": email}))
@@ -215,9 +204,9 @@ async fn resend_has_a_global_limit() {
         ..Options::default()
     })
     .await;
-    let (a, _) = bought(&t, "ga").await;
-    let (b, _) = bought(&t, "gb").await;
-    let (c, _) = bought(&t, "gc").await;
+    let (a, _) = t.bought("ga").await;
+    let (b, _) = t.bought("gb").await;
+    let (c, _) = t.bought("gc").await;
     for email in [&a, &b, &c] {
         let (status, _) = t
             .post_json("/account/resend-setup-email", &json!({"email": email}))
@@ -236,7 +225,7 @@ async fn resend_has_a_global_limit() {
 #[tokio::test]
 async fn resend_for_an_active_account_sends_nothing() {
     let t = TestStack::start().await;
-    let (email, token) = bought(&t, "active").await;
+    let (email, token) = t.bought("active").await;
     let (status, _) = t
         .post_json(
             "/account/setup-password",

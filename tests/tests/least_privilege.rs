@@ -5,9 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use gatehouse_e2e::{
-    eventually, purchase, stripe_checkout, stripe_event, stripe_subscription, Auth, TestStack,
-};
+use gatehouse_e2e::{eventually, stripe_checkout, stripe_event, stripe_subscription, TestStack};
 use gatehouse_local::template::SamTemplate;
 use serde_json::{json, Value};
 
@@ -36,15 +34,7 @@ async fn every_call_of_every_function_is_allowed_by_its_own_policy() {
     let http = &t.http;
 
     // Webhooks, and the welcome email through the sender.
-    let email = t.email("member");
-    let (_, r) = t
-        .post_kajabi(
-            &purchase(&t.id("kajabi"), &email, "off_456"),
-            Auth::Signature,
-        )
-        .await;
-    assert_eq!(r["status"], "processed", "{r}");
-    let (token, _) = t.wait_emails(&email, 1).await[0].setup_link().unwrap();
+    let (email, token) = t.bought("member").await;
     let customer = t.id("cus");
     let now = chrono::Utc::now().timestamp();
     // The subscription first: it waits for its member, and the checkout drains it.

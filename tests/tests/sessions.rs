@@ -73,15 +73,7 @@ fn bearer(token: &str) -> (&'static str, String) {
 #[tokio::test]
 async fn setup_password_signs_the_member_in() {
     let t = TestStack::start().await;
-    let email = t.email("setup");
-    let (_, r) = t
-        .post_kajabi(
-            &purchase(&t.id("setup"), &email, "off_456"),
-            Auth::Signature,
-        )
-        .await;
-    assert_eq!(r["status"], "processed");
-    let (token, _) = t.wait_emails(&email, 1).await[0].setup_link().unwrap();
+    let (email, token) = t.bought("setup").await;
     let response = t
         .http
         .post(t.url("/account/setup-password"))
