@@ -151,16 +151,6 @@ fn the_sender_identity_can_be_reused() {
     );
 }
 
-/// A function's variables as the template gives them.
-fn variables(node: &Value) -> Vec<(String, Value)> {
-    node["Environment"]["Variables"]
-        .as_mapping()
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| (k.as_str().unwrap().to_string(), v.clone()))
-        .collect()
-}
-
 /// A deploy-time value for a variable: a parameter's default or a sample of
 /// the right shape, a resource's reference as some text.
 fn deployed(t: &Value, value: &Value) -> String {
@@ -186,11 +176,11 @@ fn deployed(t: &Value, value: &Value) -> String {
 #[test]
 fn every_function_loads_its_settings_from_its_template_environment() {
     let t = template();
-    let globals = variables(&t["Globals"]["Function"]);
-    let functions = of_type(&t, "AWS::Serverless::Function");
-    for (id, function) in &functions {
+    let sam = SamTemplate::load(&workspace_root().join("infra/template.yaml")).unwrap();
+    for function in &sam.functions {
+        let id = &function.binary;
         let mut given = std::collections::BTreeMap::new();
-        for (name, value) in globals.iter().chain(&variables(&function["Properties"])) {
+        for (name, value) in gatehouse_local::secrets::environment(&sam, id) {
             if let Some(setting) = name.strip_suffix("_SECRET_ID") {
                 let sample = if setting == "TOKEN_SIGNING_KEY" {
                     "k".repeat(32)
@@ -199,7 +189,7 @@ fn every_function_loads_its_settings_from_its_template_environment() {
                 };
                 given.insert(setting.to_string(), sample);
             } else if !name.ends_with("_SECRET_VERSION") {
-                given.insert(name.clone(), deployed(&t, value));
+                given.insert(name, deployed(&t, &value));
             }
         }
         let settings = gatehouse::config::Settings::from_lookup(&|name| given.get(name).cloned())
@@ -210,7 +200,7 @@ fn every_function_loads_its_settings_from_its_template_environment() {
             "{id}"
         );
     }
-    assert_eq!(functions.len(), 21);
+    assert_eq!(sam.functions.len(), 21);
 }
 
 /// The alarms watch what members feel: webhooks turned away, events failed or

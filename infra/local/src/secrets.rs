@@ -98,7 +98,7 @@ pub async fn seed(
 }
 
 /// A function's environment as the template gives it: `Globals`, then its own.
-fn environment(template: &SamTemplate, binary: &str) -> BTreeMap<String, Value> {
+pub fn environment(template: &SamTemplate, binary: &str) -> BTreeMap<String, Value> {
     let variables = |node: Option<&Value>| -> Vec<(String, Value)> {
         node.and_then(|n| n.get("Environment"))
             .and_then(|e| e.get("Variables"))
