@@ -16,7 +16,7 @@ pub use password::{Password, PasswordError};
 pub use plan::{Plan, PlanCatalog, PlanError, BASE_ROLE};
 pub use subscription::{
     concerns_replaced_subscription, has_access, leaves_unchanged, lifetime_keeps_access,
-    reopens_ended, stale_payment_extends, SubscriptionState, SubscriptionView, Transition,
-    Unchanged, Watermark, ENDED_STAYS_ENDED, LIFETIME_KEEPS_ACCESS,
+    notice_for, reopens_ended, reported_view, stale_payment_extends, Notice, SubscriptionState,
+    SubscriptionView, Transition, Unchanged, Watermark, ENDED_STAYS_ENDED, LIFETIME_KEEPS_ACCESS,
 };
 pub use text::bounded;

@@ -209,6 +209,63 @@ pub const ENDED_STAYS_ENDED: &str =
 pub const LIFETIME_KEEPS_ACCESS: &str =
     "lifetime plan: a cancel or expiry does not end its access (a refund does)";
 
+/// The view a provider's reported state leads to. The period end is the
+/// event's, or the one already known; access runs to it while the state
+/// grants access (active, trialing, canceled at period end). A payment
+/// failure opens `grace` from `now`, once: a second failure keeps the first
+/// deadline, so dunning never stretches access. Ended states end it now.
+pub fn reported_view(
+    current: Option<&SubscriptionView>,
+    state: SubscriptionState,
+    period_end: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    grace: Duration,
+) -> SubscriptionView {
+    let period_end = period_end.or_else(|| current.and_then(|c| c.period_end));
+    let access_until = match state {
+        SubscriptionState::Active | SubscriptionState::Trialing | SubscriptionState::Canceled => {
+            period_end
+        }
+        SubscriptionState::PastDue => match current {
+            Some(c) if c.state == SubscriptionState::PastDue => c.access_until,
+            _ => Some(now + grace),
+        },
+        SubscriptionState::Expired | SubscriptionState::Refunded | SubscriptionState::Suspended => {
+            Some(now)
+        }
+    };
+    SubscriptionView {
+        state,
+        period_end,
+        access_until,
+    }
+}
+
+/// A notice the member gets when their subscription changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    Cancel,
+    Expiry,
+    PaymentFailed,
+}
+
+/// The notice a change from `previous` to `next` sends: one per change of
+/// state, none for a repeat of the same state or for a (re)activation.
+pub fn notice_for(previous: Option<SubscriptionState>, next: SubscriptionState) -> Option<Notice> {
+    if previous == Some(next) {
+        return None;
+    }
+    match next {
+        SubscriptionState::Canceled => Some(Notice::Cancel),
+        SubscriptionState::Expired => Some(Notice::Expiry),
+        SubscriptionState::PastDue => Some(Notice::PaymentFailed),
+        SubscriptionState::Active
+        | SubscriptionState::Trialing
+        | SubscriptionState::Refunded
+        | SubscriptionState::Suspended => None,
+    }
+}
+
 fn period_from(plan: &Plan, start: DateTime<Utc>) -> Option<DateTime<Utc>> {
     if plan.lifetime {
         return None;
@@ -285,6 +342,134 @@ impl Transition {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn view(
+        state: SubscriptionState,
+        period_end: Option<i64>,
+        access_until: Option<i64>,
+    ) -> SubscriptionView {
+        let at = |days: i64| {
+            chrono::TimeZone::timestamp_opt(&Utc, 1_800_000_000, 0).unwrap() + Duration::days(days)
+        };
+        SubscriptionView {
+            state,
+            period_end: period_end.map(at),
+            access_until: access_until.map(at),
+        }
+    }
+
+    #[test]
+    fn a_reported_state_sets_access_by_table() {
+        use SubscriptionState::*;
+        let now = chrono::TimeZone::timestamp_opt(&Utc, 1_800_000_000, 0).unwrap();
+        let day = |d: i64| now + Duration::days(d);
+        let grace = Duration::days(7);
+        // (current, reported state, reported end) -> (period end, access until), in days from now
+        type Case = (
+            Option<SubscriptionView>,
+            SubscriptionState,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+        );
+        let cases: &[Case] = &[
+            (None, Active, Some(30), Some(30), Some(30)),
+            (None, Trialing, Some(14), Some(14), Some(14)),
+            // cancel at period end keeps the known end when the event has none
+            (
+                Some(view(Active, Some(30), Some(30))),
+                Canceled,
+                None,
+                Some(30),
+                Some(30),
+            ),
+            // a first payment failure opens the grace period from now
+            (
+                Some(view(Active, Some(30), Some(30))),
+                PastDue,
+                None,
+                Some(30),
+                Some(7),
+            ),
+            // a second failure keeps the first deadline
+            (
+                Some(view(PastDue, Some(30), Some(3))),
+                PastDue,
+                None,
+                Some(30),
+                Some(3),
+            ),
+            (
+                Some(view(Active, Some(30), Some(30))),
+                Expired,
+                None,
+                Some(30),
+                Some(0),
+            ),
+            (
+                Some(view(Active, Some(30), Some(30))),
+                Suspended,
+                None,
+                Some(30),
+                Some(0),
+            ),
+            (
+                Some(view(Active, Some(30), Some(30))),
+                Refunded,
+                None,
+                Some(30),
+                Some(0),
+            ),
+            // a renewal moves the end forward
+            (
+                Some(view(Active, Some(30), Some(30))),
+                Active,
+                Some(60),
+                Some(60),
+                Some(60),
+            ),
+        ];
+        for (current, state, reported, period_end, access_until) in cases {
+            let got = reported_view(current.as_ref(), *state, reported.map(day), now, grace);
+            assert_eq!(got.state, *state);
+            assert_eq!(
+                got.period_end,
+                period_end.map(day),
+                "{current:?} -> {state:?}"
+            );
+            assert_eq!(
+                got.access_until,
+                access_until.map(day),
+                "{current:?} -> {state:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn each_change_of_state_sends_its_notice_once() {
+        use SubscriptionState::*;
+        let cases = [
+            (Some(Active), Canceled, Some(Notice::Cancel)),
+            (Some(Canceled), Canceled, None),
+            (Some(Canceled), Expired, Some(Notice::Expiry)),
+            (None, Expired, Some(Notice::Expiry)),
+            (Some(Active), PastDue, Some(Notice::PaymentFailed)),
+            (Some(PastDue), PastDue, None),
+            (Some(PastDue), Active, None),
+            (None, Active, None),
+            (Some(Active), Suspended, None),
+            (Some(Active), Refunded, None),
+        ];
+        for (previous, next, notice) in cases {
+            assert_eq!(
+                notice_for(previous, next),
+                notice,
+                "{previous:?} -> {next:?}"
+            );
+        }
+    }
+
     #[test]
     fn event_times_compare_to_the_second_so_the_rank_orders_a_second() {
         let at = chrono::TimeZone::timestamp_opt(&Utc, 1_800_000_000, 0).unwrap();
@@ -435,7 +620,6 @@ mod tests {
         assert!(!mark.supersedes(at + Duration::seconds(1), 0));
     }
 
-    use super::*;
     use chrono::TimeZone;
 
     fn plan(lifetime: bool) -> Plan {

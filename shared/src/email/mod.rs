@@ -23,6 +23,15 @@ pub enum Template {
 }
 
 impl Template {
+    /// The email that carries a lifecycle notice.
+    pub fn for_notice(notice: crate::domain::Notice) -> Self {
+        match notice {
+            crate::domain::Notice::Cancel => Template::CancelNotice,
+            crate::domain::Notice::Expiry => Template::ExpiryNotice,
+            crate::domain::Notice::PaymentFailed => Template::PaymentFailed,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Template::Welcome => "welcome",

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, Utc};
 
 use super::provision::MemberProfile;
-use super::webhook::{backoff, Delivery, WebhookOutcome, MAX_ATTEMPTS};
+use super::runner::Decision;
+use super::webhook::{Delivery, WebhookOutcome};
 use super::{ServiceError, Services};
 use crate::domain::{
     leaves_unchanged, Email, JobId, Plan, Provider, SubscriptionState, Transition, UserId,
@@ -125,14 +126,14 @@ impl Services {
                 .await;
         };
 
-        for attempt in 0..MAX_ATTEMPTS {
-            let now = self.now();
+        let email = &email;
+        self.run(delivery, |now| async move {
             let (existing, email_record) = self
                 .store
-                .load_event_and_email(&delivery.key, Some(&email))
+                .load_event_and_email(&delivery.key, Some(email))
                 .await?;
             if let Some(old) = existing.filter(|e| e.status.is_final()) {
-                return self.answer_duplicate(old, delivery).await;
+                return Ok(Decision::duplicate(old));
             }
 
             let mut metadata = BTreeMap::new();
@@ -156,7 +157,7 @@ impl Services {
                 admin_data.insert("partner".to_string(), partner.clone());
             }
 
-            let account = self.plan_account(email_record.as_ref(), &email, email_data, now)?;
+            let account = self.plan_account(email_record.as_ref(), email, email_data, now)?;
             let user_id = account.user_id.clone();
             let current = if account.is_new {
                 None
@@ -178,18 +179,7 @@ impl Services {
                 Template::AdminExistingLinked
             };
             jobs.push(self.job(admin_template, &self.settings.admin_email, admin_data, now));
-            let job_ids: Vec<JobId> = jobs.iter().map(|j| j.id.clone()).collect();
-
             let mut tx = self.store.tx();
-            tx.put_event(&delivery.record(
-                EventStatus::Processed,
-                stale.then(|| {
-                    "purchase recorded; the subscription changed after it, so access is unchanged"
-                        .to_string()
-                }),
-                Some(user_id.clone()),
-                job_ids.clone(),
-            ))?;
             let profile = MemberProfile {
                 email: email.clone(),
                 first_name: member.first_name.clone(),
@@ -215,15 +205,14 @@ impl Services {
                         .or(current.as_ref().and_then(|c| c.provider_ref.as_deref())),
                 )?;
             }
-            if let Some(outcome) = self
-                .commit_webhook(tx, delivery, &jobs, Some(user_id))
-                .await?
-            {
-                return Ok(outcome);
-            }
-            backoff(attempt).await;
-        }
-        Err(ServiceError::Contention)
+            Ok(
+                Decision::apply(tx, jobs, user_id).with_reason(stale.then(|| {
+                    "purchase recorded; the subscription changed after it, so access is unchanged"
+                        .to_string()
+                })),
+            )
+        })
+        .await
     }
 
     /// The plan a lifecycle event is about: its offer, or the member's only Kajabi plan.
@@ -280,22 +269,22 @@ impl Services {
             Ok(email) => email,
             Err(reason) => return self.fail(delivery, reason, None).await,
         };
-        for attempt in 0..MAX_ATTEMPTS {
-            let now = self.now();
+        let email = &email;
+        self.run(delivery, |now| async move {
             let (existing, email_record) = self
                 .store
-                .load_event_and_email(&delivery.key, Some(&email))
+                .load_event_and_email(&delivery.key, Some(email))
                 .await?;
             if let Some(old) = existing.filter(|e| e.status.is_final()) {
-                return self.answer_duplicate(old, delivery).await;
+                return Ok(Decision::duplicate(old));
             }
             let Some(email_record) = email_record else {
-                return self.fail(delivery, "no member with this email", None).await;
+                return Ok(Decision::failed("no member with this email", None));
             };
             let user_id = email_record.user_id;
             let plan = match self.lifecycle_plan(&user_id, offer_id).await? {
                 Ok(plan) => plan,
-                Err(reason) => return self.fail(delivery, reason, Some(user_id)).await,
+                Err(reason) => return Ok(Decision::failed(reason, Some(user_id))),
             };
             let ends = match change {
                 LifecycleChange::Canceled => Some(SubscriptionState::Canceled),
@@ -307,13 +296,10 @@ impl Services {
                 .get_subscription(&user_id, Provider::Kajabi, &plan.id)
                 .await?;
             if current.is_none() && change != LifecycleChange::Renewed {
-                return self
-                    .fail(
-                        delivery,
-                        format!("member has no {} subscription", plan.id),
-                        Some(user_id),
-                    )
-                    .await;
+                return Ok(Decision::failed(
+                    format!("member has no {} subscription", plan.id),
+                    Some(user_id),
+                ));
             }
             // Ordering: an event older than the state it would change is superseded.
             let event_time = occurred_at.unwrap_or(delivery.received_at);
@@ -321,15 +307,17 @@ impl Services {
                 (occurred_at, current.as_ref().and_then(|c| c.watermark))
             {
                 if sent_at < mark {
-                    return self
-                        .record_terminal(delivery, EventStatus::Superseded, None, Some(user_id))
-                        .await;
+                    return Ok(Decision::record(
+                        EventStatus::Superseded,
+                        None,
+                        Some(user_id),
+                    ));
                 }
             }
             if let Some(verdict) = ends.and_then(|next| {
                 leaves_unchanged(plan, current.as_ref().map(|c| c.view.state), next)
             }) {
-                return self.record_unchanged(delivery, verdict, user_id).await;
+                return Ok(Decision::unchanged(verdict, user_id));
             }
             let transition = match change {
                 LifecycleChange::Canceled => Transition::Cancel { ends_at },
@@ -353,22 +341,14 @@ impl Services {
                         .map(|d| d.format("%B %-d, %Y").to_string())
                         .unwrap_or_default();
                     data.insert("access_until".to_string(), until);
-                    jobs.push(self.job(Template::CancelNotice, &email, data, now));
+                    jobs.push(self.job(Template::CancelNotice, email, data, now));
                 }
                 LifecycleChange::Expired => {
-                    jobs.push(self.job(Template::ExpiryNotice, &email, data, now))
+                    jobs.push(self.job(Template::ExpiryNotice, email, data, now))
                 }
                 LifecycleChange::Renewed => {}
             }
-            let job_ids: Vec<JobId> = jobs.iter().map(|j| j.id.clone()).collect();
-
             let mut tx = self.store.tx();
-            tx.put_event(&delivery.record(
-                EventStatus::Processed,
-                None,
-                Some(user_id.clone()),
-                job_ids.clone(),
-            ))?;
             tx.put_subscription(
                 &user_id,
                 Provider::Kajabi,
@@ -383,14 +363,8 @@ impl Services {
                     .as_deref()
                     .or(current.as_ref().and_then(|c| c.provider_ref.as_deref())),
             )?;
-            if let Some(outcome) = self
-                .commit_webhook(tx, delivery, &jobs, Some(user_id))
-                .await?
-            {
-                return Ok(outcome);
-            }
-            backoff(attempt).await;
-        }
-        Err(ServiceError::Contention)
+            Ok(Decision::apply(tx, jobs, user_id))
+        })
+        .await
     }
 }

@@ -11,13 +11,12 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use super::provision::{AccountPlan, MemberProfile};
-use super::webhook::{
-    backoff, webhook_commit_verdict, CommitVerdict, Delivery, WebhookOutcome, MAX_ATTEMPTS,
-};
+use super::runner::{Decision, Step};
+use super::webhook::{Delivery, WebhookOutcome};
 use super::{ServiceError, Services};
 use crate::domain::{
-    concerns_replaced_subscription, leaves_unchanged, stale_payment_extends, Email, JobId, Plan,
-    Provider, SubscriptionState, SubscriptionView, UserId,
+    concerns_replaced_subscription, leaves_unchanged, notice_for, reported_view,
+    stale_payment_extends, Email, Plan, Provider, SubscriptionState, SubscriptionView, UserId,
 };
 use crate::email::Template;
 use crate::providers::stripe::{lifecycle_rank, map_status, StripeAction, StripeEvent};
@@ -393,40 +392,33 @@ impl Services {
         created: DateTime<Utc>,
         payment: Option<Payment>,
     ) -> Result<WebhookOutcome, ServiceError> {
-        for attempt in 0..MAX_ATTEMPTS {
-            let now = self.now();
+        let payment = &payment;
+        self.run(delivery, |now| async move {
             let loaded = self
                 .store
                 .load_for_event(&delivery.key, Some(email), customer.map(|c| (provider, c)))
                 .await?;
             let waiting = loaded.customer_waiting.clone();
             if let Some(old) = loaded.event.clone().filter(|e| e.status.is_final()) {
-                let outcome = self.answer_duplicate(old, delivery).await?;
+                let duplicate = Decision::duplicate(old);
                 // A first attempt that stopped after its commit left these waiting.
-                if let (Some(c), Some(_)) = (customer, &loaded.customer_user) {
-                    if !waiting.events.is_empty() {
-                        self.drain_waiting(provider, c, &waiting).await?;
-                    }
-                }
-                return Ok(outcome);
+                return Ok(match (customer, &loaded.customer_user) {
+                    (Some(c), Some(_)) => duplicate.then_drain(provider, c, &waiting),
+                    _ => duplicate,
+                });
             }
             let email_user = loaded.email.as_ref().map(|e| &e.user_id);
             if let (Some(c), Some(mapped), Some(email_user)) =
                 (customer, &loaded.customer_user, email_user)
             {
                 if email_user != mapped {
-                    // What waits on the customer is its member's, whatever this says.
-                    if !waiting.events.is_empty() {
-                        self.drain_waiting(provider, c, &waiting).await?;
-                    }
-                    // Re-reading cannot fix this: say so, and answer 200.
-                    return self
-                        .fail(
-                            delivery,
-                            customer_mismatch(provider, c, mapped),
-                            Some(mapped.clone()),
-                        )
-                        .await;
+                    // Re-reading cannot fix this: say so, and answer 200. What
+                    // waits on the customer is its member's, whatever this says.
+                    return Ok(Decision::failed(
+                        customer_mismatch(provider, c, mapped),
+                        Some(mapped.clone()),
+                    )
+                    .then_drain(provider, c, &waiting));
                 }
             }
             let mut metadata = BTreeMap::new();
@@ -516,25 +508,18 @@ impl Services {
                     now,
                 ));
             }
-            let job_ids: Vec<JobId> = jobs.iter().map(|j| j.id.clone()).collect();
-
+            let reason = match (stale, &extended) {
+                (false, _) => None,
+                (true, None) => Some(
+                    "payment recorded; the subscription changed after it, so access is unchanged"
+                        .to_string(),
+                ),
+                (true, Some(_)) => Some(
+                    "payment recorded; the subscription changed after it, so only its paid period extends access"
+                        .to_string(),
+                ),
+            };
             let mut tx = self.store.tx();
-            tx.put_event(&delivery.record(
-                EventStatus::Processed,
-                match (stale, &extended) {
-                    (false, _) => None,
-                    (true, None) => Some(
-                        "payment recorded; the subscription changed after it, so access is unchanged"
-                            .to_string(),
-                    ),
-                    (true, Some(_)) => Some(
-                        "payment recorded; the subscription changed after it, so only its paid period extends access"
-                            .to_string(),
-                    ),
-                },
-                Some(user_id.clone()),
-                job_ids.clone(),
-            ))?;
             let profile = MemberProfile {
                 email: email.clone(),
                 first_name: name
@@ -550,7 +535,7 @@ impl Services {
             if let Some(c) = customer {
                 tx.put_customer(provider, c, &user_id, &waiting)?;
             }
-            if let (Some(plan), Some(payment)) = (one_time, &payment) {
+            if let (Some(plan), Some(payment)) = (one_time, payment) {
                 // The payment record says what a refund of it revokes.
                 tx.upsert_payment(
                     &Payment {
@@ -587,20 +572,13 @@ impl Services {
                     c.provider_ref.as_deref(),
                 )?;
             }
-            if let Some(outcome) = self
-                .commit_webhook(tx, delivery, &jobs, Some(user_id))
-                .await?
-            {
-                if let (Some(c), WebhookOutcome::Processed { .. }) = (customer, &outcome) {
-                    if !waiting.events.is_empty() {
-                        self.drain_waiting(provider, c, &waiting).await?;
-                    }
-                }
-                return Ok(outcome);
-            }
-            backoff(attempt).await;
-        }
-        Err(ServiceError::Contention)
+            let apply = Decision::apply(tx, jobs, user_id).with_reason(reason);
+            Ok(match customer {
+                Some(c) => apply.then_drain(provider, c, &waiting),
+                None => apply,
+            })
+        })
+        .await
     }
 
     /// Records a payment's status with the event, in one transaction.
@@ -609,20 +587,16 @@ impl Services {
         delivery: &Delivery,
         payment: &Payment,
     ) -> Result<WebhookOutcome, ServiceError> {
-        for attempt in 0..MAX_ATTEMPTS {
+        self.run(delivery, |now| async move {
             let loaded = self.store.load_for_event(&delivery.key, None, None).await?;
             if let Some(old) = loaded.event.filter(|e| e.status.is_final()) {
-                return self.answer_duplicate(old, delivery).await;
+                return Ok(Decision::duplicate(old));
             }
             let mut tx = self.store.tx();
-            tx.put_event(&delivery.record(EventStatus::Processed, None, None, Vec::new()))?;
-            tx.upsert_payment(payment, self.now())?;
-            if let Some(outcome) = self.commit_webhook(tx, delivery, &[], None).await? {
-                return Ok(outcome);
-            }
-            backoff(attempt).await;
-        }
-        Err(ServiceError::Contention)
+            tx.upsert_payment(payment, now)?;
+            Ok(Decision::apply(tx, Vec::new(), None))
+        })
+        .await
     }
 
     /// A full refund revokes what the payment granted; a partial one is only recorded.
@@ -635,16 +609,16 @@ impl Services {
         amount_refunded: Option<i64>,
         currency: Option<&str>,
     ) -> Result<WebhookOutcome, ServiceError> {
-        for attempt in 0..MAX_ATTEMPTS {
-            let now = self.now();
+        self.run(delivery, |now| async move {
             let loaded = self.store.load_for_event(&delivery.key, None, None).await?;
             if let Some(old) = loaded.event.filter(|e| e.status.is_final()) {
-                return self.answer_duplicate(old, delivery).await;
+                return Ok(Decision::duplicate(old));
             }
             let Some(payment) = self.store.get_payment(provider, reference).await? else {
-                return self
-                    .fail(delivery, format!("no payment record for {reference}"), None)
-                    .await;
+                return Ok(Decision::failed(
+                    format!("no payment record for {reference}"),
+                    None,
+                ));
             };
             let record = Payment {
                 status: if full {
@@ -689,13 +663,6 @@ impl Services {
                         ]);
                         jobs.push(self.job(Template::RefundNotice, &email, data, now));
                     }
-                    let job_ids: Vec<JobId> = jobs.iter().map(|j| j.id.clone()).collect();
-                    tx.put_event(&delivery.record(
-                        EventStatus::Processed,
-                        None,
-                        Some(user_id.clone()),
-                        job_ids,
-                    ))?;
                     tx.put_subscription(
                         user_id,
                         provider,
@@ -709,25 +676,11 @@ impl Services {
                     )?;
                 }
             }
-            if tx.is_empty() {
-                tx.put_event(&delivery.record(
-                    EventStatus::Processed,
-                    None,
-                    payment.user_id.clone(),
-                    Vec::new(),
-                ))?;
-            }
             tx.upsert_payment(&record, now)?;
             tracing::info!(event_key = %delivery.key, full, amount_refunded = amount_refunded.unwrap_or(0), "refund");
-            if let Some(outcome) = self
-                .commit_webhook(tx, delivery, &jobs, payment.user_id.clone())
-                .await?
-            {
-                return Ok(outcome);
-            }
-            backoff(attempt).await;
-        }
-        Err(ServiceError::Contention)
+            Ok(Decision::apply(tx, jobs, payment.user_id.clone()))
+        })
+        .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -743,8 +696,7 @@ impl Services {
         rank: i64,
         provider_ref: Option<&str>,
     ) -> Result<WebhookOutcome, ServiceError> {
-        for attempt in 0..MAX_ATTEMPTS {
-            let now = self.now();
+        self.run(delivery, |now| async move {
             let email = match member {
                 MemberRef::Email(email, _) => Some(email),
                 MemberRef::Customer(_) => None,
@@ -755,7 +707,7 @@ impl Services {
                 .load_for_event(&delivery.key, email, customer)
                 .await?;
             if let Some(old) = loaded.event.filter(|e| e.status.is_final()) {
-                return self.answer_duplicate(old, delivery).await;
+                return Ok(Decision::duplicate(old));
             }
             if let (Some(email_user), Some(mapped), Some(c)) = (
                 loaded.email.as_ref().map(|e| &e.user_id),
@@ -763,35 +715,27 @@ impl Services {
                 member.customer(),
             ) {
                 if email_user != mapped {
-                    return self
-                        .fail(
-                            delivery,
-                            customer_mismatch(provider, c, mapped),
-                            Some(mapped.clone()),
-                        )
-                        .await;
+                    return Ok(Decision::failed(
+                        customer_mismatch(provider, c, mapped),
+                        Some(mapped.clone()),
+                    ));
                 }
             }
             let user_id = loaded.email.map(|e| e.user_id).or(loaded.customer_user);
             let Some(user_id) = user_id else {
                 let Some(customer) = member.customer() else {
                     // Nothing to wait on: the provider's retry, or an admin replay, applies it.
-                    return self.fail(delivery, "no member with this email", None).await;
+                    return Ok(Decision::failed("no member with this email", None));
                 };
-                let reason = format!(
-                    "waiting for customer {customer}: no checkout or charge with an email seen yet"
-                );
-                let waiting = crate::store::WaitingEvent::new(&delivery.key, created, rank);
-                match self
-                    .record_pending(delivery, provider, customer, &waiting, reason)
-                    .await?
-                {
-                    Some(outcome) => return Ok(outcome),
-                    None => {
-                        backoff(attempt).await;
-                        continue;
-                    }
+                return Ok(Step::Wait {
+                    provider,
+                    customer: customer.to_string(),
+                    entry: crate::store::WaitingEvent::new(&delivery.key, created, rank),
+                    reason: format!(
+                        "waiting for customer {customer}: no checkout or charge with an email seen yet"
+                    ),
                 }
+                .into());
             };
             let current = self
                 .store
@@ -805,33 +749,15 @@ impl Services {
                     provider_ref,
                 ) {
                     let mut tx = self.store.tx();
-                    tx.put_event(&delivery.record(
-                        EventStatus::Superseded,
-                        None,
-                        Some(user_id.clone()),
-                        Vec::new(),
-                    ))?;
                     tx.set_subscription_ref(&user_id, provider, &plan.id, reference, c.version)?;
-                    match self.store.commit(tx).await {
-                        Ok(()) => {
-                            return Ok(WebhookOutcome::Superseded {
-                                event: delivery.key.to_string(),
-                            })
-                        }
-                        Err(err) => match webhook_commit_verdict(err)? {
-                            CommitVerdict::Duplicate(Some(old)) if old.status.is_final() => {
-                                return self.answer_duplicate(*old, delivery).await
-                            }
-                            _ => {
-                                backoff(attempt).await;
-                                continue;
-                            }
-                        },
-                    }
+                    return Ok(Decision::apply(tx, Vec::new(), user_id)
+                        .with_status(EventStatus::Superseded));
                 }
-                return self
-                    .record_terminal(delivery, EventStatus::Superseded, None, Some(user_id))
-                    .await;
+                return Ok(Decision::record(
+                    EventStatus::Superseded,
+                    None,
+                    Some(user_id),
+                ));
             }
             if let Some(row_ref) = current.as_ref().and_then(|c| c.provider_ref.as_deref()) {
                 if concerns_replaced_subscription(Some(row_ref), provider_ref, state) {
@@ -839,73 +765,36 @@ impl Services {
                         "about {}, which the member replaced on this plan with {row_ref}",
                         provider_ref.unwrap_or_default()
                     );
-                    return self
-                        .record_terminal(
-                            delivery,
-                            EventStatus::Superseded,
-                            Some(reason),
-                            Some(user_id),
-                        )
-                        .await;
+                    return Ok(Decision::record(
+                        EventStatus::Superseded,
+                        Some(reason),
+                        Some(user_id),
+                    ));
                 }
             }
             if let Some(verdict) =
                 leaves_unchanged(plan, current.as_ref().map(|c| c.view.state), state)
             {
-                return self.record_unchanged(delivery, verdict, user_id).await;
+                return Ok(Decision::unchanged(verdict, user_id));
             }
             let previous = current.as_ref().map(|c| c.view.state);
-            let period_end =
-                period_end.or_else(|| current.as_ref().and_then(|c| c.view.period_end));
             let grace =
                 Duration::from_std(self.settings.past_due_grace).unwrap_or(Duration::days(7));
-            let access_until = match state {
-                SubscriptionState::Active
-                | SubscriptionState::Trialing
-                | SubscriptionState::Canceled => period_end,
-                SubscriptionState::PastDue => match (&current, previous) {
-                    (Some(c), Some(SubscriptionState::PastDue)) => c.view.access_until,
-                    _ => Some(now + grace),
-                },
-                SubscriptionState::Expired
-                | SubscriptionState::Refunded
-                | SubscriptionState::Suspended => Some(now),
-            };
-            let view = SubscriptionView {
-                state,
-                period_end,
-                access_until,
-            };
-
+            let view = reported_view(current.as_ref().map(|c| &c.view), state, period_end, now, grace);
             let mut jobs = Vec::new();
-            if previous != Some(state) {
-                let template = match state {
-                    SubscriptionState::Canceled => Some(Template::CancelNotice),
-                    SubscriptionState::Expired => Some(Template::ExpiryNotice),
-                    SubscriptionState::PastDue => Some(Template::PaymentFailed),
-                    _ => None,
-                };
-                if let Some(template) = template {
-                    if let Some(email) = self.store.get_profile(&user_id).await?.and_then(|p| {
-                        crate::store::attr::get_s(&p, "email").and_then(|e| Email::parse(e).ok())
-                    }) {
-                        let data = BTreeMap::from([
-                            ("email".to_string(), email.to_string()),
-                            ("plan_name".to_string(), plan.name.clone()),
-                            ("access_until".to_string(), human_date(view.access_until)),
-                        ]);
-                        jobs.push(self.job(template, &email, data, now));
-                    }
+            if let Some(notice) = notice_for(previous, state) {
+                if let Some(email) = self.store.get_profile(&user_id).await?.and_then(|p| {
+                    crate::store::attr::get_s(&p, "email").and_then(|e| Email::parse(e).ok())
+                }) {
+                    let data = BTreeMap::from([
+                        ("email".to_string(), email.to_string()),
+                        ("plan_name".to_string(), plan.name.clone()),
+                        ("access_until".to_string(), human_date(view.access_until)),
+                    ]);
+                    jobs.push(self.job(Template::for_notice(notice), &email, data, now));
                 }
             }
-            let job_ids: Vec<JobId> = jobs.iter().map(|j| j.id.clone()).collect();
             let mut tx = self.store.tx();
-            tx.put_event(&delivery.record(
-                EventStatus::Processed,
-                None,
-                Some(user_id.clone()),
-                job_ids.clone(),
-            ))?;
             tx.put_subscription(
                 &user_id,
                 provider,
@@ -917,15 +806,9 @@ impl Services {
                 now,
                 provider_ref.or(current.as_ref().and_then(|c| c.provider_ref.as_deref())),
             )?;
-            if let Some(outcome) = self
-                .commit_webhook(tx, delivery, &jobs, Some(user_id))
-                .await?
-            {
-                return Ok(outcome);
-            }
-            backoff(attempt).await;
-        }
-        Err(ServiceError::Contention)
+            Ok(Decision::apply(tx, jobs, user_id))
+        })
+        .await
     }
 }
 

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::{ServiceError, Services};
-use crate::domain::{bounded, EventKey, JobId, Provider, Unchanged, UserId};
+use crate::domain::{bounded, EventKey, JobId, Provider, UserId};
 use crate::http::{reject, ApiRequest, ApiResponse, MAX_BODY_BYTES};
 use crate::signature::sha256_hex;
 use crate::store::attr::Item;
@@ -197,21 +197,6 @@ impl Services {
         })
     }
 
-    /// Records a change the lifecycle rules refuse, with their reason.
-    pub(crate) async fn record_unchanged(
-        &self,
-        delivery: &Delivery,
-        verdict: Unchanged,
-        user_id: UserId,
-    ) -> Result<WebhookOutcome, ServiceError> {
-        let (status, reason) = match verdict {
-            Unchanged::Ignored(reason) => (EventStatus::Ignored, reason),
-            Unchanged::Superseded(reason) => (EventStatus::Superseded, reason),
-        };
-        self.record_terminal(delivery, status, Some(reason.into()), Some(user_id))
-            .await
-    }
-
     pub async fn fail(
         &self,
         delivery: &Delivery,
@@ -249,14 +234,16 @@ impl Services {
         })
     }
 
-    /// Commits a webhook transaction and enqueues its jobs. `Ok(None)` asks the caller to retry.
-    /// Adds the email jobs to `tx`, commits, and enqueues them after commit.
-    pub async fn commit_webhook(
+    /// Commits a webhook transaction (event record at item 0, recorded with
+    /// `status`) and enqueues its jobs after commit. `Ok(None)` asks the
+    /// runner to load again and retry.
+    pub(crate) async fn commit_webhook(
         &self,
         mut tx: Tx,
         delivery: &Delivery,
         jobs: &[EmailJob],
         user_id: Option<UserId>,
+        status: EventStatus,
     ) -> Result<Option<WebhookOutcome>, ServiceError> {
         for job in jobs {
             tx.put_job(job)?;
@@ -265,10 +252,11 @@ impl Services {
         match self.store.commit(tx).await {
             Ok(()) => {
                 self.outbox.enqueue(&job_ids).await?;
-                tracing::info!(event_key = %delivery.key, outcome = "processed", jobs = jobs.len(), "webhook processed");
-                Ok(Some(WebhookOutcome::Processed {
-                    event: delivery.key.to_string(),
-                    user_id,
+                tracing::info!(event_key = %delivery.key, outcome = status.as_str(), jobs = jobs.len(), "webhook processed");
+                let event = delivery.key.to_string();
+                Ok(Some(match status {
+                    EventStatus::Superseded => WebhookOutcome::Superseded { event },
+                    _ => WebhookOutcome::Processed { event, user_id },
                 }))
             }
             Err(err) => match webhook_commit_verdict(err)? {

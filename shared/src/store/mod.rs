@@ -584,6 +584,11 @@ impl Tx {
         self.items.is_empty()
     }
 
+    /// Adds `other`'s writes after these, in order.
+    pub fn append(&mut self, other: Tx) {
+        self.items.extend(other.items);
+    }
+
     /// Item 0: the event record, written only if new or previously failed.
     pub fn put_event(&mut self, record: &EventRecord) -> Result<(), StoreError> {
         debug_assert!(self.items.is_empty(), "the event record must be item 0");
