@@ -291,7 +291,14 @@ async fn bad_role_changes_are_400s() {
 async fn replay_reruns_a_failed_event_once_the_cause_is_fixed() {
     let t = TestStack::start().await;
     let email = t.email("replay");
-    // A cancel for a member Gatehouse does not know yet: recorded as failed.
+    // A cancel of a plan the member has not bought (yet): recorded as failed.
+    let (_, r) = t
+        .post_kajabi(
+            &purchase(&t.id("replay-life"), &email, "off_lifetime"),
+            Auth::Signature,
+        )
+        .await;
+    assert_eq!(r["status"], "processed");
     let cancel = lifecycle("canceled", &t.id("replay-cancel"), &email, json!({}));
     let (_, r) = t.post_kajabi(&cancel, Auth::Signature).await;
     assert_eq!(r["status"], "failed", "{r}");
@@ -323,9 +330,13 @@ async fn replay_reruns_a_failed_event_once_the_cause_is_fixed() {
     let snap = t.snapshot().await;
     let user = snap.user_by_email(&email).unwrap();
     let id = gatehouse::store::attr::get_s(user, "user_id").unwrap();
-    let subs = snap.subscriptions_of(id);
+    let annual = snap
+        .subscriptions_of(id)
+        .into_iter()
+        .find(|s| gatehouse::store::attr::get_s(s, "plan_id") == Some("nssa_annual"))
+        .expect("the annual plan");
     assert_eq!(
-        gatehouse::store::attr::get_s(subs[0], "state"),
+        gatehouse::store::attr::get_s(annual, "state"),
         Some("canceled")
     );
 

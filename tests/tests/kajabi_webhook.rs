@@ -186,10 +186,6 @@ async fn unprocessable_deliveries_are_recorded_failed_and_answered_200() {
             purchase(&t.id("bad-email"), "not-an-email", "off_456"),
             "invalid member email",
         ),
-        (
-            lifecycle("canceled", &t.id("nobody"), &t.email("nobody"), json!({})),
-            "no member with this email",
-        ),
     ];
     for (body, reason) in &cases {
         let (status, answer) = t.post_kajabi(body, Auth::Signature).await;
@@ -280,7 +276,15 @@ async fn a_failed_event_is_processed_again_on_redelivery() {
     let t = TestStack::start().await;
     let email = t.email("late");
     let id = t.id("cancel");
-    // The cancel arrives before the member exists: failed.
+    // A member of Kajabi's lifetime offer: their email is known to Kajabi.
+    let (_, lifetime) = t
+        .post_kajabi(
+            &purchase(&t.id("life"), &email, "off_lifetime"),
+            Auth::Signature,
+        )
+        .await;
+    assert_eq!(lifetime["status"], "processed");
+    // A cancel of the annual plan they have not bought (yet): failed.
     let (_, first) = t
         .post_kajabi(
             &lifecycle("canceled", &id, &email, json!({})),
@@ -759,4 +763,131 @@ async fn a_signed_delivery_near_the_size_cap_is_recorded_whatever_its_text() {
     let snap = t.snapshot().await;
     let noted = get_list_s(snap.event("kajabi", &id).unwrap(), "duplicate_body_hashes");
     assert_eq!(noted.len(), 50, "the first 50 differing bodies are noted");
+}
+
+/// The templates of the jobs written for `email`, sorted.
+fn templates_to(snap: &gatehouse_local::inspect::Snapshot, email: &str) -> Vec<String> {
+    let mut templates: Vec<String> = snap
+        .jobs_to(email)
+        .iter()
+        .filter_map(|j| get_s(j, "template").map(str::to_string))
+        .collect();
+    templates.sort();
+    templates
+}
+
+#[tokio::test]
+async fn a_lifecycle_event_before_its_purchase_waits_and_the_purchase_applies_it() {
+    let t = TestStack::start().await;
+    let email = t.email("early");
+    let end = "2031-01-20T00:00:00Z";
+    let cancel = lifecycle(
+        "canceled",
+        &t.id("early-cancel"),
+        &email,
+        json!({"subscription": {"end_date": end}}),
+    );
+    let (status, answer) = t.post_kajabi(&cancel, Auth::Signature).await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("pending")),
+        "{answer}"
+    );
+    let reason = answer["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("waiting for the member's Kajabi purchase"),
+        "{reason}"
+    );
+    assert!(!reason.contains(&email), "no address in the reason");
+    // Kajabi's retry of the waiting event is still pending, not a duplicate.
+    let (_, again) = t.post_kajabi(&cancel, Auth::Signature).await;
+    assert_eq!(again["status"], "pending", "{again}");
+    let snap = t.snapshot().await;
+    assert!(
+        snap.user_by_email(&email).is_none(),
+        "nothing provisioned yet"
+    );
+    let waiting = snap.event("kajabi", &t.id("early-cancel")).unwrap();
+    assert_eq!(get_s(waiting, "status"), Some("pending"));
+    assert!(get_s(waiting, "waiting_on")
+        .unwrap()
+        .starts_with("email-sha256:"));
+
+    let (_, bought) = t
+        .post_kajabi(
+            &purchase(&t.id("late-buy"), &email, "off_456"),
+            Auth::Signature,
+        )
+        .await;
+    assert_eq!(bought["status"], "processed", "{bought}");
+    let snap = t.snapshot().await;
+    let user = snap
+        .user_by_email(&email)
+        .expect("the purchase made the member");
+    let subs = snap.subscriptions_of(get_s(user, "user_id").unwrap());
+    assert_eq!(subs.len(), 1);
+    assert_eq!(
+        get_s(subs[0], "state"),
+        Some("canceled"),
+        "the waiting cancel applied"
+    );
+    assert!(get_s(subs[0], "access_until")
+        .unwrap()
+        .starts_with("2031-01-20"));
+    let applied = snap.event("kajabi", &t.id("early-cancel")).unwrap();
+    assert_eq!(get_s(applied, "status"), Some("processed"));
+    assert_eq!(
+        templates_to(&snap, &email),
+        ["cancel_notice", "welcome"],
+        "one welcome and one cancel notice"
+    );
+    // A redelivery of the cancel is now a duplicate.
+    let (_, dup) = t.post_kajabi(&cancel, Auth::Signature).await;
+    assert_eq!(dup["status"], "duplicate", "{dup}");
+}
+
+#[tokio::test]
+async fn a_member_of_another_provider_waits_for_their_kajabi_purchase() {
+    let t = TestStack::start().await;
+    let email = t.email("crossover");
+    let checkout = gatehouse_e2e::stripe_event(
+        &t.id("evt_co"),
+        "checkout.session.completed",
+        chrono::Utc::now().timestamp(),
+        gatehouse_e2e::stripe_checkout(&t.id("cs"), &t.id("cus"), &email, "subscription", None),
+    );
+    let (_, paid) = t.post_stripe(&checkout).await;
+    assert_eq!(paid["status"], "processed", "{paid}");
+    let expire = lifecycle("expired", &t.id("kx-expire"), &email, json!({}));
+    let (_, answer) = t.post_kajabi(&expire, Auth::Signature).await;
+    assert_eq!(answer["status"], "pending", "{answer}");
+
+    let (_, bought) = t
+        .post_kajabi(
+            &purchase(&t.id("kx-buy"), &email, "off_456"),
+            Auth::Signature,
+        )
+        .await;
+    assert_eq!(bought["status"], "processed", "{bought}");
+    let snap = t.snapshot().await;
+    let user = snap.user_by_email(&email).unwrap();
+    let kajabi: Vec<_> = snap
+        .subscriptions_of(get_s(user, "user_id").unwrap())
+        .into_iter()
+        .filter(|s| get_s(s, "provider") == Some("kajabi"))
+        .collect();
+    assert_eq!(kajabi.len(), 1);
+    assert_eq!(
+        get_s(kajabi[0], "state"),
+        Some("expired"),
+        "the waiting expiry applied"
+    );
+
+    // Once the email has a Kajabi purchase, an event about a plan it never
+    // bought fails with its reason instead of waiting.
+    let other = json!({"type": "member.subscription.canceled", "id": t.id("kx-other"),
+        "member": {"id": "mem_1", "email": email}, "offer": {"id": "off_lifetime"}})
+    .to_string();
+    let (_, failed) = t.post_kajabi(&other, Auth::Signature).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
 }

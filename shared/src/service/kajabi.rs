@@ -5,16 +5,17 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, Utc};
 
 use super::provision::MemberProfile;
-use super::runner::Decision;
+use super::runner::{Decision, Step};
 use super::webhook::{Delivery, WebhookOutcome};
 use super::{ServiceError, Services};
 use crate::domain::{
     leaves_unchanged, Email, JobId, Plan, Provider, SubscriptionState, Transition, UserId,
+    Watermark,
 };
 use crate::email::Template;
 use crate::providers::kajabi::{KajabiAction, KajabiEvent, LifecycleChange, Member};
 use crate::setup_token;
-use crate::store::{EmailJob, EventStatus, SubscriptionRecord};
+use crate::store::{EmailJob, EventStatus, SubscriptionRecord, WaitingEvent};
 
 impl Services {
     pub async fn process_kajabi(
@@ -127,13 +128,28 @@ impl Services {
         };
 
         let email = &email;
+        let waiting_key = &waiting_key(email);
         self.run(delivery, |now| async move {
-            let (existing, email_record) = self
+            let loaded = self
                 .store
-                .load_event_and_email(&delivery.key, Some(email))
+                .load_for_event(
+                    &delivery.key,
+                    Some(email),
+                    Some((Provider::Kajabi, waiting_key)),
+                )
                 .await?;
-            if let Some(old) = existing.filter(|e| e.status.is_final()) {
-                return Ok(Decision::duplicate(old));
+            let (email_record, waiting) = (loaded.email, loaded.customer_waiting);
+            // Whether an earlier Kajabi purchase (or an admin's attach) has
+            // already introduced this email to what waits on it.
+            let introduced = loaded.customer_user.is_some();
+            if let Some(old) = loaded.event.filter(|e| e.status.is_final()) {
+                // A first attempt that stopped after its commit left these waiting.
+                let duplicate = Decision::duplicate(old);
+                return Ok(if introduced {
+                    duplicate.then_drain(Provider::Kajabi, waiting_key, &waiting)
+                } else {
+                    duplicate
+                });
             }
 
             let mut metadata = BTreeMap::new();
@@ -188,6 +204,9 @@ impl Services {
                 metadata,
             };
             self.write_account(&mut tx, &account, profile, now)?;
+            if !introduced {
+                tx.put_customer(Provider::Kajabi, waiting_key, &user_id, &waiting)?;
+            }
             if !stale {
                 let view = Transition::Purchase.apply(None, plan, now);
                 tx.put_subscription(
@@ -205,12 +224,12 @@ impl Services {
                         .or(current.as_ref().and_then(|c| c.provider_ref.as_deref())),
                 )?;
             }
-            Ok(
-                Decision::apply(tx, jobs, user_id).with_reason(stale.then(|| {
+            Ok(Decision::apply(tx, jobs, user_id)
+                .with_reason(stale.then(|| {
                     "purchase recorded; the subscription changed after it, so access is unchanged"
                         .to_string()
-                })),
-            )
+                }))
+                .then_drain(Provider::Kajabi, waiting_key, &waiting))
         })
         .await
     }
@@ -270,18 +289,46 @@ impl Services {
             Err(reason) => return self.fail(delivery, reason, None).await,
         };
         let email = &email;
+        let waiting_key = &waiting_key(email);
+        // Kajabi sends no customer id before the purchase: an event for an
+        // email no Kajabi purchase has introduced waits on the email's hash.
+        let wait = || -> Decision {
+            Step::Wait {
+                provider: Provider::Kajabi,
+                customer: waiting_key.clone(),
+                entry: WaitingEvent::new(
+                    &delivery.key,
+                    Watermark::second_of(occurred_at.unwrap_or(delivery.received_at)),
+                    lifecycle_rank(change),
+                ),
+                reason: "waiting for the member's Kajabi purchase: none seen yet for this email"
+                    .into(),
+            }
+            .into()
+        };
         self.run(delivery, |now| async move {
-            let (existing, email_record) = self
+            let loaded = self
                 .store
-                .load_event_and_email(&delivery.key, Some(email))
+                .load_for_event(
+                    &delivery.key,
+                    Some(email),
+                    Some((Provider::Kajabi, waiting_key)),
+                )
                 .await?;
-            if let Some(old) = existing.filter(|e| e.status.is_final()) {
+            if let Some(old) = loaded.event.filter(|e| e.status.is_final()) {
                 return Ok(Decision::duplicate(old));
             }
-            let Some(email_record) = email_record else {
-                return Ok(Decision::failed("no member with this email", None));
+            let introduced = loaded.customer_user.clone();
+            let user_id = match (loaded.email.as_ref().map(|e| &e.user_id), &introduced) {
+                (Some(by_email), Some(mapped)) if by_email != mapped => {
+                    return Ok(Decision::failed(
+                        format!("the Kajabi purchases of this email belong to member {mapped}, not to the member with this email; link them by hand"),
+                        Some(mapped.clone()),
+                    ))
+                }
+                (Some(user_id), _) | (None, Some(user_id)) => user_id.clone(),
+                (None, None) => return Ok(wait()),
             };
-            let user_id = email_record.user_id;
             let plan = match self.lifecycle_plan(&user_id, offer_id).await? {
                 Ok(plan) => plan,
                 Err(reason) => return Ok(Decision::failed(reason, Some(user_id))),
@@ -296,6 +343,10 @@ impl Services {
                 .get_subscription(&user_id, Provider::Kajabi, &plan.id)
                 .await?;
             if current.is_none() && change != LifecycleChange::Renewed {
+                if introduced.is_none() {
+                    // A member of another provider, whose Kajabi purchase is still to come.
+                    return Ok(wait());
+                }
                 return Ok(Decision::failed(
                     format!("member has no {} subscription", plan.id),
                     Some(user_id),
@@ -366,5 +417,24 @@ impl Services {
             Ok(Decision::apply(tx, jobs, user_id))
         })
         .await
+    }
+}
+
+/// The key events for a Kajabi email wait on until its first Kajabi purchase:
+/// a hash, so no address sits in a key, a reason or a log.
+pub(crate) fn waiting_key(email: &Email) -> String {
+    format!(
+        "email-sha256:{}",
+        crate::signature::sha256_hex(email.as_str().as_bytes())
+    )
+}
+
+/// Same-second order of Kajabi's lifecycle events, on the scale the other
+/// providers use: an activation (20), a cancel (21), an expiry (50).
+fn lifecycle_rank(change: LifecycleChange) -> i64 {
+    match change {
+        LifecycleChange::Renewed => 20,
+        LifecycleChange::Canceled => 21,
+        LifecycleChange::Expired => 50,
     }
 }
