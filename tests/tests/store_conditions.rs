@@ -21,6 +21,7 @@ async fn a_first_subscription_write_fails_when_one_appeared_since_it_read() {
             &user,
             Provider::Paystack,
             "premium-monthly",
+            "premium-monthly",
             &view,
             expected,
             &EventKey::new(Provider::Paystack, event),

@@ -18,7 +18,8 @@ fn lifecycle(t: &TestStack, tag: &str, cus: &str, t0: i64) -> Vec<String> {
         stripe_subscription(&format!("sub_{tag}"), cus, status, cancel, end)
     };
     let invoice = |end: i64| {
-        json!({"id": format!("in_{tag}_{end}"), "customer": cus, "lines": {"data": [{"period": {"end": end},
+        json!({"id": format!("in_{tag}_{end}"), "customer": cus,
+            "parent": {"type": "subscription_details", "subscription_details": {"subscription": format!("sub_{tag}")}}, "lines": {"data": [{"period": {"end": end},
             "price": {"id": "price_premium_monthly", "product": "prod_premium_monthly"}}]}})
     };
     vec![

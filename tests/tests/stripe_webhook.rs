@@ -257,6 +257,7 @@ async fn subscription_lifecycle_from_checkout_to_deletion() {
     // A failed renewal: past due, access through the grace period, and a notice.
     let invoice = |paid_period_end: i64| {
         json!({"id": "in_1", "object": "invoice", "customer": cus, "customer_email": email, "billing_reason": "subscription_cycle",
+        "parent": {"type": "subscription_details", "subscription_details": {"subscription": sub}},
         "lines": {"data": [{"period": {"end": paid_period_end}, "price": {"id": "price_premium_monthly", "product": "prod_premium_monthly"}}]}})
     };
     let (_, r) = t
@@ -768,21 +769,60 @@ async fn a_known_customer_with_a_new_email_pays_for_its_member_and_another_membe
     );
 }
 
-#[tokio::test]
-async fn deleting_a_replaced_subscription_on_the_same_plan_keeps_the_new_one() {
-    let t = TestStack::start().await;
-    let cus = t.id("cus");
-    let email = t.email("twosubs");
-    let t0 = now() - 600;
+/// The member's rows as (row key, plan, state), sorted, and their roles now.
+async fn rows_and_roles(
+    t: &TestStack,
+    email: &str,
+) -> (
+    Vec<(String, String, String)>,
+    std::collections::BTreeSet<String>,
+) {
+    let snap = t.snapshot().await;
+    let user = snap.user_by_email(email).expect("member");
+    let user_id = gatehouse::domain::UserId::from_stored(get_s(user, "user_id").unwrap());
+    let mut rows: Vec<(String, String, String)> = snap
+        .subscriptions_of(user_id.as_str())
+        .iter()
+        .map(|s| {
+            (
+                get_s(s, "sk").unwrap().to_string(),
+                get_s(s, "plan_id").unwrap().to_string(),
+                get_s(s, "state").unwrap().to_string(),
+            )
+        })
+        .collect();
+    rows.sort();
+    let member = t
+        .stack
+        .services
+        .store
+        .load_member(&user_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let roles = t.stack.services.entitlements_of(&member, Utc::now()).roles;
+    (rows, roles)
+}
+
+async fn checkout(t: &TestStack, cus: &str, email: &str, at: i64) {
     let (_, r) = t
         .post_stripe(&stripe_event(
             &t.id("co"),
             "checkout.session.completed",
-            t0,
-            stripe_checkout(&t.id("cs"), &cus, &email, "subscription", None),
+            at,
+            stripe_checkout(&t.id("cs"), cus, email, "subscription", None),
         ))
         .await;
-    assert_eq!(r["status"], "processed");
+    assert_eq!(r["status"], "processed", "{r}");
+}
+
+#[tokio::test]
+async fn two_subscriptions_on_one_plan_are_independent() {
+    let t = TestStack::start().await;
+    let cus = t.id("cus");
+    let email = t.email("twosubs");
+    let t0 = now() - 600;
+    checkout(&t, &cus, &email, t0).await;
     let (old, new) = (t.id("sub_old"), t.id("sub_new"));
     let steps = [
         (
@@ -804,7 +844,7 @@ async fn deleting_a_replaced_subscription_on_the_same_plan_keeps_the_new_one() {
             t0 + 3,
             stripe_subscription(&new, &cus, "active", false, t0 + 30 * 86_400),
         ),
-        // ...and dunning deletes the old one.
+        // ...and dunning deletes the old one: it ends, and only it.
         (
             "e4",
             "customer.subscription.deleted",
@@ -816,20 +856,183 @@ async fn deleting_a_replaced_subscription_on_the_same_plan_keeps_the_new_one() {
         let (_, r) = t
             .post_stripe(&stripe_event(&t.id(id), kind, created, object))
             .await;
-        let expected = if id == "e4" {
-            "superseded"
-        } else {
-            "processed"
-        };
-        assert_eq!(r["status"], expected, "{id} {kind}: {r}");
+        assert_eq!(r["status"], "processed", "{id} {kind}: {r}");
     }
-    let (state, until) = sub_of(&t, &email).await.unwrap();
-    assert_eq!(state, "active", "the new subscription's access stands");
-    assert_eq!(until.map(|u| u.timestamp()), Some(t0 + 30 * 86_400));
-    let snap = t.snapshot().await;
+    let (rows, roles) = rows_and_roles(&t, &email).await;
+    let row = |sub: &str, state: &str| {
+        (
+            format!("SUB#stripe#{sub}"),
+            "premium_monthly".to_string(),
+            state.to_string(),
+        )
+    };
+    let mut want = vec![row(&old, "expired"), row(&new, "active")];
+    want.sort();
+    assert_eq!(rows, want);
     assert!(
-        get_s(snap.event("stripe", &t.id("e4")).unwrap(), "reason")
-            .is_some_and(|r| r.contains("replaced")),
-        "the record says why"
+        roles.contains("premium-monthly"),
+        "the new one's access stands: {roles:?}"
     );
+    // The new subscription's own events still apply to it alone.
+    let (_, r) = t
+        .post_stripe(&stripe_event(
+            &t.id("e5"),
+            "customer.subscription.deleted",
+            t0 + 5,
+            stripe_subscription(&new, &cus, "canceled", false, t0 + 30 * 86_400),
+        ))
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let (rows, roles) = rows_and_roles(&t, &email).await;
+    assert!(
+        rows.iter().all(|(_, _, state)| state == "expired"),
+        "{rows:?}"
+    );
+    assert!(!roles.contains("premium-monthly"), "{roles:?}");
+}
+
+#[tokio::test]
+async fn a_price_swap_moves_the_subscription_to_its_new_plan() {
+    let t = TestStack::start().await;
+    let cus = t.id("cus");
+    let email = t.email("swap");
+    let sub = t.id("sub_swap");
+    let t0 = now() - 600;
+    checkout(&t, &cus, &email, t0).await;
+    let (_, r) = t
+        .post_stripe(&stripe_event(
+            &t.id("e1"),
+            "customer.subscription.created",
+            t0 + 1,
+            stripe_subscription(&sub, &cus, "active", false, t0 + 30 * 86_400),
+        ))
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    // The member upgrades: the same subscription, now on the yearly price.
+    let mut yearly = stripe_subscription(&sub, &cus, "active", false, t0 + 366 * 86_400);
+    yearly["items"]["data"][0]["price"] =
+        json!({"id": "price_premium_yearly", "object": "price", "product": "prod_premium_yearly"});
+    let (_, r) = t
+        .post_stripe(&stripe_event(
+            &t.id("e2"),
+            "customer.subscription.updated",
+            t0 + 2,
+            yearly,
+        ))
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let (rows, roles) = rows_and_roles(&t, &email).await;
+    assert_eq!(
+        rows,
+        [(
+            format!("SUB#stripe#{sub}"),
+            "premium_yearly".to_string(),
+            "active".to_string()
+        )]
+    );
+    assert!(roles.contains("premium-yearly"), "{roles:?}");
+    assert!(
+        !roles.contains("premium-monthly"),
+        "the old plan's role is gone: {roles:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_row_keyed_by_its_plan_moves_under_its_subscription_id() {
+    use gatehouse::domain::{EventKey, Provider, SubscriptionView, UserId};
+    let t = TestStack::start().await;
+    let cus = t.id("cus");
+    let email = t.email("legacy");
+    let sub = t.id("sub_legacy");
+    let t0 = now() - 600;
+    checkout(&t, &cus, &email, t0).await;
+    // A row as Gatehouse wrote it before subscriptions were keyed by their id.
+    let snap = t.snapshot().await;
+    let user = UserId::from_stored(get_s(snap.user_by_email(&email).unwrap(), "user_id").unwrap());
+    let store = &t.stack.services.store;
+    let mut tx = store.tx();
+    let until = chrono::DateTime::from_timestamp(t0 + 30 * 86_400, 0);
+    tx.put_subscription(
+        &user,
+        Provider::Stripe,
+        "premium_monthly",
+        "premium_monthly",
+        &SubscriptionView {
+            state: SubscriptionState::Active,
+            period_end: until,
+            access_until: until,
+        },
+        None,
+        &EventKey::new(Provider::Stripe, "before-the-upgrade"),
+        (chrono::DateTime::from_timestamp(t0 + 1, 0).unwrap(), 20),
+        Utc::now(),
+        Some(&sub),
+    )
+    .unwrap();
+    store.commit(tx).await.unwrap();
+
+    // Its cancel at period end finds it, and moves it under the id.
+    let (_, r) = t
+        .post_stripe(&stripe_event(
+            &t.id("e1"),
+            "customer.subscription.updated",
+            t0 + 2,
+            stripe_subscription(&sub, &cus, "active", true, t0 + 30 * 86_400),
+        ))
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let (rows, _) = rows_and_roles(&t, &email).await;
+    assert_eq!(
+        rows,
+        [(
+            format!("SUB#stripe#{sub}"),
+            "premium_monthly".to_string(),
+            "canceled".to_string()
+        )],
+        "one row, under the subscription's id"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_created_and_updated_for_a_new_subscription_end_as_in_order_twenty_runs() {
+    let t = TestStack::start().await;
+    let cus = t.id("cus");
+    let email = t.email("race");
+    let t0 = now() - 600;
+    checkout(&t, &cus, &email, t0).await;
+    for run in 0..20 {
+        let sub = t.id(&format!("sub_race{run}"));
+        let end = t0 + 30 * 86_400;
+        // Stripe sends both in the same second: `created` (incomplete) and
+        // `updated` (active) once the first payment succeeds.
+        let created = stripe_event(
+            &t.id(&format!("c{run}")),
+            "customer.subscription.created",
+            t0 + 10 + run,
+            stripe_subscription(&sub, &cus, "incomplete", false, end),
+        );
+        let updated = stripe_event(
+            &t.id(&format!("u{run}")),
+            "customer.subscription.updated",
+            t0 + 10 + run,
+            stripe_subscription(&sub, &cus, "active", false, end),
+        );
+        let (a, b) = tokio::join!(t.post_stripe(&created), t.post_stripe(&updated));
+        for (status, answer) in [a, b] {
+            assert_eq!(status, 200, "run {run}: {answer}");
+            assert!(
+                ["processed", "superseded"].contains(&answer["status"].as_str().unwrap()),
+                "run {run}: {answer}"
+            );
+        }
+        let snap = t.snapshot().await;
+        let user = snap.user_by_email(&email).unwrap();
+        let rows: Vec<_> = snap
+            .subscriptions_of(get_s(user, "user_id").unwrap())
+            .into_iter()
+            .filter(|s| get_s(s, "sk") == Some(format!("SUB#stripe#{sub}").as_str()))
+            .collect();
+        assert_eq!(rows.len(), 1, "run {run}");
+        assert_eq!(get_s(rows[0], "state"), Some("active"), "run {run}");
+    }
 }

@@ -65,6 +65,17 @@ async fn canceled_subscriptions_expire_when_access_ends_once() {
         0,
         "idempotent"
     );
+    // The expiry is in the event log, as one processed event of its own.
+    let snap = t.snapshot().await;
+    let swept: Vec<_> = snap
+        .events()
+        .into_iter()
+        .filter(|e| get_s(e, "event_type") == Some("gatehouse.subscription.access_ended"))
+        .collect();
+    assert_eq!(swept.len(), 1, "one expiry event for two concurrent sweeps");
+    assert_eq!(get_s(swept[0], "status"), Some("processed"));
+    let user_id = get_s(snap.user_by_email(&email).unwrap(), "user_id").unwrap();
+    assert_eq!(get_s(swept[0], "user_id"), Some(user_id));
 
     let emails = t.wait_emails(&email, 3).await;
     let expiry: Vec<_> = emails

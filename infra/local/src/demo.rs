@@ -184,6 +184,7 @@ impl<'a> Demo<'a> {
                 "9. The first invoice is paid",
                 "invoice.paid",
                 json!({"id": format!("in_{run}"), "customer": customer, "customer_email": email, "billing_reason": "subscription_create",
+                    "parent": {"type": "subscription_details", "subscription_details": {"subscription": format!("sub_{run}")}},
                     "lines": {"data": [{"period": {"end": period_end}, "price": {"id": "price_premium_monthly", "product": "prod_premium_monthly"}}]}}),
                 "processed",
             ),

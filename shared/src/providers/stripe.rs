@@ -237,6 +237,9 @@ pub enum StripeAction {
     Invoice {
         paid: bool,
         customer: Option<String>,
+        /// The subscription it bills: `parent.subscription_details.subscription`
+        /// since API version 2025-03-31.basil, `subscription` before it.
+        subscription: Option<String>,
         email: Option<String>,
         period_end: Option<DateTime<Utc>>,
         products: Vec<String>,
@@ -326,6 +329,13 @@ impl StripeEvent {
             "invoice.paid" | "invoice.payment_failed" => StripeAction::Invoice {
                 paid: event_type == "invoice.paid",
                 customer: id_of(object.get("customer")),
+                subscription: id_of(
+                    object
+                        .get("parent")
+                        .and_then(|p| p.get("subscription_details"))
+                        .and_then(|d| d.get("subscription")),
+                )
+                .or_else(|| id_of(object.get("subscription"))),
                 email: text(object.get("customer_email")),
                 period_end: {
                     let lines = object.get("lines").cloned().unwrap_or(Value::Null);
@@ -579,6 +589,29 @@ mod tests {
             products,
             vec!["price_premium_monthly", "prod_premium_monthly"]
         );
+    }
+
+    #[test]
+    fn an_invoice_names_its_subscription_in_either_api_version() {
+        let basil = json!({"id": "evt_1", "type": "invoice.paid", "created": 1, "data": {"object": {
+            "object": "invoice", "customer": "cus_1",
+            "parent": {"type": "subscription_details", "subscription_details": {"subscription": "sub_new"}},
+            "lines": {"data": []}}}});
+        let older = json!({"id": "evt_2", "type": "invoice.payment_failed", "created": 1, "data": {"object": {
+            "object": "invoice", "customer": "cus_1", "subscription": "sub_old", "lines": {"data": []}}}});
+        let none = json!({"id": "evt_3", "type": "invoice.paid", "created": 1, "data": {"object": {
+            "object": "invoice", "customer": "cus_1", "parent": null, "lines": {"data": []}}}});
+        for (root, want) in [
+            (basil, Some("sub_new")),
+            (older, Some("sub_old")),
+            (none, None),
+        ] {
+            let StripeAction::Invoice { subscription, .. } = StripeEvent::from_json(&root).action
+            else {
+                panic!("not an invoice");
+            };
+            assert_eq!(subscription.as_deref(), want);
+        }
     }
 
     #[test]

@@ -287,7 +287,7 @@ impl Services {
             let delivery = Delivery {
                 key: crate::domain::EventKey::new(
                     Provider::Admin,
-                    format!("{}:{}#{}", key.event_id(), sub.provider, sub.plan_id),
+                    format!("{}:{}#{}", key.event_id(), sub.provider, sub.row),
                 ),
                 event_type: "admin.sync".into(),
                 body: json!({"principal": change.principal.arn, "provider_view": {"status": seen.status, "state": seen.state.as_str(), "period_end": time(seen.period_end)}}).to_string().into_bytes(),
@@ -299,7 +299,7 @@ impl Services {
                 .await?;
             let after = self
                 .store
-                .get_subscription(user, sub.provider, &sub.plan_id)
+                .get_subscription(user, sub.provider, &sub.row)
                 .await?
                 .map(|s| s.view.state.as_str())
                 .unwrap_or("missing");

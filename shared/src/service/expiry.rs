@@ -1,79 +1,113 @@
 //! Expires canceled subscriptions whose access has ended, in case the provider
-//! never says so. Idempotent and safe to run concurrently: each change is
-//! conditional on the subscription's version, and the expiry email is written
-//! in the same transaction.
+//! never says so. Each expiry is an event of its own, run through the event
+//! runner: keyed by the subscription and the end it reached, so concurrent or
+//! repeated sweeps apply it once, its expiry email commits with it, and the
+//! admin event list shows why access ended.
 
 use std::collections::BTreeMap;
 
+use serde_json::json;
+
+use super::runner::Decision;
+use super::webhook::{Delivery, WebhookOutcome};
 use super::{ServiceError, Services};
-use crate::domain::{Email, EventKey, JobId, SubscriptionState, SubscriptionView};
+use crate::domain::{Email, SubscriptionState, SubscriptionView};
 use crate::email::Template;
-use crate::store::CommitError;
+use crate::store::attr::ts;
+use crate::store::EventStatus;
 
 /// Subscriptions handled per run; the next run takes the rest.
 pub const EXPIRY_BATCH: usize = 500;
+
+/// The type the sweeper's expiry events are recorded with.
+pub const ACCESS_ENDED: &str = "gatehouse.subscription.access_ended";
 
 impl Services {
     pub async fn expire_ended_subscriptions(&self) -> Result<usize, ServiceError> {
         let now = self.now();
         let mut expired = 0;
-        for (user_id, provider, plan_id) in
-            self.store.canceled_ending_before(now, EXPIRY_BATCH).await?
+        for (user_id, provider, row) in self.store.canceled_ending_before(now, EXPIRY_BATCH).await?
         {
-            let Some(current) = self
+            let Some(found) = self
                 .store
-                .get_subscription(&user_id, provider, &plan_id)
+                .get_subscription(&user_id, provider, &row)
                 .await?
             else {
                 continue;
             };
-            let ended = current.view.access_until.is_some_and(|until| until <= now);
-            if current.view.state != SubscriptionState::Canceled || !ended {
+            let Some(until) = found.view.access_until.filter(|until| *until <= now) else {
+                continue;
+            };
+            if found.view.state != SubscriptionState::Canceled {
                 continue;
             }
-            let view = SubscriptionView {
-                state: SubscriptionState::Expired,
-                ..current.view.clone()
-            };
-            let plan_name = self
-                .settings
-                .plans
-                .get(&plan_id)
-                .map(|p| p.name.clone())
-                .unwrap_or_else(|| plan_id.clone());
-            let email = self.store.get_profile(&user_id).await?.and_then(|p| {
-                crate::store::attr::get_s(&p, "email").and_then(|e| Email::parse(e).ok())
-            });
-            let mut tx = self.store.tx();
-            tx.put_subscription(
-                &user_id,
+            let body = json!({"user_id": user_id.as_str(), "provider": provider.as_str(),
+                "subscription": row, "plan_id": found.plan_id, "access_until": ts(until)})
+            .to_string();
+            let delivery = Delivery::new(
                 provider,
-                &plan_id,
-                &view,
-                Some(current.version),
-                &EventKey::new(provider, "subscription-sweeper"),
-                (current.watermark.unwrap_or(now), current.watermark_rank),
+                Some(format!("sweeper:{user_id}:{row}:{}", until.timestamp())),
+                ACCESS_ENDED,
+                body.as_bytes(),
                 now,
-                current.provider_ref.as_deref(),
-            )?;
-            let mut jobs: Vec<JobId> = Vec::new();
-            if let Some(email) = email {
-                let data = BTreeMap::from([
-                    ("email".to_string(), email.to_string()),
-                    ("plan_name".to_string(), plan_name),
-                ]);
-                let job = self.job(Template::ExpiryNotice, &email, data, now);
-                tx.put_job(&job)?;
-                jobs.push(job.id);
-            }
-            match self.store.commit(tx).await {
-                Ok(()) => {
-                    self.outbox.enqueue(&jobs).await?;
-                    expired += 1;
-                }
-                // Another run, or a provider event, changed it first.
-                Err(CommitError::ConditionFailed { .. }) | Err(CommitError::Conflict) => {}
-                Err(CommitError::Store(e)) => return Err(e.into()),
+            );
+            let delivery = &delivery;
+            let (user_id, row) = (&user_id, &row);
+            let outcome = self
+                .run(delivery, |now| async move {
+                    let loaded = self.store.load_for_event(&delivery.key, None, None).await?;
+                    if let Some(old) = loaded.event.filter(|e| e.status.is_final()) {
+                        return Ok(Decision::duplicate(old));
+                    }
+                    let current = self.store.get_subscription(user_id, provider, row).await?;
+                    let Some(current) = current.filter(|c| {
+                        c.view.state == SubscriptionState::Canceled
+                            && c.view.access_until == Some(until)
+                    }) else {
+                        return Ok(Decision::record(
+                            EventStatus::Superseded,
+                            Some("the subscription changed before the sweep reached it".into()),
+                            Some(user_id.clone()),
+                        ));
+                    };
+                    let view = SubscriptionView {
+                        state: SubscriptionState::Expired,
+                        ..current.view.clone()
+                    };
+                    let plan_name = self
+                        .settings
+                        .plans
+                        .get(&current.plan_id)
+                        .map_or_else(|| current.plan_id.clone(), |p| p.name.clone());
+                    let mut jobs = Vec::new();
+                    let email = self.store.get_profile(user_id).await?.and_then(|p| {
+                        crate::store::attr::get_s(&p, "email").and_then(|e| Email::parse(e).ok())
+                    });
+                    if let Some(email) = email {
+                        let data = BTreeMap::from([
+                            ("email".to_string(), email.to_string()),
+                            ("plan_name".to_string(), plan_name),
+                        ]);
+                        jobs.push(self.job(Template::ExpiryNotice, &email, data, now));
+                    }
+                    let mut tx = self.store.tx();
+                    tx.put_subscription(
+                        user_id,
+                        provider,
+                        row,
+                        &current.plan_id,
+                        &view,
+                        Some(current.version),
+                        &delivery.key,
+                        (current.watermark.unwrap_or(now), current.watermark_rank),
+                        now,
+                        current.provider_ref.as_deref(),
+                    )?;
+                    Ok(Decision::apply(tx, jobs, user_id.clone()))
+                })
+                .await?;
+            if matches!(outcome, WebhookOutcome::Processed { .. }) {
+                expired += 1;
             }
         }
         tracing::info!(expired, "subscriptions swept");

@@ -213,6 +213,7 @@ impl Services {
                     &user_id,
                     Provider::Kajabi,
                     &plan.id,
+                    &plan.id,
                     &view,
                     current.as_ref().map(|c| c.version),
                     &delivery.key,
@@ -403,6 +404,7 @@ impl Services {
             tx.put_subscription(
                 &user_id,
                 Provider::Kajabi,
+                &plan.id,
                 &plan.id,
                 &view,
                 current.as_ref().map(|c| c.version),

@@ -10,6 +10,7 @@ pub mod kajabi;
 pub mod paystack;
 pub mod pending;
 mod provision;
+mod rows;
 mod runner;
 pub mod sender;
 pub mod session;

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use super::provision::{AccountPlan, MemberProfile};
+use super::rows::{keyed_by_subscription, row_for};
 use super::runner::{Decision, Step};
 use super::webhook::{Delivery, WebhookOutcome};
 use super::{ServiceError, Services};
@@ -317,6 +318,7 @@ impl Services {
             StripeAction::Invoice {
                 paid,
                 customer,
+                subscription,
                 period_end,
                 products,
                 ..
@@ -342,7 +344,7 @@ impl Services {
                     *period_end,
                     created,
                     rank,
-                    None,
+                    subscription.as_deref(),
                 )
                 .await
             }
@@ -551,6 +553,7 @@ impl Services {
                     &user_id,
                     provider,
                     &plan.id,
+                    &plan.id,
                     view,
                     current.as_ref().map(|c| c.version),
                     &delivery.key,
@@ -563,6 +566,7 @@ impl Services {
                 tx.put_subscription(
                     &user_id,
                     provider,
+                    &plan.id,
                     &plan.id,
                     view,
                     Some(c.version),
@@ -666,6 +670,7 @@ impl Services {
                     tx.put_subscription(
                         user_id,
                         provider,
+                        &current.row,
                         plan_id,
                         &view,
                         Some(current.version),
@@ -737,21 +742,63 @@ impl Services {
                 }
                 .into());
             };
-            let current = self
-                .store
-                .get_subscription(&user_id, provider, &plan.id)
-                .await?;
-            if is_superseded(current.as_ref(), created, rank) {
+            // One Query: the profile (for the notice's address) and every row.
+            let Some(record) = self.store.load_member(&user_id).await? else {
+                return Ok(Decision::failed(
+                    format!("member {user_id} has no profile"),
+                    Some(user_id),
+                ));
+            };
+            let subscription_id = provider_ref.filter(|_| keyed_by_subscription(provider));
+            let row = match row_for(&record.subscriptions, provider, &plan.id, subscription_id) {
+                Ok(row) => row,
+                Err(reason) => return Ok(Decision::failed(reason, Some(user_id))),
+            };
+            let current = row.current;
+            // Writes the row: a plan-keyed row taken over is deleted in the
+            // same transaction, and the new one must not exist yet.
+            let write = |view: &SubscriptionView,
+                         watermark: (DateTime<Utc>, i64),
+                         reference: Option<&str>|
+             -> Result<crate::store::Tx, crate::store::StoreError> {
+                let mut tx = self.store.tx();
+                let expected = match current {
+                    Some(c) if row.adopts => {
+                        tx.delete_subscription(&user_id, provider, &c.row, c.version)?;
+                        None
+                    }
+                    other => other.map(|c| c.version),
+                };
+                tx.put_subscription(
+                    &user_id,
+                    provider,
+                    &row.key,
+                    &plan.id,
+                    view,
+                    expected,
+                    &delivery.key,
+                    watermark,
+                    now,
+                    reference.or(current.and_then(|c| c.provider_ref.as_deref())),
+                )?;
+                Ok(tx)
+            };
+            if is_superseded(current, created, rank) {
                 // Older than the subscription's state, but it may be the only
-                // event that names it (a Paystack create after its first charge).
-                if let (Some(c), Some(reference)) = (
-                    current.as_ref().filter(|c| c.provider_ref.is_none()),
-                    provider_ref,
-                ) {
-                    let mut tx = self.store.tx();
-                    tx.set_subscription_ref(&user_id, provider, &plan.id, reference, c.version)?;
-                    return Ok(Decision::apply(tx, Vec::new(), user_id)
-                        .with_status(EventStatus::Superseded));
+                // event that names it (a Paystack create after its first
+                // charge, a Stripe row still keyed by its plan).
+                if let (Some(c), Some(reference)) = (current, provider_ref) {
+                    if row.adopts {
+                        let tx = write(&c.view, (c.watermark.unwrap_or(created), c.watermark_rank), Some(reference))?;
+                        return Ok(Decision::apply(tx, Vec::new(), user_id)
+                            .with_status(EventStatus::Superseded));
+                    }
+                    if c.provider_ref.is_none() {
+                        let mut tx = self.store.tx();
+                        tx.set_subscription_ref(&user_id, provider, &c.row, reference, c.version)?;
+                        return Ok(Decision::apply(tx, Vec::new(), user_id)
+                            .with_status(EventStatus::Superseded));
+                    }
                 }
                 return Ok(Decision::record(
                     EventStatus::Superseded,
@@ -759,7 +806,7 @@ impl Services {
                     Some(user_id),
                 ));
             }
-            if let Some(row_ref) = current.as_ref().and_then(|c| c.provider_ref.as_deref()) {
+            if let Some(row_ref) = current.and_then(|c| c.provider_ref.as_deref()) {
                 if concerns_replaced_subscription(Some(row_ref), provider_ref, state) {
                     let reason = format!(
                         "about {}, which the member replaced on this plan with {row_ref}",
@@ -772,40 +819,23 @@ impl Services {
                     ));
                 }
             }
-            if let Some(verdict) =
-                leaves_unchanged(plan, current.as_ref().map(|c| c.view.state), state)
-            {
+            if let Some(verdict) = leaves_unchanged(plan, current.map(|c| c.view.state), state) {
                 return Ok(Decision::unchanged(verdict, user_id));
             }
-            let previous = current.as_ref().map(|c| c.view.state);
+            let previous = current.map(|c| c.view.state);
             let grace =
                 Duration::from_std(self.settings.past_due_grace).unwrap_or(Duration::days(7));
-            let view = reported_view(current.as_ref().map(|c| &c.view), state, period_end, now, grace);
+            let view = reported_view(current.map(|c| &c.view), state, period_end, now, grace);
             let mut jobs = Vec::new();
-            if let Some(notice) = notice_for(previous, state) {
-                if let Some(email) = self.store.get_profile(&user_id).await?.and_then(|p| {
-                    crate::store::attr::get_s(&p, "email").and_then(|e| Email::parse(e).ok())
-                }) {
-                    let data = BTreeMap::from([
-                        ("email".to_string(), email.to_string()),
-                        ("plan_name".to_string(), plan.name.clone()),
-                        ("access_until".to_string(), human_date(view.access_until)),
-                    ]);
-                    jobs.push(self.job(Template::for_notice(notice), &email, data, now));
-                }
+            if let (Some(notice), Ok(email)) = (notice_for(previous, state), Email::parse(&record.email)) {
+                let data = BTreeMap::from([
+                    ("email".to_string(), email.to_string()),
+                    ("plan_name".to_string(), plan.name.clone()),
+                    ("access_until".to_string(), human_date(view.access_until)),
+                ]);
+                jobs.push(self.job(Template::for_notice(notice), &email, data, now));
             }
-            let mut tx = self.store.tx();
-            tx.put_subscription(
-                &user_id,
-                provider,
-                &plan.id,
-                &view,
-                current.as_ref().map(|c| c.version),
-                &delivery.key,
-                (created, rank),
-                now,
-                provider_ref.or(current.as_ref().and_then(|c| c.provider_ref.as_deref())),
-            )?;
+            let tx = write(&view, (created, rank), provider_ref)?;
             Ok(Decision::apply(tx, jobs, user_id))
         })
         .await
@@ -827,6 +857,7 @@ mod tests {
         SubscriptionRecord {
             user_id: UserId::from_stored("u"),
             provider: Provider::Stripe,
+            row: "p".into(),
             plan_id: "p".into(),
             view: SubscriptionView {
                 state: SubscriptionState::Active,

@@ -18,7 +18,7 @@ pub fn holdings(subscriptions: &[SubscriptionRecord]) -> Vec<Holding> {
             plan_id: sub.plan_id.clone(),
             state: sub.view.state,
             access_until: sub.view.access_until,
-            key: format!("{}#{}", sub.provider, sub.plan_id),
+            key: format!("{}#{}", sub.provider, sub.row),
             last_change: sub.last_event.clone().unwrap_or_default(),
         })
         .collect()
@@ -160,7 +160,7 @@ impl Store {
 }
 
 impl Tx {
-    /// Fails the transaction if `<provider>#<plan>`'s last applied event is no longer `last_event`.
+    /// Fails the transaction if `<provider>#<row>`'s last applied event is no longer `last_event`.
     pub fn check_subscription_unchanged(
         &mut self,
         user: &UserId,

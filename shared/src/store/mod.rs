@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | user profile | `USER#<id>` | `PROFILE` |
 //! | email uniqueness | `EMAIL#<email>` | `EMAIL` |
-//! | subscription | `USER#<id>` | `SUB#<provider>#<plan>` |
+//! | subscription | `USER#<id>` | `SUB#<provider>#<row>` (Stripe: subscription id; else plan) |
 //! | setup token (hash only) | `USER#<id>` | `SETUP_TOKEN` |
 //! | event | `EVENT#<provider>#<event id>` | `EVENT` |
 //! | email job (outbox) | `OUTBOX#<job id>` | `JOB` |
@@ -58,8 +58,10 @@ pub mod keys {
         format!("EVENT#{}#{}", key.provider(), key.event_id())
     }
     pub const EVENT: &str = "EVENT";
-    pub fn subscription(provider: Provider, plan_id: &str) -> String {
-        format!("SUB#{provider}#{plan_id}")
+    /// A subscription row: `row` is the provider's subscription id where its
+    /// events name one (Stripe), else the plan (see `SubscriptionRecord::row`).
+    pub fn subscription(provider: Provider, row: &str) -> String {
+        format!("SUB#{provider}#{}", bounded(row))
     }
     pub const SETUP_TOKEN: &str = "SETUP_TOKEN";
     pub fn job(id: &JobId) -> String {
@@ -367,6 +369,10 @@ pub struct EmailRecord {
 pub struct SubscriptionRecord {
     pub user_id: UserId,
     pub provider: Provider,
+    /// What the row is keyed by after `SUB#<provider>#`: the Stripe
+    /// subscription id, or the plan for Paystack, Kajabi, one-time purchases
+    /// and rows written before subscriptions were keyed by their id.
+    pub row: String,
     pub plan_id: String,
     pub view: SubscriptionView,
     pub version: i64,
@@ -383,14 +389,21 @@ pub struct SubscriptionRecord {
 impl SubscriptionRecord {
     pub fn from_item(item: &Item) -> Result<Self, StoreError> {
         let corrupt = |what: &str| StoreError::Corrupt(format!("subscription item: {what}"));
+        let provider = get_s(item, "provider")
+            .and_then(Provider::parse)
+            .ok_or_else(|| corrupt("provider"))?;
+        let plan_id = get_s(item, "plan_id")
+            .ok_or_else(|| corrupt("plan_id"))?
+            .to_string();
+        let prefix = format!("SUB#{provider}#");
+        let row = get_s(item, "sk")
+            .and_then(|sk| sk.strip_prefix(prefix.as_str()))
+            .map_or_else(|| plan_id.clone(), str::to_string);
         Ok(Self {
             user_id: UserId::from_stored(get_s(item, "user_id").ok_or_else(|| corrupt("user_id"))?),
-            provider: get_s(item, "provider")
-                .and_then(Provider::parse)
-                .ok_or_else(|| corrupt("provider"))?,
-            plan_id: get_s(item, "plan_id")
-                .ok_or_else(|| corrupt("plan_id"))?
-                .to_string(),
+            provider,
+            row,
+            plan_id,
             view: SubscriptionView {
                 state: get_s(item, "state")
                     .and_then(SubscriptionState::parse)
@@ -681,6 +694,7 @@ impl Tx {
         &mut self,
         user_id: &UserId,
         provider: Provider,
+        row: &str,
         plan_id: &str,
         view: &SubscriptionView,
         expected_version: Option<i64>,
@@ -689,7 +703,7 @@ impl Tx {
         now: DateTime<Utc>,
         provider_ref: Option<&str>,
     ) -> Result<(), StoreError> {
-        let mut item = key(keys::user(user_id), &keys::subscription(provider, plan_id));
+        let mut item = key(keys::user(user_id), &keys::subscription(provider, row));
         // The provider's id for it (Stripe subscription, Paystack subscription
         // code, Kajabi customer): what admin verify and sync look up.
         if let Some(reference) = provider_ref {
@@ -731,7 +745,7 @@ impl Tx {
         &mut self,
         user_id: &UserId,
         provider: Provider,
-        plan_id: &str,
+        row: &str,
         provider_ref: &str,
         expected_version: i64,
     ) -> Result<(), StoreError> {
@@ -739,7 +753,7 @@ impl Tx {
             Update::builder()
                 .set_key(Some(key(
                     keys::user(user_id),
-                    &keys::subscription(provider, plan_id),
+                    &keys::subscription(provider, row),
                 )))
                 .update_expression("SET provider_ref = :r, version = :next")
                 .condition_expression("version = :v AND attribute_not_exists(provider_ref)")
@@ -749,6 +763,30 @@ impl Tx {
                     (":next", n(expected_version + 1)),
                 ])),
         )
+    }
+
+    /// Removes a row that another takes over (a plan-keyed Stripe row moving
+    /// to its subscription's id), if it is unchanged since it was read.
+    pub fn delete_subscription(
+        &mut self,
+        user_id: &UserId,
+        provider: Provider,
+        row: &str,
+        expected_version: i64,
+    ) -> Result<(), StoreError> {
+        let delete = aws_sdk_dynamodb::types::Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                keys::user(user_id),
+                &keys::subscription(provider, row),
+            )))
+            .condition_expression("version = :v")
+            .set_expression_attribute_values(values(vec![(":v", n(expected_version))]))
+            .build()
+            .map_err(request_error)?;
+        self.items
+            .push(TransactWriteItem::builder().delete(delete).build());
+        Ok(())
     }
 
     /// Replaces the user's setup token (so older links stop working).
@@ -1196,9 +1234,9 @@ impl Store {
         &self,
         user: &UserId,
         provider: Provider,
-        plan_id: &str,
+        row: &str,
     ) -> Result<Option<SubscriptionRecord>, StoreError> {
-        self.get(keys::user(user), &keys::subscription(provider, plan_id))
+        self.get(keys::user(user), &keys::subscription(provider, row))
             .await?
             .map(|item| SubscriptionRecord::from_item(&item))
             .transpose()
@@ -1501,7 +1539,7 @@ impl Store {
         Ok(keys)
     }
 
-    /// Canceled subscriptions whose access ends by `cutoff`, as (user, provider, plan).
+    /// Canceled subscriptions whose access ends by `cutoff`, as (user, provider, row).
     pub async fn canceled_ending_before(
         &self,
         cutoff: DateTime<Utc>,
@@ -1514,11 +1552,11 @@ impl Store {
             .iter()
             .filter_map(|(pk, sk)| {
                 let user = pk.strip_prefix("USER#")?;
-                let (provider, plan) = sk.strip_prefix("SUB#")?.split_once('#')?;
+                let (provider, row) = sk.strip_prefix("SUB#")?.split_once('#')?;
                 Some((
                     UserId::from_stored(user),
                     Provider::parse(provider)?,
-                    plan.to_string(),
+                    row.to_string(),
                 ))
             })
             .collect())
