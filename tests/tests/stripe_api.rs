@@ -16,6 +16,8 @@ use serde_json::json;
 #[derive(Default)]
 struct FakeStripe {
     calls: AtomicUsize,
+    /// Customer id -> email, as `GET /v1/customers/{id}` answers.
+    customers: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 fn json_body(status: StatusCode, value: serde_json::Value) -> Response {
@@ -103,6 +105,39 @@ async fn subscription(Path(id): Path<String>, headers: HeaderMap) -> Response {
     }
 }
 
+/// A customer the test registered, in Stripe's documented shape; `cus_down*`
+/// answers 500, `cus_gone*` a deleted customer, anything else 404.
+async fn customer(
+    State(fake): State<Arc<FakeStripe>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = unauthorized(&headers) {
+        return refused;
+    }
+    if id.starts_with("cus_down") {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response();
+    }
+    if id.starts_with("cus_gone") {
+        return json_body(
+            StatusCode::OK,
+            json!({"id": id, "object": "customer", "deleted": true}),
+        );
+    }
+    let email = fake.customers.lock().unwrap().get(&id).cloned();
+    match email {
+        Some(email) => json_body(
+            StatusCode::OK,
+            json!({"id": id, "object": "customer", "email": email, "name": "Grace Hopper",
+                "created": 1_700_000_000, "livemode": false, "metadata": {}}),
+        ),
+        None => json_body(
+            StatusCode::NOT_FOUND,
+            json!({"error": {"code": "resource_missing", "type": "invalid_request_error"}}),
+        ),
+    }
+}
+
 /// The period end the fake's subscriptions carry.
 const PERIOD_END: i64 = 1_900_000_000;
 
@@ -111,6 +146,7 @@ async fn fake_stripe() -> (String, Arc<FakeStripe>) {
     let app = axum::Router::new()
         .route("/v1/checkout/sessions/{id}/line_items", get(line_items))
         .route("/v1/subscriptions/{id}", get(subscription))
+        .route("/v1/customers/{id}", get(customer))
         .with_state(Arc::clone(&fake));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -291,4 +327,80 @@ async fn a_subscription_checkout_reads_its_subscription_and_grants_access_alone(
         state(&t.snapshot().await, &email),
         Some(("active".into(), Some(sub)))
     );
+}
+
+#[tokio::test]
+async fn an_unmapped_customer_of_a_known_member_is_resolved_through_stripes_api() {
+    let (base, fake) = fake_stripe().await;
+    let t = TestStack::start_with(Options {
+        stripe_api: Some(base),
+        ..Options::default()
+    })
+    .await;
+    // A member Gatehouse knows (a Kajabi buyer) starts a Stripe subscription;
+    // its events arrive before the checkout.
+    let email = t.email("known");
+    let (_, r) = t
+        .post_kajabi(
+            &gatehouse_e2e::purchase(&t.id("kbuy"), &email, "off_456"),
+            gatehouse_e2e::Auth::Signature,
+        )
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let customer = t.id("cus_known");
+    fake.customers
+        .lock()
+        .unwrap()
+        .insert(customer.clone(), email.to_uppercase());
+    let subscription_event = |id: &str, customer: &str, sub: &str| {
+        stripe_event(
+            &t.id(id),
+            "customer.subscription.created",
+            Utc::now().timestamp(),
+            gatehouse_e2e::stripe_subscription(sub, customer, "active", false, PERIOD_END),
+        )
+    };
+    let sub = t.id("sub_known");
+    let (_, r) = t
+        .post_stripe(&subscription_event("e_known", &customer, &sub))
+        .await;
+    assert_eq!(r["status"], "processed", "applied at once: {r}");
+    let snap = t.snapshot().await;
+    let user = snap.user_by_email(&email).unwrap();
+    let stripe_rows: Vec<_> = snap
+        .subscriptions_of(get_s(user, "user_id").unwrap())
+        .into_iter()
+        .filter(|s| get_s(s, "provider") == Some("stripe"))
+        .collect();
+    assert_eq!(stripe_rows.len(), 1);
+    assert_eq!(get_s(stripe_rows[0], "state"), Some("active"));
+    // The customer is now mapped: its next event needs no API call.
+    let customer_item = snap
+        .of_kind("PROVIDER_CUSTOMER")
+        .into_iter()
+        .find(|c| get_s(c, "pk") == Some(format!("CUSTOMER#stripe#{customer}").as_str()))
+        .expect("the customer is mapped");
+    assert_eq!(get_s(customer_item, "user_id"), get_s(user, "user_id"));
+
+    // A customer whose email has no account yet, a deleted customer, and
+    // Stripe's API down: each waits for its checkout, as without the API.
+    let stranger = t.id("cus_stranger");
+    fake.customers
+        .lock()
+        .unwrap()
+        .insert(stranger.clone(), t.email("stranger"));
+    for (id, cus) in [
+        ("e_stranger", stranger),
+        ("e_gone", t.id("cus_gone")),
+        ("e_down", t.id("cus_down")),
+    ] {
+        let (status, r) = t
+            .post_stripe(&subscription_event(id, &cus, &t.id(&format!("sub_{id}"))))
+            .await;
+        assert_eq!(
+            (status, r["status"].as_str()),
+            (200, Some("pending")),
+            "{id}: {r}"
+        );
+    }
 }

@@ -334,6 +334,20 @@ fn path_segment(raw: &str) -> String {
 }
 
 impl StripeApi {
+    /// `GET /v1/customers/{id}`: the customer's email, `None` when it has
+    /// none or the customer was deleted (`{"deleted": true}`).
+    pub async fn customer_email(&self, id: &str) -> Result<Option<String>, ApiError> {
+        let path = format!("/v1/customers/{}", path_segment(id));
+        let customer = self.client.get_json(&path).await?;
+        if customer.get("deleted").and_then(Value::as_bool) == Some(true) {
+            return Ok(None);
+        }
+        Ok(customer
+            .get("email")
+            .and_then(Value::as_str)
+            .map(str::to_string))
+    }
+
     /// `GET /v1/subscriptions/{id}` as the subscription object Stripe returns,
     /// the same shape a `customer.subscription.*` event carries.
     pub async fn subscription_object(&self, id: &str) -> Result<Value, ApiError> {

@@ -154,6 +154,32 @@ impl Services {
         }
     }
 
+    /// With Stripe's API configured, the member a customer that no checkout
+    /// has mapped belongs to: `GET /v1/customers/{id}` gives its email, and
+    /// the account with that email is the member. `None` when no account has
+    /// that email (yet), or the API cannot say: the event then waits for its
+    /// checkout, as it does without the API.
+    async fn member_of_stripe_customer(
+        &self,
+        customer: &str,
+    ) -> Result<Option<UserId>, ServiceError> {
+        let Some(api) = &self.stripe_api else {
+            return Ok(None);
+        };
+        let email = match api.customer_email(customer).await {
+            Ok(Some(raw)) => match Email::parse(&raw) {
+                Ok(email) => email,
+                Err(_) => return Ok(None),
+            },
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the Stripe customer; the event waits for its checkout");
+                return Ok(None);
+            }
+        };
+        Ok(self.store.get_email(&email).await?.map(|r| r.user_id))
+    }
+
     /// The plan of the first price or product id the plans file knows.
     fn plan_for_products(&self, products: &[String]) -> Result<&Plan, String> {
         products
@@ -726,7 +752,17 @@ impl Services {
                     ));
                 }
             }
-            let user_id = loaded.email.map(|e| e.user_id).or(loaded.customer_user);
+            let mut user_id = loaded.email.map(|e| e.user_id).or(loaded.customer_user);
+            // A customer no checkout has mapped yet: Stripe's API may know its email.
+            let resolved = match (user_id.is_none(), member) {
+                (true, MemberRef::Customer(c)) if provider == Provider::Stripe => {
+                    self.member_of_stripe_customer(c).await?
+                }
+                _ => None,
+            };
+            if resolved.is_some() {
+                user_id = resolved.clone();
+            }
             let Some(user_id) = user_id else {
                 let Some(customer) = member.customer() else {
                     // Nothing to wait on: the provider's retry, or an admin replay, applies it.
@@ -835,7 +871,16 @@ impl Services {
                 ]);
                 jobs.push(self.job(Template::for_notice(notice), &email, data, now));
             }
-            let tx = write(&view, (created, rank), provider_ref)?;
+            let mut tx = write(&view, (created, rank), provider_ref)?;
+            if let (Some(c), Some(_)) = (member.customer(), &resolved) {
+                // Mapped in the same transaction; what waited on it applies after.
+                tx.put_customer(provider, c, &user_id, &loaded.customer_waiting)?;
+                return Ok(Decision::apply(tx, jobs, user_id.clone()).then_drain(
+                    provider,
+                    c,
+                    &loaded.customer_waiting,
+                ));
+            }
             Ok(Decision::apply(tx, jobs, user_id))
         })
         .await
