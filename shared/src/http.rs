@@ -257,6 +257,20 @@ pub mod reject {
         .with_header("retry-after", "5")
     }
 
+    /// The one answer to a transient failure behind a request (storage,
+    /// queue, contention, an unreachable dependency): logged with the request
+    /// id and `what` failed, never the input, and answered 503 with `detail`,
+    /// so the caller retries.
+    pub fn unavailable_after(
+        request: &ApiRequest,
+        what: &str,
+        error: &dyn std::fmt::Display,
+        detail: &str,
+    ) -> ApiResponse {
+        tracing::error!(request_id = %request.request_id, error = %error, "{what}");
+        unavailable(detail)
+    }
+
     pub fn not_found(path: &str) -> ApiResponse {
         ApiResponse::problem(
             404,

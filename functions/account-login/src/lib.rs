@@ -78,10 +78,12 @@ impl AccountLogin {
                 format!("Too many failed sign-ins; try again in {retry_after_secs} seconds."),
             )
             .with_header("retry-after", retry_after_secs.to_string()),
-            Err(e) => {
-                tracing::error!(request_id = %request.request_id, error = %e, "login failed");
-                reject::unavailable("could not sign in right now; try again")
-            }
+            Err(e) => reject::unavailable_after(
+                &request,
+                "login failed",
+                &e,
+                "could not sign in right now; try again",
+            ),
         }
     }
 }

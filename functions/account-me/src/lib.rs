@@ -38,8 +38,12 @@ impl AccountMe {
         let keys = match self.services.session_keys() {
             Ok(keys) => keys,
             Err(e) => {
-                tracing::error!(request_id = %request.request_id, error = %e, "sessions unavailable");
-                return reject::unavailable("sessions are not available right now");
+                return reject::unavailable_after(
+                    &request,
+                    "sessions unavailable",
+                    &e,
+                    "sessions are not available right now",
+                )
             }
         };
         let now = self.services.now();
@@ -58,10 +62,12 @@ impl AccountMe {
                     .with_header("cache-control", "no-store")
             }
             Ok(_) => unauthorized("the session's account no longer exists or is not active"),
-            Err(e) => {
-                tracing::error!(request_id = %request.request_id, error = %e, "member load failed");
-                reject::unavailable("could not load the account right now; try again")
-            }
+            Err(e) => reject::unavailable_after(
+                &request,
+                "member load failed",
+                &e,
+                "could not load the account right now; try again",
+            ),
         }
     }
 }

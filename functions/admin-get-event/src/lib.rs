@@ -35,10 +35,12 @@ impl AdminGetEvent {
                 "Event not found",
                 format!("no event {}:{}", key.provider(), key.event_id()),
             ),
-            Err(e) => {
-                tracing::error!(request_id = %request.request_id, error = %e, "reading an event failed");
-                reject::unavailable("could not read the event right now; try again")
-            }
+            Err(e) => reject::unavailable_after(
+                &request,
+                "reading an event failed",
+                &e,
+                "could not read the event right now; try again",
+            ),
         }
     }
 }

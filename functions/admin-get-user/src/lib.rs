@@ -44,10 +44,12 @@ impl AdminGetUser {
                 ApiResponse::json(200, &view)
             }
             Ok(None) => no_such_user(raw),
-            Err(e) => {
-                tracing::error!(request_id = %request.request_id, error = %e, "reading a user failed");
-                reject::unavailable("could not read the user right now; try again")
-            }
+            Err(e) => reject::unavailable_after(
+                &request,
+                "reading a user failed",
+                &e,
+                "could not read the user right now; try again",
+            ),
         }
     }
 }

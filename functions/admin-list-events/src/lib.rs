@@ -30,10 +30,12 @@ impl AdminListEvents {
                 tracing::info!(request_id = %request.request_id, principal = %principal, action = "list-events", count = page.items.len(), "admin read");
                 ApiResponse::json(200, &page.to_json())
             }
-            Err(e) => {
-                tracing::error!(request_id = %request.request_id, error = %e, "listing events failed");
-                reject::unavailable("could not list events right now; try again")
-            }
+            Err(e) => reject::unavailable_after(
+                &request,
+                "listing events failed",
+                &e,
+                "could not list events right now; try again",
+            ),
         }
     }
 }

@@ -33,10 +33,12 @@ impl AdminListUsers {
                 tracing::info!(request_id = %request.request_id, principal = %principal, action = "list-users", count = page.items.len(), "admin read");
                 ApiResponse::json(200, &page.to_json())
             }
-            Err(e) => {
-                tracing::error!(request_id = %request.request_id, error = %e, "listing users failed");
-                reject::unavailable("could not list users right now; try again")
-            }
+            Err(e) => reject::unavailable_after(
+                &request,
+                "listing users failed",
+                &e,
+                "could not list users right now; try again",
+            ),
         }
     }
 }

@@ -84,10 +84,7 @@ impl AdminReplayEvent {
             .await
         {
             Ok(answer) => answer.into_http(),
-            Err(e) => {
-                tracing::error!(request_id = %request.request_id, error = %e, "replay failed");
-                reject::unavailable("could not replay right now; the event keeps its status; retry with the same Idempotency-Key")
-            }
+            Err(e) => reject::unavailable_after(&request, "replay failed", &e, "could not replay right now; the event keeps its status; retry with the same Idempotency-Key"),
         }
     }
 }

@@ -29,12 +29,12 @@ impl AdminResendSetupEmail {
         };
         match self.services.admin_resend_setup_email(&change).await {
             Ok(answer) => answer.into_http(),
-            Err(e) => {
-                tracing::error!(request_id = %request.request_id, error = %e, "admin resend failed");
-                reject::unavailable(
-                    "could not send a new link right now; retry with the same Idempotency-Key",
-                )
-            }
+            Err(e) => reject::unavailable_after(
+                &request,
+                "admin resend failed",
+                &e,
+                "could not send a new link right now; retry with the same Idempotency-Key",
+            ),
         }
     }
 }

@@ -76,12 +76,12 @@ impl AdminRoles {
             .await
         {
             Ok(answer) => answer.into_http(),
-            Err(e) => {
-                tracing::error!(request_id = %request.request_id, error = %e, "role change failed");
-                reject::unavailable(
-                    "could not change roles right now; retry with the same Idempotency-Key",
-                )
-            }
+            Err(e) => reject::unavailable_after(
+                &request,
+                "role change failed",
+                &e,
+                "could not change roles right now; retry with the same Idempotency-Key",
+            ),
         }
     }
 }

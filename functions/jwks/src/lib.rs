@@ -19,10 +19,12 @@ impl Jwks {
             // Apps may cache briefly, and refetch when a token names a kid they lack.
             Ok(keys) => ApiResponse::json(200, &keys.jwks())
                 .with_header("cache-control", "public, max-age=300"),
-            Err(e) => {
-                tracing::error!(request_id = %request.request_id, error = %e, "no session keys");
-                reject::unavailable("session keys are not configured")
-            }
+            Err(e) => reject::unavailable_after(
+                &request,
+                "no session keys",
+                &e,
+                "session keys are not configured",
+            ),
         }
     }
 }

@@ -46,10 +46,12 @@ impl ResendSetupEmail {
                 tracing::info!(request_id = %request.request_id, outcome = ?outcome, "resend handled");
                 accepted()
             }
-            Err(e) => {
-                tracing::error!(request_id = %request.request_id, error = %e, "resend failed");
-                reject::unavailable("could not process the request right now; try again")
-            }
+            Err(e) => reject::unavailable_after(
+                &request,
+                "resend failed",
+                &e,
+                "could not process the request right now; try again",
+            ),
         }
     }
 }

@@ -67,10 +67,12 @@ impl SetupPassword {
                 self.signed_in(&request, &user_id, &email).await
             }
             Ok(SetupOutcome::InvalidToken) => invalid_link(),
-            Err(e) => {
-                tracing::error!(request_id = %request.request_id, error = %e, "password setup failed");
-                reject::unavailable("could not set the password right now; try again")
-            }
+            Err(e) => reject::unavailable_after(
+                &request,
+                "password setup failed",
+                &e,
+                "could not set the password right now; try again",
+            ),
         }
     }
 }

@@ -11,7 +11,7 @@ use serde_json::json;
 use super::runner::Decision;
 use super::webhook::{Delivery, WebhookOutcome};
 use super::{ServiceError, Services};
-use crate::domain::{Email, SubscriptionState, SubscriptionView};
+use crate::domain::{SubscriptionState, SubscriptionView};
 use crate::email::Template;
 use crate::store::attr::ts;
 use crate::store::EventStatus;
@@ -80,9 +80,7 @@ impl Services {
                         .get(&current.plan_id)
                         .map_or_else(|| current.plan_id.clone(), |p| p.name.clone());
                     let mut jobs = Vec::new();
-                    let email = self.store.get_profile(user_id).await?.and_then(|p| {
-                        crate::store::attr::get_s(&p, "email").and_then(|e| Email::parse(e).ok())
-                    });
+                    let email = self.store.profile_email(user_id).await?;
                     if let Some(email) = email {
                         let data = BTreeMap::from([
                             ("email".to_string(), email.to_string()),

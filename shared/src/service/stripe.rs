@@ -677,9 +677,7 @@ impl Services {
                         period_end: current.view.period_end,
                         access_until: Some(now),
                     };
-                    let email = self.store.get_profile(user_id).await?.and_then(|p| {
-                        crate::store::attr::get_s(&p, "email").and_then(|e| Email::parse(e).ok())
-                    });
+                    let email = self.store.profile_email(user_id).await?;
                     if let Some(email) = email {
                         let plan_name = self
                             .settings

@@ -8,7 +8,6 @@ use super::{ServiceError, Services};
 use crate::domain::{bounded, EventKey, JobId, Provider, UserId};
 use crate::http::{reject, ApiRequest, ApiResponse, MAX_BODY_BYTES};
 use crate::signature::sha256_hex;
-use crate::store::attr::Item;
 use crate::store::{CommitError, EmailJob, EventRecord, EventStatus, Tx};
 
 /// Attempts at a transaction before answering 503 (conflicts and races retry).
@@ -152,11 +151,9 @@ pub enum CommitVerdict {
 
 pub fn webhook_commit_verdict(err: CommitError) -> Result<CommitVerdict, ServiceError> {
     match err {
-        CommitError::ConditionFailed { index: 0, old_item } => Ok(CommitVerdict::Duplicate(
-            old_item
-                .and_then(|item: Box<Item>| EventRecord::from_item(&item).ok())
-                .map(Box::new),
-        )),
+        CommitError::ConditionFailed { index: 0, .. } => {
+            Ok(CommitVerdict::Duplicate(err.old_event().map(Box::new)))
+        }
         CommitError::ConditionFailed { .. } | CommitError::Conflict => Ok(CommitVerdict::Retry),
         CommitError::Store(e) => Err(e.into()),
     }

@@ -129,6 +129,20 @@ pub enum CommitError {
     Store(#[from] StoreError),
 }
 
+impl CommitError {
+    /// The event record a failed item 0 held, when the caller's transaction
+    /// put an event record there.
+    pub fn old_event(&self) -> Option<EventRecord> {
+        match self {
+            Self::ConditionFailed {
+                index: 0,
+                old_item: Some(item),
+            } => EventRecord::from_item(item).ok(),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventStatus {
     Processed,
@@ -1228,6 +1242,15 @@ impl Store {
 
     pub async fn get_profile(&self, user: &UserId) -> Result<Option<Item>, StoreError> {
         self.get(keys::user(user), keys::PROFILE).await
+    }
+
+    /// The member's email, as the profile holds it (`None`: no profile, or
+    /// an address that no longer parses).
+    pub async fn profile_email(&self, user: &UserId) -> Result<Option<Email>, StoreError> {
+        Ok(self
+            .get_profile(user)
+            .await?
+            .and_then(|p| get_s(&p, "email").and_then(|e| Email::parse(e).ok())))
     }
 
     pub async fn get_subscription(
