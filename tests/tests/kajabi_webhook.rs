@@ -858,7 +858,13 @@ async fn a_member_of_another_provider_waits_for_their_kajabi_purchase() {
     );
     let (_, paid) = t.post_stripe(&checkout).await;
     assert_eq!(paid["status"], "processed", "{paid}");
-    let expire = lifecycle("expired", &t.id("kx-expire"), &email, json!({}));
+    // A renewal and an expiry (this one naming no offer) before the purchase both wait.
+    let renew = lifecycle("renewed", &t.id("kx-renew"), &email, json!({}));
+    let (_, answer) = t.post_kajabi(&renew, Auth::Signature).await;
+    assert_eq!(answer["status"], "pending", "{answer}");
+    let expire = json!({"type": "member.subscription.expired", "id": t.id("kx-expire"),
+        "member": {"id": "mem_1", "email": email}})
+    .to_string();
     let (_, answer) = t.post_kajabi(&expire, Auth::Signature).await;
     assert_eq!(answer["status"], "pending", "{answer}");
 

@@ -203,6 +203,58 @@ async fn a_new_paystack_charge_takes_two_round_trips_and_its_duplicate_one() {
     );
 }
 
+#[tokio::test]
+async fn a_stripe_subscription_change_takes_three_round_trips_with_its_notice() {
+    let t = TestStack::start().await;
+    let (cus, email, sub) = (t.id("cus_trips"), t.email("subtrips"), t.id("sub_trips"));
+    let at = chrono::Utc::now().timestamp() - 60;
+    let (_, r) = t
+        .post_stripe(&gatehouse_e2e::stripe_event(
+            &t.id("co"),
+            "checkout.session.completed",
+            at,
+            gatehouse_e2e::stripe_checkout(&t.id("cs"), &cus, &email, "subscription", None),
+        ))
+        .await;
+    assert_eq!(r["status"], "processed");
+    let counter = RoundTripCounter::default();
+    let function = stripe_webhook::StripeWebhook::new(counted(&t, &counter, "stripe-webhook"));
+    let post = |id: &str, kind: &str, created: i64, cancel: bool| {
+        let body = gatehouse_e2e::stripe_event(
+            &t.id(id),
+            kind,
+            created,
+            gatehouse_e2e::stripe_subscription(&sub, &cus, "active", cancel, at + 86_400),
+        );
+        let header = gatehouse_e2e::stripe_header(
+            &body,
+            gatehouse_e2e::STRIPE_SECRETS[0],
+            chrono::Utc::now().timestamp(),
+        );
+        signed("/webhooks/stripe", "stripe-signature", header, &body)
+    };
+    // A new subscription's row, then a cancel at period end with its notice:
+    // the member's partition (profile and rows) is one Query either way.
+    for (id, kind, created, cancel) in [
+        ("e1", "customer.subscription.created", at + 1, false),
+        ("e2", "customer.subscription.updated", at + 2, true),
+    ] {
+        let response = function.handle(post(id, kind, created, cancel)).await;
+        assert_eq!(response.body_json()["status"], "processed", "{id}");
+        assert_eq!(
+            counter.take(),
+            vec!["BatchGetItem", "Query", "TransactWriteItems"],
+            "{id}"
+        );
+    }
+    let snap = t.snapshot().await;
+    assert_eq!(
+        snap.jobs_to(&email).len(),
+        2,
+        "the welcome and the cancel notice"
+    );
+}
+
 /// Resend does the same work for an address with an account waiting for
 /// setup and for one with no account: the same DynamoDB requests, one queue
 /// message, the same answer.

@@ -28,6 +28,7 @@ async fn a_first_subscription_write_fails_when_one_appeared_since_it_read() {
             (Utc::now(), 20),
             Utc::now(),
             None,
+            false,
         )
         .expect("valid write");
         tx

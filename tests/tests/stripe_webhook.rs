@@ -873,6 +873,21 @@ async fn two_subscriptions_on_one_plan_are_independent() {
         roles.contains("premium-monthly"),
         "the new one's access stands: {roles:?}"
     );
+    // The old one's dunning told the member, but its end does not: the plan
+    // is still theirs through the new subscription.
+    let templates = |snap: &gatehouse_local::inspect::Snapshot| {
+        let mut names: Vec<String> = snap
+            .jobs_to(&email)
+            .iter()
+            .filter_map(|j| get_s(j, "template").map(str::to_string))
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(
+        templates(&t.snapshot().await),
+        ["payment_failed", "welcome"]
+    );
     // The new subscription's own events still apply to it alone.
     let (_, r) = t
         .post_stripe(&stripe_event(
@@ -889,6 +904,11 @@ async fn two_subscriptions_on_one_plan_are_independent() {
         "{rows:?}"
     );
     assert!(!roles.contains("premium-monthly"), "{roles:?}");
+    assert_eq!(
+        templates(&t.snapshot().await),
+        ["expiry_notice", "payment_failed", "welcome"],
+        "the last one's end is the member's"
+    );
 }
 
 #[tokio::test]
@@ -967,6 +987,7 @@ async fn a_row_keyed_by_its_plan_moves_under_its_subscription_id() {
         (chrono::DateTime::from_timestamp(t0 + 1, 0).unwrap(), 20),
         Utc::now(),
         Some(&sub),
+        false,
     )
     .unwrap();
     store.commit(tx).await.unwrap();

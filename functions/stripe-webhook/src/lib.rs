@@ -2,12 +2,9 @@
 //! secret, any `v1`, within the tolerance), then recorded and applied. The
 //! order of checks is the shared one (`Services::receive_webhook`).
 
-use gatehouse::domain::Provider;
 use gatehouse::http::{ApiRequest, ApiResponse};
 use gatehouse::lambda::{BoxFuture, HttpFunction};
-use gatehouse::providers::stripe::{self, StripeEvent, SIGNATURE_HEADER};
-use gatehouse::service::webhook::Delivery;
-use gatehouse::service::Services;
+use gatehouse::service::{source, Services};
 
 pub struct StripeWebhook {
     services: Services,
@@ -19,35 +16,9 @@ impl StripeWebhook {
     }
 
     pub async fn handle(&self, request: ApiRequest) -> ApiResponse {
-        let settings = &self.services.settings;
-        let authenticate = |request: &ApiRequest, now: chrono::DateTime<chrono::Utc>| {
-            stripe::verify(
-                request.header(SIGNATURE_HEADER),
-                &request.body,
-                &settings.stripe_webhook_secrets,
-                settings.stripe_tolerance_secs,
-                now.timestamp(),
-            )
-            .map(|_| ())
-        };
-        let (json, received_at) = match self
-            .services
-            .receive_webhook(Provider::Stripe, &request, authenticate)
+        self.services
+            .handle_webhook::<source::Stripe>(&request)
             .await
-        {
-            Ok(framed) => framed,
-            Err(rejection) => return rejection,
-        };
-        let event = StripeEvent::from_json(&json);
-        let delivery = Delivery::new(
-            Provider::Stripe,
-            event.id.clone(),
-            event.event_type.clone(),
-            &request.body,
-            received_at,
-        );
-        let result = self.services.process_stripe(&delivery, &event).await;
-        self.services.webhook_response(&request, &delivery, result)
     }
 }
 

@@ -250,9 +250,15 @@ pub enum Notice {
 }
 
 /// The notice a change from `previous` to `next` sends: one per change of
-/// state, none for a repeat of the same state or for a (re)activation.
-pub fn notice_for(previous: Option<SubscriptionState>, next: SubscriptionState) -> Option<Notice> {
-    if previous == Some(next) {
+/// state, none for a repeat of the same state or for a (re)activation, and
+/// none when `still_covered`: another subscription of the member's on the
+/// same plan still grants access, so nothing the member has ends.
+pub fn notice_for(
+    previous: Option<SubscriptionState>,
+    next: SubscriptionState,
+    still_covered: bool,
+) -> Option<Notice> {
+    if previous == Some(next) || still_covered {
         return None;
     }
     match next {
@@ -463,9 +469,14 @@ mod tests {
         ];
         for (previous, next, notice) in cases {
             assert_eq!(
-                notice_for(previous, next),
+                notice_for(previous, next, false),
                 notice,
                 "{previous:?} -> {next:?}"
+            );
+            assert_eq!(
+                notice_for(previous, next, true),
+                None,
+                "another subscription on the plan still grants access"
             );
         }
     }

@@ -59,7 +59,7 @@ fn user_summary(item: &Item, subscriptions: Option<&[SubscriptionRecord]>) -> Va
     if let Some(subs) = subscriptions {
         row["subscriptions"] = subs
             .iter()
-            .map(|s| json!({"provider": s.provider.as_str(), "plan": s.plan_id, "state": s.view.state.as_str()}))
+            .map(|s| json!({"provider": s.provider.as_str(), "plan": s.plan_id, "subscription": s.provider_ref, "state": s.view.state.as_str()}))
             .collect();
     }
     row

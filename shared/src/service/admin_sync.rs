@@ -297,13 +297,20 @@ impl Services {
             let outcome = self
                 .apply_provider_view(&delivery, &email, &member, sub, seen, now)
                 .await?;
+            // The row as it is now: under the same key, or under the
+            // subscription's id if the sync moved a plan-keyed row there.
             let after = self
                 .store
-                .get_subscription(user, sub.provider, &sub.row)
+                .subscriptions(user, Some(sub.provider))
                 .await?
+                .into_iter()
+                .find(|s| {
+                    s.row == sub.row
+                        || (sub.provider_ref.is_some() && s.provider_ref == sub.provider_ref)
+                })
                 .map(|s| s.view.state.as_str())
                 .unwrap_or("missing");
-            let mut row = json!({"provider": sub.provider.as_str(), "plan": sub.plan_id, "old_status": sub.view.state.as_str(), "new_status": after, "applied": matches!(outcome, WebhookOutcome::Processed { .. })});
+            let mut row = json!({"provider": sub.provider.as_str(), "plan": sub.plan_id, "subscription": sub.provider_ref, "old_status": sub.view.state.as_str(), "new_status": after, "applied": matches!(outcome, WebhookOutcome::Processed { .. })});
             if let WebhookOutcome::Failed { reason, .. } = &outcome {
                 row["reason"] = json!(reason);
             }

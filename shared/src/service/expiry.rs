@@ -53,7 +53,7 @@ impl Services {
             );
             let delivery = &delivery;
             let (user_id, row) = (&user_id, &row);
-            let outcome = self
+            let result = self
                 .run(delivery, |now| async move {
                     let loaded = self.store.load_for_event(&delivery.key, None, None).await?;
                     if let Some(old) = loaded.event.filter(|e| e.status.is_final()) {
@@ -100,12 +100,19 @@ impl Services {
                         (current.watermark.unwrap_or(now), current.watermark_rank),
                         now,
                         current.provider_ref.as_deref(),
+                        current.one_time,
                     )?;
                     Ok(Decision::apply(tx, jobs, user_id.clone()))
                 })
-                .await?;
-            if matches!(outcome, WebhookOutcome::Processed { .. }) {
-                expired += 1;
+                .await;
+            match result {
+                Ok(WebhookOutcome::Processed { .. }) => expired += 1,
+                Ok(_) => {}
+                // One subscription's trouble must not stop the rest of the
+                // sweep; the next run (15 minutes on) tries it again.
+                Err(e) => {
+                    tracing::warn!(event_key = %delivery.key, error = %e, "expiry not applied; the next sweep retries it")
+                }
             }
         }
         tracing::info!(expired, "subscriptions swept");

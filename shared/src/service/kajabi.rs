@@ -141,7 +141,8 @@ impl Services {
             let (email_record, waiting) = (loaded.email, loaded.customer_waiting);
             // Whether an earlier Kajabi purchase (or an admin's attach) has
             // already introduced this email to what waits on it.
-            let introduced = loaded.customer_user.is_some();
+            let mapped = loaded.customer_user;
+            let introduced = mapped.is_some();
             if let Some(old) = loaded.event.filter(|e| e.status.is_final()) {
                 // A first attempt that stopped after its commit left these waiting.
                 let duplicate = Decision::duplicate(old);
@@ -173,7 +174,26 @@ impl Services {
                 admin_data.insert("partner".to_string(), partner.clone());
             }
 
-            let account = self.plan_account(email_record.as_ref(), email, email_data, now)?;
+            // An admin attached this email's Kajabi events to a member who has
+            // another address: the purchase is theirs, and no second account is made.
+            let attached = match (&email_record, &mapped) {
+                (Some(record), Some(mapped)) if record.user_id != *mapped => {
+                    return Ok(
+                        Decision::failed(attached_elsewhere(mapped), Some(mapped.clone()))
+                            .then_drain(Provider::Kajabi, waiting_key, &waiting),
+                    );
+                }
+                (None, Some(mapped)) => Some(mapped.clone()),
+                _ => None,
+            };
+            let account = match &attached {
+                Some(user_id) => super::provision::AccountPlan {
+                    user_id: user_id.clone(),
+                    is_new: false,
+                    welcome: None,
+                },
+                None => self.plan_account(email_record.as_ref(), email, email_data, now)?,
+            };
             let user_id = account.user_id.clone();
             let current = if account.is_new {
                 None
@@ -203,7 +223,9 @@ impl Services {
                 provider: Provider::Kajabi,
                 metadata,
             };
-            self.write_account(&mut tx, &account, profile, now)?;
+            if attached.is_none() {
+                self.write_account(&mut tx, &account, profile, now)?;
+            }
             if !introduced {
                 tx.put_customer(Provider::Kajabi, waiting_key, &user_id, &waiting)?;
             }
@@ -223,6 +245,7 @@ impl Services {
                         .member_id
                         .as_deref()
                         .or(current.as_ref().and_then(|c| c.provider_ref.as_deref())),
+                    false,
                 )?;
             }
             Ok(Decision::apply(tx, jobs, user_id)
@@ -236,23 +259,19 @@ impl Services {
     }
 
     /// The plan a lifecycle event is about: its offer, or the member's only Kajabi plan.
-    async fn lifecycle_plan(
-        &self,
-        user: &UserId,
+    fn lifecycle_plan<'p>(
+        &'p self,
         offer_id: Option<&str>,
-    ) -> Result<Result<&Plan, String>, ServiceError> {
+        rows: &[SubscriptionRecord],
+    ) -> Result<&'p Plan, String> {
         if let Some(offer_id) = offer_id {
-            return Ok(self
+            return self
                 .settings
                 .plans
                 .for_product(Provider::Kajabi, offer_id)
-                .ok_or_else(|| format!("unknown offer: {offer_id} is not in the plans file")));
+                .ok_or_else(|| format!("unknown offer: {offer_id} is not in the plans file"));
         }
-        let subs = self
-            .store
-            .subscriptions(user, Some(Provider::Kajabi))
-            .await?;
-        Ok(match subs.as_slice() {
+        match rows {
             [only] => self
                 .settings
                 .plans
@@ -260,7 +279,7 @@ impl Services {
                 .ok_or_else(|| format!("plan {} is no longer in the plans file", only.plan_id)),
             [] => Err("missing offer id and the member has no Kajabi subscription".into()),
             _ => Err("missing offer id and the member has several Kajabi subscriptions".into()),
-        })
+        }
     }
 
     /// A lifecycle change from outside a webhook (an admin sync), with the same rules.
@@ -323,14 +342,25 @@ impl Services {
             let user_id = match (loaded.email.as_ref().map(|e| &e.user_id), &introduced) {
                 (Some(by_email), Some(mapped)) if by_email != mapped => {
                     return Ok(Decision::failed(
-                        format!("the Kajabi purchases of this email belong to member {mapped}, not to the member with this email; link them by hand"),
+                        attached_elsewhere(mapped),
                         Some(mapped.clone()),
                     ))
                 }
                 (Some(user_id), _) | (None, Some(user_id)) => user_id.clone(),
                 (None, None) => return Ok(wait()),
             };
-            let plan = match self.lifecycle_plan(&user_id, offer_id).await? {
+            // The member's Kajabi rows, in one Query: the plan, its row, and
+            // whether Kajabi has introduced them (rows from before the
+            // waiting key existed count).
+            let rows = self
+                .store
+                .subscriptions(&user_id, Some(Provider::Kajabi))
+                .await?;
+            if introduced.is_none() && rows.is_empty() {
+                // A member of another provider, whose Kajabi purchase is still to come.
+                return Ok(wait());
+            }
+            let plan = match self.lifecycle_plan(offer_id, &rows) {
                 Ok(plan) => plan,
                 Err(reason) => return Ok(Decision::failed(reason, Some(user_id))),
             };
@@ -339,15 +369,9 @@ impl Services {
                 LifecycleChange::Expired => Some(SubscriptionState::Expired),
                 LifecycleChange::Renewed => None,
             };
-            let current: Option<SubscriptionRecord> = self
-                .store
-                .get_subscription(&user_id, Provider::Kajabi, &plan.id)
-                .await?;
+            let current: Option<SubscriptionRecord> =
+                rows.into_iter().find(|row| row.row == plan.id);
             if current.is_none() && change != LifecycleChange::Renewed {
-                if introduced.is_none() {
-                    // A member of another provider, whose Kajabi purchase is still to come.
-                    return Ok(wait());
-                }
                 return Ok(Decision::failed(
                     format!("member has no {} subscription", plan.id),
                     Some(user_id),
@@ -415,6 +439,7 @@ impl Services {
                     .member_id
                     .as_deref()
                     .or(current.as_ref().and_then(|c| c.provider_ref.as_deref())),
+                false,
             )?;
             Ok(Decision::apply(tx, jobs, user_id))
         })
@@ -439,4 +464,10 @@ fn lifecycle_rank(change: LifecycleChange) -> i64 {
         LifecycleChange::Canceled => 21,
         LifecycleChange::Expired => 50,
     }
+}
+
+/// Why a purchase whose email belongs to one member fails when its Kajabi
+/// events were attached to another.
+fn attached_elsewhere(mapped: &UserId) -> String {
+    format!("this email's Kajabi events were attached to member {mapped}, not to the member with this email; link them by hand")
 }

@@ -14,6 +14,7 @@ mod rows;
 mod runner;
 pub mod sender;
 pub mod session;
+pub mod source;
 pub mod stripe;
 pub mod sweeper;
 pub mod webhook;

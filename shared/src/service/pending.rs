@@ -12,12 +12,12 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use super::source;
 use super::webhook::{
     backoff, webhook_commit_verdict, CommitVerdict, Delivery, WebhookOutcome, MAX_ATTEMPTS,
 };
 use super::{ServiceError, Services};
 use crate::domain::{Provider, UserId};
-use crate::providers::{kajabi::KajabiEvent, paystack::PaystackEvent, stripe::StripeEvent};
 use crate::store::{CommitError, EventRecord, EventStatus, StoreError, Waiting, WaitingEvent};
 
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = Result<T, ServiceError>> + Send + 'a>>;
@@ -27,22 +27,11 @@ impl Services {
     /// and waiting events). `None` for admin records, which are an audit trail.
     pub fn reprocess<'a>(&'a self, record: &'a EventRecord) -> Boxed<'a, Option<WebhookOutcome>> {
         Box::pin(async move {
-            let json: serde_json::Value =
-                serde_json::from_slice(&record.payload).unwrap_or(serde_json::Value::Null);
             let delivery = Delivery::from_record(record);
             Ok(Some(match record.key.provider() {
-                Provider::Kajabi => {
-                    self.process_kajabi(&delivery, &KajabiEvent::from_json(&json))
-                        .await?
-                }
-                Provider::Stripe => {
-                    self.process_stripe(&delivery, &StripeEvent::from_json(&json))
-                        .await?
-                }
-                Provider::Paystack => {
-                    self.process_paystack(&delivery, &PaystackEvent::from_json(&json))
-                        .await?
-                }
+                Provider::Kajabi => self.reprocess_as::<source::Kajabi>(&delivery).await?,
+                Provider::Stripe => self.reprocess_as::<source::Stripe>(&delivery).await?,
+                Provider::Paystack => self.reprocess_as::<source::Paystack>(&delivery).await?,
                 Provider::Admin => return Ok(None),
             }))
         })

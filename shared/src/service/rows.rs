@@ -44,16 +44,28 @@ pub(crate) fn row_for<'a>(
     if !keyed_by_subscription(provider) {
         return Ok(row(plan_id, keyed_by(plan_id), false));
     }
+    // Rows a subscription's events may write: not a one-time purchase's.
+    let subscriptions = || mine().filter(|s| !s.one_time);
     if let Some(id) = subscription {
         if let Some(found) = keyed_by(id) {
             return Ok(row(id, Some(found), false));
         }
-        let legacy = keyed_by(plan_id)
-            .filter(|s| s.provider_ref.as_deref().is_none_or(|r| r == id) && s.row != id);
+        // A row still keyed by its plan: the one that follows this subscription
+        // (on whatever plan, since the event may be a price swap), else one on
+        // the event's plan that follows none.
+        let plan_keyed = || subscriptions().filter(|s| s.row == s.plan_id);
+        let legacy = plan_keyed()
+            .find(|s| s.provider_ref.as_deref() == Some(id))
+            .or_else(|| plan_keyed().find(|s| s.plan_id == plan_id && s.provider_ref.is_none()));
         return Ok(row(id, legacy, legacy.is_some()));
     }
-    let on_plan: Vec<&SubscriptionRecord> = mine().filter(|s| s.plan_id == plan_id).collect();
+    let on_plan: Vec<&SubscriptionRecord> =
+        subscriptions().filter(|s| s.plan_id == plan_id).collect();
     match on_plan.as_slice() {
+        // The plan's key is a one-time purchase's row: a subscription needs its id.
+        [] if keyed_by(plan_id).is_some() => Err(format!(
+            "the event names no subscription, and the member's {provider} row on {plan_id} is a one-time purchase"
+        )),
         [] => Ok(row(plan_id, None, false)),
         [only] => Ok(row(&only.row, Some(only), false)),
         several => Err(format!(
@@ -89,6 +101,7 @@ mod tests {
             watermark_rank: 0,
             provider_ref: reference.map(str::to_string),
             last_event: None,
+            one_time: false,
         }
     }
 
@@ -141,6 +154,33 @@ mod tests {
         );
         let none = row_for(&[], Stripe, "monthly", None).unwrap();
         assert_eq!(picked(&none), ("monthly".into(), None, false));
+    }
+
+    #[test]
+    fn a_price_swap_takes_over_the_plan_keyed_row_of_its_subscription() {
+        use Provider::Stripe;
+        let subs = [sub(Stripe, "monthly", "monthly", Some("sub_a"))];
+        let moved = row_for(&subs, Stripe, "yearly", Some("sub_a")).unwrap();
+        assert_eq!(
+            picked(&moved),
+            ("sub_a".into(), Some("monthly".into()), true)
+        );
+        // A plan-keyed row on another plan that follows no subscription is not it.
+        let subs = [sub(Stripe, "monthly", "monthly", None)];
+        let new = row_for(&subs, Stripe, "yearly", Some("sub_a")).unwrap();
+        assert_eq!(picked(&new), ("sub_a".into(), None, false));
+    }
+
+    #[test]
+    fn a_one_time_purchase_is_never_taken_over_by_a_subscription() {
+        use Provider::Stripe;
+        let mut pass = sub(Stripe, "monthly", "monthly", None);
+        pass.one_time = true;
+        let subs = [pass];
+        let new = row_for(&subs, Stripe, "monthly", Some("sub_a")).unwrap();
+        assert_eq!(picked(&new), ("sub_a".into(), None, false));
+        let err = row_for(&subs, Stripe, "monthly", None).unwrap_err();
+        assert!(err.contains("one-time purchase"), "{err}");
     }
 
     #[test]

@@ -16,12 +16,12 @@ use super::runner::{Decision, Step};
 use super::webhook::{Delivery, WebhookOutcome};
 use super::{ServiceError, Services};
 use crate::domain::{
-    concerns_replaced_subscription, leaves_unchanged, notice_for, reported_view,
+    concerns_replaced_subscription, has_access, leaves_unchanged, notice_for, reported_view,
     stale_payment_extends, Email, Plan, Provider, SubscriptionState, SubscriptionView, UserId,
 };
 use crate::email::Template;
 use crate::providers::stripe::{lifecycle_rank, map_status, StripeAction, StripeEvent};
-use crate::store::{EmailJob, EventStatus, Payment, SubscriptionRecord};
+use crate::store::{keys, EmailJob, EventStatus, Payment, SubscriptionRecord};
 
 /// How an event names its member.
 #[derive(Clone, Copy)]
@@ -586,6 +586,9 @@ impl Services {
                     (created, RANK_PURCHASE),
                     now,
                     current.as_ref().and_then(|c| c.provider_ref.as_deref()),
+                    // Paystack's charges are its subscriptions' payments; Stripe's one-time
+                    // checkouts are not, and no subscription may take their row over.
+                    provider == Provider::Stripe || current.as_ref().is_some_and(|c| c.one_time),
                 )?;
             }
             if let (Some(plan), Some(view), Some(c)) = (one_time, &extended, &current) {
@@ -600,6 +603,7 @@ impl Services {
                     (c.watermark.unwrap_or(created), c.watermark_rank),
                     now,
                     c.provider_ref.as_deref(),
+                    c.one_time,
                 )?;
             }
             let apply = Decision::apply(tx, jobs, user_id).with_reason(reason);
@@ -702,6 +706,7 @@ impl Services {
                         (current.watermark.unwrap_or(now), current.watermark_rank),
                         now,
                         current.provider_ref.as_deref(),
+                        current.one_time,
                     )?;
                 }
             }
@@ -814,6 +819,7 @@ impl Services {
                     watermark,
                     now,
                     reference.or(current.and_then(|c| c.provider_ref.as_deref())),
+                    false,
                 )?;
                 Ok(tx)
             };
@@ -821,12 +827,9 @@ impl Services {
                 // Older than the subscription's state, but it may be the only
                 // event that names it (a Paystack create after its first
                 // charge, a Stripe row still keyed by its plan).
+                // A row it would move under the subscription's id stays where
+                // it is until an event that applies moves it.
                 if let (Some(c), Some(reference)) = (current, provider_ref) {
-                    if row.adopts {
-                        let tx = write(&c.view, (c.watermark.unwrap_or(created), c.watermark_rank), Some(reference))?;
-                        return Ok(Decision::apply(tx, Vec::new(), user_id)
-                            .with_status(EventStatus::Superseded));
-                    }
                     if c.provider_ref.is_none() {
                         let mut tx = self.store.tx();
                         tx.set_subscription_ref(&user_id, provider, &c.row, reference, c.version)?;
@@ -861,7 +864,16 @@ impl Services {
                 Duration::from_std(self.settings.past_due_grace).unwrap_or(Duration::days(7));
             let view = reported_view(current.map(|c| &c.view), state, period_end, now, grace);
             let mut jobs = Vec::new();
-            if let (Some(notice), Ok(email)) = (notice_for(previous, state), Email::parse(&record.email)) {
+            // Another subscription on the plan (not this row, nor the row it
+            // moves) still grants access: nothing the member has ends.
+            let this_row = keys::bounded(&row.key);
+            let still_covered = record.subscriptions.iter().any(|s| {
+                s.plan_id == plan.id
+                    && s.row != this_row
+                    && current.is_none_or(|c| c.row != s.row)
+                    && has_access(s.view.state, s.view.access_until, now)
+            });
+            if let (Some(notice), Ok(email)) = (notice_for(previous, state, still_covered), Email::parse(&record.email)) {
                 let data = BTreeMap::from([
                     ("email".to_string(), email.to_string()),
                     ("plan_name".to_string(), plan.name.clone()),
@@ -912,6 +924,7 @@ mod tests {
             watermark_rank: rank,
             provider_ref: None,
             last_event: None,
+            one_time: false,
         }
     }
 

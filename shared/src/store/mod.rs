@@ -398,6 +398,8 @@ pub struct SubscriptionRecord {
     pub provider_ref: Option<String>,
     /// The key of the last event applied to it.
     pub last_event: Option<String>,
+    /// Written by a one-time purchase, not by a subscription's events.
+    pub one_time: bool,
 }
 
 impl SubscriptionRecord {
@@ -430,6 +432,7 @@ impl SubscriptionRecord {
             watermark_rank: get_n(item, "watermark_rank").unwrap_or(0),
             provider_ref: get_s(item, "provider_ref").map(str::to_string),
             last_event: get_s(item, "last_event").map(str::to_string),
+            one_time: get_bool(item, "one_time").unwrap_or(false),
         })
     }
 
@@ -716,8 +719,13 @@ impl Tx {
         watermark: (DateTime<Utc>, i64),
         now: DateTime<Utc>,
         provider_ref: Option<&str>,
+        one_time: bool,
     ) -> Result<(), StoreError> {
         let mut item = key(keys::user(user_id), &keys::subscription(provider, row));
+        // Bought outright (a pass, a lifetime plan): never taken over by a subscription.
+        if one_time {
+            item.insert("one_time".into(), AttributeValue::Bool(true));
+        }
         // The provider's id for it (Stripe subscription, Paystack subscription
         // code, Kajabi customer): what admin verify and sync look up.
         if let Some(reference) = provider_ref {
