@@ -1,34 +1,10 @@
 //! Typed settings from the environment. Secrets are wrapped so they never print.
 
-use std::fmt;
 use std::time::Duration;
 
 use crate::domain::{Email, PlanCatalog, PlanError};
 
-/// A secret value. Debug and Display print `***`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+pub use crate::domain::Secret;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

@@ -16,7 +16,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::config::Secret;
+use crate::domain::Secret;
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "gatehouse_session";

@@ -5,8 +5,8 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
-use crate::config::Secret;
 use crate::domain::JobId;
+use crate::domain::Secret;
 use crate::signature::{hmac_sha256, sha256_hex};
 
 /// 32 bytes, base64url without padding (43 characters).

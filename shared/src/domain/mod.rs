@@ -6,7 +6,9 @@ mod entitlements;
 mod ids;
 mod password;
 mod plan;
+mod secret;
 mod subscription;
+mod template;
 mod text;
 
 pub use email::{redact_emails, Email, EmailError};
@@ -14,9 +16,11 @@ pub use entitlements::{entitlements, Entitlements, Holding, Revocation};
 pub use ids::{EventKey, JobId, Provider, UserId};
 pub use password::{Password, PasswordError};
 pub use plan::{Plan, PlanCatalog, PlanError, BASE_ROLE};
+pub use secret::Secret;
 pub use subscription::{
     concerns_replaced_subscription, has_access, leaves_unchanged, lifetime_keeps_access,
     notice_for, reopens_ended, reported_view, stale_payment_extends, Notice, SubscriptionState,
     SubscriptionView, Transition, Unchanged, Watermark, ENDED_STAYS_ENDED, LIFETIME_KEEPS_ACCESS,
 };
+pub use template::Template;
 pub use text::bounded;

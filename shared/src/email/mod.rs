@@ -5,60 +5,11 @@ use std::collections::BTreeMap;
 
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 
-use crate::config::Secret;
 use crate::domain::JobId;
+use crate::domain::Secret;
 use crate::setup_token;
 
-/// Which email a job sends. Stored by name on the job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Template {
-    Welcome,
-    AdminNewSignup,
-    AdminExistingLinked,
-    CancelNotice,
-    ExpiryNotice,
-    PaymentSuccessful,
-    PaymentFailed,
-    RefundNotice,
-}
-
-impl Template {
-    /// The email that carries a lifecycle notice.
-    pub fn for_notice(notice: crate::domain::Notice) -> Self {
-        match notice {
-            crate::domain::Notice::Cancel => Template::CancelNotice,
-            crate::domain::Notice::Expiry => Template::ExpiryNotice,
-            crate::domain::Notice::PaymentFailed => Template::PaymentFailed,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Template::Welcome => "welcome",
-            Template::AdminNewSignup => "admin_new_signup",
-            Template::AdminExistingLinked => "admin_existing_linked",
-            Template::CancelNotice => "cancel_notice",
-            Template::ExpiryNotice => "expiry_notice",
-            Template::PaymentSuccessful => "payment_successful",
-            Template::PaymentFailed => "payment_failed",
-            Template::RefundNotice => "refund_notice",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Some(match raw {
-            "welcome" => Template::Welcome,
-            "admin_new_signup" => Template::AdminNewSignup,
-            "admin_existing_linked" => Template::AdminExistingLinked,
-            "cancel_notice" => Template::CancelNotice,
-            "expiry_notice" => Template::ExpiryNotice,
-            "payment_successful" => Template::PaymentSuccessful,
-            "payment_failed" => Template::PaymentFailed,
-            "refund_notice" => Template::RefundNotice,
-            _ => return None,
-        })
-    }
-}
+pub use crate::domain::Template;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderedEmail {

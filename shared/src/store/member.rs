@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::attr::*;
 use super::{key, keys, names, request_error, values, Store, StoreError, SubscriptionRecord, Tx};
-use crate::config::Secret;
+use crate::domain::Secret;
 use crate::domain::{Holding, Revocation, UserId};
 
 /// Subscriptions as the access rule sees them.

@@ -33,10 +33,10 @@ use aws_sdk_dynamodb::types::{
 };
 use chrono::{DateTime, Utc};
 
+use crate::domain::Template;
 use crate::domain::{
     Email, EventKey, JobId, Provider, SubscriptionState, SubscriptionView, UserId, Watermark,
 };
-use crate::email::Template;
 use attr::*;
 
 pub const OUTBOX_PENDING: &str = "OUTBOX#PENDING";
