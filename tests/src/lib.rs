@@ -590,3 +590,32 @@ pub fn lifecycle(kind: &str, event_id: &str, email: &str, extra: Value) -> Strin
     }
     body.to_string()
 }
+
+/// Delivers `bodies` in their order, except that some neighbours arrive
+/// together: for each position whose bit of `seed` is set (cycling), that
+/// delivery and the next are posted concurrently, as a provider's parallel
+/// retries arrive. `seed` 0 delivers one at a time. Returns every answer.
+pub async fn deliver_some_concurrently<F, Fut>(
+    bodies: &[String],
+    seed: u64,
+    post: F,
+) -> Vec<(u16, Value)>
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = (u16, Value)>,
+{
+    let mut answers = Vec::with_capacity(bodies.len());
+    let (mut i, mut bit) = (0, 0u32);
+    while i < bodies.len() {
+        if i + 1 < bodies.len() && (seed >> (bit % 64)) & 1 == 1 {
+            let (a, b) = futures::join!(post(bodies[i].clone()), post(bodies[i + 1].clone()));
+            answers.extend([a, b]);
+            i += 2;
+        } else {
+            answers.push(post(bodies[i].clone()).await);
+            i += 1;
+        }
+        bit += 1;
+    }
+    answers
+}

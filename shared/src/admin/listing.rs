@@ -8,8 +8,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{Email, EventKey, PlanCatalog, Provider, SubscriptionState, UserId};
-use crate::store::admin::index_key_names;
-use crate::store::attr::{s, Item};
+use crate::store::admin::{index_key_names, IndexKey};
 use crate::store::EventStatus;
 
 pub const DEFAULT_LIMIT: usize = 50;
@@ -41,15 +40,16 @@ fn filter_error(name: &'static str, reason: impl Into<String>) -> ListingError {
 /// An opaque position in an index listing: base64url of the start key's JSON,
 /// plus the query it belongs to (`_q`), so it only resumes that query.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Cursor(pub Item);
+pub struct Cursor(pub IndexKey);
 
 const QUERY_FIELD: &str = "_q";
 
 impl Cursor {
-    pub fn encode(item: &Item, query: &str) -> String {
-        let mut map: std::collections::BTreeMap<&str, &str> = item
+    pub fn encode(key: &IndexKey, query: &str) -> String {
+        let mut map: std::collections::BTreeMap<&str, &str> = key
+            .0
             .iter()
-            .filter_map(|(k, v)| Some((k.as_str(), v.as_s().ok()?.as_str())))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         map.insert(QUERY_FIELD, query);
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(&map).unwrap_or_default())
@@ -69,7 +69,7 @@ impl Cursor {
         if map.len() != expected.len() || !expected.iter().all(|k| map.contains_key(*k)) {
             return Err(ListingError::Cursor);
         }
-        Ok(Self(map.into_iter().map(|(k, v)| (k, s(v))).collect()))
+        Ok(Self(IndexKey(map.into_iter().collect())))
     }
 }
 
@@ -442,15 +442,17 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_foreign_ones_are_refused() {
-        let item: Item = [
-            ("pk", "USER#u"),
-            ("sk", "PROFILE"),
-            ("gsi3pk", "USERS"),
-            ("gsi3sk", "a@b.c"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), s(v)))
-        .collect();
+        let item = IndexKey(
+            [
+                ("pk", "USER#u"),
+                ("sk", "PROFILE"),
+                ("gsi3pk", "USERS"),
+                ("gsi3sk", "a@b.c"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        );
         let raw = Cursor::encode(&item, "q1");
         assert_eq!(
             Cursor::decode(&raw, crate::store::admin::USERS_INDEX, "q1")

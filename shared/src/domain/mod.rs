@@ -19,8 +19,9 @@ pub use plan::{Plan, PlanCatalog, PlanError, BASE_ROLE};
 pub use secret::Secret;
 pub use subscription::{
     concerns_replaced_subscription, has_access, leaves_unchanged, lifetime_keeps_access,
-    notice_for, reopens_ended, reported_view, stale_payment_extends, Notice, SubscriptionState,
-    SubscriptionView, Transition, Unchanged, Watermark, ENDED_STAYS_ENDED, LIFETIME_KEEPS_ACCESS,
+    notice_for, refunded_view, reopens_ended, reported_view, stale_payment_extends, Notice,
+    SubscriptionState, SubscriptionView, Transition, Unchanged, Watermark, ENDED_STAYS_ENDED,
+    LIFETIME_KEEPS_ACCESS,
 };
 pub use template::Template;
 pub use text::bounded;

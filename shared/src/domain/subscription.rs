@@ -241,6 +241,21 @@ pub fn reported_view(
     }
 }
 
+/// What a refund does to the subscription its payment granted: a full refund
+/// ends access now (whatever the plan, lifetime included); a partial refund,
+/// or a second refund of an already refunded one, changes nothing.
+pub fn refunded_view(
+    current: &SubscriptionView,
+    full: bool,
+    now: DateTime<Utc>,
+) -> Option<SubscriptionView> {
+    (full && current.state != SubscriptionState::Refunded).then_some(SubscriptionView {
+        state: SubscriptionState::Refunded,
+        period_end: current.period_end,
+        access_until: Some(now),
+    })
+}
+
 /// A notice the member gets when their subscription changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Notice {
@@ -450,6 +465,38 @@ mod tests {
                 "{current:?} -> {state:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_full_refund_ends_access_now_and_a_partial_one_changes_nothing() {
+        use SubscriptionState::*;
+        let now = chrono::TimeZone::timestamp_opt(&Utc, 1_800_000_000, 0).unwrap();
+        for state in [Active, Trialing, PastDue, Canceled, Expired] {
+            let current = view(state, Some(30), Some(30));
+            let refunded = refunded_view(&current, true, now).expect("a full refund applies");
+            assert_eq!(refunded.state, Refunded);
+            assert_eq!(
+                refunded.access_until,
+                Some(now),
+                "{state:?}: access ends now"
+            );
+            assert_eq!(refunded.period_end, current.period_end);
+            assert_eq!(
+                refunded_view(&current, false, now),
+                None,
+                "{state:?}: partial"
+            );
+        }
+        // A lifetime plan (no period end) is ended by a refund too.
+        let lifetime = view(Active, None, None);
+        assert_eq!(
+            refunded_view(&lifetime, true, now).map(|v| v.access_until),
+            Some(Some(now))
+        );
+        assert_eq!(
+            refunded_view(&view(Refunded, Some(30), Some(0)), true, now),
+            None
+        );
     }
 
     #[test]

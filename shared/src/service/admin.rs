@@ -7,13 +7,13 @@ use serde_json::{json, Value};
 use super::session::member_json;
 use super::{ServiceError, Services};
 use crate::admin::listing::{encode_event_key, Cursor, EventQuery, UserQuery};
-use crate::domain::{entitlements, EventKey, Revocation, UserId};
+use crate::domain::{entitlements, EventKey, UserId};
 use crate::store::admin::{
-    start_after, IndexQuery, EVENTS_INDEX, EVENTS_PARTITION, USERS_INDEX, USERS_PARTITION,
-    USER_EVENTS_INDEX,
+    EventRow, FilterValue, IndexQuery, IndexRow, UserRow, EVENTS_INDEX, EVENTS_PARTITION,
+    USERS_INDEX, USERS_PARTITION, USER_EVENTS_INDEX,
 };
-use crate::store::attr::*;
-use crate::store::{holdings, keys, JobStatus, StoredJob, SubscriptionRecord};
+use crate::store::timestamp as ts;
+use crate::store::{holdings, JobStatus, SubscriptionRecord};
 
 /// A list row being made from one index item (it may read more).
 type RowFuture<'s> = std::pin::Pin<
@@ -43,18 +43,17 @@ fn time(t: Option<DateTime<Utc>>) -> Option<String> {
 }
 
 /// A user row from the users index (never the password hash: it is not projected).
-fn user_summary(item: &Item, subscriptions: Option<&[SubscriptionRecord]>) -> Value {
-    let metadata = get_map_s(item, "metadata");
+fn user_summary(user: &UserRow, subscriptions: Option<&[SubscriptionRecord]>) -> Value {
     let mut row = json!({
-        "user_id": get_s(item, "user_id"),
-        "email": get_s(item, "email"),
-        "first_name": get_s(item, "first_name"),
-        "last_name": get_s(item, "last_name"),
-        "is_active": get_bool(item, "is_active").unwrap_or(false),
-        "auth_provider": get_s(item, "auth_provider"),
-        "partner": metadata.get("partner"),
-        "points": get_n(item, "points").unwrap_or(0),
-        "created_at": get_s(item, "created_at"),
+        "user_id": user.user_id.as_str(),
+        "email": user.email,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "is_active": user.is_active,
+        "auth_provider": user.auth_provider,
+        "partner": user.metadata.get("partner"),
+        "points": user.points,
+        "created_at": user.created_at,
     });
     if let Some(subs) = subscriptions {
         row["subscriptions"] = subs
@@ -65,34 +64,19 @@ fn user_summary(item: &Item, subscriptions: Option<&[SubscriptionRecord]>) -> Va
     row
 }
 
-fn event_summary(item: &Item) -> Option<Value> {
-    let provider = crate::domain::Provider::parse(get_s(item, "provider")?)?;
-    let key = EventKey::new(provider, get_s(item, "event_id")?);
-    Some(json!({
-        "key": format!("{}:{}", provider, key.event_id()),
-        "ref": encode_event_key(&key),
+fn event_summary(event: &EventRow) -> Value {
+    let provider = event.key.provider();
+    json!({
+        "key": format!("{}:{}", provider, event.key.event_id()),
+        "ref": encode_event_key(&event.key),
         "provider": provider.as_str(),
-        "event_id": key.event_id(),
-        "type": get_s(item, "event_type"),
-        "status": get_s(item, "status"),
-        "reason": get_s(item, "reason"),
-        "received_at": get_s(item, "received_at"),
-        "user_id": get_s(item, "user_id"),
-    }))
-}
-
-/// Adds `name = :value` to a filter expression.
-fn add_filter(query: &mut IndexQuery, attribute: &str, value: &str) {
-    let n = query.names.len();
-    let name = format!("#f{n}");
-    let placeholder = format!(":f{n}");
-    let clause = format!("{name} = {placeholder}");
-    query.filter = Some(match query.filter.take() {
-        Some(existing) => format!("{existing} AND {clause}"),
-        None => clause,
-    });
-    query.names.insert(name, attribute.to_string());
-    query.values.insert(placeholder, s(value));
+        "event_id": event.key.event_id(),
+        "type": event.event_type,
+        "status": event.status,
+        "reason": event.reason,
+        "received_at": event.received_at,
+        "user_id": event.user_id,
+    })
 }
 
 impl Services {
@@ -100,7 +84,7 @@ impl Services {
     fn subscriptions_match(
         &self,
         query: &UserQuery,
-        profile: &Item,
+        user: &UserRow,
         subs: &[SubscriptionRecord],
         now: DateTime<Utc>,
     ) -> bool {
@@ -116,14 +100,11 @@ impl Services {
             }
         }
         if let Some(role) = &query.role {
-            let revocations: Vec<Revocation> = get_s(profile, "revocations")
-                .and_then(|raw| serde_json::from_str(raw).ok())
-                .unwrap_or_default();
             let effective = entitlements(
                 &self.settings.plans,
                 &holdings(subs),
-                &get_list_s(profile, "granted_roles"),
-                &revocations,
+                &user.granted_roles,
+                &user.revocations,
                 now,
             );
             if !effective.roles.contains(role) {
@@ -146,25 +127,24 @@ impl Services {
             ..Default::default()
         };
         if let Some(active) = query.is_active {
-            let n = index.names.len();
-            index.filter = Some(format!("#f{n} = :f{n}"));
-            index.names.insert(format!("#f{n}"), "is_active".into());
-            index.values.insert(format!(":f{n}"), bool(active));
+            index.and_equals("is_active", FilterValue::Flag(active));
         }
         if let Some(provider) = query.auth_provider {
-            add_filter(&mut index, "auth_provider", provider.as_str());
+            index.and_equals("auth_provider", text(provider.as_str()));
         }
         let fingerprint = query.fingerprint();
-        self.fill_page(index, query.limit, &fingerprint, |item: Item| {
+        self.fill_page(index, query.limit, &fingerprint, |row: IndexRow| {
             Box::pin(async move {
+                let Some(user) = row.user() else {
+                    return Ok(None);
+                };
                 if !query.needs_subscriptions() {
-                    return Ok(Some(user_summary(&item, None)));
+                    return Ok(Some(user_summary(&user, None)));
                 }
-                let user = UserId::from_stored(get_s(&item, "user_id").unwrap_or_default());
-                let subs = self.store.subscriptions(&user, None).await?;
+                let subs = self.store.subscriptions(&user.user_id, None).await?;
                 Ok(self
-                    .subscriptions_match(query, &item, &subs, now)
-                    .then(|| user_summary(&item, Some(&subs))))
+                    .subscriptions_match(query, &user, &subs, now)
+                    .then(|| user_summary(&user, Some(&subs))))
             })
         })
         .await
@@ -195,17 +175,17 @@ impl Services {
             index.sort_between = Some((from, to));
         }
         if let Some(provider) = query.provider {
-            add_filter(&mut index, "provider", provider.as_str());
+            index.and_equals("provider", text(provider.as_str()));
         }
         if let Some(event_type) = &query.event_type {
-            add_filter(&mut index, "event_type", event_type);
+            index.and_equals("event_type", text(event_type));
         }
         if let Some(status) = query.status {
-            add_filter(&mut index, "status", status.as_str());
+            index.and_equals("status", text(status.as_str()));
         }
         let fingerprint = query.fingerprint();
-        self.fill_page(index, query.limit, &fingerprint, |item: Item| {
-            Box::pin(async move { Ok(event_summary(&item)) })
+        self.fill_page(index, query.limit, &fingerprint, |row: IndexRow| {
+            Box::pin(async move { Ok(row.event().map(|event| event_summary(&event))) })
         })
         .await
     }
@@ -218,20 +198,20 @@ impl Services {
         mut index: IndexQuery,
         limit: usize,
         fingerprint: &str,
-        keep: impl Fn(Item) -> RowFuture<'s> + Send + Sync,
+        keep: impl Fn(IndexRow) -> RowFuture<'s> + Send + Sync,
     ) -> Result<ListPage, ServiceError> {
         let mut items = Vec::new();
         for _ in 0..MAX_PAGES_PER_REQUEST {
             let page = self.store.query_index(index.clone()).await?;
-            let read = page.items.len();
-            for (i, item) in page.items.iter().enumerate() {
-                if let Some(row) = keep(item.clone()).await? {
-                    items.push(row);
+            let read = page.rows.len();
+            for (i, row) in page.rows.iter().enumerate() {
+                if let Some(kept) = keep(row.clone()).await? {
+                    items.push(kept);
                 }
                 if items.len() >= limit {
                     let more = i + 1 < read || page.next.is_some();
                     let next_cursor = more
-                        .then(|| start_after(index.index, item))
+                        .then(|| row.resume_after())
                         .flatten()
                         .map(|k| Cursor::encode(&k, fingerprint));
                     return Ok(ListPage { items, next_cursor });
@@ -304,23 +284,16 @@ impl Services {
                 ..Default::default()
             })
             .await?;
-        let job_keys: Vec<Item> = events
-            .items
+        let events: Vec<EventRow> = events.rows.iter().filter_map(IndexRow::event).collect();
+        let job_ids: Vec<crate::domain::JobId> = events
             .iter()
-            .flat_map(|e| get_list_s(e, "job_ids"))
-            .map(|id| {
-                Item::from([
-                    ("pk".to_string(), s(format!("OUTBOX#{id}"))),
-                    ("sk".to_string(), s(keys::JOB)),
-                ])
-            })
+            .flat_map(|e| e.job_ids.iter().map(crate::domain::JobId::from_stored))
             .collect();
         let mut unsent: Vec<Value> = self
             .store
-            .get_many(job_keys)
+            .get_jobs(&job_ids)
             .await?
-            .iter()
-            .filter_map(|item| StoredJob::from_item(item).ok())
+            .into_iter()
             .filter(|job| job.status != JobStatus::Sent)
             .map(|job| {
                 json!({
@@ -338,8 +311,12 @@ impl Services {
         view["profile"]["created_at"] = json!(time(member.created_at));
         view["granted_roles"] = json!(member.granted_roles);
         view["revocations"] = json!(member.revocations);
-        view["events"] = events.items.iter().filter_map(event_summary).collect();
+        view["events"] = events.iter().map(event_summary).collect();
         view["unsent_emails"] = Value::Array(unsent);
         Ok(Some(view))
     }
+}
+
+fn text(value: &str) -> FilterValue {
+    FilterValue::Text(value.to_string())
 }

@@ -317,7 +317,7 @@ impl Services {
                 "roles_before": before,
                 "roles_after": after,
             });
-            let stamp = crate::store::attr::ts(now);
+            let stamp = crate::store::timestamp(now);
             let read_at = member.updated_at.clone();
             // A revoke is measured against these subscriptions: they must not move meanwhile.
             let watched: Vec<(String, String)> = match role_change {

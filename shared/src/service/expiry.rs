@@ -13,7 +13,7 @@ use super::webhook::{Delivery, WebhookOutcome};
 use super::{ServiceError, Services};
 use crate::domain::{SubscriptionState, SubscriptionView};
 use crate::email::Template;
-use crate::store::attr::ts;
+use crate::store::timestamp as ts;
 use crate::store::EventStatus;
 
 /// Subscriptions handled per run; the next run takes the rest.
@@ -89,19 +89,7 @@ impl Services {
                         jobs.push(self.job(Template::ExpiryNotice, &email, data, now));
                     }
                     let mut tx = self.store.tx();
-                    tx.put_subscription(
-                        user_id,
-                        provider,
-                        row,
-                        &current.plan_id,
-                        &view,
-                        Some(current.version),
-                        &delivery.key,
-                        (current.watermark.unwrap_or(now), current.watermark_rank),
-                        now,
-                        current.provider_ref.as_deref(),
-                        current.one_time,
-                    )?;
+                    tx.restate_subscription(&current, &view, &delivery.key, now)?;
                     Ok(Decision::apply(tx, jobs, user_id.clone()))
                 })
                 .await;

@@ -72,7 +72,7 @@ impl Services {
         if account.is_new {
             member
                 .metadata
-                .insert("signup_date".to_string(), crate::store::attr::ts(now));
+                .insert("signup_date".to_string(), crate::store::timestamp(now));
             tx.create_user(
                 &NewUser {
                     id: account.user_id.clone(),

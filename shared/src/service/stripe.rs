@@ -16,8 +16,9 @@ use super::runner::{Decision, Step};
 use super::webhook::{Delivery, WebhookOutcome};
 use super::{ServiceError, Services};
 use crate::domain::{
-    concerns_replaced_subscription, has_access, leaves_unchanged, notice_for, reported_view,
-    stale_payment_extends, Email, Plan, Provider, SubscriptionState, SubscriptionView, UserId,
+    concerns_replaced_subscription, has_access, leaves_unchanged, notice_for, refunded_view,
+    reported_view, stale_payment_extends, Email, Plan, Provider, SubscriptionState,
+    SubscriptionView, UserId,
 };
 use crate::email::Template;
 use crate::providers::stripe::{lifecycle_rank, map_status, StripeAction, StripeEvent};
@@ -591,20 +592,8 @@ impl Services {
                     provider == Provider::Stripe || current.as_ref().is_some_and(|c| c.one_time),
                 )?;
             }
-            if let (Some(plan), Some(view), Some(c)) = (one_time, &extended, &current) {
-                tx.put_subscription(
-                    &user_id,
-                    provider,
-                    &plan.id,
-                    &plan.id,
-                    view,
-                    Some(c.version),
-                    &delivery.key,
-                    (c.watermark.unwrap_or(created), c.watermark_rank),
-                    now,
-                    c.provider_ref.as_deref(),
-                    c.one_time,
-                )?;
+            if let (Some(view), Some(c)) = (&extended, &current) {
+                tx.restate_subscription(c, view, &delivery.key, now)?;
             }
             let apply = Decision::apply(tx, jobs, user_id).with_reason(reason);
             Ok(match customer {
@@ -673,14 +662,9 @@ impl Services {
                     .store
                     .get_subscription(user_id, provider, plan_id)
                     .await?;
-                if let Some(current) =
-                    current.filter(|c| c.view.state != SubscriptionState::Refunded)
+                if let Some((current, view)) = current
+                    .and_then(|c| refunded_view(&c.view, full, now).map(|view| (c, view)))
                 {
-                    let view = SubscriptionView {
-                        state: SubscriptionState::Refunded,
-                        period_end: current.view.period_end,
-                        access_until: Some(now),
-                    };
                     let email = self.store.profile_email(user_id).await?;
                     if let Some(email) = email {
                         let plan_name = self
@@ -695,19 +679,7 @@ impl Services {
                         ]);
                         jobs.push(self.job(Template::RefundNotice, &email, data, now));
                     }
-                    tx.put_subscription(
-                        user_id,
-                        provider,
-                        &current.row,
-                        plan_id,
-                        &view,
-                        Some(current.version),
-                        &delivery.key,
-                        (current.watermark.unwrap_or(now), current.watermark_rank),
-                        now,
-                        current.provider_ref.as_deref(),
-                        current.one_time,
-                    )?;
+                    tx.restate_subscription(&current, &view, &delivery.key, now)?;
                 }
             }
             tx.upsert_payment(&record, now)?;
