@@ -897,3 +897,90 @@ async fn a_member_of_another_provider_waits_for_their_kajabi_purchase() {
     let (_, failed) = t.post_kajabi(&other, Auth::Signature).await;
     assert_eq!(failed["status"], "failed", "{failed}");
 }
+
+/// `purchase.refunded` in the `purchase.*` dialect (`purchase.created`'s fields).
+fn refund(event_id: &str, email: &str, offer: &str) -> String {
+    json!({"id": event_id, "event": "purchase.refunded", "member_email": email,
+        "member_name": "Ada Lovelace", "offer_id": offer, "offer_title": "NSSA Annual Membership"})
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_refund_revokes_what_the_purchase_granted_lifetime_included() {
+    let t = TestStack::start().await;
+    for (name, offer, plan) in [
+        ("refunded", "off_456", "nssa_annual"),
+        ("refundedlife", "off_lifetime", "premium_lifetime"),
+    ] {
+        let email = t.email(name);
+        let (_, r) = t
+            .post_kajabi(
+                &purchase(&t.id(&format!("{name}-buy")), &email, offer),
+                Auth::Signature,
+            )
+            .await;
+        assert_eq!(r["status"], "processed", "{r}");
+        if offer == "off_lifetime" {
+            // A cancel keeps a lifetime plan's access; the refund does not.
+            let cancel = lifecycle(
+                "canceled",
+                &t.id(&format!("{name}-cancel")),
+                &email,
+                json!({}),
+            );
+            let cancel = cancel.replace("off_456", offer);
+            let (_, r) = t.post_kajabi(&cancel, Auth::Signature).await;
+            assert_eq!(r["status"], "ignored", "{r}");
+        }
+        let body = refund(&t.id(&format!("{name}-refund")), &email, offer);
+        let (_, r) = t.post_kajabi(&body, Auth::Signature).await;
+        assert_eq!(r["status"], "processed", "{r}");
+        let snap = t.snapshot().await;
+        let user = snap.user_by_email(&email).unwrap();
+        let subs = snap.subscriptions_of(get_s(user, "user_id").unwrap());
+        let sub = subs
+            .iter()
+            .find(|s| get_s(s, "plan_id") == Some(plan))
+            .expect("the plan's row");
+        assert_eq!(get_s(sub, "state"), Some("refunded"), "{name}");
+        let until = get_s(sub, "access_until").unwrap().to_string();
+        assert!(
+            until <= chrono::Utc::now().to_rfc3339(),
+            "{name}: access ended"
+        );
+        assert!(
+            snap.jobs_to(&email)
+                .iter()
+                .any(|j| get_s(j, "template") == Some("refund_notice")),
+            "{name}: a refund notice"
+        );
+        // A second refund event changes nothing and sends nothing.
+        let (_, again) = t
+            .post_kajabi(
+                &refund(&t.id(&format!("{name}-refund2")), &email, offer),
+                Auth::Signature,
+            )
+            .await;
+        assert_eq!(again["status"], "ignored", "{again}");
+    }
+    // A refund before its purchase waits, and the purchase applies it.
+    let email = t.email("earlyrefund");
+    let (_, r) = t
+        .post_kajabi(
+            &refund(&t.id("early-refund"), &email, "off_456"),
+            Auth::Signature,
+        )
+        .await;
+    assert_eq!(r["status"], "pending", "{r}");
+    let (_, r) = t
+        .post_kajabi(
+            &purchase(&t.id("early-buy"), &email, "off_456"),
+            Auth::Signature,
+        )
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let snap = t.snapshot().await;
+    let user = snap.user_by_email(&email).unwrap();
+    let subs = snap.subscriptions_of(get_s(user, "user_id").unwrap());
+    assert_eq!(get_s(subs[0], "state"), Some("refunded"));
+}

@@ -86,6 +86,8 @@ pub enum Transition {
         ends_at: Option<DateTime<Utc>>,
     },
     Expire,
+    /// A refund of the purchase: access ends now, whatever the plan.
+    Refund,
 }
 
 /// Whether a subscription in `state` grants access at `now`.
@@ -301,6 +303,7 @@ impl Transition {
         match self {
             Transition::Cancel { .. } => Some(SubscriptionState::Canceled),
             Transition::Expire => Some(SubscriptionState::Expired),
+            Transition::Refund => Some(SubscriptionState::Refunded),
             Transition::Purchase | Transition::Renew => None,
         }
     }
@@ -354,6 +357,11 @@ impl Transition {
             }
             Transition::Expire => SubscriptionView {
                 state: SubscriptionState::Expired,
+                period_end: current.and_then(|c| c.period_end),
+                access_until: Some(now),
+            },
+            Transition::Refund => SubscriptionView {
+                state: SubscriptionState::Refunded,
                 period_end: current.and_then(|c| c.period_end),
                 access_until: Some(now),
             },

@@ -110,6 +110,8 @@ pub enum LifecycleChange {
     Canceled,
     Renewed,
     Expired,
+    /// `purchase.refunded`: ends what the purchase granted, lifetime included.
+    Refunded,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -269,6 +271,12 @@ impl KajabiEvent {
                 member,
                 offer_id,
                 ends_at,
+            },
+            "purchase.refunded" => KajabiAction::Lifecycle {
+                change: LifecycleChange::Refunded,
+                member,
+                offer_id,
+                ends_at: None,
             },
             _ => KajabiAction::Unsupported,
         };
@@ -571,10 +579,26 @@ mod tests {
         for (ty, want) in [
             ("member.subscription.renewed", LifecycleChange::Renewed),
             ("member.subscription.expired", LifecycleChange::Expired),
+            ("purchase.refunded", LifecycleChange::Refunded),
         ] {
             let ev = KajabiEvent::from_json(&json!({"type": ty, "id": "x"}));
             assert!(matches!(ev.action, KajabiAction::Lifecycle { change, .. } if change == want));
         }
+        // The `purchase.*` dialect's refund carries its member and offer flat.
+        let ev = KajabiEvent::from_json(&json!({"id": "r1", "event": "purchase.refunded",
+            "member_email": "a@example.com", "offer_id": "off_456"}));
+        let KajabiAction::Lifecycle {
+            change,
+            member,
+            offer_id,
+            ..
+        } = ev.action
+        else {
+            panic!("a refund is a lifecycle change");
+        };
+        assert_eq!(change, LifecycleChange::Refunded);
+        assert_eq!(member.email.as_deref(), Some("a@example.com"));
+        assert_eq!(offer_id.as_deref(), Some("off_456"));
     }
 
     #[test]

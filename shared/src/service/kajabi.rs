@@ -367,6 +367,7 @@ impl Services {
             let ends = match change {
                 LifecycleChange::Canceled => Some(SubscriptionState::Canceled),
                 LifecycleChange::Expired => Some(SubscriptionState::Expired),
+                LifecycleChange::Refunded => Some(SubscriptionState::Refunded),
                 LifecycleChange::Renewed => None,
             };
             let current: Option<SubscriptionRecord> =
@@ -395,10 +396,22 @@ impl Services {
             }) {
                 return Ok(Decision::unchanged(verdict, user_id));
             }
+            if change == LifecycleChange::Refunded
+                && current
+                    .as_ref()
+                    .is_some_and(|c| c.view.state == SubscriptionState::Refunded)
+            {
+                return Ok(Decision::record(
+                    EventStatus::Ignored,
+                    Some("already refunded".into()),
+                    Some(user_id),
+                ));
+            }
             let transition = match change {
                 LifecycleChange::Canceled => Transition::Cancel { ends_at },
                 LifecycleChange::Renewed => Transition::Renew,
                 LifecycleChange::Expired => Transition::Expire,
+                LifecycleChange::Refunded => Transition::Refund,
             };
             let view = transition.apply(current.as_ref().map(|c| &c.view), plan, now);
 
@@ -421,6 +434,9 @@ impl Services {
                 }
                 LifecycleChange::Expired => {
                     jobs.push(self.job(Template::ExpiryNotice, email, data, now))
+                }
+                LifecycleChange::Refunded => {
+                    jobs.push(self.job(Template::RefundNotice, email, data, now))
                 }
                 LifecycleChange::Renewed => {}
             }
@@ -462,7 +478,7 @@ fn lifecycle_rank(change: LifecycleChange) -> i64 {
     match change {
         LifecycleChange::Renewed => 20,
         LifecycleChange::Canceled => 21,
-        LifecycleChange::Expired => 50,
+        LifecycleChange::Expired | LifecycleChange::Refunded => 50,
     }
 }
 
