@@ -6,6 +6,7 @@ mod entitlements;
 mod ids;
 mod password;
 mod plan;
+pub mod rank;
 mod secret;
 mod subscription;
 mod template;

@@ -132,17 +132,25 @@ pub fn map_status(status: &str, cancel_at_period_end: bool) -> Option<Subscripti
 }
 
 /// Same-second ordering: Stripe's `created` has whole-second resolution, so
-/// events from one second apply in lifecycle order (a later stage wins).
-pub fn lifecycle_rank(status: &str) -> i64 {
-    match status {
-        "incomplete" => 0,
-        "trialing" => 1,
-        "active" => 2,
-        "past_due" => 3,
-        "unpaid" | "paused" => 4,
-        "incomplete_expired" | "canceled" => 5,
-        _ => 0,
-    }
+/// events from one second apply in lifecycle order (a later stage wins), on
+/// the scale every provider uses (`domain::rank`). `cancel_at_period_end`
+/// ranks just above the same status without it.
+pub fn lifecycle_rank(status: &str, cancel_at_period_end: bool) -> i64 {
+    use crate::domain::rank;
+    let stage = match status {
+        "trialing" => rank::TRIALING,
+        "active" => rank::ACTIVE,
+        "past_due" => rank::PAST_DUE,
+        "unpaid" | "paused" => rank::SUSPENDED,
+        "incomplete_expired" | "canceled" => rank::ENDED,
+        _ => rank::INCOMPLETE,
+    };
+    stage
+        + if cancel_at_period_end {
+            rank::WINDING_DOWN
+        } else {
+            0
+        }
 }
 
 fn text(v: Option<&Value>) -> Option<String> {
@@ -559,7 +567,11 @@ mod tests {
         assert_eq!(map_status("incomplete_expired", false), Some(Expired));
         assert_eq!(map_status("canceled", false), Some(Expired));
         assert_eq!(map_status("weird", false), None);
-        assert!(lifecycle_rank("active") > lifecycle_rank("incomplete"));
+        assert!(lifecycle_rank("active", false) > lifecycle_rank("incomplete", false));
+        assert_eq!(
+            lifecycle_rank("active", true),
+            crate::domain::rank::CANCELING
+        );
     }
 
     #[test]

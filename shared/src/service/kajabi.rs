@@ -207,7 +207,7 @@ impl Services {
             let stale = current
                 .as_ref()
                 .and_then(SubscriptionRecord::mark)
-                .is_some_and(|mark| mark.supersedes(event_time, 0));
+                .is_some_and(|mark| mark.supersedes(event_time, crate::domain::rank::ACTIVE));
             let mut jobs: Vec<EmailJob> = account.welcome_job().into_iter().collect();
             let admin_template = if account.is_new {
                 Template::AdminNewSignup
@@ -239,7 +239,7 @@ impl Services {
                     &view,
                     current.as_ref().map(|c| c.version),
                     &delivery.key,
-                    (event_time, 0),
+                    (event_time, crate::domain::rank::ACTIVE),
                     now,
                     member
                         .member_id
@@ -380,10 +380,11 @@ impl Services {
             }
             // Ordering: an event older than the state it would change is superseded.
             let event_time = occurred_at.unwrap_or(delivery.received_at);
-            if let (Some(sent_at), Some(mark)) =
-                (occurred_at, current.as_ref().and_then(|c| c.watermark))
-            {
-                if sent_at < mark {
+            if let (Some(sent_at), Some(mark)) = (
+                occurred_at,
+                current.as_ref().and_then(SubscriptionRecord::mark),
+            ) {
+                if mark.supersedes(sent_at, lifecycle_rank(change)) {
                     return Ok(Decision::record(
                         EventStatus::Superseded,
                         None,
@@ -449,7 +450,7 @@ impl Services {
                 &view,
                 current.as_ref().map(|c| c.version),
                 &delivery.key,
-                (event_time, 0),
+                (event_time, lifecycle_rank(change)),
                 now,
                 member
                     .member_id
@@ -472,13 +473,14 @@ pub(crate) fn waiting_key(email: &Email) -> String {
     )
 }
 
-/// Same-second order of Kajabi's lifecycle events, on the scale the other
-/// providers use: an activation (20), a cancel (21), an expiry (50).
+/// Same-second order of Kajabi's lifecycle events, on the scale every
+/// provider uses (`domain::rank`).
 fn lifecycle_rank(change: LifecycleChange) -> i64 {
+    use crate::domain::rank;
     match change {
-        LifecycleChange::Renewed => 20,
-        LifecycleChange::Canceled => 21,
-        LifecycleChange::Expired | LifecycleChange::Refunded => 50,
+        LifecycleChange::Renewed => rank::ACTIVE,
+        LifecycleChange::Canceled => rank::CANCELING,
+        LifecycleChange::Expired | LifecycleChange::Refunded => rank::ENDED,
     }
 }
 

@@ -6,15 +6,16 @@
 use super::stripe::MemberRef;
 use super::webhook::{Delivery, WebhookOutcome};
 use super::{ServiceError, Services};
+use crate::domain::rank;
 use crate::domain::{Email, Plan, Provider, SubscriptionState, Watermark};
 use crate::providers::paystack::{PaystackAction, PaystackEvent};
 use crate::store::{EventStatus, Payment};
 
-/// Lifecycle ranks, for events from the same instant.
-const RANK_ACTIVE: i64 = 20;
-const RANK_CANCELED: i64 = 21;
-const RANK_PAST_DUE: i64 = 30;
-const RANK_EXPIRED: i64 = 50;
+/// Lifecycle ranks, for events from the same second (`domain::rank`).
+const RANK_ACTIVE: i64 = rank::ACTIVE;
+const RANK_CANCELED: i64 = rank::CANCELING;
+const RANK_PAST_DUE: i64 = rank::PAST_DUE;
+const RANK_EXPIRED: i64 = rank::ENDED;
 
 impl Services {
     fn paystack_plan(&self, event: &PaystackEvent) -> Result<&Plan, String> {

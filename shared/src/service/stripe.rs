@@ -15,6 +15,7 @@ use super::rows::{keyed_by_subscription, row_for};
 use super::runner::{Decision, Step};
 use super::webhook::{Delivery, WebhookOutcome};
 use super::{ServiceError, Services};
+use crate::domain::rank;
 use crate::domain::{
     concerns_replaced_subscription, has_access, leaves_unchanged, notice_for, refunded_view,
     reported_view, stale_payment_extends, Email, Plan, Provider, SubscriptionState,
@@ -49,7 +50,7 @@ pub(crate) fn human_date(at: Option<DateTime<Utc>>) -> String {
 }
 
 /// A payment's rank among events of the same second: an activation.
-const RANK_PURCHASE: i64 = 20;
+const RANK_PURCHASE: i64 = rank::ACTIVE;
 
 /// Whether an event at (`created`, `rank`) is older than the subscription's watermark.
 pub fn is_superseded(
@@ -101,7 +102,7 @@ impl Services {
                 .fail(delivery, "subscription has no customer", None)
                 .await;
         };
-        let rank = lifecycle_rank(status) * 10 + i64::from(*cancel_at_period_end);
+        let rank = lifecycle_rank(status, *cancel_at_period_end);
         self.subscription_change(
             delivery,
             Provider::Stripe,
@@ -358,9 +359,9 @@ impl Services {
                     return self.fail(delivery, "invoice has no customer", None).await;
                 };
                 let (state, rank) = if *paid {
-                    (SubscriptionState::Active, lifecycle_rank("active") * 10)
+                    (SubscriptionState::Active, rank::ACTIVE)
                 } else {
-                    (SubscriptionState::PastDue, lifecycle_rank("past_due") * 10)
+                    (SubscriptionState::PastDue, rank::PAST_DUE)
                 };
                 self.subscription_change(
                     delivery,
@@ -903,8 +904,8 @@ mod tests {
     #[test]
     fn ordering_by_created_then_lifecycle_rank() {
         let t = Utc.timestamp_opt(1_700_000_000, 0).unwrap();
-        let active = lifecycle_rank("active") * 10;
-        let incomplete = lifecycle_rank("incomplete") * 10;
+        let active = lifecycle_rank("active", false);
+        let incomplete = lifecycle_rank("incomplete", false);
         assert!(!is_superseded(None, t, 0));
         assert!(is_superseded(
             Some(&record(t, 0)),
