@@ -41,6 +41,10 @@ pub enum ServiceError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Outbox(#[from] OutboxError),
+    /// A provider's API could not answer (transient: the caller answers 5xx,
+    /// so the provider's retry comes back), or its client could not be built.
+    #[error(transparent)]
+    ProviderApi(#[from] crate::providers::api::ApiError),
     #[error("gave up after repeated transaction conflicts")]
     Contention,
     #[error("{0}")]
@@ -81,8 +85,7 @@ impl Services {
                     key.clone(),
                     settings.provider_timeout,
                     settings.provider_max_attempts,
-                )
-                .map_err(|e| ServiceError::Internal(e.to_string()))?,
+                )?,
             )),
             None => None,
         };
@@ -94,8 +97,7 @@ impl Services {
                     key.clone(),
                     settings.provider_timeout,
                     settings.provider_max_attempts,
-                )
-                .map_err(|e| ServiceError::Internal(e.to_string()))?,
+                )?,
             )),
             None => None,
         };
@@ -107,8 +109,7 @@ impl Services {
                     secret.clone(),
                     settings.provider_timeout,
                     settings.provider_max_attempts,
-                )
-                .map_err(|e| ServiceError::Internal(e.to_string()))?,
+                )?,
                 id.clone(),
             )),
             _ => None,

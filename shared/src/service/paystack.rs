@@ -249,7 +249,7 @@ impl Services {
                 )))
             }
             Ok(_) => Ok(None),
-            Err(e) if e.is_transient() => Err(ServiceError::Internal(e.to_string())),
+            Err(e) if e.is_transient() => Err(e.into()),
             Err(e) => Ok(Some(format!("charge verification failed: {e}"))),
         }
     }

@@ -401,7 +401,7 @@ impl Services {
                     .await?)),
             },
             // Stripe's API is down or busy: answer 5xx so Stripe retries the event later.
-            Err(e) if e.is_transient() => Err(ServiceError::Internal(e.to_string())),
+            Err(e) if e.is_transient() => Err(e.into()),
             Err(e) => Ok(Err(self
                 .fail(delivery, format!("line items lookup failed: {e}"), None)
                 .await?)),
