@@ -954,14 +954,32 @@ async fn a_refund_revokes_what_the_purchase_granted_lifetime_included() {
                 .any(|j| get_s(j, "template") == Some("refund_notice")),
             "{name}: a refund notice"
         );
-        // A second refund event changes nothing and sends nothing.
+        // A second refund, or an expiry after the refund, changes nothing
+        // and sends nothing.
         let (_, again) = t
             .post_kajabi(
                 &refund(&t.id(&format!("{name}-refund2")), &email, offer),
                 Auth::Signature,
             )
             .await;
-        assert_eq!(again["status"], "ignored", "{again}");
+        assert_eq!(again["status"], "superseded", "{again}");
+        let expire = lifecycle(
+            "expired",
+            &t.id(&format!("{name}-expire")),
+            &email,
+            json!({}),
+        )
+        .replace("off_456", offer);
+        let (_, after) = t.post_kajabi(&expire, Auth::Signature).await;
+        assert_eq!(after["status"], "superseded", "{after}");
+        let snap = t.snapshot().await;
+        let notices: Vec<_> = snap
+            .jobs_to(&email)
+            .into_iter()
+            .filter_map(|j| get_s(j, "template"))
+            .filter(|t| *t == "refund_notice" || *t == "expiry_notice")
+            .collect();
+        assert_eq!(notices, ["refund_notice"], "{name}");
     }
     // A refund before its purchase waits, and the purchase applies it.
     let email = t.email("earlyrefund");
@@ -983,4 +1001,16 @@ async fn a_refund_revokes_what_the_purchase_granted_lifetime_included() {
     let user = snap.user_by_email(&email).unwrap();
     let subs = snap.subscriptions_of(get_s(user, "user_id").unwrap());
     assert_eq!(get_s(subs[0], "state"), Some("refunded"));
+
+    // A refund that names no offer is not guessed at.
+    let (_, r) = t
+        .post_kajabi(
+            &json!({"id": t.id("no-offer-refund"), "event": "purchase.refunded",
+                "member_email": email})
+            .to_string(),
+            Auth::Signature,
+        )
+        .await;
+    assert_eq!(r["status"], "failed", "{r}");
+    assert!(r["reason"].as_str().unwrap().contains("no offer id"), "{r}");
 }

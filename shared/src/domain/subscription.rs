@@ -195,6 +195,16 @@ pub fn leaves_unchanged(
     current: Option<SubscriptionState>,
     next: SubscriptionState,
 ) -> Option<Unchanged> {
+    // A refund is final for what it refunded: a later cancel, expiry or
+    // dunning notice neither reopens nor restates it (nor sends a notice).
+    if current == Some(SubscriptionState::Refunded)
+        && !matches!(
+            next,
+            SubscriptionState::Active | SubscriptionState::Trialing
+        )
+    {
+        return Some(Unchanged::Superseded(REFUNDED_STAYS_REFUNDED));
+    }
     if lifetime_keeps_access(plan, next) {
         return Some(Unchanged::Ignored(LIFETIME_KEEPS_ACCESS));
     }
@@ -202,6 +212,10 @@ pub fn leaves_unchanged(
         .is_some_and(|c| reopens_ended(c, next))
         .then_some(Unchanged::Superseded(ENDED_STAYS_ENDED))
 }
+
+/// Why a change after a refund changed nothing.
+pub const REFUNDED_STAYS_REFUNDED: &str =
+    "the subscription was refunded; a later cancel, expiry or payment failure does not change it";
 
 /// Why a late cancel or dunning notice changed nothing.
 pub const ENDED_STAYS_ENDED: &str =
@@ -567,6 +581,20 @@ mod tests {
         assert_eq!(leaves_unchanged(&yearly, Some(Active), Canceled), None);
         assert_eq!(leaves_unchanged(&yearly, None, Expired), None);
         assert_eq!(leaves_unchanged(&lifetime, Some(Active), Refunded), None);
+        for next in [Canceled, Expired, PastDue, Suspended, Refunded] {
+            for plan in [&lifetime, &yearly] {
+                assert_eq!(
+                    leaves_unchanged(plan, Some(Refunded), next),
+                    Some(Unchanged::Superseded(REFUNDED_STAYS_REFUNDED)),
+                    "{next:?}"
+                );
+            }
+        }
+        assert_eq!(
+            leaves_unchanged(&yearly, Some(Refunded), Active),
+            None,
+            "a repurchase"
+        );
     }
 
     #[test]

@@ -67,7 +67,11 @@ fn differences(
         && stored.view.state == SubscriptionState::Canceled
         && seen.state == SubscriptionState::Active
         && has_access(stored.view.state, stored.view.access_until, now);
-    if stored.view.state != seen.state && !canceled_running {
+    // Nor a refund: Kajabi reports a refunded purchase as active or
+    // deactivated, and a sync must never hand a refunded plan back.
+    let refunded =
+        stored.provider == Provider::Kajabi && stored.view.state == SubscriptionState::Refunded;
+    if stored.view.state != seen.state && !canceled_running && !refunded {
         out.push(format!(
             "state: stored {}, provider {} ({})",
             stored.view.state.as_str(),

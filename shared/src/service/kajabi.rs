@@ -360,6 +360,13 @@ impl Services {
                 // A member of another provider, whose Kajabi purchase is still to come.
                 return Ok(wait());
             }
+            if change == LifecycleChange::Refunded && offer_id.is_none() {
+                // Never guess which purchase a refund is about.
+                return Ok(Decision::failed(
+                    "refund has no offer id: which purchase it refunds is unknown",
+                    Some(user_id),
+                ));
+            }
             let plan = match self.lifecycle_plan(offer_id, &rows) {
                 Ok(plan) => plan,
                 Err(reason) => return Ok(Decision::failed(reason, Some(user_id))),
@@ -384,7 +391,11 @@ impl Services {
                 occurred_at,
                 current.as_ref().and_then(SubscriptionRecord::mark),
             ) {
-                if mark.supersedes(sent_at, lifecycle_rank(change)) {
+                // A refund is never outranked by time: the purchase it refunds
+                // may carry only our receipt time, later than Kajabi's own.
+                if change != LifecycleChange::Refunded
+                    && mark.supersedes(sent_at, lifecycle_rank(change))
+                {
                     return Ok(Decision::record(
                         EventStatus::Superseded,
                         None,
@@ -396,17 +407,6 @@ impl Services {
                 leaves_unchanged(plan, current.as_ref().map(|c| c.view.state), next)
             }) {
                 return Ok(Decision::unchanged(verdict, user_id));
-            }
-            if change == LifecycleChange::Refunded
-                && current
-                    .as_ref()
-                    .is_some_and(|c| c.view.state == SubscriptionState::Refunded)
-            {
-                return Ok(Decision::record(
-                    EventStatus::Ignored,
-                    Some("already refunded".into()),
-                    Some(user_id),
-                ));
             }
             let transition = match change {
                 LifecycleChange::Canceled => Transition::Cancel { ends_at },

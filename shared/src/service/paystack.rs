@@ -134,75 +134,38 @@ impl Services {
                 )
                 .await
             }
-            PaystackAction::SubscriptionCreate { next_payment_date } => {
+            PaystackAction::SubscriptionCreate { .. }
+            | PaystackAction::SubscriptionNotRenew { .. }
+            | PaystackAction::SubscriptionDisable
+            | PaystackAction::InvoicePaymentFailed
+            | PaystackAction::InvoiceUpdate { paid: true, .. } => {
+                // What each event says of the subscription, on the shared rank scale.
+                let (state, period_end, rank) = match &event.action {
+                    PaystackAction::SubscriptionCreate { next_payment_date } => {
+                        (SubscriptionState::Active, *next_payment_date, RANK_ACTIVE)
+                    }
+                    PaystackAction::SubscriptionNotRenew { next_payment_date } => (
+                        SubscriptionState::Canceled,
+                        *next_payment_date,
+                        RANK_CANCELED,
+                    ),
+                    PaystackAction::SubscriptionDisable => {
+                        (SubscriptionState::Expired, None, RANK_EXPIRED)
+                    }
+                    PaystackAction::InvoiceUpdate { period_end, .. } => {
+                        (SubscriptionState::Active, *period_end, RANK_ACTIVE)
+                    }
+                    _ => (SubscriptionState::PastDue, None, RANK_PAST_DUE),
+                };
                 self.subscription_change(
                     delivery,
                     Provider::Paystack,
                     member,
                     plan,
-                    SubscriptionState::Active,
-                    *next_payment_date,
+                    state,
+                    period_end,
                     created,
-                    RANK_ACTIVE,
-                    event.subject.subscription_code.as_deref(),
-                )
-                .await
-            }
-            PaystackAction::SubscriptionNotRenew { next_payment_date } => {
-                self.subscription_change(
-                    delivery,
-                    Provider::Paystack,
-                    member,
-                    plan,
-                    SubscriptionState::Canceled,
-                    *next_payment_date,
-                    created,
-                    RANK_CANCELED,
-                    event.subject.subscription_code.as_deref(),
-                )
-                .await
-            }
-            PaystackAction::SubscriptionDisable => {
-                self.subscription_change(
-                    delivery,
-                    Provider::Paystack,
-                    member,
-                    plan,
-                    SubscriptionState::Expired,
-                    None,
-                    created,
-                    RANK_EXPIRED,
-                    event.subject.subscription_code.as_deref(),
-                )
-                .await
-            }
-            PaystackAction::InvoicePaymentFailed => {
-                self.subscription_change(
-                    delivery,
-                    Provider::Paystack,
-                    member,
-                    plan,
-                    SubscriptionState::PastDue,
-                    None,
-                    created,
-                    RANK_PAST_DUE,
-                    event.subject.subscription_code.as_deref(),
-                )
-                .await
-            }
-            PaystackAction::InvoiceUpdate {
-                paid: true,
-                period_end,
-            } => {
-                self.subscription_change(
-                    delivery,
-                    Provider::Paystack,
-                    member,
-                    plan,
-                    SubscriptionState::Active,
-                    *period_end,
-                    created,
-                    RANK_ACTIVE,
+                    rank,
                     event.subject.subscription_code.as_deref(),
                 )
                 .await
