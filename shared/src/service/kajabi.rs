@@ -130,14 +130,7 @@ impl Services {
         let email = &email;
         let waiting_key = &waiting_key(email);
         self.run(delivery, |now| async move {
-            let loaded = self
-                .store
-                .load_for_event(
-                    &delivery.key,
-                    Some(email),
-                    Some((Provider::Kajabi, waiting_key)),
-                )
-                .await?;
+            let loaded = self.load_kajabi(delivery, email, waiting_key).await?;
             let (email_record, waiting) = (loaded.email, loaded.customer_waiting);
             // Whether an earlier Kajabi purchase (or an admin's attach) has
             // already introduced this email to what waits on it.
@@ -258,6 +251,24 @@ impl Services {
         .await
     }
 
+    /// One round trip: the event record, the email's account, and the
+    /// email's Kajabi waiting set (mapped once a Kajabi purchase introduced it).
+    async fn load_kajabi(
+        &self,
+        delivery: &Delivery,
+        email: &Email,
+        waiting_key: &str,
+    ) -> Result<crate::store::Loaded, ServiceError> {
+        Ok(self
+            .store
+            .load_for_event(
+                &delivery.key,
+                Some(email),
+                Some((Provider::Kajabi, waiting_key)),
+            )
+            .await?)
+    }
+
     /// The plan a lifecycle event is about: its offer, or the member's only Kajabi plan.
     fn lifecycle_plan<'p>(
         &'p self,
@@ -327,14 +338,7 @@ impl Services {
             .into()
         };
         self.run(delivery, |now| async move {
-            let loaded = self
-                .store
-                .load_for_event(
-                    &delivery.key,
-                    Some(email),
-                    Some((Provider::Kajabi, waiting_key)),
-                )
-                .await?;
+            let loaded = self.load_kajabi(delivery, email, waiting_key).await?;
             if let Some(old) = loaded.event.filter(|e| e.status.is_final()) {
                 return Ok(Decision::duplicate(old));
             }

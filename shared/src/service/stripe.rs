@@ -767,35 +767,6 @@ impl Services {
                 Err(reason) => return Ok(Decision::failed(reason, Some(user_id))),
             };
             let current = row.current;
-            // Writes the row: a plan-keyed row taken over is deleted in the
-            // same transaction, and the new one must not exist yet.
-            let write = |view: &SubscriptionView,
-                         watermark: (DateTime<Utc>, i64),
-                         reference: Option<&str>|
-             -> Result<crate::store::Tx, crate::store::StoreError> {
-                let mut tx = self.store.tx();
-                let expected = match current {
-                    Some(c) if row.adopts => {
-                        tx.delete_subscription(&user_id, provider, &c.row, c.version)?;
-                        None
-                    }
-                    other => other.map(|c| c.version),
-                };
-                tx.put_subscription(
-                    &user_id,
-                    provider,
-                    &row.key,
-                    &plan.id,
-                    view,
-                    expected,
-                    &delivery.key,
-                    watermark,
-                    now,
-                    reference.or(current.and_then(|c| c.provider_ref.as_deref())),
-                    false,
-                )?;
-                Ok(tx)
-            };
             if is_superseded(current, created, rank) {
                 // Older than the subscription's state, but it may be the only
                 // event that names it (a Paystack create after its first
@@ -854,7 +825,29 @@ impl Services {
                 ]);
                 jobs.push(self.job(Template::for_notice(notice), &email, data, now));
             }
-            let mut tx = write(&view, (created, rank), provider_ref)?;
+            // A plan-keyed row taken over is deleted in the same transaction,
+            // and the row under the subscription's id must not exist yet.
+            let mut tx = self.store.tx();
+            let expected = match current {
+                Some(c) if row.adopts => {
+                    tx.delete_subscription(&user_id, provider, &c.row, c.version)?;
+                    None
+                }
+                other => other.map(|c| c.version),
+            };
+            tx.put_subscription(
+                &user_id,
+                provider,
+                &row.key,
+                &plan.id,
+                &view,
+                expected,
+                &delivery.key,
+                (created, rank),
+                now,
+                provider_ref.or(current.and_then(|c| c.provider_ref.as_deref())),
+                false,
+            )?;
             if let (Some(c), Some(_)) = (member.customer(), &resolved) {
                 // Mapped in the same transaction; what waited on it applies after.
                 tx.put_customer(provider, c, &user_id, &loaded.customer_waiting)?;

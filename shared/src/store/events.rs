@@ -198,16 +198,6 @@ impl Store {
         }
     }
 
-    /// One round trip: the event record and the email mapping together.
-    pub async fn load_event_and_email(
-        &self,
-        event: &EventKey,
-        email: Option<&Email>,
-    ) -> Result<(Option<EventRecord>, Option<EmailRecord>), StoreError> {
-        let loaded = self.load_for_event(event, email, None).await?;
-        Ok((loaded.event, loaded.email))
-    }
-
     /// One round trip: the event record, and the email and customer mappings when asked.
     pub async fn load_for_event(
         &self,
