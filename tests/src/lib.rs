@@ -1,6 +1,8 @@
 //! Test harness: a fresh local stack per test (its own table, queues, admin
 //! address and ephemeral port) on the moto server `make test` starts.
 
+pub mod fault_proxy;
+
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -104,6 +106,9 @@ pub struct Options {
     /// One fake server for every provider API (admin verify and sync):
     /// Stripe, Paystack and Kajabi keys are set; charge verification stays off.
     pub provider_apis: Option<String>,
+    /// The functions' AWS calls go through this endpoint (a fault proxy)
+    /// instead of straight to moto.
+    pub function_endpoint: Option<String>,
 }
 
 /// The OAuth client the fake Kajabi API expects.
@@ -128,6 +133,7 @@ impl Default for Options {
             login_limits: (5, 20),
             admin_principals: None,
             provider_apis: None,
+            function_endpoint: None,
         }
     }
 }
@@ -284,6 +290,7 @@ impl TestStack {
                 region: "us-east-1".into(),
             }),
             clock: options.clock,
+            function_endpoint: options.function_endpoint,
         };
         let stack = LocalStack::start(config).await.expect("local stack starts");
         Self {

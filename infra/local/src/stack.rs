@@ -56,6 +56,9 @@ pub struct StackConfig {
     pub urls_from_listener: bool,
     /// The dev credentials the local stack verifies SigV4 against (admin routes).
     pub admin: Option<crate::sigv4::AdminCredentials>,
+    /// Where the functions' own AWS clients send their calls, when not
+    /// `endpoint`: a fault-injecting proxy in front of moto, in tests.
+    pub function_endpoint: Option<String>,
 }
 
 impl StackConfig {
@@ -88,6 +91,7 @@ impl StackConfig {
             clock: None,
             urls_from_listener: false,
             admin: admin_credentials_from_env(),
+            function_endpoint: None,
         })
     }
 }
@@ -227,6 +231,10 @@ impl LocalStack {
 
         // Each function starts as it does in Lambda: its own clients, and the
         // secrets its environment names, read through them.
+        let function_clients = match &config.function_endpoint {
+            Some(url) => AwsClients::for_endpoint(url, &config.region).await,
+            None => clients.clone(),
+        };
         let mut functions = BTreeMap::new();
         let mut secret_env = BTreeMap::new();
         for function in &template.functions {
@@ -234,7 +242,7 @@ impl LocalStack {
                 function.binary.clone(),
                 crate::secrets::secret_env(&template, &function.binary, enforcement.context())?,
             );
-            let own = enforcement.clients_for(&function.binary, &clients)?;
+            let own = enforcement.clients_for(&function.binary, &function_clients)?;
             let own_settings = crate::secrets::settings_for(
                 &template,
                 &function.binary,
