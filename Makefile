@@ -16,13 +16,14 @@ LOCAL_REQUIREMENTS  := infra/requirements-local.txt
 include infra/local.env
 export
 
-.PHONY: help setup venvs browser-deps nextest demo dev test bench build deploy watch invoke moto-up moto-down clean lint
+.PHONY: help setup venvs browser-deps nextest demo dev test bench fuzz build deploy watch invoke moto-up moto-down clean lint
 
 help:
 	@echo "make demo   - run the main scenario on the local AWS stack (moto)"
 	@echo "make test   - fmt, clippy, unit, integration, e2e, template, sam validate, cfn-lint"
 	@echo "make dev    - serve every function on $(GATEHOUSE_ADDR) in the foreground"
 	@echo "make bench  - benchmarks (cold start, CPU, memory, round trips, bootstrap size)"
+	@echo "make fuzz   - coverage-guided fuzzing of every parser, FUZZ_SECS (60) per target"
 	@echo "make build  - release arm64 bootstraps via cargo lambda"
 	@echo "make watch  - cargo lambda watch on 127.0.0.1"
 	@echo "make invoke FN=kajabi-webhook EVENT=events/kajabi-webhook/offer-purchased.json"
@@ -85,6 +86,19 @@ build: $(VENV_LOCAL)/.installed
 
 bench: venvs
 	scripts/bench
+
+## Coverage-guided fuzzing (cargo fuzz, libFuzzer): FUZZ_SECS per target.
+## cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the machine's stable toolchain take them.
+FUZZ_SECS    ?= 60
+FUZZ_TARGETS := kajabi_payload stripe_payload paystack_payload signature_headers api_gateway_event
+fuzz:
+	@cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+	scripts/fuzz-seeds
+	cd fuzz && for target in $(FUZZ_TARGETS); do \
+	  mkdir -p corpus/$$target && \
+	  RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none $$target corpus/$$target seeds/$$target \
+	    -- -max_total_time=$(FUZZ_SECS) -max_len=262144 -print_final_stats=1 || exit 1; \
+	done
 
 ## cargo lambda's runtime emulator, loopback only.
 watch: $(VENV_LOCAL)/.installed

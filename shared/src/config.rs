@@ -62,6 +62,9 @@ pub struct Settings {
     pub session_signing_keys: Option<Secret>,
     /// The key that signs new sessions, when not the newest (publish-first rotation).
     pub session_signing_kid: Option<String>,
+    /// `kid:x,…`: the public halves, for functions that only verify or
+    /// publish sessions. Not a secret.
+    pub session_public_keys: Option<String>,
     pub session_issuer: String,
     pub session_audience: String,
     pub session_ttl: Duration,
@@ -195,6 +198,7 @@ impl Settings {
             admin_email: email(get, "ADMIN_EMAIL")?,
             session_signing_keys: None,
             session_signing_kid: var(get, "SESSION_SIGNING_KID"),
+            session_public_keys: var(get, "SESSION_PUBLIC_KEYS"),
             session_issuer: var(get, "SESSION_ISSUER").unwrap_or_else(|| frontend_url.clone()),
             session_audience: var(get, "SESSION_AUDIENCE")
                 .unwrap_or_else(|| "gatehouse-members".into()),

@@ -5,13 +5,17 @@
 //! base64url), comma-separated, oldest first. Every listed key verifies and is
 //! published; the last one signs, unless `SESSION_SIGNING_KID` names another.
 //! So a rotation can publish a key before it signs anything (see the runbook).
+//!
+//! The functions that only verify or publish (`account-me`, `jwks`) get the
+//! public halves instead, `kid:x` (`x` is the JWK's 32-byte public key), from
+//! `SESSION_PUBLIC_KEYS`: no private key sits where it is not needed.
 
 use std::collections::BTreeSet;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
-use jsonwebtoken::jwk::{Jwk, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -40,6 +44,10 @@ pub enum SessionKeyError {
     Rejected { kid: String, reason: String },
     #[error("SESSION_SIGNING_KID `{0}` is not in the key list")]
     UnknownSigningKid(String),
+    #[error("session public key `{kid}`: it must be 32 bytes of base64url")]
+    PublicKey { kid: String },
+    #[error("the signing key `{0}` is not in SESSION_PUBLIC_KEYS with its public key: nothing could verify what it signs")]
+    Unpublished(String),
 }
 
 /// A session could not be signed (a key problem, never the member's fault).
@@ -96,9 +104,12 @@ pub struct IssuedSession {
 
 struct SessionKey {
     kid: String,
-    signing: EncodingKey,
+    /// None where only the public half is configured.
+    signing: Option<EncodingKey>,
     verifying: DecodingKey,
     public: Jwk,
+    /// The public key, base64url (the JWK's `x`).
+    x: String,
 }
 
 /// Signs and verifies sessions with the configured keys.
@@ -125,50 +136,76 @@ impl std::fmt::Debug for SessionKeys {
 }
 
 impl SessionKeys {
-    /// Parses `kid:seed,kid:seed` (oldest first).
+    /// Parses `kid:seed,kid:seed` (oldest first): keys that sign and verify.
     pub fn parse(
         raw: &Secret,
         issuer: impl Into<String>,
         audience: impl Into<String>,
         ttl: Duration,
     ) -> Result<Self, SessionKeyError> {
-        let mut keys: Vec<SessionKey> = Vec::new();
-        for (position, entry) in raw
-            .expose()
-            .split(',')
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-            .enumerate()
-        {
-            let (kid, seed) = entry
-                .split_once(':')
-                .map(|(k, s)| (k.trim(), s.trim()))
-                .filter(|(k, s)| !k.is_empty() && !s.is_empty())
-                .ok_or(SessionKeyError::Shape {
-                    position: position + 1,
-                })?;
-            if keys.iter().any(|k| k.kid == kid) {
-                return Err(SessionKeyError::DuplicateKid(kid.to_string()));
-            }
-            let seed_bytes = URL_SAFE_NO_PAD
-                .decode(seed.trim_end_matches('='))
-                .ok()
-                .filter(|b| b.len() == 32)
-                .ok_or_else(|| SessionKeyError::Seed {
-                    kid: kid.to_string(),
-                })?;
-            keys.push(SessionKey::from_seed(kid, &seed_bytes)?);
-        }
-        if keys.is_empty() {
-            return Err(SessionKeyError::Empty);
-        }
-        Ok(Self {
+        let keys = key_list(raw.expose(), |kid, seed| {
+            let seed = decode_32(seed).ok_or_else(|| SessionKeyError::Seed {
+                kid: kid.to_string(),
+            })?;
+            SessionKey::from_seed(kid, &seed)
+        })?;
+        Ok(Self::new(keys, issuer, audience, ttl))
+    }
+
+    /// Parses the published halves, `kid:x,kid:x` (oldest first): keys that
+    /// verify and are published, and sign nothing.
+    pub fn parse_public(
+        raw: &str,
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+        ttl: Duration,
+    ) -> Result<Self, SessionKeyError> {
+        let keys = key_list(raw, |kid, x| {
+            let bytes = decode_32(x).ok_or_else(|| SessionKeyError::PublicKey {
+                kid: kid.to_string(),
+            })?;
+            SessionKey::from_public(kid, &bytes)
+        })?;
+        Ok(Self::new(keys, issuer, audience, ttl))
+    }
+
+    fn new(
+        keys: Vec<SessionKey>,
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+        ttl: Duration,
+    ) -> Self {
+        Self {
             signing: keys.len() - 1,
             keys,
             issuer: issuer.into(),
             audience: audience.into(),
             ttl,
-        })
+        }
+    }
+
+    /// The public halves as `SESSION_PUBLIC_KEYS` takes them, oldest first.
+    pub fn public_list(&self) -> String {
+        self.keys
+            .iter()
+            .map(|k| format!("{}:{}", k.kid, k.x))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Fails unless the key that signs is in `published` with the same public
+    /// key: a signer whose sessions nothing could verify refuses to start.
+    pub fn check_published(&self, published: &SessionKeys) -> Result<(), SessionKeyError> {
+        let key = self.current();
+        if published
+            .keys
+            .iter()
+            .any(|p| p.kid == key.kid && p.x == key.x)
+        {
+            Ok(())
+        } else {
+            Err(SessionKeyError::Unpublished(key.kid.clone()))
+        }
     }
 
     pub fn issuer(&self) -> &str {
@@ -205,6 +242,10 @@ impl SessionKeys {
         now: DateTime<Utc>,
     ) -> Result<IssuedSession, SigningError> {
         let key = self.current();
+        let signing = key
+            .signing
+            .as_ref()
+            .ok_or_else(|| SigningError("only public session keys are configured here".into()))?;
         let expires_at = now + self.ttl;
         let claims = SessionClaims {
             iss: self.issuer.clone(),
@@ -219,7 +260,7 @@ impl SessionKeys {
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(key.kid.clone());
-        let token = jsonwebtoken::encode(&header, &claims, &key.signing)
+        let token = jsonwebtoken::encode(&header, &claims, signing)
             .map_err(|e| SigningError(e.to_string()))?;
         Ok(IssuedSession {
             token,
@@ -270,6 +311,43 @@ impl IssuedSession {
     }
 }
 
+/// `kid:value,kid:value`, each value read by `key`; kids unique, at least one.
+fn key_list(
+    raw: &str,
+    key: impl Fn(&str, &str) -> Result<SessionKey, SessionKeyError>,
+) -> Result<Vec<SessionKey>, SessionKeyError> {
+    let mut keys: Vec<SessionKey> = Vec::new();
+    for (position, entry) in raw
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .enumerate()
+    {
+        let (kid, value) = entry
+            .split_once(':')
+            .map(|(k, v)| (k.trim(), v.trim()))
+            .filter(|(k, v)| !k.is_empty() && !v.is_empty())
+            .ok_or(SessionKeyError::Shape {
+                position: position + 1,
+            })?;
+        if keys.iter().any(|k| k.kid == kid) {
+            return Err(SessionKeyError::DuplicateKid(kid.to_string()));
+        }
+        keys.push(key(kid, value)?);
+    }
+    if keys.is_empty() {
+        return Err(SessionKeyError::Empty);
+    }
+    Ok(keys)
+}
+
+fn decode_32(text: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD
+        .decode(text.trim_end_matches('='))
+        .ok()
+        .filter(|b| b.len() == 32)
+}
+
 impl SessionKey {
     fn from_seed(kid: &str, seed: &[u8]) -> Result<Self, SessionKeyError> {
         let rejected = |reason: String| SessionKeyError::Rejected {
@@ -279,12 +357,13 @@ impl SessionKey {
         let mut pkcs8 = ED25519_PKCS8_PREFIX.to_vec();
         pkcs8.extend_from_slice(seed);
         let signing = EncodingKey::from_ed_der(&pkcs8);
-        let mut public = Jwk::from_encoding_key(&signing, Algorithm::EdDSA)
+        let public = Jwk::from_encoding_key(&signing, Algorithm::EdDSA)
             .map_err(|e| rejected(e.to_string()))?;
-        public.common.key_id = Some(kid.to_string());
-        public.common.public_key_use = Some(PublicKeyUse::Signature);
-        public.common.key_algorithm = Some(KeyAlgorithm::EdDSA);
-        let verifying = DecodingKey::from_jwk(&public).map_err(|e| rejected(e.to_string()))?;
+        let x = match &public.algorithm {
+            AlgorithmParameters::OctetKeyPair(okp) => okp.x.clone(),
+            _ => return Err(rejected("not an Ed25519 key".into())),
+        };
+        let mut key = Self::published(kid, x)?;
         // A signature made and checked at load time proves the pair is usable.
         let probe = jsonwebtoken::encode(
             &Header::new(Algorithm::EdDSA),
@@ -295,13 +374,34 @@ impl SessionKey {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.required_spec_claims.clear();
         validation.validate_exp = false;
-        jsonwebtoken::decode::<Value>(&probe, &verifying, &validation)
+        jsonwebtoken::decode::<Value>(&probe, &key.verifying, &validation)
             .map_err(|e| rejected(e.to_string()))?;
+        key.signing = Some(signing);
+        Ok(key)
+    }
+
+    fn from_public(kid: &str, public_key: &[u8]) -> Result<Self, SessionKeyError> {
+        Self::published(kid, URL_SAFE_NO_PAD.encode(public_key))
+    }
+
+    /// The verifying half, and the JWK that publishes it.
+    fn published(kid: &str, x: String) -> Result<Self, SessionKeyError> {
+        let rejected = |reason: String| SessionKeyError::Rejected {
+            kid: kid.to_string(),
+            reason,
+        };
+        let public: Jwk = serde_json::from_value(json!({
+            "kty": "OKP", "crv": "Ed25519", "x": x,
+            "kid": kid, "use": "sig", "alg": "EdDSA",
+        }))
+        .map_err(|e| rejected(e.to_string()))?;
+        let verifying = DecodingKey::from_jwk(&public).map_err(|e| rejected(e.to_string()))?;
         Ok(Self {
             kid: kid.to_string(),
-            signing,
+            signing: None,
             verifying,
             public,
+            x,
         })
     }
 }
@@ -350,6 +450,75 @@ mod tests {
             permissions: BTreeSet::from(["read:premium-content".into()]),
             partner: Some("NSSA".into()),
         }
+    }
+
+    fn public(list: &str) -> SessionKeys {
+        SessionKeys::parse_public(
+            list,
+            "https://gatehouse.test",
+            "members",
+            Duration::hours(1),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_public_halves_verify_and_publish_what_the_seeds_sign_and_sign_nothing() {
+        let signer = keys(&format!("{OLD},{NEW}"));
+        let list = signer.public_list();
+        assert!(
+            list.starts_with("2026-10:") && list.contains(",2026-11:"),
+            "{list}"
+        );
+        assert!(
+            !list.contains("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"),
+            "no seed"
+        );
+        let verifier = public(&list);
+        let now = Utc::now();
+        let session = signer.issue(&subject(), now).unwrap();
+        assert_eq!(verifier.verify(&session.token, now).unwrap().sub, "usr_1");
+        assert_eq!(verifier.jwks(), signer.jwks());
+        assert!(verifier.issue(&subject(), now).is_err());
+        assert_eq!(signer.check_published(&verifier), Ok(()));
+    }
+
+    #[test]
+    fn a_signer_whose_key_is_not_published_refuses() {
+        let signer = keys(&format!("{OLD},{NEW}"));
+        let only_old = public(&keys(OLD).public_list());
+        assert_eq!(
+            signer.check_published(&only_old),
+            Err(SessionKeyError::Unpublished("2026-11".into()))
+        );
+        // The right kid with another key's public half.
+        let x_of_old = keys(OLD).public_list().replace("2026-10:", "2026-11:");
+        assert_eq!(
+            signer.check_published(&public(&x_of_old)),
+            Err(SessionKeyError::Unpublished("2026-11".into()))
+        );
+        // Publish-first: the old key signs while the new one is only published.
+        let publishing = keys(&format!("{OLD},{NEW}"))
+            .signing_with("2026-10")
+            .unwrap();
+        assert_eq!(publishing.check_published(&only_old), Ok(()));
+    }
+
+    #[test]
+    fn public_key_lists_name_what_is_wrong() {
+        let parse =
+            |raw: &str| SessionKeys::parse_public(raw, "i", "a", Duration::hours(1)).map(|_| ());
+        assert_eq!(parse(""), Err(SessionKeyError::Empty));
+        assert_eq!(parse("k1"), Err(SessionKeyError::Shape { position: 1 }));
+        assert_eq!(
+            parse("k1:c2hvcnQ"),
+            Err(SessionKeyError::PublicKey { kid: "k1".into() })
+        );
+        let x = keys(NEW).public_list().replace("2026-11:", "");
+        assert_eq!(
+            parse(&format!("k1:{x},k1:{x}")),
+            Err(SessionKeyError::DuplicateKid("k1".into()))
+        );
     }
 
     #[test]
@@ -506,8 +675,12 @@ mod tests {
                 .unwrap(),
         )
         .unwrap();
-        let no_kid =
-            jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &signer.signing).unwrap();
+        let no_kid = jsonwebtoken::encode(
+            &Header::new(Algorithm::EdDSA),
+            &claims,
+            signer.signing.as_ref().unwrap(),
+        )
+        .unwrap();
         assert_eq!(keys.verify(&no_kid, now), Err(SessionError::UnknownKey));
     }
 

@@ -183,6 +183,8 @@ pub fn test_settings(run: &str, admin: &str, global_limit: u32) -> Settings {
         setup_token_ttl: Duration::from_secs(24 * 3600),
         session_signing_keys: Some(Secret::new(SESSION_KEYS)),
         session_signing_kid: None,
+        // Derived from the seeds by the local stack, as an operator derives it.
+        session_public_keys: None,
         session_issuer: SESSION_ISSUER.into(),
         session_audience: SESSION_AUDIENCE.into(),
         session_ttl: Duration::from_secs(3600),

@@ -29,7 +29,19 @@ async fn each_function_holds_only_its_own_secrets() {
         held("stripe-webhook"),
         ["STRIPE_WEBHOOK_SECRETS", "TOKEN_SIGNING_KEY"]
     );
-    assert_eq!(held("account-me"), ["SESSION_SIGNING_KEYS"]);
+    // Only the two functions that sign hold the session seeds; the one that
+    // verifies and the JWKS hold the public halves, which are not secret.
+    assert_eq!(held("account-login"), ["SESSION_SIGNING_KEYS"]);
+    assert_eq!(held("setup-password"), ["SESSION_SIGNING_KEYS"]);
+    assert!(held("account-me").is_empty());
+    assert!(held("jwks").is_empty());
+    let jwks = t.stack.services_for("jwks").unwrap();
+    assert!(jwks.settings.session_public_keys.is_some());
+    assert_eq!(
+        jwks.session_keys().unwrap().jwks(),
+        t.stack.services.session_keys().unwrap().jwks(),
+        "the JWKS publishes every key the signers hold"
+    );
     assert_eq!(held("email-sender"), ["TOKEN_SIGNING_KEY"]);
     assert!(held("admin-list-users").is_empty());
     assert!(held("outbox-sweeper").is_empty());

@@ -51,7 +51,11 @@ fn no_wildcards_in_any_policy() {
     let mut checked = 0;
     for (id, function) in of_type(&t, "AWS::Serverless::Function") {
         let policies = &function["Properties"]["Policies"];
-        assert!(!policies.is_null(), "{id} has no policy of its own");
+        if policies.is_null() {
+            // It calls no AWS service: it serves the public keys from its environment.
+            assert_eq!(id.as_str(), "JwksFunction", "{id} has no policy of its own");
+            continue;
+        }
         for statement in policies
             .as_sequence()
             .unwrap()

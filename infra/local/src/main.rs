@@ -3,13 +3,16 @@
 //! - `dev`: serve every function at GATEHOUSE_ADDR until SIGINT/SIGTERM
 //! - `demo`: start a fresh stack on a free port and play the scenario
 //! - `sign-event IN OUT`: re-sign a sample API Gateway event with the local secret
+//! - `session-public-keys`: read `kid:seed,…` on stdin, print `SESSION_PUBLIC_KEYS`
 
 use std::process::ExitCode;
 
 use gatehouse_local::{moto, LocalStack, StackConfig};
 
 fn usage() -> ExitCode {
-    eprintln!("usage: gatehouse-local dev | demo | sign-event IN.json OUT.json");
+    eprintln!(
+        "usage: gatehouse-local dev | demo | sign-event IN.json OUT.json | session-public-keys < KEYS"
+    );
     ExitCode::from(2)
 }
 
@@ -89,6 +92,22 @@ async fn demo() -> Result<(), String> {
     result
 }
 
+/// The public halves of the session keys read on stdin: the value of the
+/// `SessionPublicKeys` parameter. The seeds never leave this process.
+fn session_public_keys() -> Result<(), String> {
+    let mut seeds = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut seeds).map_err(|e| e.to_string())?;
+    let keys = gatehouse::session::SessionKeys::parse(
+        &gatehouse::config::Secret::new(seeds.trim()),
+        "",
+        "",
+        chrono::Duration::hours(1),
+    )
+    .map_err(|e| e.to_string())?;
+    println!("{}", keys.public_list());
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     if let Err(e) = gatehouse_local::env::load_local_env() {
@@ -106,6 +125,7 @@ async fn main() -> ExitCode {
         ["dev"] => dev().await,
         ["demo"] => demo().await,
         ["sign-event", input, output] => gatehouse_local::events::sign_event_file(input, output),
+        ["session-public-keys"] => session_public_keys(),
         _ => return usage(),
     };
     match result {

@@ -25,6 +25,8 @@ pub enum LocalSecretsError {
         #[source]
         source: gatehouse::secrets::SecretsError,
     },
+    #[error("SESSION_SIGNING_KEYS: {0}")]
+    SessionKeys(#[source] gatehouse::session::SessionKeyError),
     #[error("{binary}: {source}")]
     Settings {
         binary: String,
@@ -211,4 +213,24 @@ pub async fn settings_for(
             source,
         })?;
     Ok(settings)
+}
+
+/// `SESSION_PUBLIC_KEYS` as an operator derives it from the seeds
+/// (`gatehouse-local session-public-keys`): the stack gives it to the
+/// functions that only verify or publish sessions.
+pub fn session_public_keys(settings: &Settings) -> Result<Option<String>, LocalSecretsError> {
+    settings
+        .session_signing_keys
+        .as_ref()
+        .map(|seeds| {
+            gatehouse::session::SessionKeys::parse(
+                seeds,
+                &settings.session_issuer,
+                &settings.session_audience,
+                chrono::Duration::hours(1),
+            )
+            .map(|keys| keys.public_list())
+        })
+        .transpose()
+        .map_err(LocalSecretsError::SessionKeys)
 }

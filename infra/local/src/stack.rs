@@ -188,6 +188,9 @@ impl LocalStack {
             settings.app_url = format!("http://{addr}/account/me");
         }
         settings.table_name = resources.table.clone();
+        if settings.session_public_keys.is_none() {
+            settings.session_public_keys = crate::secrets::session_public_keys(&settings)?;
+        }
         settings.email_queue_url = Some(resources.queue_url.clone());
         let seeded = crate::secrets::seed(&clients.secrets, &resources.table, &settings).await?;
         // The harness's own services: every setting, unchecked clients.

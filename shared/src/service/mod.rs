@@ -69,6 +69,34 @@ pub struct Services {
     pub sessions: Option<Arc<crate::session::SessionKeys>>,
 }
 
+/// The session keys a function holds: the seeds where it signs (checked
+/// against the published halves when it has them), else the public halves.
+fn session_keys(settings: &Settings) -> Result<Option<crate::session::SessionKeys>, ServiceError> {
+    use crate::session::SessionKeys;
+    let ttl = chrono::Duration::seconds(settings.session_ttl.as_secs() as i64);
+    let (issuer, audience) = (&settings.session_issuer, &settings.session_audience);
+    let published = settings
+        .session_public_keys
+        .as_deref()
+        .map(|raw| SessionKeys::parse_public(raw, issuer, audience, ttl))
+        .transpose()
+        .map_err(|e| ServiceError::Internal(format!("SESSION_PUBLIC_KEYS: {e}")))?;
+    let Some(seeds) = &settings.session_signing_keys else {
+        return Ok(published);
+    };
+    let signer = SessionKeys::parse(seeds, issuer, audience, ttl)
+        .and_then(|keys| match &settings.session_signing_kid {
+            Some(kid) => keys.signing_with(kid),
+            None => Ok(keys),
+        })
+        .and_then(|keys| match &published {
+            Some(published) => keys.check_published(published).map(|()| keys),
+            None => Ok(keys),
+        })
+        .map_err(|e| ServiceError::Internal(format!("SESSION_SIGNING_KEYS: {e}")))?;
+    Ok(Some(signer))
+}
+
 impl Services {
     pub async fn new(settings: Settings, clients: &AwsClients) -> Result<Self, ServiceError> {
         let outbox = Outbox::connect(
@@ -114,22 +142,7 @@ impl Services {
             )),
             _ => None,
         };
-        let sessions = match &settings.session_signing_keys {
-            Some(raw) => Some(Arc::new(
-                crate::session::SessionKeys::parse(
-                    raw,
-                    settings.session_issuer.clone(),
-                    settings.session_audience.clone(),
-                    chrono::Duration::seconds(settings.session_ttl.as_secs() as i64),
-                )
-                .and_then(|keys| match &settings.session_signing_kid {
-                    Some(kid) => keys.signing_with(kid),
-                    None => Ok(keys),
-                })
-                .map_err(|e| ServiceError::Internal(format!("SESSION_SIGNING_KEYS: {e}")))?,
-            )),
-            None => None,
-        };
+        let sessions = session_keys(&settings)?.map(Arc::new);
         Ok(Self {
             kajabi_api,
             sessions,
@@ -176,5 +189,63 @@ impl Services {
                 .or_else(|| crate::config::env_var(name))
         })?;
         Ok(Self::new(settings, &clients).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEEDS: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8,k2:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8";
+
+    fn settings(seeds: Option<&str>, public: Option<&str>) -> Settings {
+        let (seeds, public) = (seeds.map(str::to_string), public.map(str::to_string));
+        Settings::from_lookup(&move |name: &str| match name {
+            "TABLE_NAME" => Some("t".into()),
+            "FROM_EMAIL" => Some("from@example.com".into()),
+            "ADMIN_EMAIL" => Some("admin@example.com".into()),
+            "FRONTEND_URL" => Some("https://app.example".into()),
+            "SESSION_SIGNING_KEYS" => seeds.clone(),
+            "SESSION_PUBLIC_KEYS" => public.clone(),
+            _ => None,
+        })
+        .unwrap()
+    }
+
+    fn public_of(seeds: &str) -> String {
+        let keys = crate::session::SessionKeys::parse(
+            &crate::domain::Secret::new(seeds),
+            "",
+            "",
+            chrono::Duration::hours(1),
+        )
+        .unwrap();
+        keys.public_list()
+    }
+
+    #[test]
+    fn a_function_with_only_the_public_halves_verifies_and_cannot_sign() {
+        let keys = session_keys(&settings(None, Some(&public_of(SEEDS))))
+            .unwrap()
+            .unwrap();
+        assert_eq!(keys.public_list(), public_of(SEEDS));
+        assert!(session_keys(&settings(None, None)).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_signer_starts_only_if_its_signing_key_is_published() {
+        assert!(session_keys(&settings(Some(SEEDS), Some(&public_of(SEEDS)))).is_ok());
+        let stale = public_of(SEEDS.split(',').next().unwrap());
+        let refused = session_keys(&settings(Some(SEEDS), Some(&stale)))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("`k2` is not in SESSION_PUBLIC_KEYS"),
+            "{refused}"
+        );
+        // Without a published list (local tools), the seeds alone still sign.
+        assert!(session_keys(&settings(Some(SEEDS), None))
+            .unwrap()
+            .is_some());
     }
 }

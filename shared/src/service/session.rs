@@ -117,9 +117,11 @@ pub fn member_json(
 impl Services {
     /// The session keys, or a clear error when this function was deployed without them.
     pub fn session_keys(&self) -> Result<&SessionKeys, ServiceError> {
-        self.sessions
-            .as_deref()
-            .ok_or_else(|| ServiceError::Internal("SESSION_SIGNING_KEYS is not configured".into()))
+        self.sessions.as_deref().ok_or_else(|| {
+            ServiceError::Internal(
+                "neither SESSION_SIGNING_KEYS nor SESSION_PUBLIC_KEYS is configured".into(),
+            )
+        })
     }
 
     /// Effective roles and permissions of `member` at `now`.
