@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::domain::{Email, PlanCatalog, PlanError};
+use crate::domain::{CourseCatalog, CourseError, Email, PlanCatalog, PlanError};
 
 pub use crate::domain::Secret;
 
@@ -14,10 +14,15 @@ pub enum ConfigError {
     Invalid { name: &'static str, reason: String },
     #[error("plans: {0}")]
     Plans(#[from] PlanError),
+    #[error("courses: {0}")]
+    Courses(#[from] CourseError),
 }
 
 /// The plans shipped with the code; `PLANS_FILE` or `PLANS_JSON` override them.
 pub const EMBEDDED_PLANS: &str = include_str!("../../infra/plans.json");
+
+/// The courses shipped with the code; `COURSES_FILE` or `COURSES_JSON` override them.
+pub const EMBEDDED_COURSES: &str = include_str!("../../infra/courses.json");
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -54,6 +59,8 @@ pub struct Settings {
     pub admin_email: Email,
     pub frontend_url: String,
     pub plans: PlanCatalog,
+    /// Courses whose completion form awards points.
+    pub courses: CourseCatalog,
     pub resend_per_address_per_hour: u32,
     pub resend_global_per_minute: u32,
     pub outbox_sweep_after: Duration,
@@ -147,6 +154,23 @@ fn token_signing_key(raw: String) -> Result<Secret, ConfigError> {
     Ok(Secret::new(raw))
 }
 
+/// A catalog's JSON: inline, from a file, or the one shipped with the code.
+fn file_or_json(
+    get: Lookup,
+    json: &'static str,
+    file: &'static str,
+    embedded: &str,
+) -> Result<String, ConfigError> {
+    match (var(get, json), var(get, file)) {
+        (Some(json), _) => Ok(json),
+        (None, Some(path)) => std::fs::read_to_string(&path).map_err(|e| ConfigError::Invalid {
+            name: file,
+            reason: e.to_string(),
+        }),
+        (None, None) => Ok(embedded.to_string()),
+    }
+}
+
 impl Settings {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(&env_var)
@@ -155,16 +179,8 @@ impl Settings {
     /// Settings from `get`: the environment, with the secrets read from
     /// Secrets Manager in front of it.
     pub fn from_lookup(get: Lookup) -> Result<Self, ConfigError> {
-        let plans_json = match (var(get, "PLANS_JSON"), var(get, "PLANS_FILE")) {
-            (Some(json), _) => json,
-            (None, Some(path)) => {
-                std::fs::read_to_string(&path).map_err(|e| ConfigError::Invalid {
-                    name: "PLANS_FILE",
-                    reason: e.to_string(),
-                })?
-            }
-            (None, None) => EMBEDDED_PLANS.to_string(),
-        };
+        let plans_json = file_or_json(get, "PLANS_JSON", "PLANS_FILE", EMBEDDED_PLANS)?;
+        let courses_json = file_or_json(get, "COURSES_JSON", "COURSES_FILE", EMBEDDED_COURSES)?;
         let frontend_url = required(get, "FRONTEND_URL")?
             .trim_end_matches('/')
             .to_string();
@@ -216,6 +232,7 @@ impl Settings {
             })?,
             frontend_url,
             plans: PlanCatalog::from_json(&plans_json)?,
+            courses: CourseCatalog::from_json(&courses_json)?,
             resend_per_address_per_hour: number(get, "RESEND_PER_ADDRESS_PER_HOUR", 3)? as u32,
             resend_global_per_minute: number(get, "RESEND_GLOBAL_PER_MINUTE", 60)? as u32,
             outbox_sweep_after: Duration::from_secs(number(get, "OUTBOX_SWEEP_AFTER_SECS", 900)?),

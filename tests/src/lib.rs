@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use gatehouse::config::{Secret, Settings, EMBEDDED_PLANS};
-use gatehouse::domain::{Email, PlanCatalog};
+use gatehouse::domain::{CourseCatalog, Email, PlanCatalog};
 use gatehouse::service::Clock;
 use gatehouse::signature::hmac_sha256_hex;
 use gatehouse_local::bootstrap::ResourceNames;
@@ -85,6 +85,12 @@ impl Default for TestClock {
         Self::new()
     }
 }
+
+/// The shipped course, and one matched by its Kajabi form (as v1 hooks carry it).
+pub const TEST_COURSES: &str = r#"{"courses": {
+    "ai_foundations_for_educators": {"name": "AI Foundations for Educators", "points": 20},
+    "data_literacy": {"name": "Data Literacy", "points": 35, "forms": ["frm_data_literacy"]}
+}}"#;
 
 pub struct Options {
     pub email_pump: bool,
@@ -177,6 +183,7 @@ pub fn test_settings(run: &str, admin: &str, global_limit: u32) -> Settings {
         admin_email: Email::parse(admin).unwrap(),
         frontend_url: "http://app.test".into(),
         plans: PlanCatalog::from_json(EMBEDDED_PLANS).unwrap(),
+        courses: CourseCatalog::from_json(TEST_COURSES).unwrap(),
         resend_per_address_per_hour: 3,
         resend_global_per_minute: global_limit,
         outbox_sweep_after: Duration::from_secs(900),

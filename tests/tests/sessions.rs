@@ -562,3 +562,39 @@ fn base64_url_encode(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
+
+#[tokio::test]
+async fn me_shows_the_points_balance_and_its_ledger() {
+    let t = TestStack::start().await;
+    let (email, setup) = member(&t, "points").await;
+    let jwt = setup["session"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let completion = json!({"event_type": "form.submitted", "event_id": t.id("done"),
+        "data": {"form": {"id": "form_1"}, "submission": {"id": "s1",
+            "fields": {"email": email, "course_name": "AI Foundations for Educators"}}}});
+    let (_, r) = t
+        .post_kajabi(&completion.to_string(), Auth::Signature)
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let (status, me) = me_with(&t, bearer(&jwt)).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["points"], 20);
+    let ledger = &me["points_ledger"];
+    assert_eq!(
+        ledger["entries"][0]["course_id"],
+        "ai_foundations_for_educators"
+    );
+    assert_eq!(ledger["entries"][0]["points"], 20);
+    assert_eq!(ledger["next"], Value::Null, "one page");
+    let (status, bad) = t
+        .http
+        .get(t.url("/account/me?ledger_after=course%23nope"))
+        .header("authorization", format!("Bearer {jwt}"))
+        .send()
+        .await
+        .map(|r| (r.status().as_u16(), r))
+        .unwrap();
+    assert_eq!(status, 400, "{:?}", bad.text().await);
+}

@@ -58,8 +58,13 @@ impl AccountMe {
         match self.services.store.load_member(&user).await {
             Ok(Some(member)) if member.is_active => {
                 let entitlements = self.services.entitlements_of(&member, now);
-                ApiResponse::json(200, &member_json(&member, &entitlements, now))
-                    .with_header("cache-control", "no-store")
+                let after = request.query("ledger_after");
+                match member_json(&member, &entitlements, now, after.as_deref()) {
+                    Ok(view) => {
+                        ApiResponse::json(200, &view).with_header("cache-control", "no-store")
+                    }
+                    Err(detail) => ApiResponse::problem(400, "bad-cursor", "Bad cursor", detail),
+                }
             }
             Ok(_) => unauthorized("the session's account no longer exists or is not active"),
             Err(e) => reject::unavailable_after(

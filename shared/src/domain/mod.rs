@@ -1,6 +1,7 @@
 //! Pure domain values and rules. Nothing here performs I/O or reads the clock:
 //! time is always passed in.
 
+mod course;
 mod email;
 mod entitlements;
 mod ids;
@@ -12,6 +13,7 @@ mod subscription;
 mod template;
 mod text;
 
+pub use course::{Course, CourseCatalog, CourseError, DEFAULT_COURSE_POINTS};
 pub use email::{redact_emails, Email, EmailError};
 pub use entitlements::{entitlements, Entitlements, Holding, Revocation};
 pub use ids::{EventKey, JobId, Provider, UserId};

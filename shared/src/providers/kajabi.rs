@@ -127,8 +127,25 @@ pub enum KajabiAction {
         offer_id: Option<String>,
         ends_at: Option<DateTime<Utc>>,
     },
+    /// A form submission: a course completion when its form or its
+    /// `course_name` field names a configured course.
+    FormSubmission(FormSubmission),
     /// A type Gatehouse records but does not act on.
     Unsupported,
+}
+
+/// A Kajabi form submission, from the seed's `form.submitted` or a v1
+/// `form_submission` hook.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FormSubmission {
+    pub member: Member,
+    pub form_id: Option<String>,
+    pub form_title: Option<String>,
+    pub submission_id: Option<String>,
+    /// The seed's `course_name` field (v1 hooks carry none: they match by form).
+    pub course_name: Option<String>,
+    /// The seed's `completion_date` field.
+    pub completed_on: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -278,6 +295,9 @@ impl KajabiEvent {
                 offer_id,
                 ends_at: None,
             },
+            "form.submitted" | "form_submission" => {
+                KajabiAction::FormSubmission(Self::form_submission(root))
+            }
             _ => KajabiAction::Unsupported,
         };
         Self {
@@ -285,6 +305,53 @@ impl KajabiEvent {
             event_type,
             occurred_at,
             action,
+        }
+    }
+
+    /// The seed's `data.{form, submission.fields}`, or a v1 hook's
+    /// `form_submissions` and `forms` resources.
+    fn form_submission(root: &Value) -> FormSubmission {
+        if let Some(payload) = root.get("payload").filter(|p| !p.is_null()) {
+            let resources = jsonapi_resources(payload);
+            let submission = resource(&resources, &["form_submissions", "form_submission"]);
+            let form = resource(&resources, &["forms", "form"]);
+            let (first, last) =
+                split_name(submission.and_then(|s| first_text(s, &[&["attributes", "name"]])));
+            return FormSubmission {
+                member: Member {
+                    email: submission.and_then(|s| first_text(s, &[&["attributes", "email"]])),
+                    member_id: None,
+                    first_name: first,
+                    last_name: last,
+                },
+                form_id: form.and_then(|f| text(f.get("id"))).or_else(|| {
+                    submission
+                        .and_then(|s| first_text(s, &[&["relationships", "form", "data", "id"]]))
+                }),
+                form_title: form.and_then(|f| first_text(f, &[&["attributes", "title"]])),
+                submission_id: submission.and_then(|s| text(s.get("id"))),
+                course_name: None,
+                completed_on: None,
+            };
+        }
+        let fields = |name: &str| first_text(root, &[&["data", "submission", "fields", name]]);
+        let (first, last) = split_name(fields("student_name").or_else(|| fields("name")));
+        FormSubmission {
+            member: Member {
+                email: fields("email"),
+                member_id: None,
+                first_name: first,
+                last_name: last,
+            },
+            form_id: first_text(root, &[&["data", "form", "id"]]),
+            form_title: first_text(
+                root,
+                &[&["data", "form", "name"], &["data", "form", "title"]],
+            ),
+            submission_id: first_text(root, &[&["data", "submission", "id"]]),
+            course_name: fields("course_name"),
+            completed_on: at(root, &["data", "submission", "fields", "completion_date"])
+                .and_then(parse_timestamp),
         }
     }
 
@@ -408,6 +475,63 @@ mod tests {
 
     fn secret() -> Secret {
         Secret::new("s3cret")
+    }
+
+    #[test]
+    fn the_seeds_form_submission_reads_its_fields() {
+        let event = KajabiEvent::from_json(&json!({
+            "event_type": "form.submitted", "event_id": "evt_123456789",
+            "created_at": "2024-09-02T10:30:00Z",
+            "data": {"form": {"id": "form_123", "name": "Course Completion Form", "site_id": "site_123"},
+                "submission": {"id": "sub_123", "fields": {"email": "student@example.com",
+                    "course_name": "AI Foundations for Educators", "completion_date": "2024-09-02",
+                    "certificate_url": "https://certificates.example/1", "student_name": "John Doe"}}}
+        }));
+        assert_eq!(event.event_id.as_deref(), Some("evt_123456789"));
+        let KajabiAction::FormSubmission(form) = event.action else {
+            panic!("{:?}", event.action)
+        };
+        assert_eq!(form.member.email.as_deref(), Some("student@example.com"));
+        assert_eq!(form.member.first_name.as_deref(), Some("John"));
+        assert_eq!(form.form_id.as_deref(), Some("form_123"));
+        assert_eq!(form.form_title.as_deref(), Some("Course Completion Form"));
+        assert_eq!(form.submission_id.as_deref(), Some("sub_123"));
+        assert_eq!(
+            form.course_name.as_deref(),
+            Some("AI Foundations for Educators")
+        );
+        assert_eq!(
+            form.completed_on.map(|d| d.to_rfc3339()),
+            Some("2024-09-02T00:00:00+00:00".into())
+        );
+    }
+
+    #[test]
+    fn a_v1_form_submission_hook_reads_its_resources() {
+        // Kajabi's documented `form_submission` sample, in the hook envelope.
+        let event = KajabiEvent::from_json(
+            &json!({"id": "hash_id", "event": "form_submission", "payload": [
+                {"id": "0", "type": "form_submissions",
+                 "attributes": {"name": "John Doe", "email": "john.doe@example.com", "address_line_1": null,
+                    "phone_number": null, "business_number": null, "mobile_phone_number": null},
+                 "relationships": {"site": {"data": {"id": "2", "type": "sites"}},
+                    "form": {"data": {"id": "15", "type": "forms"}}}},
+                {"id": "15", "type": "forms",
+                 "attributes": {"url": "https://site.example/forms/15", "title": "Sample Form", "default": false,
+                    "webhook_url": null, "created_at": null, "updated_at": null},
+                 "relationships": {"site": {"data": {"id": "2", "type": "sites"}},
+                    "fields": {"data": []}, "contact_tags": {"data": []}}}
+            ]}),
+        );
+        assert_eq!(event.event_type, "form_submission");
+        let KajabiAction::FormSubmission(form) = event.action else {
+            panic!("{:?}", event.action)
+        };
+        assert_eq!(form.member.email.as_deref(), Some("john.doe@example.com"));
+        assert_eq!(form.form_id.as_deref(), Some("15"));
+        assert_eq!(form.form_title.as_deref(), Some("Sample Form"));
+        assert_eq!(form.submission_id.as_deref(), Some("0"));
+        assert_eq!((form.course_name, form.completed_on), (None, None));
     }
 
     #[test]

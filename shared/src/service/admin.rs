@@ -273,7 +273,9 @@ impl Services {
         };
         let now = self.now();
         let effective = self.entitlements_of(&member, now);
-        let mut view = member_json(&member, &effective, now);
+        // The first ledger page: a cursor always names one of its own entries.
+        let mut view =
+            member_json(&member, &effective, now, None).map_err(ServiceError::Internal)?;
         let events = self
             .store
             .query_index(IndexQuery {

@@ -428,9 +428,9 @@ impl Services {
             body: problem(409, "not-replayable", "Not replayable", &detail),
             replayed: false,
         };
-        if !matches!(record.status, EventStatus::Failed | EventStatus::Pending) {
+        if !(record.status == EventStatus::Failed || record.status.is_waiting()) {
             return Ok(conflict(format!(
-                "only failed and pending events are replayed; {key} is {}",
+                "only failed, pending and unmatched events are replayed; {key} is {}",
                 record.status.as_str()
             )));
         }
@@ -441,9 +441,9 @@ impl Services {
         }
         let outcome = match attach_to {
             Some(user) => {
-                if record.status != EventStatus::Pending {
+                if !record.status.is_waiting() {
                     return Ok(conflict(format!(
-                        "only a pending event is attached to a member; {key} is {}; replay it without user_id",
+                        "only a pending or unmatched event is attached to a member; {key} is {}; replay it without user_id",
                         record.status.as_str()
                     )));
                 }

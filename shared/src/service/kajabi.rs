@@ -28,6 +28,10 @@ impl Services {
                 self.record_terminal(delivery, EventStatus::Ignored, None, None)
                     .await
             }
+            KajabiAction::FormSubmission(form) => {
+                self.kajabi_form_submission(delivery, form, event.occurred_at)
+                    .await
+            }
             KajabiAction::Purchase {
                 member,
                 offer_id,
@@ -334,6 +338,7 @@ impl Services {
                 ),
                 reason: "waiting for the member's Kajabi purchase: none seen yet for this email"
                     .into(),
+                until: super::runner::Until::Mapped,
             }
             .into()
         };

@@ -12,6 +12,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use super::runner::Until;
 use super::source;
 use super::webhook::{
     backoff, webhook_commit_verdict, CommitVerdict, Delivery, WebhookOutcome, MAX_ATTEMPTS,
@@ -47,23 +48,32 @@ impl Services {
         customer: &str,
         waiting: &WaitingEvent,
         reason: String,
+        until: Until,
     ) -> Result<Option<WebhookOutcome>, ServiceError> {
-        let mut record =
-            delivery.record(EventStatus::Pending, Some(reason.clone()), None, Vec::new());
+        let status = match until {
+            Until::Mapped => EventStatus::Pending,
+            Until::Account(_) => EventStatus::Unmatched,
+        };
+        let mut record = delivery.record(status, Some(reason.clone()), None, Vec::new());
         record.waiting_on = Some(customer.to_string());
         let mut tx = self.store.tx();
         tx.put_event(&record)?;
         tx.wait_on_customer(provider, customer, waiting)?;
+        if let Until::Account(email) = &until {
+            tx.check_no_account(email)?;
+        }
         match self.store.commit(tx).await {
             Ok(()) => {
-                tracing::info!(event_key = %delivery.key, outcome = "pending", "webhook waiting for its member");
-                Ok(Some(WebhookOutcome::Pending {
-                    event: delivery.key.to_string(),
-                    reason,
+                tracing::info!(event_key = %delivery.key, outcome = status.as_str(), "webhook waiting for its member");
+                let event = delivery.key.to_string();
+                Ok(Some(match until {
+                    Until::Mapped => WebhookOutcome::Pending { event, reason },
+                    Until::Account(_) => WebhookOutcome::Unmatched { event, reason },
                 }))
             }
-            // Item 1 is the customer: mapped since the load.
-            Err(CommitError::ConditionFailed { index: 1, .. }) => Ok(None),
+            // Item 1 is the customer: mapped since the load. Item 2: the
+            // account it waits for appeared. Either way, load again.
+            Err(CommitError::ConditionFailed { index: 1 | 2, .. }) => Ok(None),
             Err(err) => match webhook_commit_verdict(err)? {
                 CommitVerdict::Duplicate(Some(old)) if old.status.is_final() => {
                     Ok(Some(self.answer_duplicate(*old, delivery).await?))
@@ -108,9 +118,12 @@ impl Services {
         event: &WaitingEvent,
     ) -> Result<(), ServiceError> {
         if let Some(record) = self.store.get_event(&event.key).await? {
-            if record.status == EventStatus::Pending {
+            if record.status.is_waiting() {
                 let outcome = self.reprocess(&record).await?;
-                if matches!(outcome, Some(WebhookOutcome::Pending { .. })) {
+                if matches!(
+                    outcome,
+                    Some(WebhookOutcome::Pending { .. } | WebhookOutcome::Unmatched { .. })
+                ) {
                     return Ok(());
                 }
             }

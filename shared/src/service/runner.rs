@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 
 use super::webhook::{backoff, Delivery, WebhookOutcome, MAX_ATTEMPTS};
 use super::{ServiceError, Services};
-use crate::domain::{Provider, Unchanged, UserId};
+use crate::domain::{Email, Provider, Unchanged, UserId};
 use crate::store::{EmailJob, EventRecord, EventStatus, Tx, Waiting, WaitingEvent};
 
 /// What a rule decided for one attempt.
@@ -32,12 +32,14 @@ pub(crate) enum Step {
         reason: Option<String>,
         user_id: Option<UserId>,
     },
-    /// Recorded `pending` on a provider customer no purchase has mapped yet.
+    /// Recorded `pending` on a provider customer no purchase has mapped yet,
+    /// or `unmatched` until an account has the email.
     Wait {
         provider: Provider,
         customer: String,
         entry: WaitingEvent,
         reason: String,
+        until: Until,
     },
     /// The event record (with `status` and `reason`) and `writes`, in one
     /// transaction, then the jobs on the queue.
@@ -48,6 +50,14 @@ pub(crate) enum Step {
         writes: Tx,
         jobs: Vec<EmailJob>,
     },
+}
+
+/// What a waiting event waits for.
+pub(crate) enum Until {
+    /// A purchase that maps the provider customer to a member (`pending`).
+    Mapped,
+    /// An account with this email, or an admin's link (`unmatched`).
+    Account(Email),
 }
 
 /// Events waiting on a customer the decided event maps: applied after it.
@@ -170,8 +180,9 @@ impl Services {
                     customer,
                     entry,
                     reason,
+                    until,
                 } => {
-                    self.record_pending(delivery, provider, &customer, &entry, reason)
+                    self.record_pending(delivery, provider, &customer, &entry, reason, until)
                         .await?
                 }
                 Step::Apply {
@@ -182,11 +193,22 @@ impl Services {
                     jobs,
                 } => {
                     let job_ids = jobs.iter().map(|j| j.id.clone()).collect();
+                    let created = writes.created_accounts().to_vec();
                     let mut tx = self.store.tx();
                     tx.put_event(&delivery.record(status, reason, user_id.clone(), job_ids))?;
                     tx.append(writes);
-                    self.commit_webhook(tx, delivery, &jobs, user_id, status)
-                        .await?
+                    let written = self
+                        .commit_webhook(tx, delivery, &jobs, user_id, status)
+                        .await?;
+                    if matches!(
+                        written,
+                        Some(WebhookOutcome::Processed { .. } | WebhookOutcome::Superseded { .. })
+                    ) {
+                        for email in &created {
+                            self.apply_unmatched_completions(email).await;
+                        }
+                    }
+                    written
                 }
             };
             if let Some(outcome) = written {

@@ -11,7 +11,7 @@ use crate::config::Secret;
 use crate::domain::{entitlements, has_access, Email, Entitlements, UserId};
 use crate::session::{IssuedSession, SessionKeys, SessionSubject};
 use crate::signature::sha256_hex;
-use crate::store::{CommitError, MemberRecord};
+use crate::store::{CommitError, LedgerEntry, MemberRecord};
 
 /// An argon2id hash (same parameters as `hash_password`) of a random password
 /// nobody knows. A login for an unknown address verifies against it, so it
@@ -72,13 +72,43 @@ impl MemberSession {
     }
 }
 
+/// Ledger entries per page of a member view.
+pub const LEDGER_PAGE: usize = 20;
+
+/// One page of a member's points ledger (newest first): the entries after the
+/// one `after` names (its `entry`), and the cursor of the next page. Entries
+/// added since the first page go at the front, so pages never repeat one.
+pub fn ledger_page<'a>(
+    ledger: &'a [LedgerEntry],
+    after: Option<&str>,
+) -> Result<(&'a [LedgerEntry], Option<String>), String> {
+    let start = match after {
+        None => 0,
+        Some(cursor) => {
+            ledger
+                .iter()
+                .position(|e| e.entry == cursor)
+                .ok_or_else(|| format!("ledger_after: no ledger entry {cursor}"))?
+                + 1
+        }
+    };
+    let page = &ledger[start..(start + LEDGER_PAGE).min(ledger.len())];
+    let next = (start + page.len() < ledger.len())
+        .then(|| page.last().map(|e| e.entry.clone()))
+        .flatten();
+    Ok((page, next))
+}
+
 /// A member's own view: profile, subscriptions with access, entitlements
-/// computed at `now`, premium flag and points.
+/// computed at `now`, premium flag, the points balance and one page of the
+/// ledger (`ledger_after` from the last page's `next`).
 pub fn member_json(
     member: &MemberRecord,
     entitlements: &Entitlements,
     now: DateTime<Utc>,
-) -> Value {
+    ledger_after: Option<&str>,
+) -> Result<Value, String> {
+    let (page, next) = ledger_page(&member.ledger, ledger_after)?;
     let time = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true));
     let subscriptions: Vec<Value> = member
         .subscriptions
@@ -94,7 +124,21 @@ pub fn member_json(
             })
         })
         .collect();
-    json!({
+    let entries: Vec<Value> = page
+        .iter()
+        .map(|e| {
+            json!({
+                "entry": e.entry,
+                "points": e.points,
+                "course_id": e.course_id,
+                "course_name": e.course_name,
+                "event": e.event,
+                "completed_at": time(e.completed_at),
+                "awarded_at": time(Some(e.awarded_at)),
+            })
+        })
+        .collect();
+    Ok(json!({
         "profile": {
             "user_id": member.user_id.as_str(),
             "email": member.email,
@@ -111,7 +155,8 @@ pub fn member_json(
         "permissions": entitlements.permissions,
         "premium": entitlements.permissions.contains(PREMIUM_PERMISSION),
         "points": member.points,
-    })
+        "points_ledger": {"entries": entries, "next": next},
+    }))
 }
 
 impl Services {
@@ -258,6 +303,56 @@ mod tests {
     use super::*;
     use crate::domain::Password;
     use crate::service::account::hash_password;
+
+    fn entries(n: usize) -> Vec<LedgerEntry> {
+        let start = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        (0..n)
+            .rev()
+            .map(|i| LedgerEntry {
+                entry: format!("course#c{i:03}"),
+                points: 20,
+                course_id: Some(format!("c{i:03}")),
+                course_name: None,
+                event: None,
+                completed_at: None,
+                awarded_at: start + Duration::minutes(i as i64),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_ledger_pages_newest_first_without_repeats_or_gaps() {
+        let ledger = entries(45);
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let (page, next) = ledger_page(&ledger, after.as_deref()).unwrap();
+            assert!(page.len() <= LEDGER_PAGE);
+            seen.extend(page.iter().map(|e| e.entry.clone()));
+            pages += 1;
+            match next {
+                Some(cursor) => after = Some(cursor),
+                None => break,
+            }
+        }
+        assert_eq!(pages, 3);
+        assert_eq!(
+            seen,
+            ledger.iter().map(|e| e.entry.clone()).collect::<Vec<_>>()
+        );
+        assert_eq!(seen[0], "course#c044", "newest first");
+        // A newer award since the first page does not shift the next one.
+        let (first, next) = ledger_page(&ledger, None).unwrap();
+        let mut grown = entries(46);
+        grown.truncate(46);
+        let (second, _) = ledger_page(&grown, next.as_deref()).unwrap();
+        assert_eq!(second[0].entry, ledger[first.len()].entry);
+        assert!(ledger_page(&ledger, Some("course#nope")).is_err());
+        assert_eq!(ledger_page(&[], None).unwrap(), (&[][..], None));
+    }
 
     #[test]
     fn dummy_hash_costs_what_a_real_hash_costs() {

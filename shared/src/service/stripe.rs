@@ -751,6 +751,7 @@ impl Services {
                     reason: format!(
                         "waiting for customer {customer}: no checkout or charge with an email seen yet"
                     ),
+                    until: super::runner::Until::Mapped,
                 }
                 .into());
             };

@@ -114,6 +114,12 @@ pub enum WebhookOutcome {
         event: String,
         reason: String,
     },
+    /// A course completion for an email no member has: kept for review, and
+    /// applied when a member with that email appears (or an admin links one).
+    Unmatched {
+        event: String,
+        reason: String,
+    },
 }
 
 impl WebhookOutcome {
@@ -125,6 +131,7 @@ impl WebhookOutcome {
             Self::Failed { .. } => "failed",
             Self::Superseded { .. } => "superseded",
             Self::Pending { .. } => "pending",
+            Self::Unmatched { .. } => "unmatched",
         }
     }
 
@@ -136,7 +143,9 @@ impl WebhookOutcome {
             | Self::Superseded { event } => {
                 json!({"status": self.status(), "event": event})
             }
-            Self::Failed { event, reason } | Self::Pending { event, reason } => {
+            Self::Failed { event, reason }
+            | Self::Pending { event, reason }
+            | Self::Unmatched { event, reason } => {
                 json!({"status": self.status(), "event": event, "reason": reason})
             }
         }

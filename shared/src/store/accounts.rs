@@ -27,12 +27,27 @@ pub struct NewUser {
 impl Tx {
     /// The email item and the profile, each only if absent: two events for one
     /// new email cannot create two users.
+    /// Holds only while no account has `email`: what waits for such an
+    /// account is not left waiting after one appeared.
+    pub fn check_no_account(&mut self, email: &Email) -> Result<(), StoreError> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::email(email), keys::EMAIL)))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(request_error)?;
+        self.items
+            .push(TransactWriteItem::builder().condition_check(check).build());
+        Ok(())
+    }
+
     pub fn create_user(&mut self, user: &NewUser, now: DateTime<Utc>) -> Result<(), StoreError> {
         let mut email_item = key(keys::email(&user.email), keys::EMAIL);
         email_item.insert("kind".into(), s("EMAIL"));
         email_item.insert("user_id".into(), s(user.id.as_str()));
         email_item.insert("is_active".into(), bool(false));
         self.push_put(email_item, Some(("attribute_not_exists(pk)", None, None)))?;
+        self.created.push(user.email.clone());
 
         let mut profile = key(keys::user(&user.id), keys::PROFILE);
         profile.insert("kind".into(), s("USER"));

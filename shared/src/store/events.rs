@@ -38,10 +38,15 @@ impl EventStatus {
         })
     }
 
-    /// Only a final record makes a redelivery a duplicate; `failed` and
-    /// `pending` are processed again.
+    /// Only a final record makes a redelivery a duplicate; `failed`,
+    /// `pending` and `unmatched` are processed again.
     pub fn is_final(self) -> bool {
-        !matches!(self, Self::Failed | Self::Pending)
+        !matches!(self, Self::Failed | Self::Pending | Self::Unmatched)
+    }
+
+    /// Recorded and waiting on a provider customer to be applied.
+    pub fn is_waiting(self) -> bool {
+        matches!(self, Self::Pending | Self::Unmatched)
     }
 }
 
@@ -143,11 +148,16 @@ pub struct Loaded {
 }
 
 /// Condition under which an event record may be written: new, or replacing a
-/// failed or pending attempt.
-const EVENT_WRITABLE: &str = "attribute_not_exists(pk) OR #status IN (:failed, :pending)";
+/// failed, pending or unmatched attempt.
+const EVENT_WRITABLE: &str =
+    "attribute_not_exists(pk) OR #status IN (:failed, :pending, :unmatched)";
 
 fn event_writable_values() -> Option<Item> {
-    values(vec![(":failed", s("failed")), (":pending", s("pending"))])
+    values(vec![
+        (":failed", s("failed")),
+        (":pending", s("pending")),
+        (":unmatched", s("unmatched")),
+    ])
 }
 
 impl Tx {

@@ -37,6 +37,8 @@ pub struct MemberRecord {
     pub password_hash: Option<Secret>,
     pub metadata: BTreeMap<String, String>,
     pub points: i64,
+    /// Every award of points, newest first.
+    pub ledger: Vec<super::LedgerEntry>,
     /// Roles an admin granted or revoked by hand.
     pub granted_roles: Vec<String>,
     pub revocations: Vec<Revocation>,
@@ -60,6 +62,7 @@ impl MemberRecord {
     fn from_profile(
         profile: &Item,
         subscriptions: Vec<SubscriptionRecord>,
+        ledger: Vec<super::LedgerEntry>,
     ) -> Result<Self, StoreError> {
         let corrupt = |what: &str| StoreError::Corrupt(format!("profile item: {what}"));
         Ok(Self {
@@ -76,6 +79,7 @@ impl MemberRecord {
             password_hash: get_s(profile, "password_hash").map(Secret::new),
             metadata: get_map_s(profile, "metadata"),
             points: get_n(profile, "points").unwrap_or(0),
+            ledger,
             granted_roles: get_list_s(profile, "granted_roles"),
             revocations: get_s(profile, "revocations")
                 .and_then(|raw| serde_json::from_str(raw).ok())
@@ -114,17 +118,27 @@ impl Store {
         }
         let mut profile = None;
         let mut subscriptions = Vec::new();
+        let mut ledger = Vec::new();
         for item in &items {
             match get_s(item, "sk") {
                 Some(keys::PROFILE) => profile = Some(item),
                 Some(sk) if sk.starts_with("SUB#") => {
                     subscriptions.push(SubscriptionRecord::from_item(item)?)
                 }
+                Some(sk) if sk.starts_with(super::points::POINTS_PREFIX) => {
+                    ledger.push(super::LedgerEntry::from_item(item)?)
+                }
                 _ => {}
             }
         }
+        // Newest first; the key breaks ties so pages never overlap.
+        ledger.sort_by(|a, b| {
+            b.awarded_at
+                .cmp(&a.awarded_at)
+                .then_with(|| a.entry.cmp(&b.entry))
+        });
         profile
-            .map(|p| MemberRecord::from_profile(p, subscriptions))
+            .map(|p| MemberRecord::from_profile(p, subscriptions, ledger))
             .transpose()
     }
 

@@ -10,6 +10,7 @@
 //! | event | `EVENT#<provider>#<event id>` | `EVENT` |
 //! | email job (outbox) | `OUTBOX#<job id>` | `JOB` |
 //! | rate-limit counter | `RATE#<scope>#<bucket>` | `RATE` |
+//! | points ledger entry | `USER#<id>` | `POINTS#course#<course id>` |
 //!
 //! A user's profile and subscriptions share a partition, so one Query loads a member.
 //!
@@ -25,6 +26,7 @@ mod events;
 mod jobs;
 mod member;
 mod payments;
+mod points;
 mod rates;
 mod subscriptions;
 
@@ -36,6 +38,7 @@ pub use events::{EventRecord, EventStatus, Loaded};
 pub use jobs::{Claim, EmailJob, JobStatus, StoredJob};
 pub use member::{holdings, MemberRecord};
 pub use payments::Payment;
+pub use points::LedgerEntry;
 pub use subscriptions::SubscriptionRecord;
 
 use std::collections::BTreeMap;
@@ -184,6 +187,9 @@ type Condition<'a> = (&'a str, Names, Option<Item>);
 pub struct Tx {
     table: String,
     items: Vec<TransactWriteItem>,
+    /// Emails this transaction gives a new account: once it commits, what
+    /// waited for a member with that email (unmatched completions) applies.
+    created: Vec<Email>,
 }
 
 impl Tx {
@@ -228,6 +234,12 @@ impl Tx {
     /// Adds `other`'s writes after these, in order.
     pub fn append(&mut self, other: Tx) {
         self.items.extend(other.items);
+        self.created.extend(other.created);
+    }
+
+    /// The emails this transaction creates accounts for.
+    pub fn created_accounts(&self) -> &[Email] {
+        &self.created
     }
 }
 
@@ -257,6 +269,7 @@ impl Store {
         Tx {
             table: self.table.clone(),
             items: Vec::new(),
+            created: Vec::new(),
         }
     }
 

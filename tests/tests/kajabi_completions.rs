@@ -1,0 +1,358 @@
+//! Kajabi course completions end to end: a completion form's submission, in
+//! the seed's dialect or as a v1 `form_submission` hook, awards the course's
+//! points once per member; one for an unknown email is kept `unmatched` and
+//! applied when a member with that email appears, or when an admin links it.
+
+use gatehouse::store::attr::{get_n, get_s};
+use gatehouse_e2e::{purchase, stripe_checkout, stripe_event, Auth, TestStack};
+use serde_json::{json, Value};
+
+const AI_COURSE: &str = "AI Foundations for Educators";
+
+/// The seed's `form.submitted` body.
+fn seed_completion(event_id: &str, email: &str, course: &str) -> String {
+    json!({
+        "event_type": "form.submitted", "event_id": event_id, "created_at": "2026-11-02T10:30:00Z",
+        "data": {
+            "form": {"id": "form_123", "name": "Course Completion Form", "site_id": "site_123"},
+            "submission": {"id": format!("sub_{event_id}"), "fields": {
+                "email": email, "course_name": course, "completion_date": "2026-11-02",
+                "certificate_url": "https://certificates.example/1", "student_name": "Ada Lovelace"}}
+        }
+    })
+    .to_string()
+}
+
+/// A v1 `form_submission` hook, as Kajabi documents its payload.
+fn v1_submission(hook_id: &str, email: &str, form_id: &str, title: &str) -> String {
+    json!({"id": hook_id, "event": "form_submission", "payload": [
+        {"id": "77", "type": "form_submissions",
+         "attributes": {"name": "Ada Lovelace", "email": email, "address_line_1": null, "address_line_2": null,
+            "address_city": null, "address_country": null, "address_state": null, "address_zip": null,
+            "phone_number": null, "business_number": null, "mobile_phone_number": null},
+         "relationships": {"site": {"data": {"id": "2", "type": "sites"}},
+            "form": {"data": {"id": form_id, "type": "forms"}}}},
+        {"id": form_id, "type": "forms",
+         "attributes": {"url": format!("https://site.example/forms/{form_id}"), "title": title, "default": false,
+            "webhook_url": null, "created_at": null, "updated_at": null},
+         "relationships": {"site": {"data": {"id": "2", "type": "sites"}},
+            "fields": {"data": []}, "contact_tags": {"data": []}}}
+    ]})
+    .to_string()
+}
+
+async fn bought(t: &TestStack, name: &str) -> (String, String) {
+    let email = t.email(name);
+    let (_, r) = t
+        .post_kajabi(&purchase(&t.id(name), &email, "off_456"), Auth::Signature)
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let snap = t.snapshot().await;
+    let user = get_s(snap.user_by_email(&email).unwrap(), "user_id")
+        .unwrap()
+        .to_string();
+    (email, user)
+}
+
+/// The member's balance and ledger, as the admin view shows them.
+async fn points_of(t: &TestStack, user: &str) -> (i64, Vec<Value>) {
+    let (status, view) = t.admin("GET", &format!("/admin/users/{user}"), None).await;
+    assert_eq!(status, 200, "{view}");
+    (
+        view["points"].as_i64().unwrap(),
+        view["points_ledger"]["entries"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default(),
+    )
+}
+
+#[tokio::test]
+async fn a_completion_in_either_dialect_awards_its_course_points_once() {
+    let t = TestStack::start().await;
+    let (email, user) = bought(&t, "learner").await;
+
+    // The seed's dialect names the course in its `course_name` field.
+    let (status, r) = t
+        .post_kajabi(
+            &seed_completion(&t.id("c1"), &email.to_uppercase(), AI_COURSE),
+            Auth::Signature,
+        )
+        .await;
+    assert_eq!(
+        (status, r["status"].as_str()),
+        (200, Some("processed")),
+        "{r}"
+    );
+    // A v1 hook carries only the form: the course is the form's.
+    let (_, r) = t
+        .post_kajabi(
+            &v1_submission(
+                &t.id("h1"),
+                &email,
+                "frm_data_literacy",
+                "Data Literacy: done",
+            ),
+            Auth::Token(gatehouse_e2e::URL_TOKENS[0]),
+        )
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+
+    let (balance, ledger) = points_of(&t, &user).await;
+    assert_eq!(balance, 20 + 35);
+    let courses: Vec<&str> = ledger
+        .iter()
+        .map(|e| e["course_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(courses.len(), 2);
+    assert!(
+        courses.contains(&"ai_foundations_for_educators") && courses.contains(&"data_literacy")
+    );
+    let ai = ledger
+        .iter()
+        .find(|e| e["course_id"] == "ai_foundations_for_educators")
+        .unwrap();
+    assert_eq!(ai["points"], 20);
+    assert_eq!(ai["course_name"], AI_COURSE);
+    assert_eq!(ai["completed_at"], "2026-11-02T00:00:00Z");
+
+    // Completing the same course again, by a new submission, awards nothing.
+    let (_, again) = t
+        .post_kajabi(
+            &seed_completion(&t.id("c2"), &email, AI_COURSE),
+            Auth::Signature,
+        )
+        .await;
+    assert_eq!(again["status"], "ignored", "{again}");
+    let record = t.snapshot().await;
+    let reason = get_s(record.event("kajabi", &t.id("c2")).unwrap(), "reason").unwrap();
+    assert!(reason.contains("already completed"), "{reason}");
+    // The same delivery twice is a duplicate.
+    let (_, dup) = t
+        .post_kajabi(
+            &seed_completion(&t.id("c1"), &email, AI_COURSE),
+            Auth::Signature,
+        )
+        .await;
+    assert_eq!(dup["status"], "duplicate");
+    assert_eq!(points_of(&t, &user).await.0, 55);
+}
+
+#[tokio::test]
+async fn concurrent_completions_of_one_course_award_it_once() {
+    let t = TestStack::start().await;
+    let (email, user) = bought(&t, "rush").await;
+    let bodies: Vec<String> = (0..6)
+        .map(|i| seed_completion(&t.id(&format!("rush{}", i % 3)), &email, AI_COURSE))
+        .collect();
+    let answers =
+        futures::future::join_all(bodies.iter().map(|b| t.post_kajabi(b, Auth::Signature))).await;
+    assert!(answers.iter().all(|(s, _)| *s == 200), "{answers:?}");
+    let processed = answers
+        .iter()
+        .filter(|(_, r)| r["status"] == "processed")
+        .count();
+    assert_eq!(processed, 1, "{answers:?}");
+    let (balance, ledger) = points_of(&t, &user).await;
+    assert_eq!((balance, ledger.len()), (20, 1));
+    let snap = t.snapshot().await;
+    let statuses: Vec<&str> = (0..3)
+        .map(|i| {
+            get_s(
+                snap.event("kajabi", &t.id(&format!("rush{i}"))).unwrap(),
+                "status",
+            )
+            .unwrap()
+        })
+        .collect();
+    assert_eq!(statuses.iter().filter(|s| **s == "processed").count(), 1);
+    assert_eq!(statuses.iter().filter(|s| **s == "ignored").count(), 2);
+}
+
+#[tokio::test]
+async fn a_form_that_completes_no_course_is_ignored_with_the_reason() {
+    let t = TestStack::start().await;
+    let (email, user) = bought(&t, "lead").await;
+    let (_, r) = t
+        .post_kajabi(
+            &v1_submission(&t.id("h-news"), &email, "frm_newsletter", "Newsletter"),
+            Auth::Signature,
+        )
+        .await;
+    assert_eq!(r["status"], "ignored", "{r}");
+    let (_, r2) = t
+        .post_kajabi(
+            &seed_completion(&t.id("c-other"), &email, "AI Foundations"),
+            Auth::Signature,
+        )
+        .await;
+    assert_eq!(r2["status"], "ignored", "a near name is no match: {r2}");
+    let snap = t.snapshot().await;
+    let reason = get_s(snap.event("kajabi", &t.id("h-news")).unwrap(), "reason").unwrap();
+    assert_eq!(
+        reason,
+        "form frm_newsletter (Newsletter) is not a completion form in the courses file"
+    );
+    assert_eq!(points_of(&t, &user).await.0, 0);
+    // A completion without an email is failed with the reason.
+    let (_, r3) = t
+        .post_kajabi(
+            &seed_completion(&t.id("c-noemail"), "", AI_COURSE),
+            Auth::Signature,
+        )
+        .await;
+    assert_eq!(r3["status"], "failed", "{r3}");
+}
+
+#[tokio::test]
+async fn an_unmatched_completion_waits_and_the_members_first_purchase_applies_it_once() {
+    let t = TestStack::start().await;
+    let email = t.email("later");
+    let (status, r) = t
+        .post_kajabi(
+            &seed_completion(&t.id("early"), &email, AI_COURSE),
+            Auth::Signature,
+        )
+        .await;
+    assert_eq!(
+        (status, r["status"].as_str()),
+        (200, Some("unmatched")),
+        "{r}"
+    );
+    let (_, listed) = t
+        .admin(
+            "GET",
+            "/admin/events?provider=kajabi&status=unmatched",
+            None,
+        )
+        .await;
+    assert_eq!(
+        listed["items"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
+    // Redelivered while unmatched: still unmatched, nothing awarded.
+    let (_, again) = t
+        .post_kajabi(
+            &seed_completion(&t.id("early"), &email, AI_COURSE),
+            Auth::Signature,
+        )
+        .await;
+    assert_eq!(again["status"], "unmatched", "{again}");
+
+    let (_, r) = t
+        .post_kajabi(&purchase(&t.id("buy"), &email, "off_456"), Auth::Signature)
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let user = get_s(t.snapshot().await.user_by_email(&email).unwrap(), "user_id")
+        .unwrap()
+        .to_string();
+    let snap = t.snapshot().await;
+    let record = snap.event("kajabi", &t.id("early")).unwrap();
+    assert_eq!(get_s(record, "status"), Some("processed"));
+    assert_eq!(get_s(record, "user_id"), Some(user.as_str()));
+    let (balance, ledger) = points_of(&t, &user).await;
+    assert_eq!((balance, ledger.len()), (20, 1), "applied once");
+    // Nothing waits any more; a replay of the applied event is refused.
+    let customer = snap
+        .of_kind("PROVIDER_CUSTOMER")
+        .into_iter()
+        .find(|c| get_s(c, "pk").is_some_and(|pk| pk.contains("completion:")))
+        .cloned();
+    assert!(
+        customer.is_none_or(|c| !c.contains_key("waiting")),
+        "the waiting set is empty"
+    );
+}
+
+#[tokio::test]
+async fn a_stripe_checkout_for_the_email_applies_its_unmatched_completion() {
+    let t = TestStack::start().await;
+    let email = t.email("viastripe");
+    let (_, r) = t
+        .post_kajabi(
+            &seed_completion(&t.id("st"), &email, AI_COURSE),
+            Auth::Signature,
+        )
+        .await;
+    assert_eq!(r["status"], "unmatched", "{r}");
+    let now = chrono::Utc::now().timestamp();
+    let checkout = stripe_event(
+        &t.id("co"),
+        "checkout.session.completed",
+        now,
+        stripe_checkout(&t.id("cs"), &t.id("cus"), &email, "subscription", None),
+    );
+    let (_, r) = t.post_stripe(&checkout).await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let snap = t.snapshot().await;
+    let user = get_s(snap.user_by_email(&email).unwrap(), "user_id").unwrap();
+    assert_eq!(
+        get_n(
+            snap.users()
+                .into_iter()
+                .find(|u| get_s(u, "user_id") == Some(user))
+                .unwrap(),
+            "points"
+        ),
+        Some(20)
+    );
+    assert_eq!(
+        get_s(snap.event("kajabi", &t.id("st")).unwrap(), "status"),
+        Some("processed")
+    );
+}
+
+#[tokio::test]
+async fn an_admin_links_an_unmatched_completion_to_a_member_with_another_email() {
+    let t = TestStack::start().await;
+    let (_, user) = bought(&t, "member").await;
+    let other = t.email("personal-address");
+    let (_, r) = t
+        .post_kajabi(
+            &seed_completion(&t.id("lnk"), &other, AI_COURSE),
+            Auth::Signature,
+        )
+        .await;
+    assert_eq!(r["status"], "unmatched", "{r}");
+    let (_, listed) = t
+        .admin(
+            "GET",
+            "/admin/events?provider=kajabi&status=unmatched",
+            None,
+        )
+        .await;
+    let reference = listed["items"][0]["ref"].as_str().unwrap().to_string();
+    let path = format!("/admin/events/{reference}/replay");
+    let (status, body) = t
+        .admin_with_key(
+            "POST",
+            &path,
+            Some(&json!({"user_id": user})),
+            Some("link-1"),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["old_status"], "unmatched");
+    assert_eq!(body["new_status"], "processed", "{body}");
+    assert_eq!(points_of(&t, &user).await.0, 20);
+    // The same link again repeats nothing; the email's next completion goes
+    // to the linked member, and its course awards once.
+    let (status, _) = t
+        .admin_with_key(
+            "POST",
+            &path,
+            Some(&json!({"user_id": user})),
+            Some("link-1"),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, r) = t
+        .post_kajabi(
+            &v1_submission(&t.id("lnk2"), &other, "frm_data_literacy", "Data Literacy"),
+            Auth::Signature,
+        )
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    assert_eq!(points_of(&t, &user).await.0, 55);
+}
