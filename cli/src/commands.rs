@@ -26,12 +26,15 @@ commands:
   users resend-setup-email <user id>
   users grant <user id> <role> --reason TEXT
   users revoke <user id> <role> --reason TEXT
+  users points <user id> --delta N --reason TEXT
+                                          add (or, negative, deduct) points; never below 0
   events list [--provider P] [--type T] [--status S] [--user ID] [--from RFC3339] [--to RFC3339]
               [--limit N] [--cursor C] [--all]
   events show <provider:event id | ref>
   events replay <provider:event id | ref> [--attach <user id>]
-                                          re-run a failed or pending event; --attach maps a
-                                          pending event's provider customer to that member first
+                                          re-run a failed, pending or unmatched event; --attach
+                                          maps a pending event's provider customer (an unmatched
+                                          completion's email) to that member first
 
 Mutating commands send a fresh Idempotency-Key; pass --idempotency-key K to retry one safely.
 
@@ -77,6 +80,11 @@ pub enum Command {
         id: String,
         grant: bool,
         role: String,
+        reason: String,
+    },
+    UsersPoints {
+        id: String,
+        delta: i64,
         reason: String,
     },
     EventsReplay {
@@ -205,6 +213,16 @@ pub fn parse(args: &[String]) -> Result<(GlobalOptions, Command), CliError> {
                 reason: reason.to_string(),
             }
         }
+        ["users", "points", id, "--delta", delta, "--reason", reason] => Command::UsersPoints {
+            id: id.to_string(),
+            delta: delta
+                .parse()
+                .map_err(|_| usage(format!("--delta takes a whole number, not `{delta}`")))?,
+            reason: reason.to_string(),
+        },
+        ["users", "points", ..] => {
+            return Err(usage("points takes <user id> --delta N --reason TEXT"))
+        }
         ["users", "grant" | "revoke", ..] => {
             return Err(usage(
                 "grant and revoke take <user id> <role> --reason TEXT",
@@ -326,6 +344,12 @@ impl Command {
                 }),
                 mutating: true,
             },
+            Command::UsersPoints { id, delta, reason } => Call {
+                method: "POST",
+                path: format!("/admin/users/{}/points", segment(id)),
+                body: Some(serde_json::json!({"delta": delta, "reason": reason})),
+                mutating: true,
+            },
         }
     }
 
@@ -388,6 +412,13 @@ impl Command {
                 cell(&body["role"]),
                 cell(&body["user_id"]),
                 cell(&body["roles_after"])
+            ),
+            Command::UsersPoints { .. } => format!(
+                "{} points for {}: {} -> {}",
+                cell(&body["delta"]),
+                cell(&body["user_id"]),
+                cell(&body["points_before"]),
+                cell(&body["points_after"])
             ),
             Command::EventsReplay { .. } => {
                 let mut line = format!(
@@ -576,6 +607,16 @@ mod tests {
         assert!(cmd.call(None).body.is_none());
         let (_, cmd) = parse(&args("events replay stripe:evt_9 --attach usr_1")).unwrap();
         assert_eq!(cmd.call(None).body.unwrap()["user_id"], "usr_1");
+        let (_, cmd) = parse(&args("users points usr_1 --delta -5 --reason correction")).unwrap();
+        let call = cmd.call(None);
+        assert_eq!(call.path, "/admin/users/usr_1/points");
+        assert!(call.mutating);
+        assert_eq!(
+            call.body.unwrap(),
+            serde_json::json!({"delta": -5, "reason": "correction"})
+        );
+        assert!(parse(&args("users points usr_1 --delta five --reason x")).is_err());
+        assert!(parse(&args("users points usr_1 --delta 5")).is_err());
         assert!(parse(&args("users list --colour red")).is_err());
         assert!(parse(&args("users list --limit")).is_err());
         assert!(parse(&args("nothing")).is_err());

@@ -498,3 +498,128 @@ async fn a_retry_from_a_new_session_of_the_same_role_repeats_nothing() {
     let grants = audit(&t, "roles").await;
     assert_eq!(grants.len(), 1, "one audit record: {grants:?}");
 }
+
+#[tokio::test]
+async fn points_by_hand_are_audited_idempotent_and_never_below_zero() {
+    let t = TestStack::start().await;
+    let (_, id) = member(&t, "points").await;
+    let path = format!("/admin/users/{id}/points");
+    let add = json!({"delta": 50, "reason": "webinar attendance"});
+    let (status, first) = t
+        .admin_with_key("POST", &path, Some(&add), Some("pts-1"))
+        .await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(
+        (
+            first["points_before"].as_i64(),
+            first["points_after"].as_i64()
+        ),
+        (Some(0), Some(50))
+    );
+    // A retry of the same request, even from a new session, repeats nothing.
+    let (status, again) = t
+        .admin_with_key("POST", &path, Some(&add), Some("pts-1"))
+        .await;
+    assert_eq!((status, &again), (200, &first));
+    // More than the balance: 409, nothing changes.
+    let (status, refused) = t
+        .admin_with_key(
+            "POST",
+            &path,
+            Some(&json!({"delta": -80, "reason": "correction"})),
+            Some("pts-2"),
+        )
+        .await;
+    assert_eq!(status, 409, "{refused}");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("balance is 50"),
+        "{refused}"
+    );
+    let (status, taken) = t
+        .admin_with_key(
+            "POST",
+            &path,
+            Some(&json!({"delta": -20, "reason": "correction"})),
+            Some("pts-3"),
+        )
+        .await;
+    assert_eq!(status, 200, "{taken}");
+    let (_, user) = t.admin("GET", &format!("/admin/users/{id}"), None).await;
+    assert_eq!(user["points"], 30);
+    let entries = user["points_ledger"]["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    let reasons: Vec<&str> = entries
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert!(reasons.contains(&"webinar attendance") && reasons.contains(&"correction"));
+    let deltas: i64 = entries.iter().map(|e| e["points"].as_i64().unwrap()).sum();
+    assert_eq!(deltas, 30, "the ledger adds up to the balance");
+    let audited = audit(&t, "points").await;
+    assert_eq!(audited.len(), 2, "{audited:?}");
+    // Bad requests are specific 400s.
+    for (body, what) in [
+        (json!({"delta": 0, "reason": "x"}), "delta"),
+        (json!({"delta": 5}), "reason"),
+        (json!({"delta": 1.5, "reason": "x"}), "1.5"),
+    ] {
+        let (status, problem) = t
+            .admin_with_key("POST", &path, Some(&body), Some("pts-bad"))
+            .await;
+        assert_eq!(status, 400, "{body}: {problem}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains(what),
+            "{problem}"
+        );
+    }
+    let (status, _) = t
+        .admin_with_key(
+            "POST",
+            "/admin/users/usr_nobody/points",
+            Some(&add),
+            Some("pts-404"),
+        )
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn concurrent_deductions_never_take_the_balance_below_zero() {
+    let t = TestStack::start().await;
+    let (_, id) = member(&t, "drain").await;
+    let path = format!("/admin/users/{id}/points");
+    let (status, _) = t
+        .admin_with_key(
+            "POST",
+            &path,
+            Some(&json!({"delta": 30, "reason": "grant"})),
+            Some("d-0"),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let body = json!({"delta": -10, "reason": "spend"});
+    let answers = futures::future::join_all((1..=5).map(|i| {
+        let (path, body) = (path.clone(), body.clone());
+        let t = &t;
+        async move {
+            t.admin_with_key("POST", &path, Some(&body), Some(&format!("d-{i}")))
+                .await
+                .0
+        }
+    }))
+    .await;
+    assert_eq!(
+        answers.iter().filter(|s| **s == 200).count(),
+        3,
+        "{answers:?}"
+    );
+    assert!(
+        answers.iter().all(|s| [200, 409].contains(s)),
+        "{answers:?}"
+    );
+    let (_, user) = t.admin("GET", &format!("/admin/users/{id}"), None).await;
+    assert_eq!(user["points"], 0);
+}

@@ -46,6 +46,20 @@ async fn every_call_of_every_function_is_allowed_by_its_own_policy() {
     );
     let (_, r) = t.post_stripe(&sub).await;
     assert_eq!(r["status"], "pending", "{r}");
+    // Course completions: one for the member, one for the Stripe buyer before
+    // their account exists (the checkout's account applies it).
+    for (id, who, status) in [
+        ("done-1", email.clone(), "processed"),
+        ("done-2", t.email("stripe"), "unmatched"),
+    ] {
+        let completion = json!({"event_type": "form.submitted", "event_id": t.id(id),
+            "data": {"form": {"id": "form_1"}, "submission": {"id": id,
+                "fields": {"email": who, "course_name": "AI Foundations for Educators"}}}});
+        let (_, r) = t
+            .post_kajabi(&completion.to_string(), gatehouse_e2e::Auth::Signature)
+            .await;
+        assert_eq!(r["status"], status, "{r}");
+    }
     let checkout = stripe_event(
         &t.id("evt_co"),
         "checkout.session.completed",
@@ -60,6 +74,18 @@ async fn every_call_of_every_function_is_allowed_by_its_own_policy() {
     );
     let (_, r) = t.post_stripe(&checkout).await;
     assert_eq!(r["status"], "processed", "{r}");
+    let (_, applied) = t
+        .admin(
+            "GET",
+            "/admin/events?provider=kajabi&status=unmatched",
+            None,
+        )
+        .await;
+    assert_eq!(
+        applied["items"],
+        json!([]),
+        "the checkout applied the completion"
+    );
     let (_, r) = t
         .post_paystack(&paystack_charge(&t.id("ref"), &t.email("paystack")))
         .await;
@@ -155,6 +181,15 @@ async fn every_call_of_every_function_is_allowed_by_its_own_policy() {
             .await;
         assert_eq!(status, 200, "{change}: {body}");
     }
+    let (status, body) = t
+        .admin_with_key(
+            "POST",
+            &format!("/admin/users/{id}/points"),
+            Some(&json!({"delta": 5, "reason": "journey"})),
+            Some("points-1"),
+        )
+        .await;
+    assert_eq!(status, 200, "points: {body}");
     let (status, body) = t
         .admin(
             "GET",

@@ -150,6 +150,7 @@ fn http_function(binary: &str, services: &Services) -> Option<Arc<dyn HttpFuncti
             admin_resend_setup_email::AdminResendSetupEmail::new(services.clone()),
         ),
         "admin-roles" => Arc::new(admin_roles::AdminRoles::new(services.clone())),
+        "admin-points" => Arc::new(admin_points::AdminPoints::new(services.clone())),
         "admin-verify-subscription" => Arc::new(
             admin_verify_subscription::AdminVerifySubscription::new(services.clone()),
         ),

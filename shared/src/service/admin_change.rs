@@ -357,6 +357,70 @@ impl Services {
     }
 }
 
+impl Services {
+    /// `POST /admin/users/{id}/points` `{delta, reason}`: moves the balance by
+    /// `delta` with a ledger entry of its own, never below 0 (409). Audited,
+    /// and repeated requests with the same key change nothing.
+    pub async fn admin_adjust_points(
+        &self,
+        change: &AdminChange,
+        delta: i64,
+        reason: &str,
+    ) -> Result<ChangeAnswer, ServiceError> {
+        if let Some(answer) = self.earlier_answer(change).await? {
+            return Ok(answer);
+        }
+        let Some(user) = change.target_user.as_ref() else {
+            return Err(ServiceError::Internal(
+                "a points change needs a user".into(),
+            ));
+        };
+        for _ in 0..super::webhook::MAX_ATTEMPTS {
+            let Some(member) = self.store.load_member(user).await? else {
+                return Ok(not_found(user));
+            };
+            let after = member.points.saturating_add(delta);
+            if after < 0 {
+                return Ok(ChangeAnswer {
+                    status: 409,
+                    body: problem(
+                        409,
+                        "points-below-zero",
+                        "Points would go below zero",
+                        &format!(
+                            "the balance is {}; a change of {delta} would leave {after}",
+                            member.points
+                        ),
+                    ),
+                    replayed: false,
+                });
+            }
+            let body = json!({
+                "status": "changed",
+                "user_id": user.as_str(),
+                "delta": delta,
+                "reason": reason,
+                "points_before": member.points,
+                "points_after": after,
+            });
+            let (audit, now) = (change.event_key(), self.now());
+            let answer = self
+                .commit_admin_change(
+                    change,
+                    |tx| tx.adjust_points(user, delta, &audit, reason, now),
+                    &[],
+                    200,
+                    body,
+                )
+                .await?;
+            if let Some(answer) = answer {
+                return Ok(answer);
+            }
+        }
+        Err(ServiceError::Contention)
+    }
+}
+
 /// A problem document as a JSON value (for stored answers).
 pub fn problem(status: u16, slug: &str, title: &str, detail: &str) -> Value {
     json!({

@@ -68,7 +68,7 @@ impl Services {
         };
         let completed_at = form.completed_on.or(occurred_at);
         let (email, key) = (&email, &completion_key(&email));
-        crate::metrics::count("kajabi", "CompletionsReceived");
+        crate::metrics::count("kajabi", "completions_received");
         let outcome = self
             .run(delivery, |now| async move {
                 let loaded = self
@@ -115,11 +115,11 @@ impl Services {
             })
             .await?;
         let metric = match &outcome {
-            WebhookOutcome::Processed { .. } => Some("CompletionsAwarded"),
+            WebhookOutcome::Processed { .. } => Some("completions_awarded"),
             WebhookOutcome::Ignored { .. } | WebhookOutcome::Duplicate { .. } => {
-                Some("CompletionsDuplicate")
+                Some("completions_duplicate")
             }
-            WebhookOutcome::Unmatched { .. } => Some("CompletionsUnmatched"),
+            WebhookOutcome::Unmatched { .. } => Some("completions_unmatched"),
             _ => None,
         };
         if let Some(metric) = metric {

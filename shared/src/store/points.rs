@@ -10,9 +10,13 @@ pub(super) const POINTS_PREFIX: &str = "POINTS#";
 /// One award of points, as `/account/me` and the admin view list them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerEntry {
-    /// What the entry is keyed by: `course#<id>` (a course awards once).
+    /// What the entry is keyed by: `course#<id>` (a course awards once), or
+    /// `adjust#<audit id>` (an admin's change).
     pub entry: String,
+    /// Positive or, for an admin's deduction, negative.
     pub points: i64,
+    /// An admin's reason for an adjustment.
+    pub reason: Option<String>,
     pub course_id: Option<String>,
     pub course_name: Option<String>,
     /// The event that awarded it.
@@ -32,6 +36,7 @@ impl LedgerEntry {
             points: get_n(item, "points").ok_or_else(|| corrupt("points"))?,
             course_id: get_s(item, "course_id").map(str::to_string),
             course_name: get_s(item, "course_name").map(str::to_string),
+            reason: get_s(item, "reason").map(str::to_string),
             event: get_s(item, "event").map(str::to_string),
             completed_at: get_ts(item, "completed_at"),
             awarded_at: get_ts(item, "awarded_at").ok_or_else(|| corrupt("awarded_at"))?,
@@ -75,6 +80,48 @@ impl Tx {
                     ":points",
                     n(i64::from(course.points)),
                 )])),
+        )
+    }
+}
+
+impl Tx {
+    /// An admin's adjustment: its own ledger entry (keyed by the audit
+    /// record, so it is written once) and the balance moved by `delta`, only
+    /// while the balance stays at or above 0.
+    pub fn adjust_points(
+        &mut self,
+        user: &UserId,
+        delta: i64,
+        audit: &EventKey,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut item = key(
+            keys::user(user),
+            &format!("{POINTS_PREFIX}adjust#{}", audit.event_id()),
+        );
+        item.insert("kind".into(), s("POINTS"));
+        item.insert("user_id".into(), s(user.as_str()));
+        item.insert("points".into(), n(delta));
+        item.insert("reason".into(), s(reason));
+        item.insert("event".into(), s(audit.to_string()));
+        item.insert("awarded_at".into(), s(ts(now)));
+        self.push_put(item, Some(("attribute_not_exists(pk)", None, None)))?;
+        let (condition, floor) = if delta < 0 {
+            ("attribute_exists(pk) AND points >= :floor", Some(-delta))
+        } else {
+            ("attribute_exists(pk)", None)
+        };
+        let mut vals = vec![(":delta", n(delta))];
+        if let Some(floor) = floor {
+            vals.push((":floor", n(floor)));
+        }
+        self.push_update(
+            Update::builder()
+                .set_key(Some(key(keys::user(user), keys::PROFILE)))
+                .update_expression("ADD points :delta")
+                .condition_expression(condition)
+                .set_expression_attribute_values(values(vals)),
         )
     }
 }
