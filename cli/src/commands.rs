@@ -27,6 +27,9 @@ commands:
   users grant <user id> <role> --reason TEXT
   users revoke <user id> <role> --reason TEXT
   users points <user id> --delta N --reason TEXT
+  completions import FILE.csv [--dry-run]  email,course,completion_date[,points] rows through the
+                                          webhook rule, 10,000 a request; a re-import awards
+                                          nothing twice
                                           add (or, negative, deduct) points; never below 0
   events list [--provider P] [--type T] [--status S] [--user ID] [--from RFC3339] [--to RFC3339]
               [--limit N] [--cursor C] [--all]
@@ -86,6 +89,11 @@ pub enum Command {
         id: String,
         delta: i64,
         reason: String,
+    },
+    /// Sent in pieces by `crate::import_completions`, not as one call.
+    CompletionsImport {
+        file: String,
+        dry_run: bool,
     },
     EventsReplay {
         reference: String,
@@ -220,6 +228,16 @@ pub fn parse(args: &[String]) -> Result<(GlobalOptions, Command), CliError> {
                 .map_err(|_| usage(format!("--delta takes a whole number, not `{delta}`")))?,
             reason: reason.to_string(),
         },
+        ["completions", "import", file] => Command::CompletionsImport {
+            file: file.to_string(),
+            dry_run: false,
+        },
+        ["completions", "import", file, "--dry-run"]
+        | ["completions", "import", "--dry-run", file] => Command::CompletionsImport {
+            file: file.to_string(),
+            dry_run: true,
+        },
+        ["completions", ..] => return Err(usage("completions import FILE.csv [--dry-run]")),
         ["users", "points", ..] => {
             return Err(usage("points takes <user id> --delta N --reason TEXT"))
         }
@@ -344,6 +362,12 @@ impl Command {
                 }),
                 mutating: true,
             },
+            Command::CompletionsImport { dry_run, .. } => Call {
+                method: "POST",
+                path: format!("/admin/completions/import?dry_run={dry_run}"),
+                body: None,
+                mutating: true,
+            },
             Command::UsersPoints { id, delta, reason } => Call {
                 method: "POST",
                 path: format!("/admin/users/{}/points", segment(id)),
@@ -412,6 +436,25 @@ impl Command {
                 cell(&body["role"]),
                 cell(&body["user_id"]),
                 cell(&body["roles_after"])
+            ),
+            Command::CompletionsImport { .. } => format!(
+                "{}{} rows: {} awarded, {} already awarded, {} unmatched, {} invalid{}",
+                if body["dry_run"] == true {
+                    "dry run, "
+                } else {
+                    ""
+                },
+                cell(&body["rows"]),
+                cell(&body["awarded"]["count"]),
+                cell(&body["already_awarded"]["count"]),
+                cell(&body["unmatched"]["count"]),
+                cell(&body["invalid"]["count"]),
+                body["invalid"]["rows"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|r| format!("\n  line {}: {}", cell(&r["row"]), cell(&r["reason"])))
+                    .collect::<String>()
             ),
             Command::UsersPoints { .. } => format!(
                 "{} points for {}: {} -> {}",

@@ -96,12 +96,28 @@ impl AdminClient {
         body: Option<&Value>,
         idempotency_key: Option<&str>,
     ) -> Result<Answer, CliError> {
+        let raw = body.map(|b| (b.to_string().into_bytes(), "application/json"));
+        self.send(method, path_and_query, raw, idempotency_key)
+            .await
+    }
+
+    /// Sends `body` with its media type, signed.
+    pub async fn send(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: Option<(Vec<u8>, &str)>,
+        idempotency_key: Option<&str>,
+    ) -> Result<Answer, CliError> {
         let url = format!("{}{}", self.base_url, path_and_query);
-        let raw = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
         let mut headers: Vec<(String, String)> = Vec::new();
-        if body.is_some() {
-            headers.push(("content-type".into(), "application/json".into()));
-        }
+        let raw = match body {
+            Some((raw, media)) => {
+                headers.push(("content-type".into(), media.to_string()));
+                raw
+            }
+            None => Vec::new(),
+        };
         if let Some(key) = idempotency_key {
             headers.push(("idempotency-key".into(), key.to_string()));
         }
@@ -240,6 +256,9 @@ async fn run_inner(args: &[String]) -> Result<Outcome, CliError> {
         .idempotency_key
         .clone()
         .unwrap_or_else(new_idempotency_key);
+    if let commands::Command::CompletionsImport { file, dry_run } = &command {
+        return import_completions(&client, &options, &command, file, *dry_run, &key).await;
+    }
     loop {
         let call = command.call(cursor.as_deref());
         let answer = client
@@ -275,6 +294,102 @@ async fn run_inner(args: &[String]) -> Result<Outcome, CliError> {
     Ok(Outcome {
         code: 0,
         stdout: stdout.join("\n"),
+        stderr: String::new(),
+    })
+}
+
+/// `completions import`: the file in pieces of at most 10,000 rows, each with
+/// its own Idempotency-Key derived from the run's (so a rerun with the same
+/// `--idempotency-key` repeats nothing), line numbers mapped back to the file,
+/// and a progress bar on stderr.
+async fn import_completions(
+    client: &AdminClient,
+    options: &commands::GlobalOptions,
+    command: &commands::Command,
+    file: &str,
+    dry_run: bool,
+    key: &str,
+) -> Result<Outcome, CliError> {
+    use gatehouse::admin::import::{split_csv, MAX_IMPORT_ROWS};
+    let raw = std::fs::read(file).map_err(|e| CliError::Usage(format!("{file}: {e}")))?;
+    let pieces =
+        split_csv(&raw, MAX_IMPORT_ROWS).map_err(|e| CliError::Usage(format!("{file}: {e}")))?;
+    let mut total = serde_json::json!({"dry_run": dry_run, "rows": 0,
+        "awarded": {"count": 0, "rows": []}, "already_awarded": {"count": 0, "rows": []},
+        "unmatched": {"count": 0, "rows": []}, "invalid": {"count": 0, "rows": []}});
+    let show_progress = !options.json && pieces.len() > 1;
+    for (i, (piece, lines)) in pieces.iter().enumerate() {
+        let answer = client
+            .send(
+                "POST",
+                &format!("/admin/completions/import?dry_run={dry_run}"),
+                Some((piece.clone().into_bytes(), "text/csv")),
+                Some(&format!("{key}-{i}")),
+            )
+            .await?;
+        if answer.status >= 400 {
+            return Ok(Outcome {
+                code: 1,
+                stdout: String::new(),
+                stderr: format!(
+                    "rows {}..{}: {}",
+                    lines.first().unwrap_or(&0),
+                    lines.last().unwrap_or(&0),
+                    commands::describe_error(&answer)
+                ),
+            });
+        }
+        // The server numbers each piece's rows from line 2.
+        let original = |line: &Value| -> Value {
+            line.as_u64()
+                .and_then(|l| lines.get((l as usize).checked_sub(2)?))
+                .map_or(Value::Null, |l| Value::from(*l))
+        };
+        total["rows"] = Value::from(
+            total["rows"].as_u64().unwrap_or(0) + answer.body["rows"].as_u64().unwrap_or(0),
+        );
+        for outcome in ["awarded", "already_awarded", "unmatched", "invalid"] {
+            let count = total[outcome]["count"].as_u64().unwrap_or(0)
+                + answer.body[outcome]["count"].as_u64().unwrap_or(0);
+            total[outcome]["count"] = Value::from(count);
+            let rows: Vec<Value> = answer.body[outcome]["rows"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|row| {
+                    if outcome == "invalid" {
+                        serde_json::json!({"row": original(&row["row"]), "reason": row["reason"]})
+                    } else {
+                        original(row)
+                    }
+                })
+                .collect();
+            if let Some(all) = total[outcome]["rows"].as_array_mut() {
+                all.extend(rows);
+            }
+        }
+        if show_progress {
+            let done = i + 1;
+            let width = 30;
+            let filled = done * width / pieces.len();
+            eprint!(
+                "\r[{}{}] {done}/{} pieces",
+                "#".repeat(filled),
+                ".".repeat(width - filled),
+                pieces.len()
+            );
+            if done == pieces.len() {
+                eprintln!();
+            }
+        }
+    }
+    Ok(Outcome {
+        code: 0,
+        stdout: if options.json {
+            total.to_string()
+        } else {
+            command.render(&total)
+        },
         stderr: String::new(),
     })
 }

@@ -356,3 +356,188 @@ async fn an_admin_links_an_unmatched_completion_to_a_member_with_another_email()
     assert_eq!(r["status"], "processed", "{r}");
     assert_eq!(points_of(&t, &user).await.0, 55);
 }
+
+async fn cli(t: &TestStack, args: &[&str]) -> gatehouse_admin::Outcome {
+    std::env::set_var("ADMIN_ACCESS_KEY_ID", gatehouse_e2e::ADMIN_ACCESS_KEY);
+    std::env::set_var("ADMIN_SECRET_ACCESS_KEY", gatehouse_e2e::ADMIN_SECRET_KEY);
+    let mut argv: Vec<String> = vec!["--local".into(), "--endpoint".into(), t.stack.base_url()];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    gatehouse_admin::run(&argv).await
+}
+
+fn csv_file(t: &TestStack, name: &str, text: &str) -> String {
+    let path = std::env::temp_dir().join(format!("{}-{name}.csv", t.run));
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().to_string()
+}
+
+fn lines(report: &Value, outcome: &str) -> Vec<u64> {
+    report[outcome]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_u64().unwrap_or_else(|| r["row"].as_u64().unwrap()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_csv_import_awards_once_keeps_the_unknown_and_names_each_bad_row() {
+    let t = TestStack::start().await;
+    let (member, user) = bought(&t, "csv").await;
+    let (webhooked, other) = bought(&t, "hooked").await;
+    let (_, r) = t
+        .post_kajabi(
+            &seed_completion(&t.id("wh"), &webhooked, AI_COURSE),
+            Auth::Signature,
+        )
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let stranger = t.email("stranger");
+    let file = csv_file(
+        &t,
+        "completions",
+        &format!(
+            "email,course,completion_date,points\n\
+             {member},{AI_COURSE},2026-11-02,20\n\
+             {stranger},ai_foundations_for_educators,2026-11-02,\n\
+             not-an-email,{AI_COURSE},2026-11-02,\n\
+             {member},Underwater Basket Weaving,2026-11-02,\n\
+             {member},data_literacy,02/11/2026,\n\
+             {webhooked},\"AI Foundations for Educators\",2026-11-01,\n\
+             {member},data_literacy,2026-11-03,35\n"
+        ),
+    );
+
+    // A dry run reports and changes nothing.
+    let dry = cli(&t, &["--json", "completions", "import", &file, "--dry-run"]).await;
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    let dry: Value = serde_json::from_str(&dry.stdout).unwrap();
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(lines(&dry, "awarded"), [2, 8]);
+    assert_eq!(points_of(&t, &user).await.0, 0);
+
+    let first = cli(&t, &["--json", "completions", "import", &file]).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let first: Value = serde_json::from_str(&first.stdout).unwrap();
+    assert_eq!(first["rows"], 7);
+    assert_eq!(lines(&first, "awarded"), [2, 8]);
+    assert_eq!(
+        lines(&first, "already_awarded"),
+        [7],
+        "the webhook delivered it"
+    );
+    assert_eq!(lines(&first, "unmatched"), [3]);
+    assert_eq!(lines(&first, "invalid"), [4, 5, 6]);
+    let reasons: Vec<&str> = first["invalid"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
+    assert!(reasons[0].starts_with("bad email"), "{reasons:?}");
+    assert!(reasons[1].starts_with("unknown course"), "{reasons:?}");
+    assert!(reasons[2].starts_with("bad date"), "{reasons:?}");
+    assert_eq!(points_of(&t, &user).await.0, 55);
+    assert_eq!(
+        points_of(&t, &other).await.0,
+        20,
+        "awarded once, by the webhook"
+    );
+
+    // The same file again awards nothing more; the table output says so.
+    let again = cli(&t, &["completions", "import", &file]).await;
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(
+        again
+            .stdout
+            .starts_with("7 rows: 0 awarded, 3 already awarded, 1 unmatched, 3 invalid"),
+        "{}",
+        again.stdout
+    );
+    assert!(
+        again.stdout.contains("line 4: bad email"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(points_of(&t, &user).await.0, 55);
+
+    // The unknown email's row is applied when that member buys.
+    let (_, r) = t
+        .post_kajabi(
+            &purchase(&t.id("stranger-buys"), &stranger, "off_456"),
+            Auth::Signature,
+        )
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let snap = t.snapshot().await;
+    let stranger_id = get_s(snap.user_by_email(&stranger).unwrap(), "user_id")
+        .unwrap()
+        .to_string();
+    assert_eq!(points_of(&t, &stranger_id).await.0, 20);
+}
+
+#[tokio::test]
+async fn a_malformed_csv_is_refused_whole_naming_the_line() {
+    let t = TestStack::start().await;
+    let (member, user) = bought(&t, "badfile").await;
+    for (name, text, expect) in [
+        ("header", format!("mail,course,completion_date\n{member},{AI_COURSE},2026-11-02\n"), "line 1"),
+        (
+            "columns",
+            format!("email,course,completion_date\n{member},{AI_COURSE},2026-11-02\n{member},{AI_COURSE}\n"),
+            "line 3",
+        ),
+        ("quote", format!("email,course,completion_date\n\"{member},{AI_COURSE},2026-11-02\n"), "line 2"),
+    ] {
+        let file = csv_file(&t, name, &text);
+        let out = cli(&t, &["completions", "import", &file]).await;
+        assert_ne!(out.code, 0, "{name}");
+        assert!(out.stderr.contains(expect), "{name}: {}", out.stderr);
+    }
+    // The server refuses such a file on its own too, and applies nothing.
+    let client = gatehouse_admin::AdminClient::new(
+        &t.stack.base_url(),
+        aws_credential_types::Credentials::new(
+            gatehouse_e2e::ADMIN_ACCESS_KEY,
+            gatehouse_e2e::ADMIN_SECRET_KEY,
+            None,
+            None,
+            "test",
+        ),
+        "us-east-1",
+    );
+    let body =
+        format!("email,course,completion_date\n{member},{AI_COURSE},2026-11-02\n{member},x\n");
+    let answer = client
+        .send(
+            "POST",
+            "/admin/completions/import",
+            Some((body.into_bytes(), "text/csv")),
+            Some("bad-1"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    assert!(
+        answer.body["detail"].as_str().unwrap().contains("line 3"),
+        "{}",
+        answer.body
+    );
+    let bytes = b"email,course,completion_date\n\xff\xfe\n".to_vec();
+    let answer = client
+        .send(
+            "POST",
+            "/admin/completions/import",
+            Some((bytes, "text/csv")),
+            Some("bad-2"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 400);
+    assert!(
+        answer.body["detail"].as_str().unwrap().contains("UTF-8"),
+        "{}",
+        answer.body
+    );
+    assert_eq!(points_of(&t, &user).await.0, 0);
+}

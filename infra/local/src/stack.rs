@@ -151,6 +151,9 @@ fn http_function(binary: &str, services: &Services) -> Option<Arc<dyn HttpFuncti
         ),
         "admin-roles" => Arc::new(admin_roles::AdminRoles::new(services.clone())),
         "admin-points" => Arc::new(admin_points::AdminPoints::new(services.clone())),
+        "admin-import-completions" => Arc::new(
+            admin_import_completions::AdminImportCompletions::new(services.clone()),
+        ),
         "admin-verify-subscription" => Arc::new(
             admin_verify_subscription::AdminVerifySubscription::new(services.clone()),
         ),

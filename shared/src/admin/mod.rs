@@ -2,6 +2,7 @@
 //! API Gateway attaches, and list parameters.
 
 pub mod auth;
+pub mod import;
 pub mod listing;
 
 pub use auth::{AdminAuthError, AdminPrincipal, AdminPrincipals, PrincipalListError};

@@ -146,3 +146,162 @@ impl Services {
         }
     }
 }
+
+/// What importing one CSV row did (or, in a dry run, would do).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowResult {
+    Awarded,
+    AlreadyAwarded,
+    Unmatched,
+    Invalid(String),
+}
+
+/// Longest list of row numbers (or invalid rows) an import answer carries;
+/// the counts are always whole.
+pub const MAX_LISTED_ROWS: usize = 1_000;
+
+/// Rows imported at once: each is a few round trips, so 10,000 rows fit the
+/// admin timeout without crowding the table.
+const IMPORT_CONCURRENCY: usize = 16;
+
+impl Services {
+    /// Imports completion rows through the same rule as a webhook: each valid
+    /// row is a Kajabi event keyed by its email and course, so importing it
+    /// again, or after the webhook delivered it, awards nothing twice.
+    pub async fn import_completions(
+        &self,
+        rows: &[crate::admin::import::CsvRow],
+        dry_run: bool,
+    ) -> Result<Vec<(usize, RowResult)>, ServiceError> {
+        use futures::stream::{self, StreamExt, TryStreamExt};
+        let mut results: Vec<(usize, RowResult)> = stream::iter(rows.iter().cloned())
+            .map(|row| self.import_one(row, dry_run))
+            .buffer_unordered(IMPORT_CONCURRENCY)
+            .try_collect()
+            .await?;
+        results.sort_by_key(|(line, _)| *line);
+        Ok(results)
+    }
+
+    async fn import_one(
+        &self,
+        row: crate::admin::import::CsvRow,
+        dry_run: bool,
+    ) -> Result<(usize, RowResult), ServiceError> {
+        let result = match crate::admin::import::check_row(&row, &self.settings.courses) {
+            Err(reason) => RowResult::Invalid(reason),
+            Ok(valid) if dry_run => self.preview_row(&valid).await?,
+            Ok(valid) => self.import_row(&valid).await?,
+        };
+        Ok((row.line, result))
+    }
+
+    /// The row as the Kajabi event it stands for: the seed's dialect, naming
+    /// the course, so a later account or an admin link applies it like any
+    /// unmatched completion.
+    fn import_delivery(&self, row: &crate::admin::import::ImportRow<'_>) -> Delivery {
+        let id = format!(
+            "import:{}",
+            &crate::signature::sha256_hex(
+                format!("{}\n{}", row.email.as_str(), row.course.id).as_bytes()
+            )[..32]
+        );
+        let body = serde_json::json!({
+            "event_type": "form.submitted", "event_id": id,
+            "data": {"form": {"id": "gatehouse-csv-import", "name": "CSV import"},
+                "submission": {"id": format!("line-{}", row.line), "fields": {
+                    "email": row.email.as_str(), "course_name": row.course.name,
+                    "completion_date": row.completed_on.format("%Y-%m-%d").to_string()}}}
+        })
+        .to_string();
+        Delivery::new(
+            Provider::Kajabi,
+            Some(id),
+            "form.submitted",
+            body.as_bytes(),
+            self.now(),
+        )
+    }
+
+    async fn import_row(
+        &self,
+        row: &crate::admin::import::ImportRow<'_>,
+    ) -> Result<RowResult, ServiceError> {
+        let delivery = self.import_delivery(row);
+        let form = FormSubmission {
+            member: crate::providers::kajabi::Member {
+                email: Some(row.email.as_str().to_string()),
+                ..Default::default()
+            },
+            form_id: Some("gatehouse-csv-import".into()),
+            form_title: Some("CSV import".into()),
+            submission_id: Some(format!("line-{}", row.line)),
+            course_name: Some(row.course.name.clone()),
+            completed_on: Some(row.completed_on),
+        };
+        Ok(
+            match self.kajabi_form_submission(&delivery, &form, None).await? {
+                WebhookOutcome::Processed { .. } => RowResult::Awarded,
+                WebhookOutcome::Unmatched { .. } => RowResult::Unmatched,
+                WebhookOutcome::Failed { reason, .. } => RowResult::Invalid(reason),
+                _ => RowResult::AlreadyAwarded,
+            },
+        )
+    }
+
+    /// What importing the row would do, reading only.
+    async fn preview_row(
+        &self,
+        row: &crate::admin::import::ImportRow<'_>,
+    ) -> Result<RowResult, ServiceError> {
+        let delivery = self.import_delivery(row);
+        let key = completion_key(&row.email);
+        let loaded = self
+            .store
+            .load_for_event(
+                &delivery.key,
+                Some(&row.email),
+                Some((Provider::Kajabi, &key)),
+            )
+            .await?;
+        let Some(user) = loaded.email.map(|r| r.user_id).or(loaded.customer_user) else {
+            return Ok(RowResult::Unmatched);
+        };
+        Ok(
+            match self.store.get_course_award(&user, &row.course.id).await? {
+                Some(_) => RowResult::AlreadyAwarded,
+                None => RowResult::Awarded,
+            },
+        )
+    }
+}
+
+/// The import's answer: counts, and the rows of each outcome (line numbers
+/// in the file, the header being line 1).
+pub fn import_report(results: &[(usize, RowResult)], dry_run: bool) -> serde_json::Value {
+    let lines = |want: &RowResult| -> Vec<usize> {
+        results
+            .iter()
+            .filter(|(_, r)| r == want)
+            .map(|(line, _)| *line)
+            .collect()
+    };
+    let invalid: Vec<serde_json::Value> = results
+        .iter()
+        .filter_map(|(line, r)| match r {
+            RowResult::Invalid(reason) => Some(serde_json::json!({"row": line, "reason": reason})),
+            _ => None,
+        })
+        .collect();
+    let listed = |all: Vec<usize>| -> serde_json::Value {
+        serde_json::json!({"count": all.len(), "rows": all.iter().take(MAX_LISTED_ROWS).collect::<Vec<_>>()})
+    };
+    serde_json::json!({
+        "dry_run": dry_run,
+        "rows": results.len(),
+        "awarded": listed(lines(&RowResult::Awarded)),
+        "already_awarded": listed(lines(&RowResult::AlreadyAwarded)),
+        "unmatched": listed(lines(&RowResult::Unmatched)),
+        "invalid": {"count": invalid.len(), "rows": invalid.into_iter().take(MAX_LISTED_ROWS).collect::<Vec<_>>()},
+    })
+}

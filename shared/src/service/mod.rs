@@ -5,7 +5,7 @@ pub mod account;
 pub mod admin;
 pub mod admin_change;
 pub mod admin_sync;
-mod completion;
+pub mod completion;
 pub mod expiry;
 pub mod kajabi;
 pub mod paystack;
