@@ -87,8 +87,8 @@ build: $(VENV_LOCAL)/.installed
 bench: venvs
 	scripts/bench
 
-## Coverage-guided fuzzing (cargo fuzz, libFuzzer): FUZZ_SECS per target.
-## cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the machine's stable toolchain take them.
+## Coverage-guided fuzzing (cargo fuzz, libFuzzer): FUZZ_SECS per target. Without a sanitizer,
+## cargo-fuzz passes no nightly-only flag, so the machine's stable toolchain builds it.
 FUZZ_SECS    ?= 60
 FUZZ_TARGETS := kajabi_payload stripe_payload paystack_payload signature_headers api_gateway_event
 fuzz:
@@ -96,7 +96,7 @@ fuzz:
 	scripts/fuzz-seeds
 	cd fuzz && for target in $(FUZZ_TARGETS); do \
 	  mkdir -p corpus/$$target && \
-	  RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none $$target corpus/$$target seeds/$$target \
+	  cargo fuzz run --sanitizer none $$target corpus/$$target seeds/$$target \
 	    -- -max_total_time=$(FUZZ_SECS) -max_len=262144 -print_final_stats=1 || exit 1; \
 	done
 

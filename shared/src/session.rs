@@ -48,6 +48,10 @@ pub enum SessionKeyError {
     PublicKey { kid: String },
     #[error("the signing key `{0}` is not in SESSION_PUBLIC_KEYS with its public key: nothing could verify what it signs")]
     Unpublished(String),
+    #[error("SESSION_PUBLIC_KEYS does not list exactly the keys' public halves, in order: derive it again from the deployed key list (a key removed from one must leave the other)")]
+    PublishedDiffers,
+    #[error("session key id `{0}`: use letters, digits, `.`, `_` and `-`")]
+    Kid(String),
 }
 
 /// A session could not be signed (a key problem, never the member's fault).
@@ -193,19 +197,22 @@ impl SessionKeys {
             .join(",")
     }
 
-    /// Fails unless the key that signs is in `published` with the same public
-    /// key: a signer whose sessions nothing could verify refuses to start.
+    /// Fails unless `published` lists exactly these keys' public halves, in
+    /// order: a signer whose sessions nothing could verify, or whose removed
+    /// (say, leaked) key is still published and accepted, refuses to start.
     pub fn check_published(&self, published: &SessionKeys) -> Result<(), SessionKeyError> {
         let key = self.current();
-        if published
+        if !published
             .keys
             .iter()
             .any(|p| p.kid == key.kid && p.x == key.x)
         {
-            Ok(())
-        } else {
-            Err(SessionKeyError::Unpublished(key.kid.clone()))
+            return Err(SessionKeyError::Unpublished(key.kid.clone()));
         }
+        if published.public_list() != self.public_list() {
+            return Err(SessionKeyError::PublishedDiffers);
+        }
+        Ok(())
     }
 
     pub fn issuer(&self) -> &str {
@@ -330,6 +337,12 @@ fn key_list(
             .ok_or(SessionKeyError::Shape {
                 position: position + 1,
             })?;
+        if !kid
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        {
+            return Err(SessionKeyError::Kid(kid.to_string()));
+        }
         if keys.iter().any(|k| k.kid == kid) {
             return Err(SessionKeyError::DuplicateKid(kid.to_string()));
         }
@@ -497,11 +510,18 @@ mod tests {
             signer.check_published(&public(&x_of_old)),
             Err(SessionKeyError::Unpublished("2026-11".into()))
         );
-        // Publish-first: the old key signs while the new one is only published.
+        // Publish-first: the old key signs while the new one is published too.
+        let both = public(&signer.public_list());
         let publishing = keys(&format!("{OLD},{NEW}"))
             .signing_with("2026-10")
             .unwrap();
-        assert_eq!(publishing.check_published(&only_old), Ok(()));
+        assert_eq!(publishing.check_published(&both), Ok(()));
+        // A key dropped from the seeds (a leak) but still published: refused,
+        // or account-me and every app would keep accepting what it signed.
+        assert_eq!(
+            keys(NEW).check_published(&both),
+            Err(SessionKeyError::PublishedDiffers)
+        );
     }
 
     #[test]

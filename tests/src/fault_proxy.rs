@@ -82,9 +82,23 @@ struct ProxyState {
     enabled: AtomicBool,
     calls: Mutex<BTreeMap<Service, u64>>,
     faults: Mutex<BTreeMap<(Service, Fault), u64>>,
-    /// Recipients of `SendEmail` calls that SES accepted and the proxy then
-    /// answered 500: the one case the sender documents it may send again.
-    ambiguous_sends: Mutex<Vec<String>>,
+    /// Every `SendEmail` SES accepted: recipient, SES's message id, and
+    /// whether the proxy then answered 500 (the client never saw the id).
+    accepted_sends: Mutex<Vec<AcceptedSend>>,
+    /// Text of every DynamoDB and SQS request that reached moto: a message
+    /// id in it means the sender tried to record that send.
+    reached: Mutex<Vec<String>>,
+    /// The highest `amz-sdk-request` attempt seen on `SendEmail`.
+    max_send_attempt: Mutex<u32>,
+}
+
+/// One `SendEmail` that SES accepted.
+#[derive(Debug, Clone)]
+pub struct AcceptedSend {
+    pub to: String,
+    pub message_id: String,
+    /// The proxy answered 500 after SES accepted it.
+    pub hidden: bool,
 }
 
 pub struct FaultProxy {
@@ -105,7 +119,9 @@ impl FaultProxy {
             enabled: AtomicBool::new(false),
             calls: Mutex::default(),
             faults: Mutex::default(),
-            ambiguous_sends: Mutex::default(),
+            accepted_sends: Mutex::default(),
+            reached: Mutex::default(),
+            max_send_attempt: Mutex::default(),
         });
         let app = axum::Router::new()
             .fallback(forward)
@@ -140,16 +156,37 @@ impl FaultProxy {
             .unwrap_or_default()
     }
 
-    /// How many accepted `SendEmail` calls to `address` were answered 500.
-    pub fn ambiguous_sends_to(&self, address: &str) -> usize {
+    /// The sends SES accepted for `address`.
+    pub fn accepted_sends_to(&self, address: &str) -> Vec<AcceptedSend> {
         self.state
-            .ambiguous_sends
+            .accepted_sends
             .lock()
             .map(|a| {
                 a.iter()
-                    .filter(|to| to.eq_ignore_ascii_case(address))
-                    .count()
+                    .filter(|s| s.to.eq_ignore_ascii_case(address))
+                    .cloned()
+                    .collect()
             })
+            .unwrap_or_default()
+    }
+
+    /// Whether any DynamoDB or SQS request that reached moto named `message_id`
+    /// (the mark of the job sent, or the confirmation queued for it).
+    pub fn recording_reached(&self, message_id: &str) -> bool {
+        self.state
+            .reached
+            .lock()
+            .map(|r| r.iter().any(|body| body.contains(message_id)))
+            .unwrap_or_default()
+    }
+
+    /// The highest attempt number the SDK sent `SendEmail` with (1: it never
+    /// retried a send by itself).
+    pub fn max_send_attempt(&self) -> u32 {
+        self.state
+            .max_send_attempt
+            .lock()
+            .map(|a| *a)
             .unwrap_or_default()
     }
 }
@@ -288,29 +325,55 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Resp
         Ok(r) => r,
         Err(e) => return bad_gateway(e.to_string()),
     };
-    if let (Some(s), Some(Fault::FailAfter)) = (service, fault) {
-        // Let the call finish in moto before the client hears it failed.
-        let status = upstream.status();
-        let _ = upstream.bytes().await;
-        if s == Service::Ses
-            && status.is_success()
-            && parts.uri.path().ends_with("/outbound-emails")
-        {
-            if let (Some(to), Ok(mut sends)) = (recipient(&body), state.ambiguous_sends.lock()) {
-                sends.push(to);
-            }
-        }
-        return failure(s, Fault::FailAfter);
-    }
     let status = upstream.status();
     let mut response_headers = upstream.headers().clone();
     for hop in ["content-length", "transfer-encoding", "connection"] {
         response_headers.remove(hop);
     }
+    // The whole answer arrives before the client hears anything, so a 500
+    // after it is a call that was applied.
     let bytes = match upstream.bytes().await {
         Ok(b) => b,
         Err(e) => return bad_gateway(e.to_string()),
     };
+    let hidden = fault == Some(Fault::FailAfter);
+    match service {
+        Some(Service::Ses) if parts.uri.path().ends_with("/outbound-emails") => {
+            let attempt = parts
+                .headers
+                .get("amz-sdk-request")
+                .and_then(|h| h.to_str().ok())
+                .and_then(|h| h.split(';').find_map(|p| p.trim().strip_prefix("attempt=")))
+                .and_then(|n| n.parse::<u32>().ok())
+                .unwrap_or(1);
+            if let Ok(mut max) = state.max_send_attempt.lock() {
+                *max = (*max).max(attempt);
+            }
+            let message_id = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v["MessageId"].as_str().map(str::to_string));
+            if let (true, Some(to), Some(message_id)) =
+                (status.is_success(), recipient(&body), message_id)
+            {
+                if let Ok(mut sends) = state.accepted_sends.lock() {
+                    sends.push(AcceptedSend {
+                        to,
+                        message_id,
+                        hidden,
+                    });
+                }
+            }
+        }
+        Some(Service::DynamoDb | Service::Sqs) => {
+            if let Ok(mut reached) = state.reached.lock() {
+                reached.push(String::from_utf8_lossy(&body).into_owned());
+            }
+        }
+        _ => {}
+    }
+    if let (Some(s), true) = (service, hidden) {
+        return failure(s, Fault::FailAfter);
+    }
     let mut response = Response::new(Body::from(bytes));
     *response.status_mut() = status;
     *response.headers_mut() = response_headers;

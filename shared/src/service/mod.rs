@@ -244,6 +244,14 @@ mod tests {
             refused.contains("`k2` is not in SESSION_PUBLIC_KEYS"),
             "{refused}"
         );
+        let newest = SEEDS.split(',').nth(1).unwrap();
+        let leaked_still_published = session_keys(&settings(Some(newest), Some(&public_of(SEEDS))))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            leaked_still_published.contains("does not list exactly"),
+            "{leaked_still_published}"
+        );
         // Without a published list (local tools), the seeds alone still sign.
         assert!(session_keys(&settings(Some(SEEDS), None))
             .unwrap()
