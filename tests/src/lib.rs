@@ -33,6 +33,16 @@ pub const ADMIN_PRINCIPAL: &str = "arn:aws:iam::000000000000:user/test-admin";
 pub const SESSION_ISSUER: &str = "https://gatehouse.test";
 pub const SESSION_AUDIENCE: &str = "gatehouse-members";
 
+/// Seeded orderings each ordering property test plays: 32 keeps `make test`
+/// inside its budget on 2 cores; `ORDERING_RUNS=500 cargo nextest run …`
+/// plays more (the seeds are fixed, so a run repeats).
+pub fn ordering_runs() -> u64 {
+    std::env::var("ORDERING_RUNS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(32)
+}
+
 /// The moto endpoint for tests (`make test` starts one on its own port).
 pub fn endpoint() -> String {
     std::env::var("GATEHOUSE_TEST_AWS_ENDPOINT")

@@ -95,7 +95,7 @@ async fn any_order_with_duplicates_ends_expired_with_the_code_kept() {
     assert!(expected.1.is_some(), "the subscription code is kept");
 
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x9a75_7ac4);
-    for run in 0..50u64 {
+    for run in 0..gatehouse_e2e::ordering_runs() {
         let seed: u64 = rng.gen();
         let tag = format!("p{run}x");
         let base = 10_000 + run * 100;

@@ -134,7 +134,7 @@ async fn any_order_with_duplicates_ends_like_the_in_order_sequence() {
     );
 
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x6a7e_4005);
-    for run in 0..50 {
+    for run in 0..gatehouse_e2e::ordering_runs() {
         let seed: u64 = rng.gen();
         let got = play(
             &t,
