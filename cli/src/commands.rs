@@ -27,10 +27,10 @@ commands:
   users grant <user id> <role> --reason TEXT
   users revoke <user id> <role> --reason TEXT
   users points <user id> --delta N --reason TEXT
-  completions import FILE.csv [--dry-run]  email,course,completion_date[,points] rows through the
-                                          webhook rule, 10,000 a request; a re-import awards
-                                          nothing twice
                                           add (or, negative, deduct) points; never below 0
+  completions import FILE.csv [--dry-run]  email,course,completion_date[,points] rows through the
+                                          webhook rule, 2,000 a request; a re-import awards
+                                          nothing twice
   events list [--provider P] [--type T] [--status S] [--user ID] [--from RFC3339] [--to RFC3339]
               [--limit N] [--cursor C] [--all]
   events show <provider:event id | ref>
@@ -438,7 +438,7 @@ impl Command {
                 cell(&body["roles_after"])
             ),
             Command::CompletionsImport { .. } => format!(
-                "{}{} rows: {} awarded, {} already awarded, {} unmatched, {} invalid{}",
+                "{}{} rows: {} awarded, {} already awarded, {} unmatched, {} invalid, {} not applied{}",
                 if body["dry_run"] == true {
                     "dry run, "
                 } else {
@@ -449,6 +449,7 @@ impl Command {
                 cell(&body["already_awarded"]["count"]),
                 cell(&body["unmatched"]["count"]),
                 cell(&body["invalid"]["count"]),
+                cell(&body["not_applied"]["count"]),
                 body["invalid"]["rows"]
                     .as_array()
                     .into_iter()

@@ -188,7 +188,9 @@ async fn a_form_that_completes_no_course_is_ignored_with_the_reason() {
         .await;
     assert_eq!(r2["status"], "ignored", "a near name is no match: {r2}");
     let snap = t.snapshot().await;
-    let reason = get_s(snap.event("kajabi", &t.id("h-news")).unwrap(), "reason").unwrap();
+    // A v1 hook's event is its id and the submission's.
+    let key = format!("{}:77", t.id("h-news"));
+    let reason = get_s(snap.event("kajabi", &key).unwrap(), "reason").unwrap();
     assert_eq!(
         reason,
         "form frm_newsletter (Newsletter) is not a completion form in the courses file"
@@ -347,6 +349,18 @@ async fn an_admin_links_an_unmatched_completion_to_a_member_with_another_email()
         )
         .await;
     assert_eq!(status, 200);
+    // The linked email then buys: its own account appears, yet the link
+    // holds, so its completions still go to the member it was linked to.
+    let (_, r) = t
+        .post_kajabi(
+            &purchase(&t.id("other-buys"), &other, "off_456"),
+            Auth::Signature,
+        )
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let own = get_s(t.snapshot().await.user_by_email(&other).unwrap(), "user_id")
+        .unwrap()
+        .to_string();
     let (_, r) = t
         .post_kajabi(
             &v1_submission(&t.id("lnk2"), &other, "frm_data_literacy", "Data Literacy"),
@@ -354,7 +368,74 @@ async fn an_admin_links_an_unmatched_completion_to_a_member_with_another_email()
         )
         .await;
     assert_eq!(r["status"], "processed", "{r}");
+    let (_, r) = t
+        .post_kajabi(
+            &seed_completion(&t.id("lnk3"), &other, AI_COURSE),
+            Auth::Signature,
+        )
+        .await;
+    assert_eq!(
+        r["status"], "ignored",
+        "the linked member has this course: {r}"
+    );
     assert_eq!(points_of(&t, &user).await.0, 55);
+    assert_eq!(points_of(&t, &own).await.0, 0, "never awarded to both");
+}
+
+#[tokio::test]
+async fn a_purchase_applies_completions_still_waiting_when_the_account_already_exists() {
+    use gatehouse::domain::{Email, Provider, UserId};
+    let t = TestStack::start().await;
+    let email = t.email("leftover");
+    let (_, r) = t
+        .post_kajabi(
+            &seed_completion(&t.id("left"), &email, AI_COURSE),
+            Auth::Signature,
+        )
+        .await;
+    assert_eq!(r["status"], "unmatched", "{r}");
+    // What an account creation leaves when it stops right after its commit:
+    // the account, and the completion still waiting.
+    let now = chrono::Utc::now();
+    let store = &t.stack.services.store;
+    let mut tx = store.tx();
+    tx.create_user(
+        &gatehouse::store::NewUser {
+            id: UserId::generate(now.timestamp_millis()),
+            email: Email::parse(&email).unwrap(),
+            first_name: None,
+            last_name: None,
+            auth_provider: Provider::Stripe,
+            metadata: Default::default(),
+        },
+        now,
+    )
+    .unwrap();
+    store.commit(tx).await.unwrap();
+    let snap = t.snapshot().await;
+    assert_eq!(
+        get_s(snap.event("kajabi", &t.id("left")).unwrap(), "status"),
+        Some("unmatched")
+    );
+    let user = get_s(snap.user_by_email(&email).unwrap(), "user_id")
+        .unwrap()
+        .to_string();
+    // The next purchase for the email reads it with its facts and applies it.
+    let (_, r) = t
+        .post_kajabi(
+            &purchase(&t.id("left-buys"), &email, "off_456"),
+            Auth::Signature,
+        )
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    assert_eq!(
+        get_s(
+            t.snapshot().await.event("kajabi", &t.id("left")).unwrap(),
+            "status"
+        ),
+        Some("processed")
+    );
+    assert_eq!(points_of(&t, &user).await.0, 20);
 }
 
 async fn cli(t: &TestStack, args: &[&str]) -> gatehouse_admin::Outcome {
@@ -448,9 +529,9 @@ async fn a_csv_import_awards_once_keeps_the_unknown_and_names_each_bad_row() {
     let again = cli(&t, &["completions", "import", &file]).await;
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert!(
-        again
-            .stdout
-            .starts_with("7 rows: 0 awarded, 3 already awarded, 1 unmatched, 3 invalid"),
+        again.stdout.starts_with(
+            "7 rows: 0 awarded, 3 already awarded, 1 unmatched, 3 invalid, 0 not applied"
+        ),
         "{}",
         again.stdout
     );
@@ -535,7 +616,10 @@ async fn a_malformed_csv_is_refused_whole_naming_the_line() {
         .unwrap();
     assert_eq!(answer.status, 400);
     assert!(
-        answer.body["detail"].as_str().unwrap().contains("UTF-8"),
+        answer.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("line 2: the file is not UTF-8"),
         "{}",
         answer.body
     );

@@ -15,7 +15,7 @@ pub const MAX_IMPORT_ROWS: usize = 10_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CsvError {
-    #[error("the file is not UTF-8 (first bad byte at offset {0})")]
+    #[error("line {0}: the file is not UTF-8 from here")]
     Encoding(usize),
     #[error("the file is empty: it needs the header email,course,completion_date[,points]")]
     Empty,
@@ -100,9 +100,18 @@ fn records(text: &str) -> Result<Vec<(usize, Vec<String>)>, CsvError> {
     Ok(out)
 }
 
+/// The line (from 1) byte `offset` is on.
+fn line_of(body: &[u8], offset: usize) -> usize {
+    1 + body[..offset.min(body.len())]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+}
+
 /// The file's rows, or why the whole file is refused.
 pub fn parse_csv(body: &[u8]) -> Result<Vec<CsvRow>, CsvError> {
-    let text = std::str::from_utf8(body).map_err(|e| CsvError::Encoding(e.valid_up_to()))?;
+    let text = std::str::from_utf8(body)
+        .map_err(|e| CsvError::Encoding(line_of(body, e.valid_up_to())))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut records = records(text)?.into_iter();
     let (_, header) = records.next().ok_or(CsvError::Empty)?;
@@ -144,7 +153,8 @@ pub fn parse_csv(body: &[u8]) -> Result<Vec<CsvRow>, CsvError> {
 /// becomes a space), with the line each row had in the file. A malformed
 /// file is refused here as the server would refuse it.
 pub fn split_csv(body: &[u8], max_rows: usize) -> Result<Vec<(String, Vec<usize>)>, CsvError> {
-    let text = std::str::from_utf8(body).map_err(|e| CsvError::Encoding(e.valid_up_to()))?;
+    let text = std::str::from_utf8(body)
+        .map_err(|e| CsvError::Encoding(line_of(body, e.valid_up_to())))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut records = records(text)?.into_iter();
     let (_, header) = records.next().ok_or(CsvError::Empty)?;
@@ -190,12 +200,18 @@ pub fn split_csv(body: &[u8], max_rows: usize) -> Result<Vec<(String, Vec<usize>
         .collect())
 }
 
+/// A value as quoted in a reason: cut, so a reason stays short whatever the
+/// file holds.
+fn quoted(value: &str) -> String {
+    crate::domain::bounded(value, 80)
+}
+
 /// A row's values, or why this row is invalid.
 pub fn check_row<'c>(row: &CsvRow, courses: &'c CourseCatalog) -> Result<ImportRow<'c>, String> {
     let email = Email::parse(&row.email).map_err(|e| format!("bad email: {e}"))?;
     let course = courses
         .by_id_or_name(&row.course)
-        .ok_or_else(|| format!("unknown course `{}`", row.course))?;
+        .ok_or_else(|| format!("unknown course `{}`", quoted(&row.course)))?;
     let completed_on = NaiveDate::parse_from_str(&row.completion_date, "%Y-%m-%d")
         .ok()
         .and_then(|d| d.and_hms_opt(0, 0, 0))
@@ -208,14 +224,16 @@ pub fn check_row<'c>(row: &CsvRow, courses: &'c CourseCatalog) -> Result<ImportR
         .ok_or_else(|| {
             format!(
                 "bad date `{}`: use YYYY-MM-DD or RFC 3339",
-                row.completion_date
+                quoted(&row.completion_date)
             )
         })?;
     if let Some(points) = &row.points {
         if points.parse::<u32>().ok() != Some(course.points) {
             return Err(format!(
-                "points `{points}` differ from the courses file, which gives {} {} points",
-                course.name, course.points
+                "points `{}` differ from the courses file, which gives {} {} points",
+                quoted(points),
+                course.name,
+                course.points
             ));
         }
     }
@@ -306,7 +324,7 @@ mod tests {
         );
         assert_eq!(
             parse_csv(b"email,course,completion_date\n\xff\n"),
-            Err(CsvError::Encoding(29))
+            Err(CsvError::Encoding(2))
         );
         let big = format!(
             "email,course,completion_date\n{}",

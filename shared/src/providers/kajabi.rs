@@ -300,6 +300,18 @@ impl KajabiEvent {
             }
             _ => KajabiAction::Unsupported,
         };
+        // A v1 hook's `id` may name the hook rather than the delivery: with
+        // the submission's own id, each submission is its own event, and a
+        // redelivery (same both) is still a duplicate.
+        let event_id = match (&action, event_id) {
+            (KajabiAction::FormSubmission(form), Some(id)) if root.get("payload").is_some() => {
+                Some(match &form.submission_id {
+                    Some(submission) => format!("{id}:{submission}"),
+                    None => id,
+                })
+            }
+            (_, id) => id,
+        };
         Self {
             event_id,
             event_type,
@@ -524,6 +536,7 @@ mod tests {
             ]}),
         );
         assert_eq!(event.event_type, "form_submission");
+        assert_eq!(event.event_id.as_deref(), Some("hash_id:0"));
         let KajabiAction::FormSubmission(form) = event.action else {
             panic!("{:?}", event.action)
         };

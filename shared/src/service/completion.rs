@@ -19,7 +19,7 @@ use crate::store::{EventStatus, WaitingEvent};
 /// The customer key completions for `email` wait on: apart from the Kajabi
 /// purchase's own, so linking completions never looks like a purchase.
 pub(crate) fn completion_key(email: &Email) -> String {
-    format!("completion:{}", super::kajabi::waiting_key(email))
+    crate::store::completion_customer(email)
 }
 
 /// Why a form submission awards nothing: it is not a completion form.
@@ -68,19 +68,23 @@ impl Services {
         };
         let completed_at = form.completed_on.or(occurred_at);
         let (email, key) = (&email, &completion_key(&email));
-        crate::metrics::count("kajabi", "completions_received");
+        let recorded_before = &std::sync::atomic::AtomicBool::new(false);
         let outcome = self
             .run(delivery, |now| async move {
                 let loaded = self
                     .store
                     .load_for_event(&delivery.key, Some(email), Some((Provider::Kajabi, key)))
                     .await?;
+                recorded_before.store(loaded.event.is_some(), std::sync::atomic::Ordering::Relaxed);
+                let leftovers = loaded.customer_waiting.clone();
                 if let Some(old) = loaded.event.filter(|e| e.status.is_final()) {
                     return Ok(Decision::duplicate(old));
                 }
-                // The account with this email, else the member an admin linked
-                // this email's completions to.
-                let Some(user) = loaded.email.map(|r| r.user_id).or(loaded.customer_user) else {
+                // The member an admin linked this email's completions to, else
+                // the account with this email: a link holds even after an
+                // account with the email appears, so a course is never
+                // awarded to both.
+                let Some(user) = loaded.customer_user.or(loaded.email.map(|r| r.user_id)) else {
                     return Ok(Step::Wait {
                         provider: Provider::Kajabi,
                         customer: key.clone(),
@@ -97,8 +101,13 @@ impl Services {
                     }
                     .into());
                 };
+                // Completions left waiting (a purchase that stopped after its
+                // commit) apply after this one.
+                let leftovers = |decision: Decision| {
+                    decision.then_drain(Provider::Kajabi, key, &leftovers)
+                };
                 if let Some(award) = self.store.get_course_award(&user, &course.id).await? {
-                    return Ok(Decision::record(
+                    return Ok(leftovers(Decision::record(
                         EventStatus::Ignored,
                         Some(format!(
                             "{} was already completed: its {} points were awarded by {}",
@@ -107,13 +116,15 @@ impl Services {
                             award.event.as_deref().unwrap_or("an earlier event")
                         )),
                         Some(user),
-                    ));
+                    )));
                 }
                 let mut tx = self.store.tx();
                 tx.award_course(&user, course, &delivery.key, completed_at, now)?;
-                Ok(Decision::apply(tx, Vec::new(), user))
+                Ok(leftovers(Decision::apply(tx, Vec::new(), user)))
             })
             .await?;
+        // Received once per completion: not again for a redelivery, nor when
+        // a waiting completion is applied (its first recording counted it).
         let metric = match &outcome {
             WebhookOutcome::Processed { .. } => Some("completions_awarded"),
             WebhookOutcome::Ignored { .. } | WebhookOutcome::Duplicate { .. } => {
@@ -125,25 +136,28 @@ impl Services {
         if let Some(metric) = metric {
             crate::metrics::count("kajabi", metric);
         }
+        let first_recording = !recorded_before.load(std::sync::atomic::Ordering::Relaxed);
+        if first_recording && !matches!(outcome, WebhookOutcome::Duplicate { .. }) {
+            crate::metrics::count("kajabi", "completions_received");
+        }
         Ok(outcome)
     }
 
     /// After an account for `email` commits: applies the completions that
-    /// waited for it. Best effort: one that cannot be applied now stays
-    /// `unmatched`, and an admin replay applies it (its email now matches).
-    pub(crate) async fn apply_unmatched_completions(&self, email: &Email) {
+    /// waited for it and were not in the purchase's first read (they began
+    /// waiting between its read and its commit). An error answers 503, and
+    /// the provider's redelivery of the purchase drains them from its read.
+    pub(crate) async fn apply_unmatched_completions(
+        &self,
+        email: &Email,
+    ) -> Result<(), ServiceError> {
         let key = completion_key(email);
-        let drained = async {
-            let found = self.store.get_customer(Provider::Kajabi, &key).await?;
-            if found.waiting.events.is_empty() {
-                return Ok(());
-            }
-            self.drain_waiting(Provider::Kajabi, &key, &found.waiting)
-                .await
-        };
-        if let Err(e) = drained.await {
-            tracing::warn!(error = %e, "unmatched completions stay unmatched for now");
+        let found = self.store.get_customer(Provider::Kajabi, &key).await?;
+        if found.waiting.events.is_empty() {
+            return Ok(());
         }
+        self.drain_waiting(Provider::Kajabi, &key, &found.waiting)
+            .await
     }
 }
 
@@ -154,7 +168,14 @@ pub enum RowResult {
     AlreadyAwarded,
     Unmatched,
     Invalid(String),
+    /// Storage failed for this row, or the request ran out of time before
+    /// it: importing the file again applies it (and nothing twice).
+    NotApplied(String),
 }
+
+/// An import stops starting rows after this, to answer inside API Gateway's
+/// 30 s; the rest are reported not applied.
+pub const IMPORT_BUDGET: std::time::Duration = std::time::Duration::from_secs(22);
 
 /// Longest list of row numbers (or invalid rows) an import answer carries;
 /// the counts are always whole.
@@ -173,12 +194,22 @@ impl Services {
         rows: &[crate::admin::import::CsvRow],
         dry_run: bool,
     ) -> Result<Vec<(usize, RowResult)>, ServiceError> {
-        use futures::stream::{self, StreamExt, TryStreamExt};
+        use futures::stream::{self, StreamExt};
+        let deadline = std::time::Instant::now() + IMPORT_BUDGET;
+        let mut seen = std::collections::HashSet::new();
         let mut results: Vec<(usize, RowResult)> = stream::iter(rows.iter().cloned())
-            .map(|row| self.import_one(row, dry_run))
+            .map(|row| {
+                // The same email and course twice in one file: the second is
+                // a repeat, whatever the first does.
+                let repeat = crate::admin::import::check_row(&row, &self.settings.courses)
+                    .is_ok_and(|valid| {
+                        !seen.insert((valid.email.as_str().to_string(), valid.course.id.clone()))
+                    });
+                self.import_one(row, dry_run, repeat, deadline)
+            })
             .buffer_unordered(IMPORT_CONCURRENCY)
-            .try_collect()
-            .await?;
+            .collect()
+            .await;
         results.sort_by_key(|(line, _)| *line);
         Ok(results)
     }
@@ -187,13 +218,25 @@ impl Services {
         &self,
         row: crate::admin::import::CsvRow,
         dry_run: bool,
-    ) -> Result<(usize, RowResult), ServiceError> {
+        repeat: bool,
+        deadline: std::time::Instant,
+    ) -> (usize, RowResult) {
         let result = match crate::admin::import::check_row(&row, &self.settings.courses) {
             Err(reason) => RowResult::Invalid(reason),
-            Ok(valid) if dry_run => self.preview_row(&valid).await?,
-            Ok(valid) => self.import_row(&valid).await?,
+            Ok(_) if std::time::Instant::now() > deadline => {
+                RowResult::NotApplied("the request ran out of time first".into())
+            }
+            Ok(_) if repeat && dry_run => RowResult::AlreadyAwarded,
+            Ok(valid) => {
+                let done = if dry_run {
+                    self.preview_row(&valid).await
+                } else {
+                    self.import_row(&valid).await
+                };
+                done.unwrap_or_else(|e| RowResult::NotApplied(e.to_string()))
+            }
         };
-        Ok((row.line, result))
+        (row.line, result)
     }
 
     /// The row as the Kajabi event it stands for: the seed's dialect, naming
@@ -264,7 +307,7 @@ impl Services {
                 Some((Provider::Kajabi, &key)),
             )
             .await?;
-        let Some(user) = loaded.email.map(|r| r.user_id).or(loaded.customer_user) else {
+        let Some(user) = loaded.customer_user.or(loaded.email.map(|r| r.user_id)) else {
             return Ok(RowResult::Unmatched);
         };
         Ok(
@@ -296,6 +339,15 @@ pub fn import_report(results: &[(usize, RowResult)], dry_run: bool) -> serde_jso
     let listed = |all: Vec<usize>| -> serde_json::Value {
         serde_json::json!({"count": all.len(), "rows": all.iter().take(MAX_LISTED_ROWS).collect::<Vec<_>>()})
     };
+    let not_applied: Vec<usize> = results
+        .iter()
+        .filter(|(_, r)| matches!(r, RowResult::NotApplied(_)))
+        .map(|(line, _)| *line)
+        .collect();
+    let retry_reason = results.iter().find_map(|(_, r)| match r {
+        RowResult::NotApplied(reason) => Some(reason.clone()),
+        _ => None,
+    });
     serde_json::json!({
         "dry_run": dry_run,
         "rows": results.len(),
@@ -303,5 +355,7 @@ pub fn import_report(results: &[(usize, RowResult)], dry_run: bool) -> serde_jso
         "already_awarded": listed(lines(&RowResult::AlreadyAwarded)),
         "unmatched": listed(lines(&RowResult::Unmatched)),
         "invalid": {"count": invalid.len(), "rows": invalid.into_iter().take(MAX_LISTED_ROWS).collect::<Vec<_>>()},
+        "not_applied": {"count": not_applied.len(), "rows": not_applied.into_iter().take(MAX_LISTED_ROWS).collect::<Vec<_>>(),
+            "reason": retry_reason, "retry": "import the same file again: applied rows are not applied twice"},
     })
 }

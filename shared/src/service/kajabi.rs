@@ -135,6 +135,7 @@ impl Services {
         let waiting_key = &waiting_key(email);
         self.run(delivery, |now| async move {
             let loaded = self.load_kajabi(delivery, email, waiting_key).await?;
+            let completions = loaded.completions_waiting;
             let (email_record, waiting) = (loaded.email, loaded.customer_waiting);
             // Whether an earlier Kajabi purchase (or an admin's attach) has
             // already introduced this email to what waits on it.
@@ -142,7 +143,8 @@ impl Services {
             let introduced = mapped.is_some();
             if let Some(old) = loaded.event.filter(|e| e.status.is_final()) {
                 // A first attempt that stopped after its commit left these waiting.
-                let duplicate = Decision::duplicate(old);
+                let duplicate =
+                    Decision::duplicate(old).then_apply_completions(email, &completions);
                 return Ok(if introduced {
                     duplicate.then_drain(Provider::Kajabi, waiting_key, &waiting)
                 } else {
@@ -250,7 +252,8 @@ impl Services {
                     "purchase recorded; the subscription changed after it, so access is unchanged"
                         .to_string()
                 }))
-                .then_drain(Provider::Kajabi, waiting_key, &waiting))
+                .then_drain(Provider::Kajabi, waiting_key, &waiting)
+                .then_apply_completions(email, &completions))
         })
         .await
     }

@@ -69,7 +69,7 @@ pub(crate) struct Drain {
 
 pub(crate) struct Decision {
     pub step: Step,
-    pub drain: Option<Drain>,
+    pub drains: Vec<Drain>,
 }
 
 impl Decision {
@@ -132,7 +132,7 @@ impl Decision {
     /// waiting on `customer` are applied, oldest first.
     pub fn then_drain(mut self, provider: Provider, customer: &str, waiting: &Waiting) -> Self {
         if !waiting.events.is_empty() {
-            self.drain = Some(Drain {
+            self.drains.push(Drain {
                 provider,
                 customer: customer.to_string(),
                 waiting: waiting.clone(),
@@ -140,11 +140,25 @@ impl Decision {
         }
         self
     }
+
+    /// After this decision, the course completions that waited for an
+    /// account with `email` apply (it has one once a purchase committed;
+    /// a redelivered purchase drains what its first attempt left).
+    pub fn then_apply_completions(self, email: &Email, waiting: &Waiting) -> Self {
+        self.then_drain(
+            Provider::Kajabi,
+            &crate::store::completion_customer(email),
+            waiting,
+        )
+    }
 }
 
 impl From<Step> for Decision {
     fn from(step: Step) -> Self {
-        Self { step, drain: None }
+        Self {
+            step,
+            drains: Vec::new(),
+        }
     }
 }
 
@@ -164,7 +178,7 @@ impl Services {
         Fut: std::future::Future<Output = Result<Decision, ServiceError>>,
     {
         for attempt in 0..MAX_ATTEMPTS {
-            let Decision { step, drain } = decide(self.now()).await?;
+            let Decision { step, drains } = decide(self.now()).await?;
             let written = match step {
                 Step::Duplicate(old) => Some(self.answer_duplicate(*old, delivery).await?),
                 Step::Record {
@@ -205,14 +219,14 @@ impl Services {
                         Some(WebhookOutcome::Processed { .. } | WebhookOutcome::Superseded { .. })
                     ) {
                         for email in &created {
-                            self.apply_unmatched_completions(email).await;
+                            self.apply_unmatched_completions(email).await?;
                         }
                     }
                     written
                 }
             };
             if let Some(outcome) = written {
-                if let Some(drain) = drain {
+                for drain in drains {
                     self.drain_waiting(drain.provider, &drain.customer, &drain.waiting)
                         .await?;
                 }

@@ -429,8 +429,10 @@ impl Services {
                 .load_for_event(&delivery.key, Some(email), customer.map(|c| (provider, c)))
                 .await?;
             let waiting = loaded.customer_waiting.clone();
+            let completions = loaded.completions_waiting.clone();
             if let Some(old) = loaded.event.clone().filter(|e| e.status.is_final()) {
-                let duplicate = Decision::duplicate(old);
+                let duplicate =
+                    Decision::duplicate(old).then_apply_completions(email, &completions);
                 // A first attempt that stopped after its commit left these waiting.
                 return Ok(match (customer, &loaded.customer_user) {
                     (Some(c), Some(_)) => duplicate.then_drain(provider, c, &waiting),
@@ -596,7 +598,9 @@ impl Services {
             if let (Some(view), Some(c)) = (&extended, &current) {
                 tx.restate_subscription(c, view, &delivery.key, now)?;
             }
-            let apply = Decision::apply(tx, jobs, user_id).with_reason(reason);
+            let apply = Decision::apply(tx, jobs, user_id)
+                .with_reason(reason)
+                .then_apply_completions(email, &completions);
             Ok(match customer {
                 Some(c) => apply.then_drain(provider, c, &waiting),
                 None => apply,

@@ -66,6 +66,16 @@ impl Waiting {
     }
 }
 
+/// The Kajabi customer key course completions for `email` wait on: apart
+/// from the Kajabi purchase's own (`email-sha256:…`), so linking completions
+/// never looks like a purchase to the lifecycle rules.
+pub fn completion_customer(email: &Email) -> String {
+    format!(
+        "completion:email-sha256:{}",
+        crate::signature::sha256_hex(email.as_str().as_bytes())
+    )
+}
+
 impl Tx {
     /// Maps a provider's customer id to the user, first seen with an email.
     /// `waiting` is what the caller read: the commit fails if another event

@@ -145,6 +145,8 @@ pub struct Loaded {
     pub customer_user: Option<UserId>,
     /// Events waiting on the customer (read with the customer mapping).
     pub customer_waiting: Waiting,
+    /// Course completions waiting for an account with the email.
+    pub completions_waiting: Waiting,
 }
 
 /// Condition under which an event record may be written: new, or replacing a
@@ -216,22 +218,38 @@ impl Store {
         customer: Option<(Provider, &str)>,
     ) -> Result<Loaded, StoreError> {
         let mut keys_to_get = vec![key(keys::event(event), keys::EVENT)];
+        // What waits on the email (course completions), in the same round trip.
+        let completions = email.map(|e| keys::customer(Provider::Kajabi, &completion_customer(e)));
+        let customer_pk = customer.map(|(provider, id)| keys::customer(provider, id));
         if let Some(email) = email {
             keys_to_get.push(key(keys::email(email), keys::EMAIL));
         }
-        if let Some((provider, id)) = customer {
-            keys_to_get.push(key(keys::customer(provider, id), keys::CUSTOMER));
+        if let Some(pk) = &customer_pk {
+            keys_to_get.push(key(pk.clone(), keys::CUSTOMER));
+        }
+        if let Some(pk) = completions
+            .as_ref()
+            .filter(|pk| customer_pk.as_ref() != Some(pk))
+        {
+            keys_to_get.push(key(pk.clone(), keys::CUSTOMER));
         }
         let found = self.batch_get(keys_to_get).await?;
         let mut event_record = None;
         let mut email_record = None;
         let mut customer_user = None;
         let mut customer_waiting = Waiting::default();
+        let mut completions_waiting = Waiting::default();
         for item in &found {
             match get_s(item, "sk") {
                 Some(keys::CUSTOMER) => {
-                    customer_user = get_s(item, "user_id").map(UserId::from_stored);
-                    customer_waiting = Waiting::from_item(item);
+                    let pk = get_s(item, "pk");
+                    if pk.is_some() && pk == completions.as_deref() {
+                        completions_waiting = Waiting::from_item(item);
+                    }
+                    if pk.is_some() && pk == customer_pk.as_deref() {
+                        customer_user = get_s(item, "user_id").map(UserId::from_stored);
+                        customer_waiting = Waiting::from_item(item);
+                    }
                 }
                 Some(keys::EVENT) => event_record = Some(EventRecord::from_item(item)?),
                 Some(keys::EMAIL) => {
@@ -251,6 +269,7 @@ impl Store {
             email: email_record,
             customer_user,
             customer_waiting,
+            completions_waiting,
         })
     }
 

@@ -33,7 +33,7 @@ mod subscriptions;
 pub use accounts::{EmailRecord, NewUser, TokenRecord};
 /// Times as the table stores them (RFC 3339, UTC, milliseconds).
 pub use attr::ts as timestamp;
-pub use customers::{CustomerRecord, Waiting, WaitingEvent};
+pub use customers::{completion_customer, CustomerRecord, Waiting, WaitingEvent};
 pub use events::{EventRecord, EventStatus, Loaded};
 pub use jobs::{Claim, EmailJob, JobStatus, StoredJob};
 pub use member::{holdings, MemberRecord};
