@@ -435,14 +435,9 @@ impl TestStack {
         self.admin_with_key(method, path, body, None).await
     }
 
-    pub async fn admin_with_key(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&Value>,
-        idempotency_key: Option<&str>,
-    ) -> (u16, Value) {
-        let client = gatehouse_admin::AdminClient::new(
+    /// A client that signs as the test admin, for calls that are not JSON.
+    pub fn admin_client(&self) -> gatehouse_admin::AdminClient {
+        gatehouse_admin::AdminClient::new(
             &self.stack.base_url(),
             aws_credential_types::Credentials::new(
                 ADMIN_ACCESS_KEY,
@@ -452,8 +447,18 @@ impl TestStack {
                 "test",
             ),
             "us-east-1",
-        );
-        let answer = client
+        )
+    }
+
+    pub async fn admin_with_key(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        idempotency_key: Option<&str>,
+    ) -> (u16, Value) {
+        let answer = self
+            .admin_client()
             .call(method, path, body, idempotency_key)
             .await
             .expect("admin request sent");

@@ -576,17 +576,7 @@ async fn a_malformed_csv_is_refused_whole_naming_the_line() {
         assert!(out.stderr.contains(expect), "{name}: {}", out.stderr);
     }
     // The server refuses such a file on its own too, and applies nothing.
-    let client = gatehouse_admin::AdminClient::new(
-        &t.stack.base_url(),
-        aws_credential_types::Credentials::new(
-            gatehouse_e2e::ADMIN_ACCESS_KEY,
-            gatehouse_e2e::ADMIN_SECRET_KEY,
-            None,
-            None,
-            "test",
-        ),
-        "us-east-1",
-    );
+    let client = t.admin_client();
     let body =
         format!("email,course,completion_date\n{member},{AI_COURSE},2026-11-02\n{member},x\n");
     let answer = client

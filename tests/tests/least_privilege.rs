@@ -194,25 +194,16 @@ async fn every_call_of_every_function_is_allowed_by_its_own_policy() {
         "email,course,completion_date\n{email},AI Foundations for Educators,2026-11-02\n{},AI Foundations for Educators,2026-11-02\n",
         t.email("nobody-yet")
     );
-    let answer = gatehouse_admin::AdminClient::new(
-        &t.stack.base_url(),
-        aws_credential_types::Credentials::new(
-            gatehouse_e2e::ADMIN_ACCESS_KEY,
-            gatehouse_e2e::ADMIN_SECRET_KEY,
-            None,
-            None,
-            "test",
-        ),
-        "us-east-1",
-    )
-    .send(
-        "POST",
-        "/admin/completions/import",
-        Some((csv.into_bytes(), "text/csv")),
-        Some("import-1"),
-    )
-    .await
-    .unwrap();
+    let answer = t
+        .admin_client()
+        .send(
+            "POST",
+            "/admin/completions/import",
+            Some((csv.into_bytes(), "text/csv")),
+            Some("import-1"),
+        )
+        .await
+        .unwrap();
     assert_eq!(answer.status, 200, "import: {}", answer.body);
     assert_eq!(answer.body["unmatched"]["count"], 1, "{}", answer.body);
     let (status, body) = t

@@ -5,7 +5,7 @@
 
 use gatehouse::http::{json_body, reject, ApiRequest, ApiResponse, MAX_FORM_BYTES};
 use gatehouse::lambda::{BoxFuture, HttpFunction};
-use gatehouse::service::admin_change::user_change;
+use gatehouse::service::admin_change::{required_reason, user_change};
 use gatehouse::service::Services;
 use serde::Deserialize;
 use serde_json::json;
@@ -57,13 +57,10 @@ impl AdminPoints {
                 "`delta` must be a non-zero whole number from -{MAX_DELTA} to {MAX_DELTA}"
             ));
         }
-        let reason = body
-            .reason
-            .map(|r| r.trim().to_string())
-            .unwrap_or_default();
-        if reason.is_empty() || reason.len() > 500 {
-            return bad("`reason` is required (up to 500 characters): it goes to the audit trail and the ledger");
-        }
+        let reason = match required_reason(body.reason) {
+            Ok(reason) => reason,
+            Err(detail) => return bad(detail),
+        };
         audit.request = json!({"delta": body.delta, "reason": reason});
         match self
             .services

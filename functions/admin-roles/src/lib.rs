@@ -6,7 +6,7 @@
 use gatehouse::domain::BASE_ROLE;
 use gatehouse::http::{json_body, reject, ApiRequest, ApiResponse, MAX_FORM_BYTES};
 use gatehouse::lambda::{BoxFuture, HttpFunction};
-use gatehouse::service::admin_change::{user_change, RoleChange};
+use gatehouse::service::admin_change::{required_reason, user_change, RoleChange};
 use gatehouse::service::Services;
 use serde::Deserialize;
 use serde_json::json;
@@ -62,13 +62,10 @@ impl AdminRoles {
                 "`{BASE_ROLE}` is every member's base role and cannot be revoked"
             ));
         }
-        let reason = body
-            .reason
-            .map(|r| r.trim().to_string())
-            .unwrap_or_default();
-        if reason.is_empty() || reason.len() > 500 {
-            return bad("`reason` is required (up to 500 characters): it goes to the audit trail");
-        }
+        let reason = match required_reason(body.reason) {
+            Ok(reason) => reason,
+            Err(detail) => return bad(detail),
+        };
         audit.request = json!({"change": verb, "role": change.role(), "reason": reason});
         match self
             .services

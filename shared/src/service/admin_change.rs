@@ -30,6 +30,20 @@ pub struct AdminChange {
     pub request: Value,
 }
 
+/// Longest reason an admin change keeps.
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// An admin change's `reason`, trimmed: required, for the audit trail.
+pub fn required_reason(raw: Option<String>) -> Result<String, String> {
+    let reason = raw.map(|r| r.trim().to_string()).unwrap_or_default();
+    if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
+        return Err(format!(
+            "`reason` is required (up to {MAX_REASON_CHARS} characters): it goes to the audit trail"
+        ));
+    }
+    Ok(reason)
+}
+
 /// The `Idempotency-Key` header, or the 400 to answer.
 pub fn idempotency_key(request: &ApiRequest) -> Result<String, ApiResponse> {
     let key = request

@@ -142,23 +142,6 @@ impl Services {
         }
         Ok(outcome)
     }
-
-    /// After an account for `email` commits: applies the completions that
-    /// waited for it and were not in the purchase's first read (they began
-    /// waiting between its read and its commit). An error answers 503, and
-    /// the provider's redelivery of the purchase drains them from its read.
-    pub(crate) async fn apply_unmatched_completions(
-        &self,
-        email: &Email,
-    ) -> Result<(), ServiceError> {
-        let key = completion_key(email);
-        let found = self.store.get_customer(Provider::Kajabi, &key).await?;
-        if found.waiting.events.is_empty() {
-            return Ok(());
-        }
-        self.drain_waiting(Provider::Kajabi, &key, &found.waiting)
-            .await
-    }
 }
 
 /// What importing one CSV row did (or, in a dry run, would do).

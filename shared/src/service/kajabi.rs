@@ -223,7 +223,7 @@ impl Services {
                 metadata,
             };
             if attached.is_none() {
-                self.write_account(&mut tx, &account, profile, now)?;
+                self.write_account(&mut tx, &account, profile, &completions, now)?;
             }
             if !introduced {
                 tx.put_customer(Provider::Kajabi, waiting_key, &user_id, &waiting)?;

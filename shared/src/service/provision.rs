@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::{ServiceError, Services};
 use crate::domain::{Email, Provider, UserId};
-use crate::store::{EmailJob, EmailRecord, NewUser, StoreError, Tx};
+use crate::store::{EmailJob, EmailRecord, NewUser, StoreError, Tx, Waiting};
 
 /// A member as a provider event describes them.
 pub(crate) struct MemberProfile {
@@ -61,15 +61,24 @@ impl Services {
     }
 
     /// Adds the account's writes to `tx`: the user (only if the email is still
-    /// free) or the link (only if it still maps to this user), and the token hash.
+    /// free) or the link (only if it still maps to this user), and the token
+    /// hash. A new account also checks that no course completion began
+    /// waiting on its email since `completions` was read: the caller applies
+    /// those after its commit, and a later one would be missed.
     pub(crate) fn write_account(
         &self,
         tx: &mut Tx,
         account: &AccountPlan,
         mut member: MemberProfile,
+        completions: &Waiting,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         if account.is_new {
+            tx.check_waiting_unchanged(
+                Provider::Kajabi,
+                &crate::store::completion_customer(&member.email),
+                completions,
+            )?;
             member
                 .metadata
                 .insert("signup_date".to_string(), crate::store::timestamp(now));

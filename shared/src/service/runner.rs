@@ -207,22 +207,11 @@ impl Services {
                     jobs,
                 } => {
                     let job_ids = jobs.iter().map(|j| j.id.clone()).collect();
-                    let created = writes.created_accounts().to_vec();
                     let mut tx = self.store.tx();
                     tx.put_event(&delivery.record(status, reason, user_id.clone(), job_ids))?;
                     tx.append(writes);
-                    let written = self
-                        .commit_webhook(tx, delivery, &jobs, user_id, status)
-                        .await?;
-                    if matches!(
-                        written,
-                        Some(WebhookOutcome::Processed { .. } | WebhookOutcome::Superseded { .. })
-                    ) {
-                        for email in &created {
-                            self.apply_unmatched_completions(email).await?;
-                        }
-                    }
-                    written
+                    self.commit_webhook(tx, delivery, &jobs, user_id, status)
+                        .await?
                 }
             };
             if let Some(outcome) = written {

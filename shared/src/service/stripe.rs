@@ -562,7 +562,7 @@ impl Services {
                 metadata,
             };
             if paid_by_customer.is_none() {
-                self.write_account(&mut tx, &account, profile, now)?;
+                self.write_account(&mut tx, &account, profile, &completions, now)?;
             }
             if let Some(c) = customer {
                 tx.put_customer(provider, c, &user_id, &waiting)?;

@@ -47,7 +47,6 @@ impl Tx {
         email_item.insert("user_id".into(), s(user.id.as_str()));
         email_item.insert("is_active".into(), bool(false));
         self.push_put(email_item, Some(("attribute_not_exists(pk)", None, None)))?;
-        self.created.push(user.email.clone());
 
         let mut profile = key(keys::user(&user.id), keys::PROFILE);
         profile.insert("kind".into(), s("USER"));

@@ -112,6 +112,35 @@ impl Tx {
         )
     }
 
+    /// Holds only while nothing more began waiting on the customer since
+    /// `waiting` was read: a new account's transaction checks its email's
+    /// completion key, so no completion starts waiting unseen.
+    pub fn check_waiting_unchanged(
+        &mut self,
+        provider: Provider,
+        customer_id: &str,
+        waiting: &Waiting,
+    ) -> Result<(), StoreError> {
+        let mut check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                keys::customer(provider, customer_id),
+                keys::CUSTOMER,
+            )));
+        check = match waiting.version {
+            Some(version) => check
+                .condition_expression("waiting_version = :wv")
+                .expression_attribute_values(":wv", n(version)),
+            None => check.condition_expression("attribute_not_exists(waiting_version)"),
+        };
+        self.items.push(
+            TransactWriteItem::builder()
+                .condition_check(check.build().map_err(request_error)?)
+                .build(),
+        );
+        Ok(())
+    }
+
     /// Adds an event to those waiting on a customer no purchase has mapped
     /// yet; fails if one has been mapped since the caller looked.
     pub fn wait_on_customer(

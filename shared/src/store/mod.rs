@@ -187,9 +187,6 @@ type Condition<'a> = (&'a str, Names, Option<Item>);
 pub struct Tx {
     table: String,
     items: Vec<TransactWriteItem>,
-    /// Emails this transaction gives a new account: once it commits, what
-    /// waited for a member with that email (unmatched completions) applies.
-    created: Vec<Email>,
 }
 
 impl Tx {
@@ -234,12 +231,6 @@ impl Tx {
     /// Adds `other`'s writes after these, in order.
     pub fn append(&mut self, other: Tx) {
         self.items.extend(other.items);
-        self.created.extend(other.created);
-    }
-
-    /// The emails this transaction creates accounts for.
-    pub fn created_accounts(&self) -> &[Email] {
-        &self.created
     }
 }
 
@@ -269,7 +260,6 @@ impl Store {
         Tx {
             table: self.table.clone(),
             items: Vec::new(),
-            created: Vec::new(),
         }
     }
 
