@@ -31,6 +31,11 @@ commands:
   completions import FILE.csv [--dry-run]  email,course,completion_date[,points] rows through the
                                           webhook rule, 2,000 a request; a re-import awards
                                           nothing twice
+  completions list [--status unmatched|dismissed] [--limit N] [--cursor C] [--all]
+                                          completions no member's email matched, kept for review
+  completions link <id> --user <user id>  award one (and every other waiting on its email) to
+                                          that member, once per course
+  completions dismiss <id> --reason TEXT  close one: no later account or link applies it
   events list [--provider P] [--type T] [--status S] [--user ID] [--from RFC3339] [--to RFC3339]
               [--limit N] [--cursor C] [--all]
   events show <provider:event id | ref>
@@ -99,6 +104,18 @@ pub enum Command {
         reference: String,
         attach: Option<String>,
     },
+    CompletionsList {
+        query: Vec<(String, String)>,
+        all: bool,
+    },
+    CompletionsLink {
+        reference: String,
+        user: String,
+    },
+    CompletionsDismiss {
+        reference: String,
+        reason: String,
+    },
 }
 
 /// One HTTP call a command makes.
@@ -159,6 +176,12 @@ const EVENT_FLAGS: &[(&str, &str)] = &[
     ("--user", "user"),
     ("--from", "from"),
     ("--to", "to"),
+    ("--limit", "limit"),
+    ("--cursor", "cursor"),
+];
+
+const COMPLETION_FLAGS: &[(&str, &str)] = &[
+    ("--status", "status"),
     ("--limit", "limit"),
     ("--cursor", "cursor"),
 ];
@@ -237,7 +260,23 @@ pub fn parse(args: &[String]) -> Result<(GlobalOptions, Command), CliError> {
             file: file.to_string(),
             dry_run: true,
         },
-        ["completions", ..] => return Err(usage("completions import FILE.csv [--dry-run]")),
+        ["completions", "list", ..] => {
+            let (query, all) = list_flags(&rest[2..], COMPLETION_FLAGS)?;
+            Command::CompletionsList { query, all }
+        }
+        ["completions", "link", id, "--user", user] => Command::CompletionsLink {
+            reference: id.to_string(),
+            user: user.to_string(),
+        },
+        ["completions", "dismiss", id, "--reason", reason] => Command::CompletionsDismiss {
+            reference: id.to_string(),
+            reason: reason.to_string(),
+        },
+        ["completions", ..] => {
+            return Err(usage(
+                "completions takes list, link <id> --user <user id>, dismiss <id> --reason TEXT, or import FILE.csv [--dry-run]",
+            ))
+        }
         ["users", "points", ..] => {
             return Err(usage("points takes <user id> --delta N --reason TEXT"))
         }
@@ -368,6 +407,27 @@ impl Command {
                 body: None,
                 mutating: true,
             },
+            Command::CompletionsList { query, .. } => Call {
+                method: "GET",
+                path: format!("/admin/completions{}", with_cursor(query)),
+                body: None,
+                mutating: false,
+            },
+            Command::CompletionsLink { reference, user } => Call {
+                method: "POST",
+                path: format!("/admin/completions/{}/link", segment(&event_ref(reference))),
+                body: Some(serde_json::json!({ "user_id": user })),
+                mutating: true,
+            },
+            Command::CompletionsDismiss { reference, reason } => Call {
+                method: "POST",
+                path: format!(
+                    "/admin/completions/{}/dismiss",
+                    segment(&event_ref(reference))
+                ),
+                body: Some(serde_json::json!({ "reason": reason })),
+                mutating: true,
+            },
             Command::UsersPoints { id, delta, reason } => Call {
                 method: "POST",
                 path: format!("/admin/users/{}/points", segment(id)),
@@ -380,7 +440,9 @@ impl Command {
     pub fn follows_cursors(&self) -> bool {
         matches!(
             self,
-            Command::UsersList { all: true, .. } | Command::EventsList { all: true, .. }
+            Command::UsersList { all: true, .. }
+                | Command::EventsList { all: true, .. }
+                | Command::CompletionsList { all: true, .. }
         )
     }
 
@@ -463,6 +525,43 @@ impl Command {
                 cell(&body["user_id"]),
                 cell(&body["points_before"]),
                 cell(&body["points_after"])
+            ),
+            Command::CompletionsList { .. } => {
+                let rows: Vec<Vec<String>> = body["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|c| {
+                        vec![
+                            cell(&c["received_at"]),
+                            cell(&c["email"]),
+                            cell(&c["course"]["name"]),
+                            cell(&c["completed_on"]),
+                            cell(&c["status"]),
+                            cell(&c["id"]),
+                        ]
+                    })
+                    .collect();
+                let mut out = render(
+                    &["received", "email", "course", "completed", "status", "id"],
+                    &rows,
+                );
+                match body["next_cursor"].as_str() {
+                    Some(next) => out.push_str(&format!("\n\nmore: --cursor {next}")),
+                    None => out.push_str(&format!("\n\n{} completion(s)", rows.len())),
+                }
+                out
+            }
+            Command::CompletionsLink { .. } => format!(
+                "{}: {} -> {}",
+                cell(&body["event"]),
+                cell(&body["old_status"]),
+                cell(&body["new_status"])
+            ),
+            Command::CompletionsDismiss { .. } => format!(
+                "{}: dismissed ({})",
+                cell(&body["event"]),
+                cell(&body["reason"])
             ),
             Command::EventsReplay { .. } => {
                 let mut line = format!(
@@ -661,6 +760,26 @@ mod tests {
         );
         assert!(parse(&args("users points usr_1 --delta five --reason x")).is_err());
         assert!(parse(&args("users points usr_1 --delta 5")).is_err());
+        let (_, cmd) = parse(&args("completions list --status dismissed --all")).unwrap();
+        assert_eq!(cmd.call(None).path, "/admin/completions?status=dismissed");
+        assert!(cmd.follows_cursors());
+        let (_, cmd) = parse(&args("completions link kajabi:evt_1 --user usr_1")).unwrap();
+        let call = cmd.call(None);
+        assert_eq!(
+            call.path,
+            format!(
+                "/admin/completions/{}/link",
+                URL_SAFE_NO_PAD.encode("kajabi:evt_1")
+            )
+        );
+        assert!(call.mutating);
+        assert_eq!(call.body.unwrap()["user_id"], "usr_1");
+        let (_, cmd) = parse(&args("completions dismiss a2FqYWJpOmV2dF8x --reason spam")).unwrap();
+        let call = cmd.call(None);
+        assert_eq!(call.path, "/admin/completions/a2FqYWJpOmV2dF8x/dismiss");
+        assert_eq!(call.body.unwrap()["reason"], "spam");
+        assert!(parse(&args("completions dismiss kajabi:evt_1")).is_err());
+        assert!(parse(&args("completions link kajabi:evt_1")).is_err());
         assert!(parse(&args("users list --colour red")).is_err());
         assert!(parse(&args("users list --limit")).is_err());
         assert!(parse(&args("nothing")).is_err());

@@ -317,15 +317,23 @@ async fn an_admin_links_an_unmatched_completion_to_a_member_with_another_email()
         )
         .await;
     assert_eq!(r["status"], "unmatched", "{r}");
-    let (_, listed) = t
-        .admin(
-            "GET",
-            "/admin/events?provider=kajabi&status=unmatched",
-            None,
+    let (status, listed) = t.admin("GET", "/admin/completions", None).await;
+    assert_eq!(status, 200, "{listed}");
+    let row = &listed["items"][0];
+    assert_eq!(row["email"], other.as_str(), "{listed}");
+    assert_eq!(row["course"]["name"], AI_COURSE);
+    assert_eq!(row["status"], "unmatched");
+    let reference = row["id"].as_str().unwrap().to_string();
+    let path = format!("/admin/completions/{reference}/link");
+    let (status, body) = t
+        .admin_with_key(
+            "POST",
+            &path,
+            Some(&json!({"user_id": "usr_nobody"})),
+            Some("link-0"),
         )
         .await;
-    let reference = listed["items"][0]["ref"].as_str().unwrap().to_string();
-    let path = format!("/admin/events/{reference}/replay");
+    assert_eq!(status, 404, "an unknown member: {body}");
     let (status, body) = t
         .admin_with_key(
             "POST",
@@ -349,6 +357,26 @@ async fn an_admin_links_an_unmatched_completion_to_a_member_with_another_email()
         )
         .await;
     assert_eq!(status, 200);
+    // It is no longer listed for review, and linking it again is a conflict.
+    let (_, listed) = t.admin("GET", "/admin/completions", None).await;
+    assert_eq!(listed["items"], json!([]), "{listed}");
+    let (status, body) = t
+        .admin_with_key(
+            "POST",
+            &path,
+            Some(&json!({"user_id": user})),
+            Some("link-2"),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    let (_, audit) = t
+        .admin(
+            "GET",
+            "/admin/events?provider=admin&type=admin.link-completion",
+            None,
+        )
+        .await;
+    assert_eq!(audit["items"].as_array().unwrap().len(), 1, "{audit}");
     // The linked email then buys: its own account appears, yet the link
     // holds, so its completions still go to the member it was linked to.
     let (_, r) = t
@@ -436,6 +464,151 @@ async fn a_purchase_applies_completions_still_waiting_when_the_account_already_e
         Some("processed")
     );
     assert_eq!(points_of(&t, &user).await.0, 20);
+}
+
+#[tokio::test]
+async fn an_admin_dismisses_a_completion_and_the_daily_digest_names_those_left() {
+    let t = TestStack::start().await;
+    let digest = |t: &TestStack| {
+        let digest = std::sync::Arc::clone(&t.stack.digest);
+        async move { digest.handle().await.unwrap()["digest"].clone() }
+    };
+    assert_eq!(digest(&t).await, "none waiting");
+    let (spam, kept) = (t.email("spam"), t.email("kept"));
+    for (id, email) in [("spam", &spam), ("kept", &kept)] {
+        let (_, r) = t
+            .post_kajabi(
+                &seed_completion(&t.id(id), email, AI_COURSE),
+                Auth::Signature,
+            )
+            .await;
+        assert_eq!(r["status"], "unmatched", "{r}");
+    }
+    // One digest a day, naming both, however often the schedule fires.
+    assert_eq!(digest(&t).await, "processed");
+    assert_eq!(digest(&t).await, "duplicate");
+    t.drain_queue().await;
+    let digests: Vec<_> = t
+        .emails_to(&t.admin)
+        .await
+        .into_iter()
+        .filter(|m| m.subject.contains("wait for review"))
+        .collect();
+    assert_eq!(digests.len(), 1, "{digests:?}");
+    assert!(
+        digests[0].subject.starts_with("2 course completions"),
+        "{}",
+        digests[0].subject
+    );
+    assert!(digests[0].body.contains(&spam) && digests[0].body.contains(AI_COURSE));
+
+    let (_, listed) = t
+        .admin("GET", "/admin/completions?status=unmatched", None)
+        .await;
+    let spam_id = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["email"] == spam.as_str())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/admin/completions/{spam_id}/dismiss");
+    let (status, body) = t
+        .admin_with_key("POST", &path, Some(&json!({})), Some("dismiss-0"))
+        .await;
+    assert_eq!(status, 400, "a reason is required: {body}");
+    let reason = json!({"reason": "a test submission"});
+    let (status, first) = t
+        .admin_with_key("POST", &path, Some(&reason), Some("dismiss-1"))
+        .await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["new_status"], "dismissed");
+    let (status, again) = t
+        .admin_with_key("POST", &path, Some(&reason), Some("dismiss-1"))
+        .await;
+    assert_eq!(
+        (status, &again),
+        (200, &first),
+        "a retry repeats the answer"
+    );
+    let (status, body) = t
+        .admin_with_key("POST", &path, Some(&reason), Some("dismiss-2"))
+        .await;
+    assert_eq!(status, 409, "already dismissed: {body}");
+    let (_, unmatched) = t.admin("GET", "/admin/completions", None).await;
+    assert_eq!(
+        unmatched["items"].as_array().unwrap().len(),
+        1,
+        "{unmatched}"
+    );
+    assert_eq!(unmatched["items"][0]["email"], kept.as_str());
+    let (_, dismissed) = t
+        .admin("GET", "/admin/completions?status=dismissed", None)
+        .await;
+    assert_eq!(
+        dismissed["items"][0]["reason"], "a test submission",
+        "{dismissed}"
+    );
+    let (_, audit) = t
+        .admin(
+            "GET",
+            "/admin/events?provider=admin&type=admin.dismiss-completion",
+            None,
+        )
+        .await;
+    assert_eq!(audit["items"].as_array().unwrap().len(), 1, "{audit}");
+
+    // Neither a redelivery nor the email's own account applies it.
+    let (_, r) = t
+        .post_kajabi(
+            &seed_completion(&t.id("spam"), &spam, AI_COURSE),
+            Auth::Signature,
+        )
+        .await;
+    assert_eq!(r["status"], "duplicate", "{r}");
+    let (_, r) = t
+        .post_kajabi(
+            &purchase(&t.id("spam-buys"), &spam, "off_456"),
+            Auth::Signature,
+        )
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let snap = t.snapshot().await;
+    let spammer = get_s(snap.user_by_email(&spam).unwrap(), "user_id")
+        .unwrap()
+        .to_string();
+    assert_eq!(points_of(&t, &spammer).await.0, 0);
+    assert_eq!(
+        get_s(snap.event("kajabi", &t.id("spam")).unwrap(), "status"),
+        Some("dismissed")
+    );
+
+    // The one left is linked from the CLI, by its event key.
+    let (_, user) = bought(&t, "member").await;
+    let key = format!("kajabi:{}", t.id("kept"));
+    let linked = cli(&t, &["completions", "link", &key, "--user", &user]).await;
+    assert_eq!(linked.code, 0, "{}", linked.stderr);
+    assert!(
+        linked.stdout.contains("unmatched -> processed"),
+        "{}",
+        linked.stdout
+    );
+    assert_eq!(points_of(&t, &user).await.0, 20);
+    let listed = cli(&t, &["completions", "list"]).await;
+    assert!(
+        listed.stdout.contains("0 completion(s)"),
+        "{}",
+        listed.stdout
+    );
+    let dismiss = cli(&t, &["completions", "dismiss", &key, "--reason", "late"]).await;
+    assert_ne!(
+        dismiss.code, 0,
+        "a linked completion is not dismissed: {}",
+        dismiss.stdout
+    );
+    assert!(dismiss.stderr.contains("409"), "{}", dismiss.stderr);
 }
 
 async fn cli(t: &TestStack, args: &[&str]) -> gatehouse_admin::Outcome {

@@ -191,8 +191,9 @@ async fn every_call_of_every_function_is_allowed_by_its_own_policy() {
         .await;
     assert_eq!(status, 200, "points: {body}");
     let csv = format!(
-        "email,course,completion_date\n{email},AI Foundations for Educators,2026-11-02\n{},AI Foundations for Educators,2026-11-02\n",
-        t.email("nobody-yet")
+        "email,course,completion_date\n{email},AI Foundations for Educators,2026-11-02\n{},AI Foundations for Educators,2026-11-02\n{},AI Foundations for Educators,2026-11-02\n",
+        t.email("nobody-yet"),
+        t.email("dismiss-me")
     );
     let answer = t
         .admin_client()
@@ -205,7 +206,42 @@ async fn every_call_of_every_function_is_allowed_by_its_own_policy() {
         .await
         .unwrap();
     assert_eq!(answer.status, 200, "import: {}", answer.body);
-    assert_eq!(answer.body["unmatched"]["count"], 1, "{}", answer.body);
+    assert_eq!(answer.body["unmatched"]["count"], 2, "{}", answer.body);
+    // Completions for review: the digest, the list, a link and a dismissal.
+    assert_eq!(
+        t.stack.digest.handle().await.expect("digest")["digest"],
+        "processed"
+    );
+    let (status, listed) = t.admin("GET", "/admin/completions", None).await;
+    assert_eq!(status, 200, "{listed}");
+    let completion = |name: &str| {
+        let email = t.email(name);
+        listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["email"] == email.as_str())
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    let (status, body) = t
+        .admin_with_key(
+            "POST",
+            &format!("/admin/completions/{}/link", completion("nobody-yet")),
+            Some(&json!({"user_id": stripe_id})),
+            Some("link-1"),
+        )
+        .await;
+    assert_eq!(status, 200, "link: {body}");
+    let (status, body) = t
+        .admin_with_key(
+            "POST",
+            &format!("/admin/completions/{}/dismiss", completion("dismiss-me")),
+            Some(&json!({"reason": "journey"})),
+            Some("dismiss-1"),
+        )
+        .await;
+    assert_eq!(status, 200, "dismiss: {body}");
     let (status, body) = t
         .admin(
             "GET",

@@ -255,6 +255,7 @@ mod tests {
         for path in files("outbox-sweeper")
             .into_iter()
             .chain(files("subscription-sweeper"))
+            .chain(files("completions-digest"))
         {
             let event: Value =
                 serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use completions_digest::CompletionsDigest;
 use email_sender::EmailSender;
 use gatehouse::aws::AwsClients;
 use gatehouse::config::Settings;
@@ -118,6 +119,7 @@ pub struct LocalStack {
     pub sender: Arc<EmailSender>,
     pub sweeper: Arc<OutboxSweeper>,
     pub expiry: Arc<SubscriptionSweeper>,
+    pub digest: Arc<CompletionsDigest>,
     pub routes: Vec<crate::template::Route>,
     /// Every AWS call the functions made, as their policies judged it.
     pub iam: crate::iam::CallLog,
@@ -153,6 +155,15 @@ fn http_function(binary: &str, services: &Services) -> Option<Arc<dyn HttpFuncti
         "admin-points" => Arc::new(admin_points::AdminPoints::new(services.clone())),
         "admin-import-completions" => Arc::new(
             admin_import_completions::AdminImportCompletions::new(services.clone()),
+        ),
+        "admin-list-completions" => Arc::new(admin_list_completions::AdminListCompletions::new(
+            services.clone(),
+        )),
+        "admin-link-completion" => Arc::new(admin_link_completion::AdminLinkCompletion::new(
+            services.clone(),
+        )),
+        "admin-dismiss-completion" => Arc::new(
+            admin_dismiss_completion::AdminDismissCompletion::new(services.clone()),
         ),
         "admin-verify-subscription" => Arc::new(
             admin_verify_subscription::AdminVerifySubscription::new(services.clone()),
@@ -276,6 +287,7 @@ impl LocalStack {
         let mut routes = Vec::new();
         let mut sweep_rate = None;
         let mut expiry_rate = None;
+        let mut digest_rate = None;
         for function in &template.functions {
             for route in &function.routes {
                 let handler = http_function(&function.binary, &services_of(&function.binary)?)
@@ -293,6 +305,7 @@ impl LocalStack {
             match function.binary.as_str() {
                 "outbox-sweeper" => sweep_rate = rate,
                 "subscription-sweeper" => expiry_rate = rate,
+                "completions-digest" => digest_rate = rate,
                 _ => {}
             }
         }
@@ -320,6 +333,7 @@ impl LocalStack {
         let expiry = Arc::new(SubscriptionSweeper::new(services_of(
             "subscription-sweeper",
         )?));
+        let digest = Arc::new(CompletionsDigest::new(services_of("completions-digest")?));
         if config.run_email_pump {
             tasks.push(tokio::spawn(crate::glue::run_email_pump(
                 clients.sqs.clone(),
@@ -363,6 +377,25 @@ impl LocalStack {
                 expiry_job,
                 watcher.clone(),
             )));
+            let digest_job: crate::glue::ScheduledJob = {
+                let digest = Arc::clone(&digest);
+                Arc::new(move || {
+                    let digest = Arc::clone(&digest);
+                    Box::pin(async move { digest.handle().await })
+                })
+            };
+            // Daily in the template; `sweep_every` speeds it up like the
+            // sweepers, and the day's key still sends one digest.
+            let every = config
+                .sweep_every
+                .or(digest_rate)
+                .unwrap_or(Duration::from_secs(86_400));
+            tasks.push(tokio::spawn(crate::glue::run_schedule(
+                "completions-digest",
+                every,
+                digest_job,
+                watcher.clone(),
+            )));
         }
 
         Ok(Self {
@@ -375,6 +408,7 @@ impl LocalStack {
             sender,
             sweeper,
             expiry,
+            digest,
             routes: route_list,
             iam: enforcement.log.clone(),
             functions,

@@ -300,7 +300,7 @@ impl EventQuery {
                 EventStatus::parse(v.trim()).ok_or_else(|| {
                     filter_error(
                         "status",
-                        "must be processed, ignored, failed, superseded or unmatched",
+                        "must be processed, ignored, failed, superseded, unmatched, pending or dismissed",
                     )
                 })
             })
@@ -353,6 +353,49 @@ impl EventQuery {
             format!("{:?}", self.from),
             format!("{:?}", self.to),
         ])
+    }
+}
+
+/// `GET /admin/completions` parameters: the completions kept for review
+/// (`status=unmatched`, the default) or those an admin dismissed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompletionQuery {
+    pub status: EventStatus,
+    pub limit: usize,
+    pub cursor: Option<Cursor>,
+}
+
+const COMPLETION_PARAMS: &str = "status, limit, cursor";
+
+impl CompletionQuery {
+    pub fn parse(pairs: Vec<(String, String)>) -> Result<Self, ListingError> {
+        let p = params(pairs, &["status", "limit", "cursor"], COMPLETION_PARAMS)?;
+        let status = match p.get("status").map(|v| v.trim()) {
+            None | Some("unmatched") => EventStatus::Unmatched,
+            Some("dismissed") => EventStatus::Dismissed,
+            Some(_) => return Err(filter_error("status", "must be unmatched or dismissed")),
+        };
+        let mut query = Self {
+            status,
+            limit: limit(p.get("limit"))?,
+            cursor: None,
+        };
+        query.cursor = p
+            .get("cursor")
+            .map(|c| {
+                Cursor::decode(
+                    c,
+                    crate::store::admin::USER_EVENTS_INDEX,
+                    &query.fingerprint(),
+                )
+            })
+            .transpose()?;
+        Ok(query)
+    }
+
+    /// Names the filters, so a cursor resumes only this query.
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&["completions".into(), self.status.as_str().into()])
     }
 }
 
@@ -487,6 +530,10 @@ mod tests {
             EventQuery::parse(pairs("from=2026-12-01T00:00:00Z&to=2026-11-01T00:00:00Z")).is_err()
         );
         assert!(EventQuery::parse(pairs("status=lost")).is_err());
+        assert_eq!(
+            EventQuery::parse(pairs("status=dismissed")).unwrap().status,
+            Some(EventStatus::Dismissed)
+        );
     }
 
     #[test]
@@ -500,5 +547,35 @@ mod tests {
         assert_eq!(decode_event_key("!!"), None);
         assert_eq!(decode_event_key(&URL_SAFE_NO_PAD.encode("mars:1")), None);
         assert_eq!(decode_event_key(&URL_SAFE_NO_PAD.encode("stripe:")), None);
+    }
+
+    #[test]
+    fn completion_listing_parameters() {
+        let q = CompletionQuery::parse(pairs("")).unwrap();
+        assert_eq!((q.status, q.limit), (EventStatus::Unmatched, DEFAULT_LIMIT));
+        let q = CompletionQuery::parse(pairs("status=dismissed&limit=5")).unwrap();
+        assert_eq!((q.status, q.limit), (EventStatus::Dismissed, 5));
+        assert!(matches!(
+            CompletionQuery::parse(pairs("status=processed")),
+            Err(ListingError::Filter { name: "status", .. })
+        ));
+        assert!(matches!(
+            CompletionQuery::parse(pairs("provider=kajabi")),
+            Err(ListingError::UnknownParameter(..))
+        ));
+        // A cursor from the unmatched list does not resume the dismissed one.
+        let key = IndexKey(
+            ["pk", "sk", "gsi5pk", "gsi5sk"]
+                .iter()
+                .map(|k| (k.to_string(), "x".to_string()))
+                .collect(),
+        );
+        let unmatched = CompletionQuery::parse(pairs("")).unwrap();
+        let cursor = Cursor::encode(&key, &unmatched.fingerprint());
+        assert!(CompletionQuery::parse(pairs(&format!("cursor={cursor}"))).is_ok());
+        assert_eq!(
+            CompletionQuery::parse(pairs(&format!("status=dismissed&cursor={cursor}"))),
+            Err(ListingError::CursorQuery)
+        );
     }
 }

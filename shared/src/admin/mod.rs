@@ -27,9 +27,17 @@ pub fn bad_listing(e: listing::ListingError) -> ApiResponse {
 
 /// The `{key}` path parameter as an event key, or the 400 that says what it must be.
 pub fn event_key_from_path(request: &ApiRequest) -> Result<crate::domain::EventKey, ApiResponse> {
+    event_key_from_param(request, "key")
+}
+
+/// The event key in the path parameter `name` (a completion's `{id}` is its event's `ref`).
+pub fn event_key_from_param(
+    request: &ApiRequest,
+    name: &str,
+) -> Result<crate::domain::EventKey, ApiResponse> {
     let raw = request
         .path_params
-        .get("key")
+        .get(name)
         .map(String::as_str)
         .unwrap_or_default();
     listing::decode_event_key(raw).ok_or_else(|| {

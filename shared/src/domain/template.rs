@@ -11,6 +11,8 @@ pub enum Template {
     PaymentSuccessful,
     PaymentFailed,
     RefundNotice,
+    /// The admin's daily list of course completions waiting for review.
+    CompletionsDigest,
 }
 
 impl Template {
@@ -33,6 +35,7 @@ impl Template {
             Template::PaymentSuccessful => "payment_successful",
             Template::PaymentFailed => "payment_failed",
             Template::RefundNotice => "refund_notice",
+            Template::CompletionsDigest => "completions_digest",
         }
     }
 
@@ -46,6 +49,7 @@ impl Template {
             "payment_successful" => Template::PaymentSuccessful,
             "payment_failed" => Template::PaymentFailed,
             "refund_notice" => Template::RefundNotice,
+            "completions_digest" => Template::CompletionsDigest,
             _ => return None,
         })
     }

@@ -210,6 +210,23 @@ pub fn render(
                 "Hi {name},\n\nYour {plan} subscription has expired and access has ended.\n"
             ),
         },
+        Template::CompletionsDigest => {
+            let count = field(data, "count")?;
+            let lines = field(data, "lines")?;
+            let review = "Review them with `gatehouse-admin completions list`, then link each to a member (`completions link ID --user USER_ID`) or dismiss it (`completions dismiss ID --reason R`).";
+            let listed: Vec<String> = lines.lines().map(escape_html).collect();
+            RenderedEmail {
+                subject: format!("{count} course completions wait for review"),
+                html: page(&[
+                    format!("{} course completions match no member's email, so their points wait:", escape_html(count)),
+                    listed.join("<br>"),
+                    escape_html(review),
+                ]),
+                text: format!(
+                    "{count} course completions match no member's email, so their points wait:\n\n{lines}\n\n{review}\n"
+                ),
+            }
+        }
     })
 }
 
@@ -277,6 +294,8 @@ mod tests {
             ("email", "m@example.com"),
             ("access_until", "2027-01-01"),
             ("plan_name", "<b>Plan</b>"),
+            ("count", "2"),
+            ("lines", "<b>Plan</b> · a\nb"),
         ]);
         for t in [
             Template::Welcome,
@@ -287,6 +306,7 @@ mod tests {
             Template::PaymentSuccessful,
             Template::PaymentFailed,
             Template::RefundNotice,
+            Template::CompletionsDigest,
         ] {
             assert_eq!(Template::parse(t.as_str()), Some(t));
             let e = render(t, &job, &d, &ctx(&key)).unwrap();

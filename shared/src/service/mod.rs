@@ -6,6 +6,7 @@ pub mod admin;
 pub mod admin_change;
 pub mod admin_sync;
 pub mod completion;
+pub mod completion_review;
 pub mod expiry;
 pub mod kajabi;
 pub mod paystack;

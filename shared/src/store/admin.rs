@@ -6,6 +6,7 @@
 //! | `gsi3` | user profiles | `USERS` | normalized email |
 //! | `gsi4` | events | `EVENTS` | `<received_at>#<provider>#<event id>` |
 //! | `gsi5` | events that name a user | `<user id>` | `<received_at>` |
+//! | `gsi5` | completions for review | `COMPLETIONS#unmatched` or `#dismissed` | `<received_at>` |
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -20,6 +21,14 @@ pub const USERS_PARTITION: &str = "USERS";
 pub const EVENTS_INDEX: &str = "gsi4";
 pub const EVENTS_PARTITION: &str = "EVENTS";
 pub const USER_EVENTS_INDEX: &str = "gsi5";
+
+/// Where the user-events index lists course completions for review: the
+/// unmatched ones (the only events recorded `unmatched`), and those an admin
+/// dismissed. `#` never appears in a user id, so no user's events mix in.
+pub fn completions_partition(status: super::EventStatus) -> Option<String> {
+    use super::EventStatus::{Dismissed, Unmatched};
+    matches!(status, Unmatched | Dismissed).then(|| format!("COMPLETIONS#{}", status.as_str()))
+}
 
 /// Where a listing resumes: the table's and the index's key attributes of the
 /// last item read, all strings in this table's layout.

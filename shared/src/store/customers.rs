@@ -141,6 +141,27 @@ impl Tx {
         Ok(())
     }
 
+    /// Takes one event off those waiting on a customer (it will never apply).
+    pub fn release_waiting(
+        &mut self,
+        provider: Provider,
+        customer_id: &str,
+        waiting: &WaitingEvent,
+    ) -> Result<(), StoreError> {
+        self.push_update(
+            Update::builder()
+                .set_key(Some(key(
+                    keys::customer(provider, customer_id),
+                    keys::CUSTOMER,
+                )))
+                .update_expression("DELETE waiting :entry")
+                .expression_attribute_values(
+                    ":entry",
+                    AttributeValue::Ss(vec![waiting.entry.clone()]),
+                ),
+        )
+    }
+
     /// Adds an event to those waiting on a customer no purchase has mapped
     /// yet; fails if one has been mapped since the caller looked.
     pub fn wait_on_customer(

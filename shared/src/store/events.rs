@@ -12,6 +12,9 @@ pub enum EventStatus {
     Unmatched,
     /// Waiting for its member to become known (applied when they are).
     Pending,
+    /// An unmatched course completion an admin dismissed, with the reason:
+    /// final, so neither a redelivery nor a later account applies it.
+    Dismissed,
 }
 
 impl EventStatus {
@@ -23,6 +26,7 @@ impl EventStatus {
             Self::Superseded => "superseded",
             Self::Unmatched => "unmatched",
             Self::Pending => "pending",
+            Self::Dismissed => "dismissed",
         }
     }
 
@@ -34,6 +38,7 @@ impl EventStatus {
             "superseded" => Self::Superseded,
             "unmatched" => Self::Unmatched,
             "pending" => Self::Pending,
+            "dismissed" => Self::Dismissed,
             _ => return None,
         })
     }
@@ -99,6 +104,11 @@ impl EventRecord {
         if let Some(user) = &self.user_id {
             item.insert("user_id".into(), s(user.as_str()));
             item.insert("gsi5pk".into(), s(user.as_str()));
+            item.insert("gsi5sk".into(), s(received));
+        } else if let Some(partition) = admin::completions_partition(self.status) {
+            // Completions for review share the user-events index under a
+            // partition no user id can be.
+            item.insert("gsi5pk".into(), s(partition));
             item.insert("gsi5sk".into(), s(received));
         }
         if !self.job_ids.is_empty() {
@@ -177,7 +187,45 @@ impl Tx {
     }
 }
 
+impl Tx {
+    /// An admin dismisses an unmatched completion: final, with the reason,
+    /// and listed with the dismissed ones. Holds only while it is unmatched.
+    pub fn dismiss_completion(&mut self, event: &EventKey, reason: &str) -> Result<(), StoreError> {
+        let partition = admin::completions_partition(EventStatus::Dismissed).unwrap_or_default();
+        self.push_update(
+            Update::builder()
+                .set_key(Some(key(keys::event(event), keys::EVENT)))
+                .update_expression(
+                    "SET #status = :dismissed, reason = :reason, gsi5pk = :partition REMOVE waiting_on",
+                )
+                .condition_expression("#status = :unmatched AND attribute_not_exists(user_id)")
+                .expression_attribute_names("#status", "status")
+                .set_expression_attribute_values(values(vec![
+                    (":dismissed", s(EventStatus::Dismissed.as_str())),
+                    (":unmatched", s(EventStatus::Unmatched.as_str())),
+                    (":reason", s(reason)),
+                    (":partition", s(partition)),
+                ])),
+        )
+    }
+}
+
 impl Store {
+    /// The event records with these keys that exist (consistent reads, 100 a request).
+    pub async fn get_events(&self, wanted: &[EventKey]) -> Result<Vec<EventRecord>, StoreError> {
+        let keys: Vec<Item> = wanted
+            .iter()
+            .map(|event| key(keys::event(event), keys::EVENT))
+            .collect();
+        let mut found = Vec::new();
+        for chunk in keys.chunks(100) {
+            for item in self.batch_get(chunk.to_vec()).await? {
+                found.push(EventRecord::from_item(&item)?);
+            }
+        }
+        Ok(found)
+    }
+
     /// Writes a terminal event record (failed / ignored) on its own. Returns the
     /// existing record when one in a final state is already there.
     pub async fn record_event(
