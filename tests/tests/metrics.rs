@@ -50,3 +50,51 @@ async fn a_run_writes_the_counts_the_alarms_watch() {
     // The member's welcome and the admin's notice.
     assert_eq!(totals(&lines, "Component", "sent")["email"], 2.0);
 }
+
+#[tokio::test]
+async fn completions_count_received_awarded_duplicate_and_unmatched_once_each() {
+    capture();
+    let t = TestStack::start().await;
+    let member = t.email("learner");
+    let (_, r) = t
+        .post_kajabi(&purchase(&t.id("buy"), &member, "off_456"), Auth::Signature)
+        .await;
+    assert_eq!(r["status"], "processed");
+    let completion = |id: &str, email: &str| {
+        json!({"event_type": "form.submitted", "event_id": t.id(id),
+            "data": {"form": {"id": "form_123"}, "submission": {"id": id, "fields": {
+                "email": email, "course_name": "AI Foundations for Educators", "completion_date": "2026-11-02"}}}})
+        .to_string()
+    };
+    let stranger = t.email("stranger");
+    for (id, email, expected) in [
+        ("c1", &member, "processed"),
+        ("c1", &member, "duplicate"),
+        ("c2", &member, "ignored"),
+        ("c3", &stranger, "unmatched"),
+        ("c3", &stranger, "unmatched"),
+    ] {
+        let (_, r) = t.post_kajabi(&completion(id, email), Auth::Signature).await;
+        assert_eq!(r["status"], expected, "{id}: {r}");
+    }
+    // The stranger buys: the waiting completion is awarded, and neither
+    // received nor unmatched counts it again.
+    let (_, r) = t
+        .post_kajabi(
+            &purchase(&t.id("buy2"), &stranger, "off_456"),
+            Auth::Signature,
+        )
+        .await;
+    assert_eq!(r["status"], "processed");
+    let lines = captured();
+    let of = |metric: &str| {
+        totals(&lines, "Provider", metric)
+            .get("kajabi")
+            .copied()
+            .unwrap_or(0.0)
+    };
+    assert_eq!(of("completions_received"), 3.0);
+    assert_eq!(of("completions_awarded"), 2.0);
+    assert_eq!(of("completions_duplicate"), 2.0);
+    assert_eq!(of("completions_unmatched"), 1.0);
+}

@@ -123,22 +123,25 @@ impl Services {
                 Ok(leftovers(Decision::apply(tx, Vec::new(), user)))
             })
             .await?;
-        // Received once per completion: not again for a redelivery, nor when
-        // a waiting completion is applied (its first recording counted it).
+        // Received and unmatched count once per completion, at its first
+        // recording: not again for a redelivery, nor when a waiting one is
+        // looked at again. So `1 - unmatched / received` is the match rate,
+        // and `awarded` counts each award once, whenever it happens.
+        let first_recording = !recorded_before.load(std::sync::atomic::Ordering::Relaxed)
+            && !matches!(outcome, WebhookOutcome::Duplicate { .. });
         let metric = match &outcome {
             WebhookOutcome::Processed { .. } => Some("completions_awarded"),
             WebhookOutcome::Ignored { .. } | WebhookOutcome::Duplicate { .. } => {
                 Some("completions_duplicate")
             }
-            WebhookOutcome::Unmatched { .. } => Some("completions_unmatched"),
+            WebhookOutcome::Unmatched { .. } if first_recording => Some("completions_unmatched"),
             _ => None,
         };
+        if first_recording {
+            crate::metrics::count("kajabi", "completions_received");
+        }
         if let Some(metric) = metric {
             crate::metrics::count("kajabi", metric);
-        }
-        let first_recording = !recorded_before.load(std::sync::atomic::Ordering::Relaxed);
-        if first_recording && !matches!(outcome, WebhookOutcome::Duplicate { .. }) {
-            crate::metrics::count("kajabi", "completions_received");
         }
         Ok(outcome)
     }
