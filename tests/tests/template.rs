@@ -204,7 +204,7 @@ fn every_function_loads_its_settings_from_its_template_environment() {
             "{id}"
         );
     }
-    assert_eq!(sam.functions.len(), 23);
+    assert_eq!(sam.functions.len(), 27);
 }
 
 /// The alarms watch what members feel: webhooks turned away, events failed or
@@ -238,6 +238,32 @@ fn alarms_watch_the_metrics_the_functions_write() {
         assert!(watched.iter().any(|w| w == needed), "no alarm on {needed}");
     }
     assert_eq!(of_type(&t, "AWS::CloudWatch::Dashboard").len(), 1);
+}
+
+/// The dashboard body is JSON once `!Sub` fills it in, and it shows the
+/// counts the functions write, the completions' match rate included.
+#[test]
+fn the_dashboard_is_json_and_shows_the_completion_counts() {
+    let t = template();
+    let (_, dashboard) = of_type(&t, "AWS::CloudWatch::Dashboard").remove(0);
+    let mut texts = Vec::new();
+    strings(&dashboard["Properties"]["DashboardBody"], &mut texts);
+    let mut body = texts.concat();
+    while let Some(start) = body.find("${") {
+        let end = start + body[start..].find('}').unwrap();
+        body.replace_range(start..=end, "x");
+    }
+    let json: serde_json::Value = serde_json::from_str(&body).expect("dashboard JSON");
+    let shown = json["widgets"].to_string();
+    for metric in [
+        "completions_received",
+        "completions_awarded",
+        "completions_duplicate",
+        "completions_unmatched",
+        "match rate",
+    ] {
+        assert!(shown.contains(metric), "the dashboard lacks {metric}");
+    }
 }
 
 #[test]
@@ -493,5 +519,5 @@ fn every_admin_route_is_iam_authorized_with_time_for_providers() {
             }
         }
     }
-    assert_eq!(admin_routes, 11, "one function per admin action");
+    assert_eq!(admin_routes, 14, "one function per admin action");
 }
