@@ -369,6 +369,128 @@ impl<'a> Demo<'a> {
         Ok(())
     }
 
+    /// Runs the admin CLI as an operator would, printing what it prints.
+    async fn cli(&mut self, args: &[&str]) -> Result<String, DemoError> {
+        let mut argv = vec![
+            "--local".to_string(),
+            "--endpoint".into(),
+            self.stack.base_url(),
+        ];
+        argv.extend(args.iter().map(|a| a.to_string()));
+        let out = gatehouse_admin::run(&argv).await;
+        check(
+            out.code == 0,
+            format!("gatehouse-admin {}: {}", args.join(" "), out.stderr),
+        )?;
+        for line in out.stdout.lines() {
+            self.say(format!("   {line}"));
+        }
+        Ok(out.stdout)
+    }
+
+    /// The LEAPS journey (course completions to points): a member completes
+    /// a course, an unknown email's completion waits until an admin links
+    /// it, a CSV import awards nothing twice, and the member sees the points.
+    async fn leaps_journey(
+        &mut self,
+        run: &str,
+        member: &str,
+        session: &str,
+    ) -> Result<(), DemoError> {
+        const COURSE: &str = "AI Foundations for Educators";
+        let completion = |id: String, email: &str| {
+            json!({"event_type": "form.submitted", "event_id": id,
+                "data": {"form": {"id": "form_completion", "name": "Course Completion Form"},
+                    "submission": {"id": format!("sub_{run}"), "fields": {
+                        "email": email, "course_name": COURSE, "completion_date": "2026-11-02"}}}})
+        };
+        self.say(format!(
+            "\n7. LEAPS: {member} completes \"{COURSE}\" (the seed's form.submitted)"
+        ));
+        let (status, body) = self
+            .post(
+                "/webhooks/kajabi",
+                &completion(format!("evt_{run}_7"), member),
+                true,
+            )
+            .await?;
+        self.say(format!("   -> {status} {body}"));
+        check(
+            status == 200 && body["status"] == "processed",
+            "the completion awards its points",
+        )?;
+        let personal = format!("grace.personal.{run}@example.com");
+        self.say(format!(
+            "\n8. A completion arrives from {personal}, an address no member has"
+        ));
+        let (status, body) = self
+            .post(
+                "/webhooks/kajabi",
+                &completion(format!("evt_{run}_8"), &personal),
+                true,
+            )
+            .await?;
+        self.say(format!("   -> {status} {}", body["status"]));
+        check(
+            status == 200 && body["status"] == "unmatched",
+            "an unknown email's completion is kept for review",
+        )?;
+        self.say("   Admin: gatehouse-admin --local completions list");
+        let listed = self.cli(&["completions", "list"]).await?;
+        check(
+            listed.contains(&personal),
+            "the review list shows the unmatched completion",
+        )?;
+        let grace = format!("grace.{run}@example.com");
+        let snapshot = self.snapshot().await?;
+        let grace_id = snapshot
+            .user_by_email(&grace)
+            .and_then(|u| get_s(u, "user_id"))
+            .ok_or_else(|| DemoError::Check("the Stripe member exists".into()))?
+            .to_string();
+        self.say("   Admin: it is Grace's personal address; link it to her");
+        let key = format!("kajabi:evt_{run}_8");
+        let linked = self
+            .cli(&["completions", "link", &key, "--user", &grace_id])
+            .await?;
+        check(
+            linked.contains("unmatched -> processed"),
+            "the link awards the course to Grace",
+        )?;
+
+        self.say("\n9. Admin imports last term's completions from a CSV (gatehouse-admin completions import)");
+        let csv = format!(
+            "email,course,completion_date\n{member},{COURSE},2026-10-01\n{grace},{COURSE},2026-10-01\nnew.learner.{run}@example.com,{COURSE},2026-10-01\n{member},Underwater Basket Weaving,2026-10-01\n"
+        );
+        let file = std::env::temp_dir().join(format!("gatehouse-demo-{run}.csv"));
+        std::fs::write(&file, csv).map_err(io)?;
+        let path = file.to_string_lossy().to_string();
+        let imported = self.cli(&["completions", "import", &path]).await;
+        let _ = std::fs::remove_file(&file);
+        let imported = imported?;
+        check(
+            imported.contains("0 awarded, 2 already awarded, 1 unmatched, 1 invalid"),
+            "the import awards nothing twice and names the bad row",
+        )?;
+
+        self.say("\n10. The member reads /account/me: the balance and the ledger");
+        let me = self.account_me(session).await?;
+        let entries = me["points_ledger"]["entries"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        self.say(format!(
+            "   points={} ledger={}",
+            me["points"],
+            Value::Array(entries.clone())
+        ));
+        check(
+            me["points"] == 20 && entries.len() == 1,
+            "the member has the course's 20 points, once",
+        )?;
+        Ok(())
+    }
+
     /// `POST /account/login`; returns the session token.
     async fn login(&mut self, email: &str, password: &str) -> Result<String, DemoError> {
         let (status, body) = self
@@ -679,6 +801,7 @@ impl<'a> Demo<'a> {
         self.stripe_journey(&run).await?;
         self.paystack_journey(&run).await?;
         self.admin_cli(&member).await?;
+        self.leaps_journey(&run, &member, &session).await?;
         self.say("\nAll demo checks passed.");
         Ok(())
     }
