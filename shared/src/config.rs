@@ -47,6 +47,10 @@ pub struct Settings {
     pub kajabi_client_secret: Option<Secret>,
     /// Confirm each `charge.success` through `GET /transaction/verify/:reference`.
     pub paystack_verify_charges: bool,
+    /// Confirm each Kajabi purchase through Kajabi's API before it grants
+    /// access (`KAJABI_VERIFY_PURCHASES`): Kajabi's native hooks are
+    /// unsigned, and the URL token is otherwise the only proof.
+    pub kajabi_verify_purchases: bool,
     /// Per-attempt timeout and attempts for provider API calls.
     pub provider_timeout: Duration,
     pub provider_max_attempts: u32,
@@ -202,6 +206,10 @@ impl Settings {
                 .unwrap_or_else(|| "https://api.kajabi.com".into()),
             kajabi_client_id: var(get, "KAJABI_CLIENT_ID"),
             kajabi_client_secret: None,
+            kajabi_verify_purchases: matches!(
+                var(get, "KAJABI_VERIFY_PURCHASES").as_deref(),
+                Some("true") | Some("1") | Some("yes")
+            ),
             paystack_verify_charges: !matches!(
                 var(get, "PAYSTACK_VERIFY_CHARGES").as_deref(),
                 Some("false") | Some("0") | Some("no")

@@ -122,6 +122,8 @@ pub struct Options {
     /// One fake server for every provider API (admin verify and sync):
     /// Stripe, Paystack and Kajabi keys are set; charge verification stays off.
     pub provider_apis: Option<String>,
+    /// `KAJABI_VERIFY_PURCHASES` (with `provider_apis`, against its fake Kajabi).
+    pub kajabi_verify_purchases: bool,
     /// The functions' AWS calls go through this endpoint (a fault proxy)
     /// instead of straight to moto.
     pub function_endpoint: Option<String>,
@@ -149,6 +151,7 @@ impl Default for Options {
             login_limits: (5, 20),
             admin_principals: None,
             provider_apis: None,
+            kajabi_verify_purchases: false,
             function_endpoint: None,
         }
     }
@@ -185,6 +188,7 @@ pub fn test_settings(run: &str, admin: &str, global_limit: u32) -> Settings {
         kajabi_client_id: None,
         kajabi_client_secret: None,
         paystack_verify_charges: false,
+        kajabi_verify_purchases: false,
         provider_timeout: Duration::from_secs(2),
         provider_max_attempts: 3,
         past_due_grace: Duration::from_secs(7 * 86_400),
@@ -279,6 +283,7 @@ impl TestStack {
             settings.kajabi_client_id = Some(KAJABI_CLIENT_ID.into());
             settings.kajabi_client_secret = Some(Secret::new(KAJABI_CLIENT_SECRET));
         }
+        settings.kajabi_verify_purchases = options.kajabi_verify_purchases;
         if let Some(list) = &options.admin_principals {
             settings.admin_principals = gatehouse::admin::AdminPrincipals::parse(list).unwrap();
         }

@@ -1,7 +1,8 @@
 //! Admin verify and sync against one local server serving Stripe's, Paystack's
 //! and Kajabi's documented response shapes. For each provider: a match, a
 //! mismatch (then synced), the provider's 404, a 5xx (502 naming its status)
-//! and a 429 with Retry-After (retried, then a match).
+//! and a 429 with Retry-After (retried, then a match). And, with
+//! `KAJABI_VERIFY_PURCHASES`, Kajabi purchases confirmed through the same fake.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -171,6 +172,11 @@ async fn kajabi_purchases(
     };
     match customer.split('_').nth(1).unwrap_or("") {
         "match" => purchase(Value::Null),
+        // A customer Kajabi knows with no purchase: an empty page.
+        "none" => json_reply(
+            StatusCode::OK,
+            json!({"data": [], "links": {"self": "/v1/purchases"}}),
+        ),
         "mismatch" => purchase(json!("2026-11-20T00:00:00Z")),
         "down" => json_reply(StatusCode::INTERNAL_SERVER_ERROR, json!({"errors": []})),
         "busy" if n == 1 => busy(),
@@ -445,4 +451,75 @@ async fn kajabi_cancels_plan_changes_and_revoked_tokens() {
         .as_str()
         .unwrap()
         .contains("left to the provider"));
+}
+
+/// With `KAJABI_VERIFY_PURCHASES`, a purchase grants access only when Kajabi's
+/// API confirms it; what the API denies is `failed` with the reason, Kajabi
+/// down is a 503 (Kajabi retries), and a redelivery does not ask again.
+#[tokio::test]
+async fn kajabi_purchases_are_confirmed_through_kajabis_api_when_asked() {
+    let (base, fake) = fake_providers().await;
+    let t = TestStack::start_with(Options {
+        provider_apis: Some(base),
+        kajabi_verify_purchases: true,
+        ..Default::default()
+    })
+    .await;
+    let purchase = |scenario: &str, member_id: Option<String>| {
+        let mut member = json!({"email": t.email(scenario)});
+        if let Some(id) = member_id {
+            member["id"] = json!(id);
+        }
+        json!({"type": "offer.purchased", "id": t.id(scenario), "member": member,
+            "offer": {"id": "off_456"}})
+        .to_string()
+    };
+    let customer = |scenario: &str| format!("mem_{scenario}_{}", t.run);
+    let confirmed = purchase("match", Some(customer("match")));
+    let (status, r) = t.post_kajabi(&confirmed, Auth::Signature).await;
+    assert_eq!(
+        (status, r["status"].as_str()),
+        (200, Some("processed")),
+        "{r}"
+    );
+    let (_, r) = t.post_kajabi(&confirmed, Auth::Signature).await;
+    assert_eq!(r["status"], "duplicate", "{r}");
+    assert_eq!(
+        fake.calls.lock().unwrap()[&customer("match")],
+        1,
+        "a redelivery is settled without asking Kajabi again"
+    );
+    for (scenario, member_id, expected) in [
+        (
+            "mismatch",
+            Some(customer("mismatch")),
+            "a deactivated purchase",
+        ),
+        ("none", Some(customer("none")), "no purchase"),
+        ("unknown", Some(customer("unknown")), "404"),
+        ("anonymous", None, "names no Kajabi customer id"),
+    ] {
+        let (status, r) = t
+            .post_kajabi(&purchase(scenario, member_id), Auth::Signature)
+            .await;
+        assert_eq!(status, 200, "{scenario}: {r}");
+        assert_eq!(r["status"], "failed", "{scenario}: {r}");
+        assert!(
+            r["reason"].as_str().unwrap_or_default().contains(expected),
+            "{scenario}: {r}"
+        );
+        assert!(
+            t.snapshot()
+                .await
+                .user_by_email(&t.email(scenario))
+                .is_none(),
+            "{scenario}: no account"
+        );
+    }
+    // Kajabi's API down: transient, so Kajabi is asked to deliver again.
+    let (status, r) = t
+        .post_kajabi(&purchase("down", Some(customer("down"))), Auth::Signature)
+        .await;
+    assert_eq!(status, 503, "{r}");
+    assert!(t.snapshot().await.user_by_email(&t.email("down")).is_none());
 }

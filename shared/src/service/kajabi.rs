@@ -59,6 +59,41 @@ impl Services {
         }
     }
 
+    /// Why Kajabi's API does not confirm this purchase (`None`: it does).
+    /// Kajabi down or throttling is transient (503, Kajabi retries); any
+    /// other answer is a permanent reason, recorded `failed`.
+    async fn unconfirmed_kajabi_purchase(
+        &self,
+        member: &Member,
+        offer_id: &str,
+    ) -> Result<Option<String>, ServiceError> {
+        let Some(api) = &self.kajabi_api else {
+            return Ok(Some(
+                "KAJABI_VERIFY_PURCHASES is on but KAJABI_CLIENT_ID or its client secret is not set"
+                    .into(),
+            ));
+        };
+        let Some(customer) = member.member_id.as_deref() else {
+            return Ok(Some(
+                "the purchase names no Kajabi customer id, so Kajabi's API cannot confirm it"
+                    .into(),
+            ));
+        };
+        match api.membership(customer, &[offer_id]).await {
+            Ok(found) if found.state == crate::domain::SubscriptionState::Active => Ok(None),
+            Ok(found) => Ok(Some(format!(
+                "Kajabi's API does not confirm this purchase: customer {customer} has {} for offer {offer_id}",
+                if found.status == "no purchase" {
+                    "no purchase".to_string()
+                } else {
+                    format!("a {} purchase", found.status)
+                }
+            ))),
+            Err(e) if e.is_transient() => Err(e.into()),
+            Err(e) => Ok(Some(format!("purchase verification failed: {e}"))),
+        }
+    }
+
     fn member_email(member: &Member) -> Result<Email, String> {
         match member.email.as_deref() {
             None => Err("missing member email".into()),
@@ -130,6 +165,18 @@ impl Services {
                 )
                 .await;
         };
+
+        // Kajabi's native hooks are unsigned: with verification on, a new
+        // purchase grants nothing until Kajabi's API confirms it. A
+        // redelivery of a recorded one is settled without asking again.
+        if self.settings.kajabi_verify_purchases {
+            let recorded = self.store.get_event(&delivery.key).await?;
+            if !recorded.is_some_and(|e| e.status.is_final()) {
+                if let Some(reason) = self.unconfirmed_kajabi_purchase(member, offer_id).await? {
+                    return self.fail(delivery, reason, None).await;
+                }
+            }
+        }
 
         let email = &email;
         let waiting_key = &waiting_key(email);
