@@ -345,10 +345,16 @@ async fn an_admin_links_an_unmatched_completion_to_a_member_with_another_email()
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["old_status"], "unmatched");
     assert_eq!(body["new_status"], "processed", "{body}");
+    assert_eq!(
+        body["applies"],
+        json!([format!("kajabi:{}", t.id("lnk"))]),
+        "{body}"
+    );
     assert_eq!(points_of(&t, &user).await.0, 20);
+    let first = body;
     // The same link again repeats nothing; the email's next completion goes
     // to the linked member, and its course awards once.
-    let (status, _) = t
+    let (status, again) = t
         .admin_with_key(
             "POST",
             &path,
@@ -356,7 +362,12 @@ async fn an_admin_links_an_unmatched_completion_to_a_member_with_another_email()
             Some("link-1"),
         )
         .await;
-    assert_eq!(status, 200);
+    assert_eq!(
+        (status, &again),
+        (200, &first),
+        "a retry answers the first answer"
+    );
+    assert_eq!(points_of(&t, &user).await.0, 20);
     // It is no longer listed for review, and linking it again is a conflict.
     let (_, listed) = t.admin("GET", "/admin/completions", None).await;
     assert_eq!(listed["items"], json!([]), "{listed}");
@@ -559,6 +570,8 @@ async fn an_admin_dismisses_a_completion_and_the_daily_digest_names_those_left()
         )
         .await;
     assert_eq!(audit["items"].as_array().unwrap().len(), 1, "{audit}");
+    // The schedule fires again the same day, with fewer waiting: still one digest.
+    assert_eq!(digest(&t).await, "duplicate");
 
     // Neither a redelivery nor the email's own account applies it.
     let (_, r) = t
@@ -609,6 +622,69 @@ async fn an_admin_dismisses_a_completion_and_the_daily_digest_names_those_left()
         dismiss.stdout
     );
     assert!(dismiss.stderr.contains("409"), "{}", dismiss.stderr);
+}
+
+/// A link and a dismissal of one completion at once: exactly one wins, and
+/// the completion ends as the winner says (awarded once, or dismissed with
+/// nothing awarded), never linked and dismissed both.
+#[tokio::test]
+async fn a_link_racing_a_dismissal_ends_one_way_only() {
+    let t = TestStack::start().await;
+    let (_, user) = bought(&t, "racer").await;
+    let mut awarded = 0;
+    for round in 0..6 {
+        let email = t.email(&format!("race-{round}"));
+        let event = t.id(&format!("race-{round}"));
+        let (_, r) = t
+            .post_kajabi(&seed_completion(&event, &email, AI_COURSE), Auth::Signature)
+            .await;
+        assert_eq!(r["status"], "unmatched", "{r}");
+        let id = gatehouse::admin::listing::encode_event_key(&gatehouse::domain::EventKey::new(
+            gatehouse::domain::Provider::Kajabi,
+            &event,
+        ));
+        let link_body = json!({"user_id": user});
+        let dismiss_body = json!({"reason": "a race"});
+        let link_path = format!("/admin/completions/{id}/link");
+        let dismiss_path = format!("/admin/completions/{id}/dismiss");
+        let link_key = format!("race-link-{round}");
+        let dismiss_key = format!("race-dismiss-{round}");
+        let ((link, linked), (dismiss, dismissed)) = tokio::join!(
+            t.admin_with_key("POST", &link_path, Some(&link_body), Some(&link_key)),
+            t.admin_with_key(
+                "POST",
+                &dismiss_path,
+                Some(&dismiss_body),
+                Some(&dismiss_key)
+            ),
+        );
+        let status = get_s(
+            t.snapshot().await.event("kajabi", &event).unwrap(),
+            "status",
+        )
+        .unwrap()
+        .to_string();
+        match (link, dismiss) {
+            (200, 409) => {
+                // The first linked completion awards the course; later ones
+                // are recorded with no points.
+                let expected = if awarded == 0 { "processed" } else { "ignored" };
+                assert_eq!(linked["new_status"], expected, "{linked}");
+                assert_eq!(status, expected);
+                awarded += 1;
+            }
+            (409, 200) => {
+                assert_eq!(dismissed["new_status"], "dismissed", "{dismissed}");
+                assert_eq!(status, "dismissed");
+            }
+            other => panic!("round {round}: {other:?} {linked} {dismissed}"),
+        }
+    }
+    // The course awards once, however many of its completions were linked.
+    assert_eq!(
+        points_of(&t, &user).await.0,
+        if awarded > 0 { 20 } else { 0 }
+    );
 }
 
 async fn cli(t: &TestStack, args: &[&str]) -> gatehouse_admin::Outcome {

@@ -152,7 +152,11 @@ impl Services {
 
     /// `POST /admin/completions/{id}/link`: the completion's email becomes
     /// this member's for completions, and every completion waiting on it
-    /// (this one included) is applied: each course's points once.
+    /// (this one, and any other for the email, each listed in the answer)
+    /// is applied: each course's points once. The mapping commits in the
+    /// transaction that writes the audit record, on the condition that the
+    /// completion is still unmatched; the awards follow, and a retry with the
+    /// same key finishes them.
     pub async fn admin_link_completion(
         &self,
         change: &AdminChange,
@@ -160,19 +164,111 @@ impl Services {
         user: &UserId,
     ) -> Result<ChangeAnswer, ServiceError> {
         if let Some(answer) = self.earlier_answer(change).await? {
+            return self.finish_link(answer, key).await;
+        }
+        for _ in 0..MAX_ATTEMPTS {
+            let record = match unmatched(self.store.get_event(key).await?, key) {
+                Ok(record) => record,
+                Err(answer) => return self.unless_answered(change, answer).await,
+            };
+            if self.store.get_profile(user).await?.is_none() {
+                return self.unless_answered(change, not_found(user)).await;
+            }
+            let Some(customer) = record.waiting_on.clone() else {
+                return Err(ServiceError::Internal(format!(
+                    "{key} is unmatched but waits on no completion key"
+                )));
+            };
+            let found = self.store.get_customer(Provider::Kajabi, &customer).await?;
+            if let Some(linked) = found.user_id.as_ref().filter(|linked| *linked != user) {
+                let detail = format!(
+                    "this completion's email is already linked to member {linked}, whose link applies it"
+                );
+                return self.unless_answered(change, conflict(detail)).await;
+            }
+            let applies: Vec<String> = found
+                .waiting
+                .events
+                .iter()
+                .map(|w| w.key.to_string())
+                .collect();
+            let body = json!({
+                "id": encode_event_key(key),
+                "event": key.to_string(),
+                "user_id": user.as_str(),
+                "old_status": record.status.as_str(),
+                "applies": applies,
+            });
+            let answer = self
+                .commit_admin_change(
+                    change,
+                    |tx| {
+                        if found.user_id.is_none() {
+                            tx.put_customer(Provider::Kajabi, &customer, user, &found.waiting)?;
+                        }
+                        tx.check_event_status(key, EventStatus::Unmatched)
+                    },
+                    &[],
+                    200,
+                    body,
+                )
+                .await?;
+            if let Some(answer) = answer {
+                return self.finish_link(answer, key).await;
+            }
+        }
+        Err(ServiceError::Contention)
+    }
+
+    /// Applies what waits on a linked completion's email (again, for a
+    /// retry: each award is keyed, so nothing twice), and answers with the
+    /// completion's status now. A failure is a 503: the stored answer stays,
+    /// and a retry with the same key finishes the awards.
+    async fn finish_link(
+        &self,
+        mut answer: ChangeAnswer,
+        key: &EventKey,
+    ) -> Result<ChangeAnswer, ServiceError> {
+        if answer.status != 200 {
             return Ok(answer);
         }
-        if let Err(answer) = unmatched(self.store.get_event(key).await?, key) {
+        let Some(record) = self.store.get_event(key).await? else {
             return Ok(answer);
+        };
+        if let Some(customer) = record
+            .waiting_on
+            .as_deref()
+            .filter(|_| record.status.is_waiting())
+        {
+            let found = self.store.get_customer(Provider::Kajabi, customer).await?;
+            self.drain_waiting(Provider::Kajabi, customer, &found.waiting)
+                .await?;
         }
-        if self.store.get_profile(user).await?.is_none() {
-            return Ok(not_found(user));
+        let after = self.store.get_event(key).await?.unwrap_or(record);
+        if after.status.is_waiting() {
+            return Err(ServiceError::Contention);
         }
-        self.admin_replay_event(change, key, Some(user)).await
+        answer.body["new_status"] = json!(after.status.as_str());
+        if after.status != EventStatus::Processed {
+            answer.body["reason"] = json!(after.reason);
+        }
+        Ok(answer)
+    }
+
+    /// `refusal`, unless a request with the same key committed meanwhile:
+    /// then its answer, so a retry never sees a 404 or 409 the first did not.
+    async fn unless_answered(
+        &self,
+        change: &AdminChange,
+        refusal: ChangeAnswer,
+    ) -> Result<ChangeAnswer, ServiceError> {
+        Ok(self.earlier_answer(change).await?.unwrap_or(refusal))
     }
 
     /// `POST /admin/completions/{id}/dismiss`: final, with the reason, in the
-    /// transaction that audits it; no later account or link applies it.
+    /// transaction that audits it; no later account, link or redelivery
+    /// applies it. Refused once its email is linked to a member (that link
+    /// is applying it).
     pub async fn admin_dismiss_completion(
         &self,
         change: &AdminChange,
@@ -185,20 +281,21 @@ impl Services {
         for _ in 0..MAX_ATTEMPTS {
             let record = match unmatched(self.store.get_event(key).await?, key) {
                 Ok(record) => record,
-                Err(answer) => return Ok(answer),
+                Err(answer) => return self.unless_answered(change, answer).await,
             };
-            let waiting = match record.waiting_on.as_deref() {
-                Some(customer) => self
-                    .store
-                    .get_customer(Provider::Kajabi, customer)
-                    .await?
-                    .waiting
-                    .events
-                    .into_iter()
-                    .find(|w| &w.key == key)
-                    .map(|w| (customer.to_string(), w)),
-                None => None,
+            let Some(customer) = record.waiting_on.clone() else {
+                return Err(ServiceError::Internal(format!(
+                    "{key} is unmatched but waits on no completion key"
+                )));
             };
+            let found = self.store.get_customer(Provider::Kajabi, &customer).await?;
+            if let Some(linked) = &found.user_id {
+                let detail = format!(
+                    "this completion's email is linked to member {linked}, and the link is applying it"
+                );
+                return self.unless_answered(change, conflict(detail)).await;
+            }
+            let entry = found.waiting.events.into_iter().find(|w| &w.key == key);
             let body = json!({
                 "id": encode_event_key(key),
                 "event": key.to_string(),
@@ -211,10 +308,10 @@ impl Services {
                     change,
                     |tx| {
                         tx.dismiss_completion(key, reason)?;
-                        if let Some((customer, entry)) = &waiting {
-                            tx.release_waiting(Provider::Kajabi, customer, entry)?;
+                        match &entry {
+                            Some(entry) => tx.release_unlinked(Provider::Kajabi, &customer, entry),
+                            None => Ok(()),
                         }
-                        Ok(())
                     },
                     &[],
                     200,
@@ -259,6 +356,8 @@ impl Services {
             .await?;
         let lines: Vec<String> = listed
             .iter()
+            // The index may lag a link or a dismissal by a moment.
+            .filter(|record| record.status == EventStatus::Unmatched)
             .map(|record| {
                 let view = completion_view(self, record);
                 format!(
@@ -275,7 +374,8 @@ impl Services {
             waiting.len().to_string()
         };
         let day = now.format("%Y-%m-%d").to_string();
-        let body = json!({"day": day, "unmatched": waiting.len()}).to_string();
+        // The day alone: a rerun that day is the same event, whatever waits now.
+        let body = json!({"day": day}).to_string();
         let delivery = Delivery::new(
             Provider::Kajabi,
             Some(format!("digest:completions:{day}")),

@@ -141,8 +141,10 @@ impl Tx {
         Ok(())
     }
 
-    /// Takes one event off those waiting on a customer (it will never apply).
-    pub fn release_waiting(
+    /// Takes one event off those waiting on a customer that no member has
+    /// been linked to (it will never apply); fails once one has, since that
+    /// link is about to apply it.
+    pub fn release_unlinked(
         &mut self,
         provider: Provider,
         customer_id: &str,
@@ -155,6 +157,7 @@ impl Tx {
                     keys::CUSTOMER,
                 )))
                 .update_expression("DELETE waiting :entry")
+                .condition_expression("attribute_not_exists(user_id)")
                 .expression_attribute_values(
                     ":entry",
                     AttributeValue::Ss(vec![waiting.entry.clone()]),

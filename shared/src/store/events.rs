@@ -188,6 +188,25 @@ impl Tx {
 }
 
 impl Tx {
+    /// Holds only while the event record still has `status`.
+    pub fn check_event_status(
+        &mut self,
+        event: &EventKey,
+        status: EventStatus,
+    ) -> Result<(), StoreError> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::event(event), keys::EVENT)))
+            .condition_expression("#status = :status")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(status.as_str()))
+            .build()
+            .map_err(request_error)?;
+        self.items
+            .push(TransactWriteItem::builder().condition_check(check).build());
+        Ok(())
+    }
+
     /// An admin dismisses an unmatched completion: final, with the reason,
     /// and listed with the dismissed ones. Holds only while it is unmatched.
     pub fn dismiss_completion(&mut self, event: &EventKey, reason: &str) -> Result<(), StoreError> {
