@@ -216,7 +216,7 @@ async fn the_event_log_filters_pages_and_shows_payloads() {
     let t = TestStack::start().await;
     let email = buy(&t, "events", "off_456").await;
     buy(&t, "unknown-offer", "off_nope").await;
-    let tag = json!({"type": "tag_added", "id": t.id("tag")}).to_string();
+    let tag = json!({"type": "contact.deleted", "id": t.id("tag")}).to_string();
     t.post_kajabi(&tag, Auth::Signature).await;
 
     let pages = all_pages(&t, "/admin/events?limit=1").await;
@@ -227,7 +227,7 @@ async fn the_event_log_filters_pages_and_shows_payloads() {
         .collect();
     assert_eq!(
         types,
-        ["tag_added", "offer.purchased", "offer.purchased"],
+        ["contact.deleted", "offer.purchased", "offer.purchased"],
         "newest first"
     );
 
@@ -238,7 +238,11 @@ async fn the_event_log_filters_pages_and_shows_payloads() {
         .unwrap()
         .contains("unknown"));
     let (_, ignored) = t
-        .admin("GET", "/admin/events?type=tag_added&provider=kajabi", None)
+        .admin(
+            "GET",
+            "/admin/events?type=contact.deleted&provider=kajabi",
+            None,
+        )
         .await;
     assert_eq!(ignored["items"].as_array().unwrap().len(), 1);
     let (_, none) = t.admin("GET", "/admin/events?provider=stripe", None).await;

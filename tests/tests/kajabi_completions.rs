@@ -193,7 +193,7 @@ async fn a_form_that_completes_no_course_is_ignored_with_the_reason() {
     let reason = get_s(snap.event("kajabi", &key).unwrap(), "reason").unwrap();
     assert_eq!(
         reason,
-        "form frm_newsletter (Newsletter) is not a completion form in the courses file"
+        "form frm_newsletter (Newsletter) is not a completion form in the courses file: its submitter is kept as a Kajabi lead"
     );
     assert_eq!(points_of(&t, &user).await.0, 0);
     // A completion without an email is failed with the reason.

@@ -60,7 +60,7 @@ async fn new_purchase_takes_two_round_trips_and_a_duplicate_one() {
     assert_eq!(response.body_json()["status"], "duplicate");
     assert_eq!(counter.take(), vec!["BatchGetItem"]);
 
-    let ignored = serde_json::json!({"type": "tag_added", "id": t.id("tag")}).to_string();
+    let ignored = serde_json::json!({"type": "contact.deleted", "id": t.id("tag")}).to_string();
     let response = function.handle(request(&ignored)).await;
     assert_eq!(response.body_json()["status"], "ignored");
     assert_eq!(

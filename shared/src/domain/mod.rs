@@ -10,6 +10,7 @@ mod plan;
 pub mod rank;
 mod secret;
 mod subscription;
+mod tags;
 mod template;
 mod text;
 
@@ -18,7 +19,7 @@ pub use email::{redact_emails, Email, EmailError};
 pub use entitlements::{entitlements, Entitlements, Holding, Revocation};
 pub use ids::{EventKey, JobId, Provider, UserId};
 pub use password::{Password, PasswordError};
-pub use plan::{Plan, PlanCatalog, PlanError, BASE_ROLE};
+pub use plan::{normalize_tag, Plan, PlanCatalog, PlanError, BASE_ROLE};
 pub use secret::Secret;
 pub use subscription::{
     concerns_replaced_subscription, has_access, leaves_unchanged, lifetime_keeps_access,
@@ -26,5 +27,6 @@ pub use subscription::{
     SubscriptionState, SubscriptionView, Transition, Unchanged, Watermark, ENDED_STAYS_ENDED,
     LIFETIME_KEEPS_ACCESS,
 };
+pub use tags::{tag_step, TagStamp, TagStep};
 pub use template::Template;
 pub use text::bounded;

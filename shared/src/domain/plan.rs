@@ -35,6 +35,19 @@ pub enum PlanError {
     UnknownRole { plan: String, role: String },
     #[error("the roles table must define the base role {0}")]
     NoBaseRole(&'static str),
+    #[error("kajabi_tags: tag {tag} maps to unknown plan {plan}")]
+    UnknownTagPlan { tag: String, plan: String },
+    #[error("kajabi_tags: tag {0} is listed twice (names compare without case and extra spaces)")]
+    RepeatedTag(String),
+}
+
+/// A Kajabi tag's name as Gatehouse compares it: trimmed, inner spaces
+/// collapsed, lower case.
+pub fn normalize_tag(raw: &str) -> String {
+    raw.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
 }
 
 /// The role every user holds, subscribed or not.
@@ -48,6 +61,9 @@ struct PlansFile {
     /// Role -> the permissions it grants.
     #[serde(default)]
     roles: BTreeMap<String, Vec<String>>,
+    /// Kajabi tag name -> the plan a contact holds while tagged.
+    #[serde(default)]
+    kajabi_tags: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -70,6 +86,8 @@ pub struct PlanCatalog {
     plans: BTreeMap<String, Plan>,
     products: HashMap<(Provider, String), String>,
     roles: BTreeMap<String, Vec<String>>,
+    /// Normalized tag name -> plan id.
+    kajabi_tags: BTreeMap<String, String>,
 }
 
 impl PlanCatalog {
@@ -121,11 +139,28 @@ impl PlanCatalog {
                 products.insert((provider, product), plan);
             }
         }
+        let mut kajabi_tags = BTreeMap::new();
+        for (tag, plan) in file.kajabi_tags {
+            if !plans.contains_key(&plan) {
+                return Err(PlanError::UnknownTagPlan { tag, plan });
+            }
+            if kajabi_tags.insert(normalize_tag(&tag), plan).is_some() {
+                return Err(PlanError::RepeatedTag(tag));
+            }
+        }
         Ok(Self {
             plans,
             products,
             roles: file.roles,
+            kajabi_tags,
         })
+    }
+
+    /// The plan a Kajabi tag grants while a member carries it, if configured.
+    pub fn plan_for_tag(&self, tag: &str) -> Option<&Plan> {
+        self.kajabi_tags
+            .get(&normalize_tag(tag))
+            .and_then(|id| self.plans.get(id))
     }
 
     /// The plan a provider's product (offer, price, plan code) grants, if configured.

@@ -130,6 +130,14 @@ pub enum KajabiAction {
     /// A form submission: a course completion when its form or its
     /// `course_name` field names a configured course.
     FormSubmission(FormSubmission),
+    /// `tag_added` / `tag_removed`: a v1 hook's `contacts` and `contact_tags`.
+    Tag(TagChange),
+    /// `contact.created` / `contact.updated`: the contact's name and id.
+    Contact {
+        member: Member,
+        /// The contact's `updated_at`: later changes win.
+        updated_at: Option<DateTime<Utc>>,
+    },
     /// A type Gatehouse records but does not act on.
     Unsupported,
 }
@@ -146,6 +154,19 @@ pub struct FormSubmission {
     pub course_name: Option<String>,
     /// The seed's `completion_date` field.
     pub completed_on: Option<DateTime<Utc>>,
+}
+
+/// A tag added to or removed from a Kajabi contact.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TagChange {
+    pub member: Member,
+    pub added: bool,
+    /// The tag's name, as Kajabi shows it.
+    pub tag: Option<String>,
+    pub tag_id: Option<String>,
+    /// The contact's `updated_at`, which the change moves: the only time the
+    /// hook carries, so the order of changes to one tag.
+    pub updated_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -298,6 +319,13 @@ impl KajabiEvent {
             "form.submitted" | "form_submission" => {
                 KajabiAction::FormSubmission(Self::form_submission(root))
             }
+            "tag_added" | "tag_removed" => {
+                KajabiAction::Tag(Self::tag_change(root, event_type == "tag_added", member))
+            }
+            "contact.created" | "contact.updated" => KajabiAction::Contact {
+                updated_at: Self::contact_updated_at(root),
+                member,
+            },
             _ => KajabiAction::Unsupported,
         };
         // A v1 hook's `id` may name the hook rather than the delivery: with
@@ -309,6 +337,28 @@ impl KajabiEvent {
                     Some(submission) => format!("{id}:{submission}"),
                     None => id,
                 })
+            }
+            // One hook delivers every change of its kind: the contact, the
+            // tag and the time it moved name this one.
+            (KajabiAction::Tag(change), Some(id)) => Some(format!(
+                "{id}:{}:{}:{}",
+                change.member.member_id.as_deref().unwrap_or("-"),
+                change
+                    .tag_id
+                    .as_deref()
+                    .or(change.tag.as_deref())
+                    .unwrap_or("-"),
+                change.updated_at.map(|t| t.timestamp_millis()).unwrap_or(0)
+            )),
+            // A v1 purchase, payment or order: its own resource's id.
+            (KajabiAction::Purchase { .. }, Some(id)) => {
+                match root.get("payload").map(jsonapi_resources).and_then(|r| {
+                    resource(&r, &["purchases", "transactions", "orders"])
+                        .and_then(|p| text(p.get("id")))
+                }) {
+                    Some(own) => Some(format!("{id}:{own}")),
+                    None => Some(id),
+                }
             }
             (_, id) => id,
         };
@@ -367,6 +417,32 @@ impl KajabiEvent {
         }
     }
 
+    fn tag_change(root: &Value, added: bool, member: Member) -> TagChange {
+        let resources = root
+            .get("payload")
+            .map(jsonapi_resources)
+            .unwrap_or_default();
+        let tag = resource(&resources, &["contact_tags", "contact_tag", "tags", "tag"]);
+        TagChange {
+            member,
+            added,
+            tag: tag.and_then(|t| first_text(t, &[&["attributes", "name"]])),
+            tag_id: tag.and_then(|t| text(t.get("id"))),
+            updated_at: Self::contact_updated_at(root),
+        }
+    }
+
+    /// The v1 `contacts` resource's `updated_at`.
+    fn contact_updated_at(root: &Value) -> Option<DateTime<Utc>> {
+        let resources = root
+            .get("payload")
+            .map(jsonapi_resources)
+            .unwrap_or_default();
+        resource(&resources, &["contacts", "contact"])
+            .and_then(|c| at(c, &["attributes", "updated_at"]))
+            .and_then(parse_timestamp)
+    }
+
     fn jsonapi_parts(payload: &Value) -> (Member, Option<String>, Option<String>) {
         let resources = jsonapi_resources(payload);
         let customer = resource(
@@ -393,7 +469,12 @@ impl KajabiEvent {
             }
             None => Member::default(),
         };
-        let offer_id = offer.and_then(|o| text(o.get("id")));
+        // A payment or an order names its offer by relationship only.
+        let offer_id = offer.and_then(|o| text(o.get("id"))).or_else(|| {
+            resources
+                .iter()
+                .find_map(|r| first_text(r, &[&["relationships", "offer", "data", "id"]]))
+        });
         let offer_name =
             offer.and_then(|o| first_text(o, &[&["attributes", "title"], &["attributes", "name"]]));
         (member, offer_id, offer_name)
@@ -654,6 +735,59 @@ mod tests {
     }
 
     #[test]
+    fn a_v1_tag_hook_reads_its_contact_and_tag() {
+        // Kajabi's documented `tag_added` sample, in the hook envelope.
+        let ev = KajabiEvent::from_json(
+            &json!({"id": "hash_id", "event": "tag_removed", "payload": [
+                {"id": "41", "type": "contacts", "attributes": {"name": "Sample Recipient", "email": "sample@example.com",
+                    "address_line_1": "123 Kajabi Ln", "address_line_2": "Kajabi Suite 4", "address_city": "Kajabiwood",
+                    "address_country": "United Sites of Kajabi", "address_state": "Kajabifornia", "address_zip": "99999",
+                    "phone_number": "5555555555", "business_number": null, "subscribed": false, "external_user_id": null,
+                    "created_at": "2025-07-31T16:51:04.010Z", "updated_at": "2025-07-31T16:51:04.010Z"},
+                 "links": {"customer": ""}, "relationships": {"site": {"data": {"id": "2", "type": "sites"}}}},
+                {"id": "7", "type": "contact_tags", "attributes": {"name": "VIP"},
+                 "relationships": {"site": {"data": {"id": "2", "type": "sites"}}}}
+            ]}),
+        );
+        let KajabiAction::Tag(change) = &ev.action else {
+            panic!("not a tag change: {:?}", ev.action)
+        };
+        assert!(!change.added);
+        assert_eq!(change.tag.as_deref(), Some("VIP"));
+        assert_eq!(change.member.email.as_deref(), Some("sample@example.com"));
+        assert_eq!(change.member.member_id.as_deref(), Some("41"));
+        assert_eq!(
+            change.updated_at.map(|t| t.timestamp_millis()),
+            Some(1_753_980_664_010)
+        );
+        assert_eq!(ev.event_id.as_deref(), Some("hash_id:41:7:1753980664010"));
+    }
+
+    #[test]
+    fn a_payment_names_its_offer_by_relationship() {
+        // Kajabi's documented `payment_succeeded` sample, its offer relationship filled in.
+        let ev = KajabiEvent::from_json(
+            &json!({"id": "hash_id", "event": "payment_succeeded", "payload": [
+                {"id": "5001", "type": "transactions", "attributes": {"action": "charge", "state": "succeeded",
+                    "payment_type": "charge", "amount_in_cents": 1000, "sales_tax_in_cents": 0, "currency": "USD",
+                    "currency_symbol": "$", "formatted_amount": "$10.00", "created_at": "2025-07-31T17:10:19.285Z"},
+                 "relationships": {"customer": {"data": {"id": "12", "type": "customers"}},
+                    "offer": {"data": {"id": "off_456", "type": "offers"}}}},
+                {"id": "12", "type": "customers", "attributes": {"name": "John Doe", "email": "john.doe@example.com"}}
+            ]}),
+        );
+        let KajabiAction::Purchase {
+            member, offer_id, ..
+        } = &ev.action
+        else {
+            panic!("not a purchase")
+        };
+        assert_eq!(offer_id.as_deref(), Some("off_456"));
+        assert_eq!(member.email.as_deref(), Some("john.doe@example.com"));
+        assert_eq!(ev.event_id.as_deref(), Some("hash_id:5001"));
+    }
+
+    #[test]
     fn v1_hooks_dialect_purchase() {
         let ev = KajabiEvent::from_json(&json!({
             "id": "a1b2c3", "event": "purchase",
@@ -663,7 +797,8 @@ mod tests {
                 {"id": 2150, "type": "offers", "attributes": {"title": "NSSA Annual"}}
             ]
         }));
-        assert_eq!(ev.event_id.as_deref(), Some("a1b2c3"));
+        // The hook's id and the purchase's own: one hook delivers every purchase.
+        assert_eq!(ev.event_id.as_deref(), Some("a1b2c3:9001"));
         let KajabiAction::Purchase {
             member, offer_id, ..
         } = ev.action
@@ -751,8 +886,14 @@ mod tests {
             let ev = KajabiEvent::from_json(&body);
             assert!(!ev.event_type.is_empty());
         }
-        let ev = KajabiEvent::from_json(&json!({"type": "tag_added", "id": "t1"}));
+        let ev = KajabiEvent::from_json(&json!({"type": "affiliate.signup", "id": "t1"}));
         assert_eq!(ev.action, KajabiAction::Unsupported);
+        // A tag hook without its resources is still a tag change, naming no tag.
+        let ev = KajabiEvent::from_json(&json!({"type": "tag_added", "id": "t1"}));
+        assert!(matches!(
+            ev.action,
+            KajabiAction::Tag(TagChange { tag: None, .. })
+        ));
         let ev = KajabiEvent::from_json(
             &json!({"event_type": "form.submitted", "event_id": "evt_9", "created_at": "2024-09-02T10:30:00Z"}),
         );

@@ -39,6 +39,65 @@ fn not_a_completion(form: &FormSubmission) -> String {
 }
 
 impl Services {
+    /// A submission of a form that completes no course: recorded `ignored`
+    /// with the reason, and the submitter kept as a lead (never a user, and
+    /// no email is sent). Without a usable
+    /// email there is no one to keep: recorded `ignored` with the reason.
+    async fn kajabi_lead(
+        &self,
+        delivery: &Delivery,
+        form: &FormSubmission,
+    ) -> Result<WebhookOutcome, ServiceError> {
+        let reason = not_a_completion(form);
+        let Some(email) = form
+            .member
+            .email
+            .as_deref()
+            .and_then(|raw| Email::parse(raw).ok())
+        else {
+            return self
+                .record_terminal(
+                    delivery,
+                    EventStatus::Ignored,
+                    Some(format!(
+                        "{reason}; it carries no valid email to keep as a lead"
+                    )),
+                    None,
+                )
+                .await;
+        };
+        let name = match (&form.member.first_name, &form.member.last_name) {
+            (Some(first), Some(last)) => Some(format!("{first} {last}")),
+            (Some(first), None) => Some(first.clone()),
+            (None, Some(last)) => Some(last.clone()),
+            (None, None) => None,
+        };
+        let form_name = form
+            .form_title
+            .clone()
+            .or_else(|| form.form_id.clone())
+            .unwrap_or_else(|| "a form".into());
+        let (email, name, form_name, reason) = (&email, &name, &form_name, &reason);
+        self.run(delivery, |now| async move {
+            let loaded = self.store.load_for_event(&delivery.key, None, None).await?;
+            if let Some(old) = loaded.event.filter(|e| e.status.is_final()) {
+                return Ok(Decision::duplicate(old));
+            }
+            let mut tx = self.store.tx();
+            tx.put_lead(email, name.as_deref(), form_name, now)?;
+            // Still `ignored` (it awards nothing), with the lead in its transaction.
+            Ok(Step::Apply {
+                status: EventStatus::Ignored,
+                reason: Some(format!("{reason}: its submitter is kept as a Kajabi lead")),
+                user_id: None,
+                writes: tx,
+                jobs: Vec::new(),
+            }
+            .into())
+        })
+        .await
+    }
+
     pub(crate) async fn kajabi_form_submission(
         &self,
         delivery: &Delivery,
@@ -50,10 +109,7 @@ impl Services {
             .courses
             .for_submission(form.form_id.as_deref(), form.course_name.as_deref())
         else {
-            let reason = not_a_completion(form);
-            return self
-                .record_terminal(delivery, EventStatus::Ignored, Some(reason), None)
-                .await;
+            return self.kajabi_lead(delivery, form).await;
         };
         let email = match form.member.email.as_deref() {
             None => return self.fail(delivery, "missing member email", None).await,

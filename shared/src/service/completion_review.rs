@@ -98,7 +98,10 @@ fn conflict(detail: String) -> ChangeAnswer {
 /// The completion record, or the answer that says why there is none to change.
 fn unmatched(record: Option<EventRecord>, key: &EventKey) -> Result<EventRecord, ChangeAnswer> {
     let record = record
-        .filter(|r| r.key.provider() == Provider::Kajabi && r.event_type != COMPLETIONS_DIGEST)
+        .filter(|r| {
+            r.key.provider() == Provider::Kajabi
+                && crate::store::admin::is_completion_type(&r.event_type)
+        })
         .ok_or_else(|| not_a_completion(key))?;
     if record.status != EventStatus::Unmatched {
         return Err(conflict(format!(

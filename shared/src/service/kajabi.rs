@@ -32,6 +32,10 @@ impl Services {
                 self.kajabi_form_submission(delivery, form, event.occurred_at)
                     .await
             }
+            KajabiAction::Tag(change) => self.kajabi_tag(delivery, change).await,
+            KajabiAction::Contact { member, updated_at } => {
+                self.kajabi_contact(delivery, member, *updated_at).await
+            }
             KajabiAction::Purchase {
                 member,
                 offer_id,

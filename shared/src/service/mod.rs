@@ -7,6 +7,7 @@ pub mod admin_change;
 pub mod admin_sync;
 pub mod completion;
 pub mod completion_review;
+pub mod contacts;
 pub mod expiry;
 pub mod kajabi;
 pub mod paystack;

@@ -152,6 +152,7 @@ pub fn member_json(
             "activated_at": time(member.activated_at),
         },
         "subscriptions": subscriptions,
+        "kajabi_tags": member.present_tags(),
         "roles": entitlements.roles,
         "permissions": entitlements.permissions,
         "premium": entitlements.permissions.contains(PREMIUM_PERMISSION),

@@ -262,6 +262,7 @@ impl Services {
                 let event = delivery.key.to_string();
                 Ok(Some(match status {
                     EventStatus::Superseded => WebhookOutcome::Superseded { event },
+                    EventStatus::Ignored => WebhookOutcome::Ignored { event },
                     _ => WebhookOutcome::Processed { event, user_id },
                 }))
             }

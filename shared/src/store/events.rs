@@ -105,7 +105,9 @@ impl EventRecord {
             item.insert("user_id".into(), s(user.as_str()));
             item.insert("gsi5pk".into(), s(user.as_str()));
             item.insert("gsi5sk".into(), s(received));
-        } else if let Some(partition) = admin::completions_partition(self.status) {
+        } else if let Some(partition) = admin::completions_partition(self.status)
+            .filter(|_| admin::is_completion_type(&self.event_type))
+        {
             // Completions for review share the user-events index under a
             // partition no user id can be.
             item.insert("gsi5pk".into(), s(partition));

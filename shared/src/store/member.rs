@@ -47,6 +47,10 @@ pub struct MemberRecord {
     pub created_at: Option<DateTime<Utc>>,
     pub activated_at: Option<DateTime<Utc>>,
     pub subscriptions: Vec<SubscriptionRecord>,
+    /// Kajabi tags, present and removed, by normalized name.
+    pub kajabi_tags: Vec<super::TagRecord>,
+    /// When Kajabi last changed the member's contact (name, contact id).
+    pub kajabi_contact_at: Option<DateTime<Utc>>,
 }
 
 impl MemberRecord {
@@ -54,15 +58,40 @@ impl MemberRecord {
         self.metadata.get("partner").map(String::as_str)
     }
 
-    /// The subscriptions as the access rule sees them.
+    /// The subscriptions as the access rule sees them, and each Kajabi tag
+    /// the plans file mapped to a plan: held (with no end) while present.
     pub fn holdings(&self) -> Vec<Holding> {
-        holdings(&self.subscriptions)
+        let mut held = holdings(&self.subscriptions);
+        held.extend(self.kajabi_tags.iter().filter_map(|tag| {
+            Some(Holding {
+                plan_id: tag.plan_id.clone()?,
+                state: if tag.present {
+                    crate::domain::SubscriptionState::Active
+                } else {
+                    crate::domain::SubscriptionState::Expired
+                },
+                access_until: None,
+                key: format!("kajabi-tag#{}", tag.key),
+                last_change: tag.event.clone(),
+            })
+        }));
+        held
+    }
+
+    /// The Kajabi tags the member carries now, by name.
+    pub fn present_tags(&self) -> Vec<&str> {
+        self.kajabi_tags
+            .iter()
+            .filter(|t| t.present)
+            .map(|t| t.name.as_str())
+            .collect()
     }
 
     fn from_profile(
         profile: &Item,
         subscriptions: Vec<SubscriptionRecord>,
         ledger: Vec<super::LedgerEntry>,
+        kajabi_tags: Vec<super::TagRecord>,
     ) -> Result<Self, StoreError> {
         let corrupt = |what: &str| StoreError::Corrupt(format!("profile item: {what}"));
         Ok(Self {
@@ -88,6 +117,8 @@ impl MemberRecord {
             created_at: get_ts(profile, "created_at"),
             activated_at: get_ts(profile, "activated_at"),
             subscriptions,
+            kajabi_tags,
+            kajabi_contact_at: get_ts(profile, "kajabi_contact_at"),
         })
     }
 }
@@ -119,6 +150,7 @@ impl Store {
         let mut profile = None;
         let mut subscriptions = Vec::new();
         let mut ledger = Vec::new();
+        let mut tags = Vec::new();
         for item in &items {
             match get_s(item, "sk") {
                 Some(keys::PROFILE) => profile = Some(item),
@@ -127,6 +159,9 @@ impl Store {
                 }
                 Some(sk) if sk.starts_with(super::points::POINTS_PREFIX) => {
                     ledger.push(super::LedgerEntry::from_item(item)?)
+                }
+                Some(sk) if sk.starts_with(super::TAG_PREFIX) => {
+                    tags.push(super::TagRecord::from_item(item)?)
                 }
                 _ => {}
             }
@@ -138,7 +173,7 @@ impl Store {
                 .then_with(|| a.entry.cmp(&b.entry))
         });
         profile
-            .map(|p| MemberRecord::from_profile(p, subscriptions, ledger))
+            .map(|p| MemberRecord::from_profile(p, subscriptions, ledger, tags))
             .transpose()
     }
 

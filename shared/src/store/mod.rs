@@ -21,6 +21,7 @@
 mod accounts;
 pub mod admin;
 pub mod attr;
+mod contacts;
 mod customers;
 mod events;
 mod jobs;
@@ -33,6 +34,7 @@ mod subscriptions;
 pub use accounts::{EmailRecord, NewUser, TokenRecord};
 /// Times as the table stores them (RFC 3339, UTC, milliseconds).
 pub use attr::ts as timestamp;
+pub use contacts::{TagRecord, TAG_PREFIX};
 pub use customers::{completion_customer, CustomerRecord, Waiting, WaitingEvent};
 pub use events::{EventRecord, EventStatus, Loaded};
 pub use jobs::{Claim, EmailJob, JobStatus, StoredJob};
