@@ -106,6 +106,59 @@ async fn a_mapped_tag_grants_its_plans_role_while_present_in_the_order_of_update
     assert_eq!(view["roles"], json!(["free-user"]));
 }
 
+/// An admin's revoke of a role a tag grants holds until the tag changes
+/// again, as a revoke of a plan's role holds until the plan changes.
+#[tokio::test]
+async fn an_admin_revoke_of_a_tags_role_holds_until_the_tag_changes() {
+    let t = TestStack::start().await;
+    let email = lapsed_member(&t, "revoked").await;
+    let hook = |added: bool, at: &str| tag_hook(added, &t.id("hook"), "41", &email, "VIP", at);
+    let (_, r) = t
+        .post_kajabi(&hook(true, "2026-11-02T10:00:00.000Z"), Auth::Signature)
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let user = admin_view(&t, &email).await["profile"]["user_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = t
+        .admin_with_key(
+            "POST",
+            &format!("/admin/users/{user}/roles"),
+            Some(&json!({"revoke": "premium-member", "reason": "chargeback"})),
+            Some("revoke-tag-1"),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!has_role(&admin_view(&t, &email).await, "premium-member"));
+    // Kajabi removes and re-adds the tag: a new grant, so the revoke lifts.
+    for (added, at) in [
+        (false, "2026-11-03T10:00:00.000Z"),
+        (true, "2026-11-04T10:00:00.000Z"),
+    ] {
+        let (_, r) = t.post_kajabi(&hook(added, at), Auth::Signature).await;
+        assert_eq!(r["status"], "processed", "{r}");
+    }
+    assert!(has_role(&admin_view(&t, &email).await, "premium-member"));
+}
+
+/// A tag change without the contact's `updated_at` cannot be ordered: it is
+/// `failed` with the reason, never applied by Gatehouse's own clock.
+#[tokio::test]
+async fn a_tag_change_without_updated_at_is_failed_with_the_reason() {
+    let t = TestStack::start().await;
+    let email = lapsed_member(&t, "timeless").await;
+    let mut body: Value =
+        serde_json::from_str(&tag_hook(true, &t.id("hook"), "41", &email, "VIP", "x")).unwrap();
+    body["payload"][0]["attributes"]
+        .as_object_mut()
+        .unwrap()
+        .remove("updated_at");
+    let (status, r) = t.post_kajabi(&body.to_string(), Auth::Signature).await;
+    assert_eq!((status, r["status"].as_str()), (200, Some("failed")), "{r}");
+    assert!(!has_role(&admin_view(&t, &email).await, "premium-member"));
+}
+
 /// Property: any order of a member's purchase (which introduces them) and
 /// four changes of their VIP tag, with duplicates and some deliveries at
 /// once, ends as the latest change says, with nothing left waiting.
@@ -265,7 +318,13 @@ async fn contact_changes_update_a_members_name_newest_first() {
         .await;
     assert_eq!(r["status"], "ignored", "{r}");
     let snap = t.snapshot().await;
-    let record = snap.event("kajabi", &t.id("c3")).unwrap();
+    // A v1 contact change is keyed by the hook, the contact and the time it moved.
+    let moved = chrono::DateTime::parse_from_rfc3339("2026-11-05T00:00:00.000Z")
+        .unwrap()
+        .timestamp_millis();
+    let record = snap
+        .event("kajabi", &format!("{}:41:{moved}", t.id("c3")))
+        .unwrap();
     assert!(get_s(record, "reason").unwrap().contains("members only"));
 }
 

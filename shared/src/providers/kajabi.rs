@@ -263,8 +263,17 @@ impl KajabiEvent {
         let event_type = first_text(root, &[&["type"], &["event"], &["event_type"], &["name"]])
             .unwrap_or_else(|| "unknown".to_string());
         let event_id = first_text(root, &[&["id"], &["event_id"], &["webhook_id"]]);
+        // A v1 hook's envelope carries no time: its purchase, transaction or
+        // order says when it happened.
         let occurred_at =
-            first_timestamp(root, &[&["created_at"], &["timestamp"], &["occurred_at"]]);
+            first_timestamp(root, &[&["created_at"], &["timestamp"], &["occurred_at"]]).or_else(
+                || {
+                    let resources = jsonapi_resources(root.get("payload")?);
+                    resource(&resources, &["purchases", "transactions", "orders"])
+                        .and_then(|r| at(r, &["attributes", "created_at"]))
+                        .and_then(parse_timestamp)
+                },
+            );
 
         let (member, offer_id, offer_name) = match root.get("payload") {
             Some(payload) if !payload.is_null() => Self::jsonapi_parts(payload),
@@ -350,6 +359,16 @@ impl KajabiEvent {
                     .unwrap_or("-"),
                 change.updated_at.map(|t| t.timestamp_millis()).unwrap_or(0)
             )),
+            // A contact change: the contact and the time it moved.
+            (KajabiAction::Contact { member, updated_at }, Some(id))
+                if root.get("payload").is_some() =>
+            {
+                Some(format!(
+                    "{id}:{}:{}",
+                    member.member_id.as_deref().unwrap_or("-"),
+                    updated_at.map(|t| t.timestamp_millis()).unwrap_or(0)
+                ))
+            }
             // A v1 purchase, payment or order: its own resource's id.
             (KajabiAction::Purchase { .. }, Some(id)) => {
                 match root.get("payload").map(jsonapi_resources).and_then(|r| {
@@ -785,6 +804,11 @@ mod tests {
         assert_eq!(offer_id.as_deref(), Some("off_456"));
         assert_eq!(member.email.as_deref(), Some("john.doe@example.com"));
         assert_eq!(ev.event_id.as_deref(), Some("hash_id:5001"));
+        // The envelope has no time: the transaction's own orders it.
+        assert_eq!(
+            ev.occurred_at.map(|t| t.timestamp_millis()),
+            Some(1_753_981_819_285)
+        );
     }
 
     #[test]

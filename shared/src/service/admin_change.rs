@@ -315,7 +315,7 @@ impl Services {
                 RoleChange::Revoke(_) => revocations.push(crate::domain::Revocation::of(
                     &self.settings.plans,
                     &role,
-                    &member.holdings(),
+                    &member.holdings(&self.settings.plans),
                 )),
             }
             let mut changed = member.clone();

@@ -36,16 +36,21 @@ impl Services {
             return self.fail(delivery, "the change names no tag", None).await;
         };
         let key = normalize_tag(name);
-        let plan_id = self
-            .settings
-            .plans
-            .plan_for_tag(&key)
-            .map(|plan| plan.id.clone());
-        let at = change.updated_at.unwrap_or(delivery.received_at);
+        // The contact's `updated_at` is the only order Kajabi gives tag
+        // changes; Gatehouse's receipt time would mix two clocks.
+        let Some(at) = change.updated_at else {
+            return self
+                .fail(
+                    delivery,
+                    "the tag change carries no contact updated_at, so it cannot be ordered against the contact's other tag changes",
+                    None,
+                )
+                .await;
+        };
         let stamp = TagStamp::new(at, change.added);
         let verb = if change.added { "added" } else { "removed" };
         let waits_on = super::completion::completion_key(&email);
-        let (email, waits_on, key, plan_id) = (&email, &waits_on, &key, &plan_id);
+        let (email, waits_on, key) = (&email, &waits_on, &key);
         self.run(delivery, |now| async move {
             let loaded = self
                 .store
@@ -102,7 +107,6 @@ impl Services {
                             name: name.to_string(),
                             present: change.added,
                             stamp,
-                            plan_id: plan_id.clone(),
                             event: delivery.key.to_string(),
                         },
                         now,

@@ -175,7 +175,7 @@ impl Services {
     pub fn entitlements_of(&self, member: &MemberRecord, now: DateTime<Utc>) -> Entitlements {
         entitlements(
             &self.settings.plans,
-            &member.holdings(),
+            &member.holdings(&self.settings.plans),
             &member.granted_roles,
             &member.revocations,
             now,

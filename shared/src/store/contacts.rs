@@ -19,8 +19,6 @@ pub struct TagRecord {
     pub name: String,
     pub present: bool,
     pub stamp: TagStamp,
-    /// The plan the tag granted when it was written, if the plans file maps it.
-    pub plan_id: Option<String>,
     /// The event that last changed it.
     pub event: String,
 }
@@ -28,9 +26,8 @@ pub struct TagRecord {
 impl TagRecord {
     pub(super) fn from_item(item: &Item) -> Result<Self, StoreError> {
         let corrupt = |what: &str| StoreError::Corrupt(format!("tag item: {what}"));
-        let key = get_s(item, "sk")
-            .and_then(|sk| sk.strip_prefix(TAG_PREFIX))
-            .ok_or_else(|| corrupt("sk"))?;
+        // The normalized name (the sort key holds a hash of a long one).
+        let key = get_s(item, "tag_key").ok_or_else(|| corrupt("tag_key"))?;
         Ok(Self {
             key: key.to_string(),
             name: get_s(item, "tag").unwrap_or(key).to_string(),
@@ -38,7 +35,6 @@ impl TagRecord {
             stamp: get_s(item, "stamp")
                 .and_then(TagStamp::parse)
                 .ok_or_else(|| corrupt("stamp"))?,
-            plan_id: get_s(item, "plan_id").map(str::to_string),
             event: get_s(item, "event").unwrap_or_default().to_string(),
         })
     }
@@ -53,7 +49,7 @@ impl Tx {
         tag: &TagRecord,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut item = Item::from([
+        let item = Item::from([
             ("pk".to_string(), s(keys::user(user))),
             (
                 "sk".to_string(),
@@ -61,14 +57,12 @@ impl Tx {
             ),
             ("kind".to_string(), s("KAJABI_TAG")),
             ("tag".to_string(), s(&tag.name)),
+            ("tag_key".to_string(), s(&tag.key)),
             ("present".to_string(), bool(tag.present)),
             ("stamp".to_string(), s(tag.stamp.encode())),
             ("event".to_string(), s(&tag.event)),
             ("changed_at".to_string(), s(ts(now))),
         ]);
-        if let Some(plan) = &tag.plan_id {
-            item.insert("plan_id".into(), s(plan));
-        }
         self.push_put(
             item,
             Some((

@@ -24,6 +24,9 @@ pub fn holdings(subscriptions: &[SubscriptionRecord]) -> Vec<Holding> {
         .collect()
 }
 
+/// How a Kajabi tag is named among a member's holdings.
+pub const TAG_HOLDING: &str = "kajabi-tag#";
+
 /// The profile and every subscription of one user.
 #[derive(Debug, Clone)]
 pub struct MemberRecord {
@@ -59,19 +62,19 @@ impl MemberRecord {
     }
 
     /// The subscriptions as the access rule sees them, and each Kajabi tag
-    /// the plans file mapped to a plan: held (with no end) while present.
-    pub fn holdings(&self) -> Vec<Holding> {
+    /// the plans file maps to a plan now: held (with no end) while present.
+    pub fn holdings(&self, catalog: &crate::domain::PlanCatalog) -> Vec<Holding> {
         let mut held = holdings(&self.subscriptions);
         held.extend(self.kajabi_tags.iter().filter_map(|tag| {
             Some(Holding {
-                plan_id: tag.plan_id.clone()?,
+                plan_id: catalog.plan_for_tag(&tag.key)?.id.clone(),
                 state: if tag.present {
                     crate::domain::SubscriptionState::Active
                 } else {
                     crate::domain::SubscriptionState::Expired
                 },
                 access_until: None,
-                key: format!("kajabi-tag#{}", tag.key),
+                key: format!("{TAG_HOLDING}{}", tag.key),
                 last_change: tag.event.clone(),
             })
         }));
@@ -216,13 +219,19 @@ impl Tx {
         subscription_key: &str,
         last_event: &str,
     ) -> Result<(), StoreError> {
+        // A holding is a subscription row, or a Kajabi tag (`kajabi-tag#<tag>`,
+        // whose item names its last change `event`).
+        let (sort_key, attribute) = match subscription_key.strip_prefix(TAG_HOLDING) {
+            Some(tag) => (
+                format!("{}{}", super::TAG_PREFIX, keys::bounded(tag)),
+                "event",
+            ),
+            None => (format!("SUB#{subscription_key}"), "last_event"),
+        };
         let check = aws_sdk_dynamodb::types::ConditionCheck::builder()
             .table_name(self.table.clone())
-            .set_key(Some(key(
-                keys::user(user),
-                &format!("SUB#{subscription_key}"),
-            )))
-            .condition_expression("last_event = :e")
+            .set_key(Some(key(keys::user(user), &sort_key)))
+            .condition_expression(format!("{attribute} = :e"))
             .expression_attribute_values(":e", s(last_event))
             .build()
             .map_err(request_error)?;
