@@ -36,6 +36,11 @@ commands:
   completions link <id> --user <user id>  award one (and every other waiting on its email) to
                                           that member, once per course
   completions dismiss <id> --reason TEXT  close one: no later account or link applies it
+  kajabi hooks list                       the Kajabi site's hooks (tokens masked)
+  kajabi hooks create <event>             a hook for one event at this deployment
+  kajabi hooks delete <hook id>
+  kajabi hooks ensure                     exactly one hook per event Gatehouse reads, at this
+                                          deployment's current URL; stale ones deleted
   events list [--provider P] [--type T] [--status S] [--user ID] [--from RFC3339] [--to RFC3339]
               [--limit N] [--cursor C] [--all]
   events show <provider:event id | ref>
@@ -108,6 +113,14 @@ pub enum Command {
         query: Vec<(String, String)>,
         all: bool,
     },
+    KajabiHooksList,
+    KajabiHookCreate {
+        event: String,
+    },
+    KajabiHookDelete {
+        id: String,
+    },
+    KajabiHooksEnsure,
     CompletionsLink {
         reference: String,
         user: String,
@@ -260,6 +273,17 @@ pub fn parse(args: &[String]) -> Result<(GlobalOptions, Command), CliError> {
             file: file.to_string(),
             dry_run: true,
         },
+        ["kajabi", "hooks", "list"] => Command::KajabiHooksList,
+        ["kajabi", "hooks", "create", event] => Command::KajabiHookCreate {
+            event: event.to_string(),
+        },
+        ["kajabi", "hooks", "delete", id] => Command::KajabiHookDelete { id: id.to_string() },
+        ["kajabi", "hooks", "ensure"] => Command::KajabiHooksEnsure,
+        ["kajabi", ..] => {
+            return Err(usage(
+                "kajabi hooks takes list, create <event>, delete <hook id> or ensure",
+            ))
+        }
         ["completions", "list", ..] => {
             let (query, all) = list_flags(&rest[2..], COMPLETION_FLAGS)?;
             Command::CompletionsList { query, all }
@@ -407,6 +431,30 @@ impl Command {
                 body: None,
                 mutating: true,
             },
+            Command::KajabiHooksList => Call {
+                method: "GET",
+                path: "/admin/kajabi/hooks".into(),
+                body: None,
+                mutating: false,
+            },
+            Command::KajabiHookCreate { event } => Call {
+                method: "POST",
+                path: "/admin/kajabi/hooks".into(),
+                body: Some(serde_json::json!({ "event": event })),
+                mutating: true,
+            },
+            Command::KajabiHookDelete { id } => Call {
+                method: "DELETE",
+                path: format!("/admin/kajabi/hooks/{}", segment(id)),
+                body: None,
+                mutating: true,
+            },
+            Command::KajabiHooksEnsure => Call {
+                method: "POST",
+                path: "/admin/kajabi/hooks/ensure".into(),
+                body: None,
+                mutating: true,
+            },
             Command::CompletionsList { query, .. } => Call {
                 method: "GET",
                 path: format!("/admin/completions{}", with_cursor(query)),
@@ -551,6 +599,52 @@ impl Command {
                     None => out.push_str(&format!("\n\n{} completion(s)", rows.len())),
                 }
                 out
+            }
+            Command::KajabiHooksList => {
+                let rows: Vec<Vec<String>> = body["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|h| {
+                        vec![
+                            cell(&h["id"]),
+                            cell(&h["event"]),
+                            cell(&h["points_here"]),
+                            cell(&h["current_token"]),
+                            cell(&h["target_url"]),
+                        ]
+                    })
+                    .collect();
+                render(&["id", "event", "here", "current", "target (token masked)"], &rows)
+            }
+            Command::KajabiHookCreate { .. } => format!(
+                "{} hook {} for {}",
+                cell(&body["status"]),
+                cell(&body["hook"]["id"]),
+                cell(&body["hook"]["event"])
+            ),
+            Command::KajabiHookDelete { .. } => format!("deleted hook {}", cell(&body["id"])),
+            Command::KajabiHooksEnsure => {
+                let events = |key: &str| -> String {
+                    body[key]
+                        .as_array()
+                        .map(|hooks| {
+                            hooks
+                                .iter()
+                                .map(|h| format!("{} ({})", cell(&h["event"]), cell(&h["id"])))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        })
+                        .filter(|s| !s.is_empty())
+                        .unwrap_or_else(|| "none".into())
+                };
+                format!(
+                    "{}: created {}; deleted {}; kept {}",
+                    cell(&body["status"]),
+                    events("created"),
+                    events("deleted"),
+                    events("kept")
+                )
             }
             Command::CompletionsLink { .. } => format!(
                 "{}: {} -> {}",
@@ -780,6 +874,16 @@ mod tests {
         assert_eq!(call.body.unwrap()["reason"], "spam");
         assert!(parse(&args("completions dismiss kajabi:evt_1")).is_err());
         assert!(parse(&args("completions link kajabi:evt_1")).is_err());
+        let (_, cmd) = parse(&args("kajabi hooks delete 42")).unwrap();
+        let call = cmd.call(None);
+        assert_eq!(
+            (call.method, call.path.as_str()),
+            ("DELETE", "/admin/kajabi/hooks/42")
+        );
+        assert!(call.mutating);
+        let (_, cmd) = parse(&args("kajabi hooks create tag_added")).unwrap();
+        assert_eq!(cmd.call(None).body.unwrap()["event"], "tag_added");
+        assert!(parse(&args("kajabi hooks")).is_err());
         assert!(parse(&args("users list --colour red")).is_err());
         assert!(parse(&args("users list --limit")).is_err());
         assert!(parse(&args("nothing")).is_err());

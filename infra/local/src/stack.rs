@@ -165,6 +165,18 @@ fn http_function(binary: &str, services: &Services) -> Option<Arc<dyn HttpFuncti
         "admin-dismiss-completion" => Arc::new(
             admin_dismiss_completion::AdminDismissCompletion::new(services.clone()),
         ),
+        "admin-kajabi-hooks-list" => Arc::new(admin_kajabi_hooks_list::AdminKajabiHooksList::new(
+            services.clone(),
+        )),
+        "admin-kajabi-hook-create" => Arc::new(
+            admin_kajabi_hook_create::AdminKajabiHookCreate::new(services.clone()),
+        ),
+        "admin-kajabi-hook-delete" => Arc::new(
+            admin_kajabi_hook_delete::AdminKajabiHookDelete::new(services.clone()),
+        ),
+        "admin-kajabi-hooks-ensure" => Arc::new(
+            admin_kajabi_hooks_ensure::AdminKajabiHooksEnsure::new(services.clone()),
+        ),
         "admin-verify-subscription" => Arc::new(
             admin_verify_subscription::AdminVerifySubscription::new(services.clone()),
         ),

@@ -4,6 +4,7 @@
 mod course;
 mod email;
 mod entitlements;
+mod hooks;
 mod ids;
 mod password;
 mod plan;
@@ -17,6 +18,7 @@ mod text;
 pub use course::{Course, CourseCatalog, CourseError, DEFAULT_COURSE_POINTS};
 pub use email::{redact_emails, Email, EmailError};
 pub use entitlements::{entitlements, Entitlements, Holding, Revocation};
+pub use hooks::{plan_hooks, points_at, HookPlan, HookRef, KAJABI_HOOK_EVENTS};
 pub use ids::{EventKey, JobId, Provider, UserId};
 pub use password::{Password, PasswordError};
 pub use plan::{normalize_tag, Plan, PlanCatalog, PlanError, BASE_ROLE};

@@ -16,11 +16,14 @@ pub enum ApiError {
         provider: &'static str,
         path: String,
     },
-    #[error("{provider} answered {status} for {path}")]
+    #[error("{provider} answered {status} for {path}{}", detail_suffix(.detail))]
     Status {
         provider: &'static str,
         path: String,
         status: u16,
+        /// What the provider's error body says (a JSON:API `errors[0]`
+        /// detail or title), cut short; empty when it says nothing.
+        detail: String,
     },
     #[error("{provider} could not be reached: {detail}")]
     Unreachable {
@@ -31,7 +34,45 @@ pub enum ApiError {
     Body { provider: &'static str },
 }
 
+fn detail_suffix(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(": {detail}")
+    }
+}
+
+/// The error a provider's body names: JSON:API `errors[0].detail` or
+/// `.title`, else `error_description`, `message` or `error`; 200 characters.
+fn error_detail(body: &[u8]) -> String {
+    let Ok(json) = serde_json::from_slice::<Value>(body) else {
+        return String::new();
+    };
+    let first = &json["errors"][0];
+    let detail = [
+        &first["detail"],
+        &first["title"],
+        &json["error_description"],
+        &json["message"],
+        &json["error"],
+    ]
+    .into_iter()
+    .find_map(|v| v.as_str().filter(|s| !s.trim().is_empty()))
+    .map(|s| s.chars().take(200).collect::<String>())
+    .unwrap_or_default();
+    detail
+}
+
 impl ApiError {
+    /// The provider's HTTP status, when it answered with one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Status { status, .. } => Some(*status),
+            ApiError::NotFound { .. } => Some(404),
+            _ => None,
+        }
+    }
+
     /// Worth answering 5xx for, so the provider's own retry comes back later.
     pub fn is_transient(&self) -> bool {
         match self {
@@ -99,6 +140,25 @@ impl ApiClient {
     pub async fn get_json_as(&self, path: &str, token: &str) -> Result<Value, ApiError> {
         let url = format!("{}{}", self.base_url, path);
         self.send(path, || self.http.get(&url).bearer_auth(token))
+            .await
+    }
+
+    /// POST JSON with an OAuth access token; JSON back.
+    pub async fn post_json_as(
+        &self,
+        path: &str,
+        token: &str,
+        body: &Value,
+    ) -> Result<Value, ApiError> {
+        let url = format!("{}{}", self.base_url, path);
+        self.send(path, || self.http.post(&url).bearer_auth(token).json(body))
+            .await
+    }
+
+    /// DELETE with an OAuth access token.
+    pub async fn delete_as(&self, path: &str, token: &str) -> Result<Value, ApiError> {
+        let url = format!("{}{}", self.base_url, path);
+        self.send(path, || self.http.delete(&url).bearer_auth(token))
             .await
     }
 
@@ -172,6 +232,7 @@ impl ApiClient {
                     provider: self.provider,
                     path: path.to_string(),
                     status,
+                    detail: String::new(),
                 });
             }
             if status == 404 {
@@ -181,13 +242,22 @@ impl ApiClient {
                 });
             }
             if !(200..300).contains(&status) {
+                let body = response.bytes().await.unwrap_or_default();
                 return Err(ApiError::Status {
                     provider: self.provider,
                     path: path.to_string(),
                     status,
+                    detail: error_detail(&body),
                 });
             }
-            return response.json().await.map_err(|_| ApiError::Body {
+            // A 204 (a delete) has no body.
+            let body = response.bytes().await.map_err(|_| ApiError::Body {
+                provider: self.provider,
+            })?;
+            if body.iter().all(u8::is_ascii_whitespace) {
+                return Ok(Value::Null);
+            }
+            return serde_json::from_slice(&body).map_err(|_| ApiError::Body {
                 provider: self.provider,
             });
         }
@@ -306,6 +376,7 @@ mod tests {
             provider: "stripe",
             path: "/".into(),
             status: s,
+            detail: String::new(),
         };
         assert!(status(429).is_transient());
         assert!(status(503).is_transient());
@@ -419,6 +490,32 @@ impl PaystackApi {
     }
 }
 
+/// A Kajabi hook (`GET /v1/hooks`): Kajabi posts `event` to `target_url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KajabiHook {
+    pub id: String,
+    pub event: String,
+    pub target_url: String,
+}
+
+impl KajabiHook {
+    fn from_json(item: &Value) -> Option<Self> {
+        let id = match &item["id"] {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => return None,
+        };
+        Some(Self {
+            id,
+            event: item["attributes"]["event"].as_str()?.to_string(),
+            target_url: item["attributes"]["target_url"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        })
+    }
+}
+
 /// Kajabi's v1 API with OAuth client credentials. The access token is cached
 /// for the life of the Lambda container, until shortly before it expires.
 #[derive(Clone, Debug)]
@@ -466,6 +563,75 @@ impl KajabiApi {
         let token = Secret::new(token);
         *cached = Some((token.clone(), std::time::Instant::now() + lifetime));
         Ok(token)
+    }
+
+    /// Calls with the cached token; a token revoked early is forgotten and
+    /// the call made once more with a fresh one.
+    async fn authed<'a, F, Fut>(&'a self, call: F) -> Result<Value, ApiError>
+    where
+        F: Fn(Secret) -> Fut,
+        Fut: std::future::Future<Output = Result<Value, ApiError>> + 'a,
+    {
+        let token = self.access_token().await?;
+        match call(token).await {
+            Err(ApiError::Status { status: 401, .. }) => {
+                *self.token.lock().await = None;
+                let token = self.access_token().await?;
+                call(token).await
+            }
+            other => other,
+        }
+    }
+
+    /// Every hook of the site (`GET /v1/hooks`, 100 a page, 20 pages at most).
+    pub async fn list_hooks(&self) -> Result<Vec<KajabiHook>, ApiError> {
+        let mut hooks = Vec::new();
+        for page in 1..=20 {
+            let path = format!("/v1/hooks?page%5Bnumber%5D={page}&page%5Bsize%5D=100");
+            let body = self
+                .authed(|token| {
+                    let path = path.clone();
+                    async move { self.client.get_json_as(&path, token.expose()).await }
+                })
+                .await?;
+            let items = body["data"].as_array().cloned().unwrap_or_default();
+            hooks.extend(items.iter().filter_map(KajabiHook::from_json));
+            let last = body["meta"]["total_pages"]
+                .as_u64()
+                .is_none_or(|total| page as u64 >= total);
+            if items.is_empty() || last {
+                break;
+            }
+        }
+        Ok(hooks)
+    }
+
+    /// `POST /v1/hooks`: Kajabi posts `event` to `target_url` from now on.
+    pub async fn create_hook(&self, event: &str, target_url: &str) -> Result<KajabiHook, ApiError> {
+        let body = serde_json::json!({"data": {"type": "hooks",
+            "attributes": {"event": event, "target_url": target_url}}});
+        let created = self
+            .authed(|token| {
+                let body = body.clone();
+                async move {
+                    self.client
+                        .post_json_as("/v1/hooks", token.expose(), &body)
+                        .await
+                }
+            })
+            .await?;
+        KajabiHook::from_json(&created["data"]).ok_or(ApiError::Body { provider: "kajabi" })
+    }
+
+    /// `DELETE /v1/hooks/{id}`.
+    pub async fn delete_hook(&self, id: &str) -> Result<(), ApiError> {
+        let path = format!("/v1/hooks/{}", path_segment(id));
+        self.authed(|token| {
+            let path = path.clone();
+            async move { self.client.delete_as(&path, token.expose()).await }
+        })
+        .await?;
+        Ok(())
     }
 
     /// The customer's purchases of `offers`: active unless deactivated.

@@ -10,6 +10,7 @@ pub mod completion_review;
 pub mod contacts;
 pub mod expiry;
 pub mod kajabi;
+pub mod kajabi_hooks;
 pub mod paystack;
 pub mod pending;
 mod provision;
