@@ -256,7 +256,7 @@ async fn ensure_leaves_exactly_one_hook_per_event_and_a_second_run_changes_nothi
             .map(|h| h["id"].as_str().unwrap().to_string())
             .collect()
     };
-    assert_eq!(ids(&first["kept"]), [kept.clone()]);
+    assert_eq!(ids(&first["kept"]), [kept]);
     assert_eq!(ids(&first["deleted"]), [duplicate, stale]);
     assert_eq!(first["created"].as_array().unwrap().len(), 5, "{first}");
     let hooks = fake.hooks.lock().unwrap().clone();
