@@ -33,7 +33,7 @@ impl AdminKajabiHooksList {
                 &e,
                 "could not list hooks right now; try again",
             ),
-            Err(e) => match e.into_answer() {
+            Err(e) => match e.into_answer(&self.services.kajabi_url_token_values()) {
                 Ok(answer) => answer.into_http(),
                 Err(e) => reject::unavailable_after(
                     &request,

@@ -32,6 +32,12 @@ pub enum ApiError {
     },
     #[error("{provider} answered with a body that is not JSON")]
     Body { provider: &'static str },
+    #[error("{provider} listed more {what} than Gatehouse reads ({limit}); nothing was changed")]
+    TooMany {
+        provider: &'static str,
+        what: &'static str,
+        limit: usize,
+    },
 }
 
 fn detail_suffix(detail: &str) -> String {
@@ -78,7 +84,7 @@ impl ApiError {
         match self {
             ApiError::Status { status, .. } => *status == 429 || *status >= 500,
             ApiError::Unreachable { .. } => true,
-            ApiError::NotFound { .. } | ApiError::Body { .. } => false,
+            ApiError::NotFound { .. } | ApiError::Body { .. } | ApiError::TooMany { .. } => false,
         }
     }
 }
@@ -168,6 +174,15 @@ impl ApiClient {
         self.send(path, || self.http.post(&url).form(form)).await
     }
 
+    /// The same client, trying each call once: for a call that is not safe
+    /// to repeat (a create whose first attempt may have landed).
+    pub fn single_attempt(&self) -> Self {
+        Self {
+            max_attempts: 1,
+            ..self.clone()
+        }
+    }
+
     /// The secret this client was built with (Kajabi's client secret).
     pub fn secret(&self) -> &Secret {
         &self.key
@@ -242,7 +257,15 @@ impl ApiClient {
                 });
             }
             if !(200..300).contains(&status) {
-                let body = response.bytes().await.unwrap_or_default();
+                // Only the start of an error body is read: it is named, not kept.
+                let mut body = Vec::new();
+                let mut response = response;
+                while let Ok(Some(chunk)) = response.chunk().await {
+                    body.extend_from_slice(&chunk);
+                    if body.len() > 16 * 1024 {
+                        break;
+                    }
+                }
                 return Err(ApiError::Status {
                     provider: self.provider,
                     path: path.to_string(),
@@ -250,14 +273,11 @@ impl ApiClient {
                     detail: error_detail(&body),
                 });
             }
-            // A 204 (a delete) has no body.
-            let body = response.bytes().await.map_err(|_| ApiError::Body {
-                provider: self.provider,
-            })?;
-            if body.iter().all(u8::is_ascii_whitespace) {
+            // A 204 (a delete) has no body; any other success must be JSON.
+            if status == 204 {
                 return Ok(Value::Null);
             }
-            return serde_json::from_slice(&body).map_err(|_| ApiError::Body {
+            return response.json().await.map_err(|_| ApiError::Body {
                 provider: self.provider,
             });
         }
@@ -583,10 +603,14 @@ impl KajabiApi {
         }
     }
 
-    /// Every hook of the site (`GET /v1/hooks`, 100 a page, 20 pages at most).
+    /// Every hook of the site (`GET /v1/hooks`, 100 a page). Pages are read
+    /// until `meta.total_pages`, or, without it, until an empty page; a site
+    /// with more than `MAX_HOOK_PAGES` pages is an error, never a silently
+    /// short list (which `ensure` would act on).
     pub async fn list_hooks(&self) -> Result<Vec<KajabiHook>, ApiError> {
+        const MAX_HOOK_PAGES: u64 = 50;
         let mut hooks = Vec::new();
-        for page in 1..=20 {
+        for page in 1..=MAX_HOOK_PAGES {
             let path = format!("/v1/hooks?page%5Bnumber%5D={page}&page%5Bsize%5D=100");
             let body = self
                 .authed(|token| {
@@ -596,14 +620,19 @@ impl KajabiApi {
                 .await?;
             let items = body["data"].as_array().cloned().unwrap_or_default();
             hooks.extend(items.iter().filter_map(KajabiHook::from_json));
-            let last = body["meta"]["total_pages"]
-                .as_u64()
-                .is_none_or(|total| page as u64 >= total);
-            if items.is_empty() || last {
-                break;
+            let last = match body["meta"]["total_pages"].as_u64() {
+                Some(total) => page >= total,
+                None => items.is_empty(),
+            };
+            if last || items.is_empty() {
+                return Ok(hooks);
             }
         }
-        Ok(hooks)
+        Err(ApiError::TooMany {
+            provider: "kajabi",
+            what: "hooks",
+            limit: (MAX_HOOK_PAGES * 100) as usize,
+        })
     }
 
     /// `POST /v1/hooks`: Kajabi posts `event` to `target_url` from now on.
@@ -614,7 +643,9 @@ impl KajabiApi {
             .authed(|token| {
                 let body = body.clone();
                 async move {
+                    // Once: a retry after a lost answer could make a second hook.
                     self.client
+                        .single_attempt()
                         .post_json_as("/v1/hooks", token.expose(), &body)
                         .await
                 }

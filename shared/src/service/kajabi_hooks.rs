@@ -4,6 +4,7 @@
 //! `/webhooks/kajabi?token=…`. The URL token never leaves in an answer or
 //! a log: every target URL shown has its token masked.
 
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 
 use super::admin_change::{problem, AdminChange, ChangeAnswer};
@@ -32,10 +33,11 @@ impl From<crate::store::StoreError> for HookError {
 
 impl HookError {
     /// A specific answer for each of Kajabi's errors; 503 for our storage.
-    pub fn into_answer(self) -> Result<ChangeAnswer, ServiceError> {
+    /// `tokens` are masked out of every detail.
+    pub fn into_answer(self, tokens: &[String]) -> Result<ChangeAnswer, ServiceError> {
         let answer = |status: u16, slug: &str, title: &str, detail: String| ChangeAnswer {
             status,
-            body: problem(status, slug, title, &detail),
+            body: problem(status, slug, title, &redact_tokens(&detail, tokens)),
             replayed: false,
         };
         Ok(match self {
@@ -48,8 +50,8 @@ impl HookError {
                     format!("Kajabi refused the API credentials ({e}): check KajabiClientId and KajabiClientSecret, or rotate the key")),
                 Some(403) => answer(502, "kajabi-forbidden", "Kajabi API key lacks a permission",
                     format!("Kajabi's API key may not manage hooks ({e}): give the key the webhooks (hooks) permission in Kajabi's User API Keys")),
-                Some(404) => answer(404, "kajabi-hook-not-found", "Kajabi hook not found",
-                    format!("Kajabi has no such hook ({e})")),
+                Some(404) => answer(502, "kajabi-error", "Kajabi API error",
+                    format!("{e}: check KAJABI_API_BASE")),
                 Some(429) => answer(503, "kajabi-throttled", "Kajabi is rate limiting",
                     format!("Kajabi kept answering 429 after retries ({e}): try again in a minute")),
                 Some(status) if status >= 500 => answer(502, "kajabi-unavailable", "Kajabi is unavailable",
@@ -58,6 +60,42 @@ impl HookError {
             },
         })
     }
+}
+
+/// What a query value keeps as is; everything else is percent-encoded.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// `text` with every configured token, raw or encoded, and every `token=`
+/// value masked: Kajabi's error details may quote a target URL.
+pub fn redact_tokens(text: &str, tokens: &[String]) -> String {
+    let mut out = text.to_string();
+    for token in tokens.iter().filter(|t| !t.is_empty()) {
+        let encoded = utf8_percent_encode(token, QUERY_VALUE).to_string();
+        out = out.replace(&encoded, "***").replace(token.as_str(), "***");
+    }
+    let mut masked = String::with_capacity(out.len());
+    let mut rest = out.as_str();
+    while let Some(at) = rest.to_ascii_lowercase().find("token=") {
+        masked.push_str(&rest[..at + "token=".len()]);
+        rest = &rest[at + "token=".len()..];
+        let end = rest
+            .find(|c: char| {
+                c == '&' || c == '"' || c == '\'' || c.is_whitespace() || c == '<' || c == '>'
+            })
+            .unwrap_or(rest.len());
+        if end > 0 && !rest[..end].starts_with("***") {
+            masked.push_str("***");
+        } else {
+            masked.push_str(&rest[..end]);
+        }
+        rest = &rest[end..];
+    }
+    masked.push_str(rest);
+    masked
 }
 
 /// `url` with any `token=` value masked.
@@ -78,6 +116,15 @@ pub fn masked(url: &str) -> String {
 }
 
 impl Services {
+    /// The URL tokens, to mask out of anything Kajabi says.
+    pub fn kajabi_url_token_values(&self) -> Vec<String> {
+        self.settings
+            .kajabi_url_tokens
+            .iter()
+            .map(|t| t.expose().to_string())
+            .collect()
+    }
+
     fn kajabi_hooks_api(&self) -> Result<&KajabiApi, HookError> {
         self.kajabi_api.as_ref().ok_or(HookError::NotConfigured)
     }
@@ -101,7 +148,7 @@ impl Services {
         Ok(format!(
             "{}?token={}",
             self.kajabi_endpoint(),
-            token.expose()
+            utf8_percent_encode(token.expose(), QUERY_VALUE)
         ))
     }
 
@@ -167,8 +214,14 @@ impl Services {
             return Ok(answer);
         }
         let done = async {
-            self.kajabi_hooks_api()?.delete_hook(id).await?;
-            Ok::<_, HookError>((200, json!({"status": "deleted", "id": id})))
+            // Gone already (a retry whose first attempt landed, or by hand):
+            // the end the admin asked for.
+            let status = match self.kajabi_hooks_api()?.delete_hook(id).await {
+                Ok(()) => "deleted",
+                Err(ApiError::NotFound { .. }) => "absent",
+                Err(e) => return Err(e.into()),
+            };
+            Ok::<_, HookError>((200, json!({"status": status, "id": id})))
         };
         self.audit_hook_change(change, done.await).await
     }
@@ -201,6 +254,8 @@ impl Services {
             let mut created = Vec::new();
             for event in &plan.create {
                 let hook = api.create_hook(event, &target).await?;
+                // Logged as it happens: a run that stops halfway is not audited.
+                tracing::info!(principal = %change.principal, hook_id = %hook.id, event = %hook.event, "kajabi hook created");
                 created.push(self.hook_json(&hook, Some(&target)));
             }
             let mut deleted = Vec::new();
@@ -210,6 +265,7 @@ impl Services {
                     Ok(()) | Err(ApiError::NotFound { .. }) => {}
                     Err(e) => return Err(e.into()),
                 }
+                tracing::info!(principal = %change.principal, hook_id = %id, "kajabi hook deleted");
                 if let Some(hook) = by_id(id) {
                     deleted.push(self.hook_json(hook, Some(&target)));
                 }
@@ -243,7 +299,7 @@ impl Services {
             Ok(done) => done,
             // A refusal is answered, not stored: fixing the cause and
             // retrying with the same key must make the call.
-            Err(e) => return e.into_answer(),
+            Err(e) => return e.into_answer(&self.kajabi_url_token_values()),
         };
         let answer = self
             .commit_admin_change(change, |_| Ok(()), &[], status, body.clone())
@@ -271,5 +327,19 @@ mod tests {
             "https://a.example/x?a=1&TOKEN=***&b=2"
         );
         assert_eq!(masked("https://a.example/x"), "https://a.example/x");
+    }
+
+    #[test]
+    fn kajabi_error_details_never_carry_a_token() {
+        let tokens = vec!["ab+c&d".to_string()];
+        let detail = "target_url https://a.example/webhooks/kajabi?token=ab%2Bc%26d is taken; \"ab+c&d\" token=zzz";
+        let redacted = redact_tokens(detail, &tokens);
+        assert!(
+            !redacted.contains("ab%2Bc%26d")
+                && !redacted.contains("ab+c")
+                && !redacted.contains("zzz"),
+            "{redacted}"
+        );
+        assert_eq!(redact_tokens("nothing here", &tokens), "nothing here");
     }
 }
