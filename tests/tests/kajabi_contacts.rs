@@ -39,6 +39,20 @@ async fn admin_view(t: &TestStack, email: &str) -> Value {
     view
 }
 
+/// The emails `GET /admin/users?role=` lists.
+async fn role_holders(t: &TestStack, role: &str) -> Vec<String> {
+    let (status, page) = t
+        .admin("GET", &format!("/admin/users?role={role}&limit=50"), None)
+        .await;
+    assert_eq!(status, 200, "{page}");
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|u| u["email"].as_str().map(str::to_string))
+        .collect()
+}
+
 fn has_role(view: &Value, role: &str) -> bool {
     view["roles"].as_array().unwrap().iter().any(|r| r == role)
 }
@@ -72,6 +86,8 @@ async fn a_mapped_tag_grants_its_plans_role_while_present_in_the_order_of_update
     let view = admin_view(&t, &email).await;
     assert!(has_role(&view, "premium-member"), "{view}");
     assert_eq!(view["kajabi_tags"], json!(["VIP"]));
+    // The admin list's role filter sees the tag's role, as sessions do.
+    assert!(role_holders(&t, "premium-member").await.contains(&email));
     // The removal that came later in Kajabi, then the addition before it,
     // delivered late: the removal holds.
     let (_, r) = t
@@ -85,6 +101,7 @@ async fn a_mapped_tag_grants_its_plans_role_while_present_in_the_order_of_update
     let view = admin_view(&t, &email).await;
     assert!(!has_role(&view, "premium-member"), "{view}");
     assert_eq!(view["kajabi_tags"], json!([]));
+    assert!(!role_holders(&t, "premium-member").await.contains(&email));
     // A redelivery is a duplicate; a tag the plans file does not map is
     // kept, and grants nothing.
     let (_, r) = t

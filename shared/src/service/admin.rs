@@ -7,13 +7,13 @@ use serde_json::{json, Value};
 use super::session::member_json;
 use super::{ServiceError, Services};
 use crate::admin::listing::{encode_event_key, Cursor, EventQuery, UserQuery};
-use crate::domain::{entitlements, EventKey, UserId};
+use crate::domain::{EventKey, UserId};
 use crate::store::admin::{
     EventRow, FilterValue, IndexQuery, IndexRow, UserRow, EVENTS_INDEX, EVENTS_PARTITION,
     USERS_INDEX, USERS_PARTITION, USER_EVENTS_INDEX,
 };
 use crate::store::timestamp as ts;
-use crate::store::{holdings, JobStatus, SubscriptionRecord};
+use crate::store::{JobStatus, SubscriptionRecord};
 
 /// A list row being made from one index item (it may read more).
 type RowFuture<'s> = std::pin::Pin<
@@ -80,14 +80,15 @@ fn event_summary(event: &EventRow) -> Value {
 }
 
 impl Services {
-    /// Does `subs` (plus the profile's manual roles) pass the subscription filters?
+    /// Does the member pass the subscription filters? A role is judged as
+    /// the member's sessions see it: plans, Kajabi tags, grants and revokes.
     fn subscriptions_match(
         &self,
         query: &UserQuery,
-        user: &UserRow,
-        subs: &[SubscriptionRecord],
+        member: &crate::store::MemberRecord,
         now: DateTime<Utc>,
     ) -> bool {
+        let subs = &member.subscriptions;
         if query.subscription_status.is_some() || query.plan.is_some() {
             let found = subs.iter().any(|s| {
                 query
@@ -100,14 +101,7 @@ impl Services {
             }
         }
         if let Some(role) = &query.role {
-            let effective = entitlements(
-                &self.settings.plans,
-                &holdings(subs),
-                &user.granted_roles,
-                &user.revocations,
-                now,
-            );
-            if !effective.roles.contains(role) {
+            if !self.entitlements_of(member, now).roles.contains(role) {
                 return false;
             }
         }
@@ -141,10 +135,13 @@ impl Services {
                 if !query.needs_subscriptions() {
                     return Ok(Some(user_summary(&user, None)));
                 }
-                let subs = self.store.subscriptions(&user.user_id, None).await?;
+                // One Query over the member's partition, as for their session.
+                let Some(member) = self.store.load_member(&user.user_id).await? else {
+                    return Ok(None);
+                };
                 Ok(self
-                    .subscriptions_match(query, &user, &subs, now)
-                    .then(|| user_summary(&user, Some(&subs))))
+                    .subscriptions_match(query, &member, now)
+                    .then(|| user_summary(&user, Some(&member.subscriptions))))
             })
         })
         .await
