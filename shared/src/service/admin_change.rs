@@ -486,6 +486,12 @@ impl Services {
         key: &EventKey,
         attach_to: Option<&UserId>,
     ) -> Result<ChangeAnswer, ServiceError> {
+        if let Some(user) = attach_to {
+            // Mapped in the transaction that audits it, then applied.
+            return self
+                .attach_waiting(change, key, user, |found| attachable(found, key))
+                .await;
+        }
         if let Some(answer) = self.earlier_answer(change).await? {
             return Ok(answer);
         }
@@ -517,47 +523,17 @@ impl Services {
                 "{key} was recorded with a body that is not JSON; a provider must send it again"
             )));
         }
-        let outcome = match attach_to {
-            Some(user) => {
-                if !record.status.is_waiting() {
-                    return Ok(conflict(format!(
-                        "only a pending or unmatched event is attached to a member; {key} is {}; replay it without user_id",
-                        record.status.as_str()
-                    )));
-                }
-                if self.store.get_profile(user).await?.is_none() {
-                    return Ok(not_found(user));
-                }
-                if let Err(reason) = self.attach_pending(&record, user).await? {
-                    return Ok(conflict(reason));
-                }
-                // The drain ran it; its record holds the result.
-                match self.store.get_event(key).await? {
-                    Some(after) => ReplayResult {
-                        status: after.status.as_str().to_string(),
-                        reason: after.reason.filter(|_| after.status == EventStatus::Failed),
-                        user: after.user_id,
-                    },
-                    None => return Err(ServiceError::Contention),
-                }
-            }
-            None => {
-                let Some(outcome) = self.reprocess(&record).await? else {
-                    return Ok(conflict(
-                        "admin records are an audit trail, not replayable".into(),
-                    ));
-                };
-                ReplayResult {
-                    status: outcome.status().to_string(),
-                    reason: match outcome {
-                        crate::service::webhook::WebhookOutcome::Failed { reason, .. } => {
-                            Some(reason)
-                        }
-                        _ => None,
-                    },
-                    user: None,
-                }
-            }
+        let Some(outcome) = self.reprocess(&record).await? else {
+            return Ok(conflict(
+                "admin records are an audit trail, not replayable".into(),
+            ));
+        };
+        let outcome = ReplayResult {
+            status: outcome.status().to_string(),
+            reason: match outcome {
+                crate::service::webhook::WebhookOutcome::Failed { reason, .. } => Some(reason),
+                _ => None,
+            },
         };
         let mut body = json!({
             "event": key.to_string(),
@@ -568,11 +544,7 @@ impl Services {
             body["reason"] = json!(reason);
         }
         let mut audited = change.clone();
-        audited.target_user = audited
-            .target_user
-            .or(attach_to.cloned())
-            .or(outcome.user)
-            .or(record.user_id.clone());
+        audited.target_user = audited.target_user.or(record.user_id.clone());
         let answer = self
             .commit_admin_change(&audited, |_| Ok(()), &[], 200, body.clone())
             .await?;
@@ -584,11 +556,43 @@ impl Services {
     }
 }
 
+/// The record a replay may attach to a member: a waiting event, else the
+/// refusal.
+fn attachable(found: Option<EventRecord>, key: &EventKey) -> Result<EventRecord, ChangeAnswer> {
+    let Some(record) = found else {
+        return Err(ChangeAnswer {
+            status: 404,
+            body: problem(
+                404,
+                "event-not-found",
+                "Event not found",
+                &format!("no event {key}"),
+            ),
+            replayed: false,
+        });
+    };
+    if !record.status.is_waiting() {
+        return Err(ChangeAnswer {
+            status: 409,
+            body: problem(
+                409,
+                "not-replayable",
+                "Not replayable",
+                &format!(
+                    "only a pending or unmatched event is attached to a member; {key} is {}; replay it without user_id",
+                    record.status.as_str()
+                ),
+            ),
+            replayed: false,
+        });
+    }
+    Ok(record)
+}
+
 /// What a replay did to the event.
 struct ReplayResult {
     status: String,
     reason: Option<String>,
-    user: Option<UserId>,
 }
 
 /// The start every change on one user makes: the allowed caller, the

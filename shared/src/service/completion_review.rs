@@ -166,26 +166,48 @@ impl Services {
         key: &EventKey,
         user: &UserId,
     ) -> Result<ChangeAnswer, ServiceError> {
+        self.attach_waiting(change, key, user, |found| unmatched(found, key))
+            .await
+    }
+
+    /// Maps the customer a waiting event waits on (for a completion, its
+    /// email) to `user`, in the transaction that writes the audit record and
+    /// on the condition that the event still waits, then applies everything
+    /// waiting on it. `check` turns the event read into the record to attach,
+    /// or the refusal to answer. A retry with the same key finishes the
+    /// applying and answers the first answer, with the event's status now.
+    pub(crate) async fn attach_waiting(
+        &self,
+        change: &AdminChange,
+        key: &EventKey,
+        user: &UserId,
+        check: impl Fn(Option<EventRecord>) -> Result<EventRecord, ChangeAnswer>,
+    ) -> Result<ChangeAnswer, ServiceError> {
         if let Some(answer) = self.earlier_answer(change).await? {
-            return self.finish_link(answer, key).await;
+            return self.finish_attach(answer, key).await;
         }
+        // The audit names the member the event was attached to.
+        let mut audited = change.clone();
+        audited.target_user = Some(user.clone());
+        let change = &audited;
         for _ in 0..MAX_ATTEMPTS {
-            let record = match unmatched(self.store.get_event(key).await?, key) {
+            let record = match check(self.store.get_event(key).await?) {
                 Ok(record) => record,
                 Err(answer) => return self.unless_answered(change, answer).await,
             };
             if self.store.get_profile(user).await?.is_none() {
                 return self.unless_answered(change, not_found(user)).await;
             }
+            let provider = key.provider();
             let Some(customer) = record.waiting_on.clone() else {
-                return Err(ServiceError::Internal(format!(
-                    "{key} is unmatched but waits on no completion key"
-                )));
+                let detail =
+                    format!("{key} waits on no provider customer; replay it without user_id");
+                return self.unless_answered(change, conflict(detail)).await;
             };
-            let found = self.store.get_customer(Provider::Kajabi, &customer).await?;
+            let found = self.store.get_customer(provider, &customer).await?;
             if let Some(linked) = found.user_id.as_ref().filter(|linked| *linked != user) {
                 let detail = format!(
-                    "this completion's email is already linked to member {linked}, whose link applies it"
+                    "what {key} waits on already belongs to member {linked}, whose link applies it"
                 );
                 return self.unless_answered(change, conflict(detail)).await;
             }
@@ -207,9 +229,9 @@ impl Services {
                     change,
                     |tx| {
                         if found.user_id.is_none() {
-                            tx.put_customer(Provider::Kajabi, &customer, user, &found.waiting)?;
+                            tx.put_customer(provider, &customer, user, &found.waiting)?;
                         }
-                        tx.check_event_status(key, EventStatus::Unmatched)
+                        tx.check_event_status(key, record.status)
                     },
                     &[],
                     200,
@@ -217,17 +239,17 @@ impl Services {
                 )
                 .await?;
             if let Some(answer) = answer {
-                return self.finish_link(answer, key).await;
+                return self.finish_attach(answer, key).await;
             }
         }
         Err(ServiceError::Contention)
     }
 
-    /// Applies what waits on a linked completion's email (again, for a
-    /// retry: each award is keyed, so nothing twice), and answers with the
-    /// completion's status now. A failure is a 503: the stored answer stays,
-    /// and a retry with the same key finishes the awards.
-    async fn finish_link(
+    /// Applies what waits on an attached event's customer (again, for a
+    /// retry: each effect is keyed, so nothing twice), and answers with the
+    /// event's status now. A failure is a 503: the stored answer stays, and
+    /// a retry with the same key finishes the applying.
+    async fn finish_attach(
         &self,
         mut answer: ChangeAnswer,
         key: &EventKey,
@@ -243,8 +265,8 @@ impl Services {
             .as_deref()
             .filter(|_| record.status.is_waiting())
         {
-            let found = self.store.get_customer(Provider::Kajabi, customer).await?;
-            self.drain_waiting(Provider::Kajabi, customer, &found.waiting)
+            let found = self.store.get_customer(key.provider(), customer).await?;
+            self.drain_waiting(key.provider(), customer, &found.waiting)
                 .await?;
         }
         let after = self.store.get_event(key).await?.unwrap_or(record);

@@ -14,11 +14,9 @@ use std::pin::Pin;
 
 use super::runner::Until;
 use super::source;
-use super::webhook::{
-    backoff, webhook_commit_verdict, CommitVerdict, Delivery, WebhookOutcome, MAX_ATTEMPTS,
-};
+use super::webhook::{webhook_commit_verdict, CommitVerdict, Delivery, WebhookOutcome};
 use super::{ServiceError, Services};
-use crate::domain::{Provider, UserId};
+use crate::domain::Provider;
 use crate::store::{CommitError, EventRecord, EventStatus, StoreError, Waiting, WaitingEvent};
 
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = Result<T, ServiceError>> + Send + 'a>>;
@@ -132,54 +130,5 @@ impl Services {
             .store
             .release_waiting(provider, customer, event)
             .await?)
-    }
-    /// An admin attaches a pending event to a member: the customer it waits
-    /// on is mapped to that member, and every event waiting on the customer
-    /// is applied. The caller has checked the member exists. `Err(reason)`
-    /// when it cannot be attached.
-    pub(crate) async fn attach_pending(
-        &self,
-        record: &EventRecord,
-        user: &UserId,
-    ) -> Result<Result<(), String>, ServiceError> {
-        let provider = record.key.provider();
-        let Some(customer) = record.waiting_on.as_deref() else {
-            return Ok(Err(format!(
-                "{} waits on no provider customer; replay it without user_id",
-                record.key
-            )));
-        };
-        for attempt in 0..MAX_ATTEMPTS {
-            let found = self.store.get_customer(provider, customer).await?;
-            match &found.user_id {
-                Some(mapped) if mapped != user => {
-                    return Ok(Err(format!(
-                        "{provider} customer {customer} already belongs to member {mapped}"
-                    )))
-                }
-                Some(_) => {}
-                None => {
-                    let mut tx = self.store.tx();
-                    tx.put_customer(provider, customer, user, &found.waiting)?;
-                    match self.store.commit(tx).await {
-                        Ok(()) => {}
-                        Err(CommitError::Store(e)) => return Err(e.into()),
-                        // Another event started waiting, or a purchase mapped it: look again.
-                        Err(_) => {
-                            backoff(attempt).await;
-                            continue;
-                        }
-                    }
-                }
-            }
-            // The mapping has committed: the attach is done and is audited whatever
-            // the drain does. An event that could not apply now stays waiting,
-            // and the customer's next event (or a replay) applies it.
-            if let Err(e) = self.drain_waiting(provider, customer, &found.waiting).await {
-                tracing::warn!(event_key = %record.key, error = %e, "attached; some waiting events stay pending");
-            }
-            return Ok(Ok(()));
-        }
-        Err(ServiceError::Contention)
     }
 }
