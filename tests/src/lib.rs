@@ -441,6 +441,18 @@ impl TestStack {
     }
 
     /// A client that signs as the test admin, for calls that are not JSON.
+    /// Runs the admin CLI (what the binary runs) against this stack, signed
+    /// with the test admin's credentials.
+    pub async fn cli(&self, args: &[&str]) -> gatehouse_admin::Outcome {
+        // `--local` reads these from infra/local.env unless the environment sets them.
+        std::env::set_var("ADMIN_ACCESS_KEY_ID", ADMIN_ACCESS_KEY);
+        std::env::set_var("ADMIN_SECRET_ACCESS_KEY", ADMIN_SECRET_KEY);
+        let mut argv: Vec<String> =
+            vec!["--local".into(), "--endpoint".into(), self.stack.base_url()];
+        argv.extend(args.iter().map(|a| a.to_string()));
+        gatehouse_admin::run(&argv).await
+    }
+
     pub fn admin_client(&self) -> gatehouse_admin::AdminClient {
         gatehouse_admin::AdminClient::new(
             &self.stack.base_url(),

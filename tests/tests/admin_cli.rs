@@ -1,16 +1,11 @@
 //! The admin CLI (`gatehouse_admin::run`, what the binary runs) against the
 //! local stack: every action, tables by default, JSON with `--json`.
 
-use gatehouse_e2e::{lifecycle, purchase, Auth, TestStack, ADMIN_ACCESS_KEY, ADMIN_SECRET_KEY};
+use gatehouse_e2e::{lifecycle, purchase, Auth, TestStack};
 use serde_json::{json, Value};
 
 async fn cli(t: &TestStack, args: &str) -> gatehouse_admin::Outcome {
-    // `--local` reads these from infra/local.env unless the environment sets them.
-    std::env::set_var("ADMIN_ACCESS_KEY_ID", ADMIN_ACCESS_KEY);
-    std::env::set_var("ADMIN_SECRET_ACCESS_KEY", ADMIN_SECRET_KEY);
-    let mut argv: Vec<String> = vec!["--local".into(), "--endpoint".into(), t.stack.base_url()];
-    argv.extend(args.split_whitespace().map(String::from));
-    gatehouse_admin::run(&argv).await
+    t.cli(&args.split_whitespace().collect::<Vec<_>>()).await
 }
 
 async fn ok(t: &TestStack, args: &str) -> String {

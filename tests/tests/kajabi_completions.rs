@@ -688,11 +688,7 @@ async fn a_link_racing_a_dismissal_ends_one_way_only() {
 }
 
 async fn cli(t: &TestStack, args: &[&str]) -> gatehouse_admin::Outcome {
-    std::env::set_var("ADMIN_ACCESS_KEY_ID", gatehouse_e2e::ADMIN_ACCESS_KEY);
-    std::env::set_var("ADMIN_SECRET_ACCESS_KEY", gatehouse_e2e::ADMIN_SECRET_KEY);
-    let mut argv: Vec<String> = vec!["--local".into(), "--endpoint".into(), t.stack.base_url()];
-    argv.extend(args.iter().map(|a| a.to_string()));
-    gatehouse_admin::run(&argv).await
+    t.cli(args).await
 }
 
 fn csv_file(t: &TestStack, name: &str, text: &str) -> String {

@@ -366,23 +366,14 @@ async fn create_and_delete_one_hook() {
         "{body}"
     );
     // From the CLI too.
-    std::env::set_var("ADMIN_ACCESS_KEY_ID", gatehouse_e2e::ADMIN_ACCESS_KEY);
-    std::env::set_var("ADMIN_SECRET_ACCESS_KEY", gatehouse_e2e::ADMIN_SECRET_KEY);
-    let argv = |args: &[&str]| -> Vec<String> {
-        ["--local", "--endpoint", &t.stack.base_url()]
-            .iter()
-            .chain(args)
-            .map(|a| a.to_string())
-            .collect()
-    };
-    let out = gatehouse_admin::run(&argv(&["kajabi", "hooks", "ensure"])).await;
+    let out = t.cli(&["kajabi", "hooks", "ensure"]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
         out.stdout.starts_with("changed: created purchase"),
         "{}",
         out.stdout
     );
-    let out = gatehouse_admin::run(&argv(&["kajabi", "hooks", "list"])).await;
+    let out = t.cli(&["kajabi", "hooks", "list"]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.contains("token=***") && !out.stdout.contains(URL_TOKENS[1]));
 }

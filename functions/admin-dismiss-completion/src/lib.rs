@@ -2,10 +2,10 @@
 //! `Idempotency-Key`): the completion is closed, with the reason, and no
 //! later account or link applies it. Audited with the principal.
 
-use gatehouse::admin::{authorize, event_key_from_param};
+use gatehouse::admin::event_key_from_param;
 use gatehouse::http::{json_body, reject, ApiRequest, ApiResponse, MAX_FORM_BYTES};
 use gatehouse::lambda::{BoxFuture, HttpFunction};
-use gatehouse::service::admin_change::{idempotency_key, required_reason, AdminChange};
+use gatehouse::service::admin_change::{admin_change, required_reason};
 use gatehouse::service::Services;
 use serde::Deserialize;
 use serde_json::json;
@@ -26,13 +26,13 @@ impl AdminDismissCompletion {
     }
 
     pub async fn handle(&self, request: ApiRequest) -> ApiResponse {
-        let principal = match authorize(&self.services.settings.admin_principals, &request) {
-            Ok(p) => p,
+        let mut change = match admin_change(
+            &self.services.settings.admin_principals,
+            &request,
+            "dismiss-completion",
+        ) {
+            Ok(change) => change,
             Err(refused) => return refused,
-        };
-        let idempotency_key = match idempotency_key(&request) {
-            Ok(k) => k,
-            Err(bad) => return bad,
         };
         let completion = match event_key_from_param(&request, "id") {
             Ok(k) => k,
@@ -48,13 +48,7 @@ impl AdminDismissCompletion {
                 return ApiResponse::problem(400, "invalid-request", "Invalid request", detail)
             }
         };
-        let change = AdminChange {
-            principal,
-            action: "dismiss-completion",
-            idempotency_key,
-            target_user: None,
-            request: json!({"completion": completion.to_string(), "reason": reason}),
-        };
+        change.request = json!({"completion": completion.to_string(), "reason": reason});
         match self
             .services
             .admin_dismiss_completion(&change, &completion, &reason)

@@ -9,7 +9,7 @@
 use gatehouse::admin::import::{parse_csv, MAX_IMPORT_ROWS};
 use gatehouse::http::{reject, ApiRequest, ApiResponse};
 use gatehouse::lambda::{BoxFuture, HttpFunction};
-use gatehouse::service::admin_change::{idempotency_key, AdminChange};
+use gatehouse::service::admin_change::admin_change;
 use gatehouse::service::completion::import_report;
 use gatehouse::service::Services;
 use serde_json::json;
@@ -27,13 +27,12 @@ impl AdminImportCompletions {
     }
 
     pub async fn handle(&self, request: ApiRequest) -> ApiResponse {
-        let principal =
-            match gatehouse::admin::authorize(&self.services.settings.admin_principals, &request) {
-                Ok(p) => p,
-                Err(refused) => return refused,
-            };
-        let key = match idempotency_key(&request) {
-            Ok(k) => k,
+        let mut change = match admin_change(
+            &self.services.settings.admin_principals,
+            &request,
+            "import-completions",
+        ) {
+            Ok(change) => change,
             Err(refused) => return refused,
         };
         if request.body.len() > MAX_CSV_BYTES {
@@ -57,17 +56,11 @@ impl AdminImportCompletions {
                 return ApiResponse::problem(400, "invalid-csv", "Invalid CSV", e.to_string())
             }
         };
-        let change = AdminChange {
-            principal,
-            action: "import-completions",
-            idempotency_key: key,
-            target_user: None,
-            request: json!({
-                "sha256": gatehouse::signature::sha256_hex(&request.body),
-                "rows": rows.len(),
-                "dry_run": dry_run,
-            }),
-        };
+        change.request = json!({
+            "sha256": gatehouse::signature::sha256_hex(&request.body),
+            "rows": rows.len(),
+            "dry_run": dry_run,
+        });
         let imported = async {
             if let Some(answer) = self.services.earlier_answer(&change).await? {
                 return Ok(answer);

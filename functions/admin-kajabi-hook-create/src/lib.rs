@@ -3,12 +3,11 @@
 //! `/webhooks/kajabi?token=…`; an identical hook already there is answered,
 //! not doubled. Audited.
 
-use gatehouse::admin::authorize;
 use gatehouse::domain::KAJABI_HOOK_EVENTS;
 use gatehouse::http::{json_body, MAX_FORM_BYTES};
 use gatehouse::http::{reject, ApiRequest, ApiResponse};
 use gatehouse::lambda::{BoxFuture, HttpFunction};
-use gatehouse::service::admin_change::{idempotency_key, AdminChange};
+use gatehouse::service::admin_change::admin_change;
 use gatehouse::service::Services;
 use serde::Deserialize;
 use serde_json::json;
@@ -29,13 +28,13 @@ impl AdminKajabiHookCreate {
     }
 
     pub async fn handle(&self, request: ApiRequest) -> ApiResponse {
-        let principal = match authorize(&self.services.settings.admin_principals, &request) {
-            Ok(p) => p,
+        let mut change = match admin_change(
+            &self.services.settings.admin_principals,
+            &request,
+            "create-kajabi-hook",
+        ) {
+            Ok(change) => change,
             Err(refused) => return refused,
-        };
-        let idempotency_key = match idempotency_key(&request) {
-            Ok(k) => k,
-            Err(bad) => return bad,
         };
         let body: CreateRequest = match json_body(&request, MAX_FORM_BYTES) {
             Ok(b) => b,
@@ -50,13 +49,7 @@ impl AdminKajabiHookCreate {
                 format!("`event` must be one of {}", KAJABI_HOOK_EVENTS.join(", ")),
             );
         }
-        let change = AdminChange {
-            principal,
-            action: "create-kajabi-hook",
-            idempotency_key,
-            target_user: None,
-            request: json!({"event": event}),
-        };
+        change.request = json!({"event": event});
         match self
             .services
             .admin_create_kajabi_hook(&change, &event)

@@ -1,10 +1,9 @@
 //! `DELETE /admin/kajabi/hooks/{id}` (with `Idempotency-Key`): removes a
 //! Kajabi hook. Kajabi's 404 is a 404. Audited.
 
-use gatehouse::admin::authorize;
 use gatehouse::http::{reject, ApiRequest, ApiResponse};
 use gatehouse::lambda::{BoxFuture, HttpFunction};
-use gatehouse::service::admin_change::{idempotency_key, AdminChange};
+use gatehouse::service::admin_change::admin_change;
 use gatehouse::service::Services;
 use serde_json::json;
 
@@ -18,13 +17,13 @@ impl AdminKajabiHookDelete {
     }
 
     pub async fn handle(&self, request: ApiRequest) -> ApiResponse {
-        let principal = match authorize(&self.services.settings.admin_principals, &request) {
-            Ok(p) => p,
+        let mut change = match admin_change(
+            &self.services.settings.admin_principals,
+            &request,
+            "delete-kajabi-hook",
+        ) {
+            Ok(change) => change,
             Err(refused) => return refused,
-        };
-        let idempotency_key = match idempotency_key(&request) {
-            Ok(k) => k,
-            Err(bad) => return bad,
         };
         let id = request
             .path_params
@@ -44,13 +43,7 @@ impl AdminKajabiHookDelete {
                 "the hook id must be Kajabi's (letters, digits, - and _)",
             );
         }
-        let change = AdminChange {
-            principal,
-            action: "delete-kajabi-hook",
-            idempotency_key,
-            target_user: None,
-            request: json!({"id": id}),
-        };
+        change.request = json!({"id": id});
         match self.services.admin_delete_kajabi_hook(&change, &id).await {
             Ok(answer) => answer.into_http(),
             Err(e) => reject::unavailable_after(

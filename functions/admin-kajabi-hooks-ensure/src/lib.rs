@@ -4,10 +4,9 @@
 //! token are deleted (after the new ones exist), hooks pointing elsewhere
 //! are left alone. Running it again changes nothing. Audited.
 
-use gatehouse::admin::authorize;
 use gatehouse::http::{reject, ApiRequest, ApiResponse};
 use gatehouse::lambda::{BoxFuture, HttpFunction};
-use gatehouse::service::admin_change::{idempotency_key, AdminChange};
+use gatehouse::service::admin_change::admin_change;
 use gatehouse::service::Services;
 use serde_json::json;
 
@@ -21,22 +20,16 @@ impl AdminKajabiHooksEnsure {
     }
 
     pub async fn handle(&self, request: ApiRequest) -> ApiResponse {
-        let principal = match authorize(&self.services.settings.admin_principals, &request) {
-            Ok(p) => p,
+        let mut change = match admin_change(
+            &self.services.settings.admin_principals,
+            &request,
+            "ensure-kajabi-hooks",
+        ) {
+            Ok(change) => change,
             Err(refused) => return refused,
         };
-        let idempotency_key = match idempotency_key(&request) {
-            Ok(k) => k,
-            Err(bad) => return bad,
-        };
 
-        let change = AdminChange {
-            principal,
-            action: "ensure-kajabi-hooks",
-            idempotency_key,
-            target_user: None,
-            request: json!({}),
-        };
+        change.request = json!({});
         match self.services.admin_ensure_kajabi_hooks(&change).await {
             Ok(answer) => answer.into_http(),
             Err(e) => reject::unavailable_after(

@@ -3,9 +3,8 @@
 //! with the current URL token; tokens are masked.
 
 use gatehouse::admin::authorize;
-use gatehouse::http::{reject, ApiRequest, ApiResponse};
+use gatehouse::http::{ApiRequest, ApiResponse};
 use gatehouse::lambda::{BoxFuture, HttpFunction};
-use gatehouse::service::kajabi_hooks::HookError;
 use gatehouse::service::Services;
 
 pub struct AdminKajabiHooksList {
@@ -27,21 +26,9 @@ impl AdminKajabiHooksList {
                 tracing::info!(request_id = %request.request_id, principal = %principal, action = "list-kajabi-hooks", "admin read");
                 ApiResponse::json(200, &list)
             }
-            Err(HookError::Service(e)) => reject::unavailable_after(
-                &request,
-                "listing Kajabi hooks failed",
-                &e,
-                "could not list hooks right now; try again",
-            ),
-            Err(e) => match e.into_answer(&self.services.kajabi_url_token_values()) {
-                Ok(answer) => answer.into_http(),
-                Err(e) => reject::unavailable_after(
-                    &request,
-                    "listing Kajabi hooks failed",
-                    &e,
-                    "could not list hooks right now; try again",
-                ),
-            },
+            Err(e) => e
+                .into_answer(&self.services.kajabi_url_token_values())
+                .into_http(),
         }
     }
 }

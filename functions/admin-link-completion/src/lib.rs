@@ -4,11 +4,11 @@
 //! course's points once. Audited with the principal. `{id}` is the `id` of a
 //! `GET /admin/completions` row.
 
+use gatehouse::admin::event_key_from_param;
 use gatehouse::admin::listing::user_id_from_path;
-use gatehouse::admin::{authorize, event_key_from_param};
 use gatehouse::http::{json_body, reject, ApiRequest, ApiResponse, MAX_FORM_BYTES};
 use gatehouse::lambda::{BoxFuture, HttpFunction};
-use gatehouse::service::admin_change::{idempotency_key, AdminChange};
+use gatehouse::service::admin_change::admin_change;
 use gatehouse::service::Services;
 use serde::Deserialize;
 use serde_json::json;
@@ -29,13 +29,13 @@ impl AdminLinkCompletion {
     }
 
     pub async fn handle(&self, request: ApiRequest) -> ApiResponse {
-        let principal = match authorize(&self.services.settings.admin_principals, &request) {
-            Ok(p) => p,
+        let mut change = match admin_change(
+            &self.services.settings.admin_principals,
+            &request,
+            "link-completion",
+        ) {
+            Ok(change) => change,
             Err(refused) => return refused,
-        };
-        let idempotency_key = match idempotency_key(&request) {
-            Ok(k) => k,
-            Err(bad) => return bad,
         };
         let completion = match event_key_from_param(&request, "id") {
             Ok(k) => k,
@@ -53,13 +53,8 @@ impl AdminLinkCompletion {
                 "`user_id` is not a member id (usr_…)",
             );
         };
-        let change = AdminChange {
-            principal,
-            action: "link-completion",
-            idempotency_key,
-            target_user: Some(user.clone()),
-            request: json!({"completion": completion.to_string(), "user_id": user.as_str()}),
-        };
+        change.target_user = Some(user.clone());
+        change.request = json!({"completion": completion.to_string(), "user_id": user.as_str()});
         match self
             .services
             .admin_link_completion(&change, &completion, &user)

@@ -6,12 +6,12 @@
 //! every event waiting on that customer. Any other status is a 409 no-op.
 //! `{key}` is the event's `ref` (base64url of `<provider>:<event id>`).
 
+use gatehouse::admin::event_key_from_path;
 use gatehouse::admin::listing::user_id_from_path;
-use gatehouse::admin::{authorize, event_key_from_path};
 use gatehouse::domain::UserId;
 use gatehouse::http::{json_body, reject, ApiRequest, ApiResponse, MAX_FORM_BYTES};
 use gatehouse::lambda::{BoxFuture, HttpFunction};
-use gatehouse::service::admin_change::{idempotency_key, AdminChange};
+use gatehouse::service::admin_change::admin_change;
 use gatehouse::service::Services;
 use serde::Deserialize;
 use serde_json::json;
@@ -51,14 +51,11 @@ impl AdminReplayEvent {
     }
 
     pub async fn handle(&self, request: ApiRequest) -> ApiResponse {
-        let principal = match authorize(&self.services.settings.admin_principals, &request) {
-            Ok(p) => p,
-            Err(refused) => return refused,
-        };
-        let key = match idempotency_key(&request) {
-            Ok(k) => k,
-            Err(bad) => return bad,
-        };
+        let mut change =
+            match admin_change(&self.services.settings.admin_principals, &request, "replay") {
+                Ok(change) => change,
+                Err(refused) => return refused,
+            };
         let event = match event_key_from_path(&request) {
             Ok(k) => k,
             Err(bad) => return bad,
@@ -71,13 +68,7 @@ impl AdminReplayEvent {
         if let Some(user) = &attach {
             audited["user_id"] = json!(user.as_str());
         }
-        let change = AdminChange {
-            principal,
-            action: "replay",
-            idempotency_key: key,
-            target_user: None,
-            request: audited,
-        };
+        change.request = audited;
         match self
             .services
             .admin_replay_event(&change, &event, attach.as_ref())

@@ -595,6 +595,23 @@ struct ReplayResult {
     reason: Option<String>,
 }
 
+/// The start every admin change makes: the allowed caller and the
+/// `Idempotency-Key`. The caller fills in `request` (and the user) once it
+/// has parsed them.
+pub fn admin_change(
+    principals: &crate::admin::AdminPrincipals,
+    request: &ApiRequest,
+    action: &'static str,
+) -> Result<AdminChange, ApiResponse> {
+    Ok(AdminChange {
+        principal: crate::admin::authorize(principals, request)?,
+        action,
+        idempotency_key: idempotency_key(request)?,
+        target_user: None,
+        request: Value::Null,
+    })
+}
+
 /// The start every change on one user makes: the allowed caller, the
 /// `Idempotency-Key`, and the user id from the path (404 when malformed).
 pub fn user_change(
@@ -603,8 +620,7 @@ pub fn user_change(
     action: &'static str,
     body: Value,
 ) -> Result<AdminChange, ApiResponse> {
-    let principal = crate::admin::authorize(principals, request)?;
-    let idempotency_key = idempotency_key(request)?;
+    let mut change = admin_change(principals, request, action)?;
     let raw = request
         .path_params
         .get("id")
@@ -613,11 +629,7 @@ pub fn user_change(
     let Some(user) = crate::admin::listing::user_id_from_path(raw) else {
         return Err(not_found(&UserId::from_stored(raw)).into_http());
     };
-    Ok(AdminChange {
-        principal,
-        action,
-        idempotency_key,
-        target_user: Some(user),
-        request: body,
-    })
+    change.target_user = Some(user);
+    change.request = body;
+    Ok(change)
 }

@@ -111,16 +111,9 @@ impl Services {
         else {
             return self.kajabi_lead(delivery, form).await;
         };
-        let email = match form.member.email.as_deref() {
-            None => return self.fail(delivery, "missing member email", None).await,
-            Some(raw) => match Email::parse(raw) {
-                Ok(email) => email,
-                Err(e) => {
-                    return self
-                        .fail(delivery, format!("invalid member email: {e}"), None)
-                        .await
-                }
-            },
+        let email = match super::kajabi::required_email(form.member.email.as_deref(), "member") {
+            Ok(email) => email,
+            Err(reason) => return self.fail(delivery, reason, None).await,
         };
         let completed_at = form.completed_on.or(occurred_at);
         let (email, key) = (&email, &completion_key(&email));

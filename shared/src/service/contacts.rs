@@ -16,10 +16,7 @@ use crate::providers::kajabi::{Member, TagChange};
 use crate::store::{EventStatus, TagRecord, WaitingEvent};
 
 fn member_email(member: &Member) -> Result<Email, String> {
-    match member.email.as_deref() {
-        None => Err("missing contact email".into()),
-        Some(raw) => Email::parse(raw).map_err(|e| format!("invalid contact email: {e}")),
-    }
+    super::kajabi::required_email(member.email.as_deref(), "contact")
 }
 
 impl Services {

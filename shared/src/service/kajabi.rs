@@ -17,6 +17,15 @@ use crate::providers::kajabi::{KajabiAction, KajabiEvent, LifecycleChange, Membe
 use crate::setup_token;
 use crate::store::{EmailJob, EventStatus, SubscriptionRecord, WaitingEvent};
 
+/// A Kajabi event's email, or why it cannot be used (`whose`: member,
+/// contact).
+pub(crate) fn required_email(raw: Option<&str>, whose: &str) -> Result<Email, String> {
+    match raw {
+        None => Err(format!("missing {whose} email")),
+        Some(raw) => Email::parse(raw).map_err(|e| format!("invalid {whose} email: {e}")),
+    }
+}
+
 impl Services {
     pub async fn process_kajabi(
         &self,
@@ -99,10 +108,7 @@ impl Services {
     }
 
     fn member_email(member: &Member) -> Result<Email, String> {
-        match member.email.as_deref() {
-            None => Err("missing member email".into()),
-            Some(raw) => Email::parse(raw).map_err(|e| format!("invalid member email: {e}")),
-        }
+        required_email(member.email.as_deref(), "member")
     }
 
     pub(crate) fn job(

@@ -21,27 +21,18 @@ pub enum HookError {
     NoUrlToken,
     #[error(transparent)]
     Kajabi(#[from] ApiError),
-    #[error(transparent)]
-    Service(#[from] ServiceError),
-}
-
-impl From<crate::store::StoreError> for HookError {
-    fn from(e: crate::store::StoreError) -> Self {
-        HookError::Service(e.into())
-    }
 }
 
 impl HookError {
-    /// A specific answer for each of Kajabi's errors; 503 for our storage.
-    /// `tokens` are masked out of every detail.
-    pub fn into_answer(self, tokens: &[String]) -> Result<ChangeAnswer, ServiceError> {
+    /// A specific answer for each of Kajabi's errors, with `tokens` masked
+    /// out of every detail.
+    pub fn into_answer(self, tokens: &[String]) -> ChangeAnswer {
         let answer = |status: u16, slug: &str, title: &str, detail: String| ChangeAnswer {
             status,
             body: problem(status, slug, title, &redact_tokens(&detail, tokens)),
             replayed: false,
         };
-        Ok(match self {
-            HookError::Service(e) => return Err(e),
+        match self {
             HookError::NotConfigured | HookError::NoUrlToken => {
                 answer(409, "kajabi-not-configured", "Kajabi API not configured", self.to_string())
             }
@@ -58,7 +49,7 @@ impl HookError {
                     format!("Kajabi answered {status} after retries ({e}): try again later")),
                 _ => answer(502, "kajabi-error", "Kajabi API error", e.to_string()),
             },
-        })
+        }
     }
 }
 
@@ -179,10 +170,7 @@ impl Services {
         change: &AdminChange,
         event: &str,
     ) -> Result<ChangeAnswer, ServiceError> {
-        if let Some(answer) = self.earlier_answer(change).await? {
-            return Ok(answer);
-        }
-        let done = async {
+        self.hook_change(change, || async {
             let api = self.kajabi_hooks_api()?;
             let target = self.kajabi_hook_target()?;
             let existing = api.list_hooks().await?;
@@ -200,8 +188,8 @@ impl Services {
                 201,
                 json!({"status": "created", "hook": self.hook_json(&hook, Some(&target))}),
             ))
-        };
-        self.audit_hook_change(change, done.await).await
+        })
+        .await
     }
 
     /// `DELETE /admin/kajabi/hooks/{id}`.
@@ -210,10 +198,7 @@ impl Services {
         change: &AdminChange,
         id: &str,
     ) -> Result<ChangeAnswer, ServiceError> {
-        if let Some(answer) = self.earlier_answer(change).await? {
-            return Ok(answer);
-        }
-        let done = async {
+        self.hook_change(change, || async {
             // Gone already (a retry whose first attempt landed, or by hand):
             // the end the admin asked for.
             let status = match self.kajabi_hooks_api()?.delete_hook(id).await {
@@ -222,8 +207,8 @@ impl Services {
                 Err(e) => return Err(e.into()),
             };
             Ok::<_, HookError>((200, json!({"status": status, "id": id})))
-        };
-        self.audit_hook_change(change, done.await).await
+        })
+        .await
     }
 
     /// `POST /admin/kajabi/hooks/ensure`: exactly one hook per needed event
@@ -233,10 +218,7 @@ impl Services {
         &self,
         change: &AdminChange,
     ) -> Result<ChangeAnswer, ServiceError> {
-        if let Some(answer) = self.earlier_answer(change).await? {
-            return Ok(answer);
-        }
-        let done = async {
+        self.hook_change(change, || async {
             let api = self.kajabi_hooks_api()?;
             let target = self.kajabi_hook_target()?;
             let existing = api.list_hooks().await?;
@@ -284,22 +266,29 @@ impl Services {
                     "created": created, "deleted": deleted, "kept": kept,
                 }),
             ))
-        };
-        self.audit_hook_change(change, done.await).await
+        })
+        .await
     }
 
-    /// Audits what a hooks change did (or the answer that says why it could
-    /// not), so a retry with the same key repeats the answer, not the call.
-    async fn audit_hook_change(
+    /// A hooks change: a retry with the same key gets the first answer;
+    /// otherwise `call` runs and what it did is audited, so the retry
+    /// repeats the answer, not the call.
+    async fn hook_change<Fut>(
         &self,
         change: &AdminChange,
-        done: Result<(u16, Value), HookError>,
-    ) -> Result<ChangeAnswer, ServiceError> {
-        let (status, body) = match done {
+        call: impl FnOnce() -> Fut,
+    ) -> Result<ChangeAnswer, ServiceError>
+    where
+        Fut: std::future::Future<Output = Result<(u16, Value), HookError>>,
+    {
+        if let Some(answer) = self.earlier_answer(change).await? {
+            return Ok(answer);
+        }
+        let (status, body) = match call().await {
             Ok(done) => done,
             // A refusal is answered, not stored: fixing the cause and
             // retrying with the same key must make the call.
-            Err(e) => return e.into_answer(&self.kajabi_url_token_values()),
+            Err(e) => return Ok(e.into_answer(&self.kajabi_url_token_values())),
         };
         let answer = self
             .commit_admin_change(change, |_| Ok(()), &[], status, body.clone())

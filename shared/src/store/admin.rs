@@ -23,21 +23,18 @@ pub const EVENTS_PARTITION: &str = "EVENTS";
 pub const USER_EVENTS_INDEX: &str = "gsi5";
 
 /// Where the user-events index lists course completions for review: the
-/// unmatched ones (the only events recorded `unmatched`), and those an admin
-/// dismissed. `#` never appears in a user id, so no user's events mix in.
+/// unmatched ones and those an admin dismissed (event records of other
+/// types stay out: `is_completion_type`). `#` never appears in a user id, so
+/// no user's events mix in.
 pub fn completions_partition(status: super::EventStatus) -> Option<String> {
-    review_partition(status)
+    use super::EventStatus::{Dismissed, Unmatched};
+    matches!(status, Unmatched | Dismissed).then(|| format!("COMPLETIONS#{}", status.as_str()))
 }
 
 /// The event types a course completion is recorded with (a Kajabi tag
 /// change also waits `unmatched`, and is no completion to review).
 pub fn is_completion_type(event_type: &str) -> bool {
     matches!(event_type, "form.submitted" | "form_submission")
-}
-
-fn review_partition(status: super::EventStatus) -> Option<String> {
-    use super::EventStatus::{Dismissed, Unmatched};
-    matches!(status, Unmatched | Dismissed).then(|| format!("COMPLETIONS#{}", status.as_str()))
 }
 
 /// Where a listing resumes: the table's and the index's key attributes of the
