@@ -45,6 +45,8 @@ pub struct Settings {
     pub kajabi_api_base: String,
     pub kajabi_client_id: Option<String>,
     pub kajabi_client_secret: Option<Secret>,
+    /// Checkout is open (`PAYMENTS_ENABLED`, on unless `false`).
+    pub payments_enabled: bool,
     /// Confirm each `charge.success` through `GET /transaction/verify/:reference`.
     pub paystack_verify_charges: bool,
     /// Confirm each Kajabi purchase through Kajabi's API before it grants
@@ -209,6 +211,10 @@ impl Settings {
             kajabi_verify_purchases: matches!(
                 var(get, "KAJABI_VERIFY_PURCHASES").as_deref(),
                 Some("true") | Some("1") | Some("yes")
+            ),
+            payments_enabled: !matches!(
+                var(get, "PAYMENTS_ENABLED").as_deref(),
+                Some("false") | Some("0") | Some("no")
             ),
             paystack_verify_charges: !matches!(
                 var(get, "PAYSTACK_VERIFY_CHARGES").as_deref(),

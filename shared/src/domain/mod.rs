@@ -1,6 +1,7 @@
 //! Pure domain values and rules. Nothing here performs I/O or reads the clock:
 //! time is always passed in.
 
+mod checkout;
 mod course;
 mod email;
 mod entitlements;
@@ -15,6 +16,11 @@ mod tags;
 mod template;
 mod text;
 
+pub use checkout::{
+    currency_exponent, decimal_amount, judge_return, BoundPayment, CheckoutProvider, ChoiceError,
+    Money, PaymentReference, PaystackPrice, Refusal, ReturnVerdict, Sale, StripePrice,
+    VerifiedPayment,
+};
 pub use course::{Course, CourseCatalog, CourseError, DEFAULT_COURSE_POINTS};
 pub use email::{redact_emails, Email, EmailError};
 pub use entitlements::{entitlements, Entitlements, Holding, Revocation};

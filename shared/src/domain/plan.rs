@@ -2,7 +2,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
 
-use super::Provider;
+use super::checkout::{Money, PaystackPrice, Sale, StripePrice};
+use super::{CheckoutProvider, ChoiceError, Provider};
 
 /// A plan that exists in the catalog. Only `PlanCatalog` hands these out, so
 /// holding a `&Plan` means the plan is configured.
@@ -15,6 +16,8 @@ pub struct Plan {
     pub period_days: Option<u32>,
     pub lifetime: bool,
     pub roles: Vec<String>,
+    /// How the plan is sold through Gatehouse's checkout; `None` is not for sale.
+    pub sale: Option<Sale>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,6 +42,8 @@ pub enum PlanError {
     UnknownTagPlan { tag: String, plan: String },
     #[error("kajabi_tags: tag {0} is listed twice (names compare without case and extra spaces)")]
     RepeatedTag(String),
+    #[error("plan {plan} is for sale but {reason}")]
+    BadSale { plan: String, reason: String },
 }
 
 /// A Kajabi tag's name as Gatehouse compares it: trimmed, inner spaces
@@ -78,6 +83,40 @@ struct PlanSpec {
     lifetime: bool,
     #[serde(default)]
     roles: Vec<String>,
+    #[serde(default)]
+    sale: Option<SaleSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SaleSpec {
+    /// A subscription that renews (Stripe `mode=subscription`, a Paystack plan
+    /// code); otherwise a one-time payment.
+    recurring: bool,
+    #[serde(default)]
+    stripe: Option<StripeSpec>,
+    #[serde(default)]
+    paystack: Option<PaystackSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StripeSpec {
+    price: String,
+    /// What to show on the plans page; Stripe's price is what is charged.
+    #[serde(default)]
+    amount: Option<i64>,
+    #[serde(default)]
+    currency: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PaystackSpec {
+    #[serde(default)]
+    plan_code: Option<String>,
+    amount: i64,
+    currency: String,
 }
 
 /// Plans and the provider product ids that map to them (`infra/plans.json`).
@@ -95,9 +134,13 @@ impl PlanCatalog {
         let file: PlansFile =
             serde_json::from_str(raw).map_err(|e| PlanError::Json(e.to_string()))?;
         let mut plans = BTreeMap::new();
+        let mut sales = Vec::new();
         for (id, spec) in file.plans {
             if spec.period_days.is_none() && !spec.lifetime {
                 return Err(PlanError::NoPeriod(id));
+            }
+            if let Some(sale) = spec.sale {
+                sales.push((id.clone(), sale));
             }
             plans.insert(
                 id.clone(),
@@ -108,6 +151,7 @@ impl PlanCatalog {
                     period_days: spec.period_days,
                     lifetime: spec.lifetime,
                     roles: spec.roles,
+                    sale: None,
                 },
             );
         }
@@ -139,6 +183,12 @@ impl PlanCatalog {
                 products.insert((provider, product), plan);
             }
         }
+        for (id, spec) in sales {
+            let sale = sale_of(&id, spec, &plans, &products)?;
+            if let Some(plan) = plans.get_mut(&id) {
+                plan.sale = Some(sale);
+            }
+        }
         let mut kajabi_tags = BTreeMap::new();
         for (tag, plan) in file.kajabi_tags {
             if !plans.contains_key(&plan) {
@@ -154,6 +204,39 @@ impl PlanCatalog {
             roles: file.roles,
             kajabi_tags,
         })
+    }
+
+    /// The plans for sale, by id.
+    pub fn for_sale(&self) -> impl Iterator<Item = (&Plan, &Sale)> {
+        self.plans
+            .values()
+            .filter_map(|plan| plan.sale.as_ref().map(|sale| (plan, sale)))
+    }
+
+    /// The plan a buyer chose, with how it is sold through `provider`.
+    pub fn choose(
+        &self,
+        plan_id: &str,
+        provider: &str,
+    ) -> Result<(&Plan, &Sale, CheckoutProvider), ChoiceError> {
+        let (plan, sale) = self
+            .plans
+            .get(plan_id)
+            .and_then(|plan| plan.sale.as_ref().map(|sale| (plan, sale)))
+            .ok_or_else(|| ChoiceError::UnknownPlan(plan_id.to_string()))?;
+        let provider = CheckoutProvider::parse(provider)
+            .ok_or_else(|| ChoiceError::UnknownProvider(provider.to_string()))?;
+        let priced = match provider {
+            CheckoutProvider::Stripe => sale.stripe.is_some(),
+            CheckoutProvider::Paystack => sale.paystack.is_some(),
+        };
+        if !priced {
+            return Err(ChoiceError::NoPrice {
+                plan: plan.id.clone(),
+                provider: provider.as_str().to_string(),
+            });
+        }
+        Ok((plan, sale, provider))
     }
 
     /// The plan a Kajabi tag grants while a member carries it, if configured.
@@ -194,6 +277,97 @@ impl PlanCatalog {
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.contains_key(role)
     }
+}
+
+/// A plan's sale, checked against the catalog: the price and plan code it
+/// sells must map back to the plan, so the provider's events find it.
+fn sale_of(
+    id: &str,
+    spec: SaleSpec,
+    plans: &BTreeMap<String, Plan>,
+    products: &HashMap<(Provider, String), String>,
+) -> Result<Sale, PlanError> {
+    let bad = |reason: String| PlanError::BadSale {
+        plan: id.to_string(),
+        reason,
+    };
+    let maps_here = |provider: Provider, product: &str| {
+        products
+            .get(&(provider, product.to_string()))
+            .map(String::as_str)
+            == Some(id)
+    };
+    if spec.recurring && plans.get(id).is_some_and(|p| p.lifetime) {
+        return Err(bad("a lifetime plan cannot be recurring".into()));
+    }
+    if spec.stripe.is_none() && spec.paystack.is_none() {
+        return Err(bad("has no stripe or paystack price".into()));
+    }
+    let money = |amount: i64, currency: String| -> Result<Money, PlanError> {
+        let currency = currency.trim().to_ascii_lowercase();
+        if amount <= 0 || currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_lowercase()) {
+            return Err(bad(format!(
+                "its amount {amount} {currency} is not a positive amount in a three-letter currency"
+            )));
+        }
+        Ok(Money { amount, currency })
+    };
+    let stripe = match spec.stripe {
+        None => None,
+        Some(s) => {
+            if !maps_here(Provider::Stripe, &s.price) {
+                return Err(bad(format!(
+                    "its Stripe price {} is not mapped to it under products.stripe",
+                    s.price
+                )));
+            }
+            let shown = match (s.amount, s.currency) {
+                (Some(amount), Some(currency)) => Some(money(amount, currency)?),
+                (None, None) => None,
+                _ => {
+                    return Err(bad(
+                        "its Stripe amount needs a currency, and the other way round".into(),
+                    ))
+                }
+            };
+            Some(StripePrice {
+                price: s.price,
+                shown,
+            })
+        }
+    };
+    let paystack = match spec.paystack {
+        None => None,
+        Some(p) => {
+            match (&p.plan_code, spec.recurring) {
+                (None, true) => {
+                    return Err(bad(
+                        "it is recurring and its Paystack price has no plan_code".into(),
+                    ))
+                }
+                (Some(code), false) => {
+                    return Err(bad(format!(
+                        "it is one-time and its Paystack price names plan code {code}"
+                    )))
+                }
+                (Some(code), true) if !maps_here(Provider::Paystack, code) => {
+                    return Err(bad(format!(
+                        "its Paystack plan code {code} is not mapped to it under products.paystack"
+                    )))
+                }
+                _ => {}
+            }
+            Some(PaystackPrice {
+                plan_code: p.plan_code,
+                price: money(p.amount, p.currency)?,
+            })
+        }
+    };
+    Ok(Sale {
+        recurring: spec.recurring,
+        stripe,
+        paystack,
+    })
 }
 
 #[cfg(test)]
@@ -267,6 +441,84 @@ mod tests {
             PlanCatalog::from_json(no_base).err(),
             Some(PlanError::NoBaseRole(BASE_ROLE))
         );
+    }
+
+    #[test]
+    fn plans_for_sale_are_chosen_by_id_and_provider() {
+        let catalog = PlanCatalog::from_json(include_str!("../../../infra/plans.json")).unwrap();
+        let ids: Vec<&str> = catalog.for_sale().map(|(p, _)| p.id.as_str()).collect();
+        assert!(ids.contains(&"premium_monthly"));
+        assert!(
+            !ids.contains(&"nssa_annual"),
+            "a plan with no sale is not listed"
+        );
+        let (plan, sale, provider) = catalog.choose("premium_monthly", "paystack").unwrap();
+        assert_eq!(plan.id, "premium_monthly");
+        assert!(sale.recurring);
+        assert_eq!(provider, CheckoutProvider::Paystack);
+        assert_eq!(
+            catalog.choose("nssa_annual", "stripe").err(),
+            Some(ChoiceError::UnknownPlan("nssa_annual".into()))
+        );
+        assert_eq!(
+            catalog.choose("premium_monthly", "paypal").err(),
+            Some(ChoiceError::UnknownProvider("paypal".into()))
+        );
+        assert!(matches!(
+            catalog.choose("premium_lifetime", "paystack"),
+            Err(ChoiceError::NoPrice { .. })
+        ));
+    }
+
+    #[test]
+    fn a_sale_must_map_back_to_its_plan() {
+        let with = |sale: &str| {
+            format!(
+                r#"{{"plans": {{"m": {{"name": "M", "period_days": 30, "sale": {sale}}},
+                    "l": {{"name": "L", "lifetime": true}}}},
+                    "products": {{"stripe": {{"price_m": "m", "price_l": "l"}}, "paystack": {{"PLN_m": "m"}}}}}}"#
+            )
+        };
+        let ok = with(
+            r#"{"recurring": true, "stripe": {"price": "price_m"}, "paystack": {"plan_code": "PLN_m", "amount": 500000, "currency": "NGN"}}"#,
+        );
+        let catalog = PlanCatalog::from_json(&ok).unwrap();
+        let sale = catalog.get("m").unwrap().sale.clone().unwrap();
+        assert_eq!(sale.paystack.unwrap().price.currency, "ngn");
+        for (bad, why) in [
+            (
+                r#"{"recurring": true, "stripe": {"price": "price_l"}}"#,
+                "not mapped to it",
+            ),
+            (
+                r#"{"recurring": true, "stripe": {"price": "price_nowhere"}}"#,
+                "not mapped to it",
+            ),
+            (
+                r#"{"recurring": true, "paystack": {"amount": 5, "currency": "NGN"}}"#,
+                "no plan_code",
+            ),
+            (
+                r#"{"recurring": false, "paystack": {"plan_code": "PLN_m", "amount": 5, "currency": "NGN"}}"#,
+                "one-time",
+            ),
+            (
+                r#"{"recurring": false, "paystack": {"amount": 0, "currency": "NGN"}}"#,
+                "positive amount",
+            ),
+            (
+                r#"{"recurring": false, "stripe": {"price": "price_m", "amount": 5}}"#,
+                "needs a currency",
+            ),
+            (r#"{"recurring": false}"#, "no stripe or paystack price"),
+            (
+                r#"{"recurring": false, "stripe": {"price": "price_m", "colour": "red"}}"#,
+                "unknown field",
+            ),
+        ] {
+            let err = PlanCatalog::from_json(&with(bad)).unwrap_err().to_string();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
     }
 
     #[test]

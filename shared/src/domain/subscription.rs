@@ -724,6 +724,7 @@ mod tests {
             period_days: if lifetime { None } else { Some(365) },
             lifetime,
             roles: vec![],
+            sale: None,
         }
     }
 

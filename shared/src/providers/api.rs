@@ -59,6 +59,7 @@ fn error_detail(body: &[u8]) -> String {
         &first["detail"],
         &first["title"],
         &json["error_description"],
+        &json["error"]["message"],
         &json["message"],
         &json["error"],
     ]
@@ -166,6 +167,37 @@ impl ApiClient {
         let url = format!("{}{}", self.base_url, path);
         self.send(path, || self.http.delete(&url).bearer_auth(token))
             .await
+    }
+
+    /// POST a form with the secret key and an `Idempotency-Key` (Stripe):
+    /// a retry with the same key is answered with the first attempt's result.
+    pub async fn post_form_idempotent(
+        &self,
+        path: &str,
+        form: &[(String, String)],
+        idempotency_key: &str,
+    ) -> Result<Value, ApiError> {
+        let url = format!("{}{}", self.base_url, path);
+        self.send(path, || {
+            self.http
+                .post(&url)
+                .bearer_auth(self.key.expose())
+                .header("idempotency-key", idempotency_key)
+                .form(form)
+        })
+        .await
+    }
+
+    /// POST JSON with the secret key (Paystack).
+    pub async fn post_json(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
+        let url = format!("{}{}", self.base_url, path);
+        self.send(path, || {
+            self.http
+                .post(&url)
+                .bearer_auth(self.key.expose())
+                .json(body)
+        })
+        .await
     }
 
     /// POST a form; JSON back (OAuth token requests).
@@ -324,6 +356,96 @@ impl StripeApi {
             }
         }
         Ok(ids)
+    }
+}
+
+/// A Checkout Session Stripe created: where to send the buyer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedCheckout {
+    pub session_id: String,
+    pub url: String,
+}
+
+impl StripeApi {
+    /// `POST /v1/checkout/sessions` with `form`, under `idempotency_key`.
+    pub async fn create_checkout_session(
+        &self,
+        form: &[(String, String)],
+        idempotency_key: &str,
+    ) -> Result<CreatedCheckout, ApiError> {
+        let path = "/v1/checkout/sessions";
+        let body = self
+            .client
+            .post_form_idempotent(path, form, idempotency_key)
+            .await?;
+        let text = |field: &str| body.get(field).and_then(Value::as_str).map(str::to_string);
+        match (text("id"), text("url")) {
+            (Some(session_id), Some(url)) => Ok(CreatedCheckout { session_id, url }),
+            _ => Err(ApiError::Body { provider: "stripe" }),
+        }
+    }
+
+    /// `GET /v1/checkout/sessions/{id}`: the session object as Stripe has it now.
+    pub async fn checkout_session(&self, session_id: &str) -> Result<Value, ApiError> {
+        self.client
+            .get_json(&format!(
+                "/v1/checkout/sessions/{}",
+                path_segment(session_id)
+            ))
+            .await
+    }
+}
+
+/// A transaction Paystack initialized: where to send the buyer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitializedTransaction {
+    pub authorization_url: String,
+    pub access_code: Option<String>,
+}
+
+impl PaystackApi {
+    /// `POST /transaction/initialize`. Tried once: Paystack has no
+    /// idempotency key, and a retry of one that landed is a duplicate reference.
+    pub async fn initialize_transaction(
+        &self,
+        body: &Value,
+    ) -> Result<InitializedTransaction, ApiError> {
+        let answer = self
+            .client
+            .single_attempt()
+            .post_json("/transaction/initialize", body)
+            .await?;
+        let data = answer.get("data").cloned().unwrap_or(Value::Null);
+        match data.get("authorization_url").and_then(Value::as_str) {
+            Some(url) => Ok(InitializedTransaction {
+                authorization_url: url.to_string(),
+                access_code: data
+                    .get("access_code")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+            }),
+            None => Err(ApiError::Body {
+                provider: "paystack",
+            }),
+        }
+    }
+
+    /// `GET /transaction/verify/:reference`: the transaction (`data`) as
+    /// Paystack has it now; `None` when Paystack knows no such reference.
+    pub async fn transaction(&self, reference: &str) -> Result<Option<Value>, ApiError> {
+        match self
+            .client
+            .get_json(&format!("/transaction/verify/{}", path_segment(reference)))
+            .await
+        {
+            Ok(body) if body.get("status").and_then(Value::as_bool) == Some(true) => {
+                Ok(body.get("data").cloned())
+            }
+            Ok(_) | Err(ApiError::NotFound { .. }) => Ok(None),
+            // Paystack answers an unknown reference with a 400 as well as a 404.
+            Err(ApiError::Status { status: 400, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }
 

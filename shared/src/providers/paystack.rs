@@ -127,9 +127,11 @@ impl PaystackEvent {
             subscription_code: text(at(&data, &["subscription_code"]))
                 .or_else(|| text(at(&data, &["subscription", "subscription_code"]))),
             first_name: text(at(&data, &["customer", "first_name"])),
+            // Verify answers `plan` as a code with the details in `plan_object`.
             plan_code: text(at(&data, &["plan", "plan_code"]))
+                .or_else(|| text(at(&data, &["plan_object", "plan_code"])))
                 .or_else(|| text(at(&data, &["subscription", "plan", "plan_code"]))),
-            plan_hint: text(at(&data, &["metadata", "plan"])),
+            plan_hint: text(at(&metadata(&data), &["plan"])),
         };
         let action = match event.as_str() {
             "charge.success" => PaystackAction::ChargeSuccess {
@@ -165,6 +167,16 @@ impl PaystackEvent {
             subject,
             action,
         }
+    }
+}
+
+/// `data.metadata` as an object: Paystack returns it as the object sent, as
+/// that object stringified, as `""` or as `0`.
+fn metadata(data: &Value) -> Value {
+    match data.get("metadata") {
+        Some(Value::String(raw)) => serde_json::from_str(raw).unwrap_or(Value::Null),
+        Some(other) => other.clone(),
+        None => Value::Null,
     }
 }
 

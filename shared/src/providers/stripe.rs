@@ -219,6 +219,8 @@ pub enum StripeAction {
         currency: Option<String>,
         /// The subscription a subscription-mode checkout started.
         subscription: Option<String>,
+        /// Set by whoever created the session: Gatehouse's checkout puts its payment reference here.
+        client_reference_id: Option<String>,
     },
     PaymentIntent {
         id: Option<String>,
@@ -264,6 +266,21 @@ pub struct StripeEvent {
 }
 
 impl StripeEvent {
+    /// The id Gatehouse keys the event on. A paid checkout is keyed by its
+    /// session (`checkout.paid:<cs id>`), not by the event: the buyer's
+    /// verified return applies the same session under the same key, so the
+    /// return and the webhook have one effect together, whichever comes first.
+    pub fn key_id(&self) -> Option<String> {
+        match &self.action {
+            StripeAction::Checkout {
+                paid: true,
+                session_id: Some(session),
+                ..
+            } => Some(format!("checkout.paid:{session}")),
+            _ => self.id.clone(),
+        }
+    }
+
     pub fn from_json(root: &Value) -> Self {
         let event_type = text(root.get("type")).unwrap_or_else(|| "unknown".into());
         let object = root
@@ -289,6 +306,7 @@ impl StripeEvent {
                     amount_total: object.get("amount_total").and_then(Value::as_i64),
                     currency: text(object.get("currency")),
                     subscription: id_of(object.get("subscription")),
+                    client_reference_id: text(object.get("client_reference_id")),
                 }
             }
             "payment_intent.succeeded" | "payment_intent.payment_failed" => {

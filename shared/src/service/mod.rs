@@ -5,6 +5,7 @@ pub mod account;
 pub mod admin;
 pub mod admin_change;
 pub mod admin_sync;
+pub mod checkout;
 pub mod completion;
 pub mod completion_review;
 pub mod contacts;

@@ -130,6 +130,7 @@ impl Services {
                     event.subject.customer_code.as_deref(),
                     Some(plan),
                     created,
+                    None,
                     Some(payment),
                 )
                 .await

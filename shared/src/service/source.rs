@@ -108,7 +108,7 @@ impl WebhookSource for Stripe {
     }
 
     fn identify(event: &Self::Event) -> (Option<String>, String) {
-        (event.id.clone(), event.event_type.clone())
+        (event.key_id(), event.event_type.clone())
     }
 
     fn process<'a>(

@@ -18,8 +18,8 @@ use super::{ServiceError, Services};
 use crate::domain::rank;
 use crate::domain::{
     concerns_replaced_subscription, has_access, leaves_unchanged, notice_for, refunded_view,
-    reported_view, stale_payment_extends, Email, Plan, Provider, SubscriptionState,
-    SubscriptionView, UserId,
+    reported_view, stale_payment_extends, Email, PaymentReference, Plan, Provider,
+    SubscriptionState, SubscriptionView, UserId,
 };
 use crate::email::Template;
 use crate::providers::stripe::{lifecycle_rank, map_status, StripeAction, StripeEvent};
@@ -216,6 +216,7 @@ impl Services {
                 amount_total,
                 currency,
                 subscription,
+                client_reference_id,
             } => {
                 if !paid {
                     return self
@@ -275,6 +276,19 @@ impl Services {
                         customer.as_deref(),
                         one_time,
                         created,
+                        client_reference_id
+                            .as_deref()
+                            .and_then(PaymentReference::parse)
+                            .map(|reference| Payment {
+                                provider: Provider::Stripe,
+                                reference: reference.to_string(),
+                                status: "succeeded".into(),
+                                amount: *amount_total,
+                                currency: currency.clone(),
+                                user_id: None,
+                                plan_id: None,
+                            })
+                            .as_ref(),
                         payment_intent
                             .clone()
                             .or_else(|| session_id.clone())
@@ -420,6 +434,7 @@ impl Services {
         customer: Option<&str>,
         one_time: Option<&Plan>,
         created: DateTime<Utc>,
+        checkout: Option<&Payment>,
         payment: Option<Payment>,
     ) -> Result<WebhookOutcome, ServiceError> {
         let payment = &payment;
@@ -551,6 +566,19 @@ impl Services {
                         .to_string(),
                 ),
             };
+            // A payment Gatehouse's checkout started is settled with the
+            // purchase (the reference is the buyer's, so it may name nothing).
+            let settles = match checkout {
+                Some(c) => match PaymentReference::parse(&c.reference) {
+                    Some(reference) => self
+                        .store
+                        .get_checkout(provider, &reference)
+                        .await?
+                        .map(|_| c),
+                    None => None,
+                },
+                None => None,
+            };
             let mut tx = self.store.tx();
             let profile = MemberProfile {
                 email: email.clone(),
@@ -574,6 +602,15 @@ impl Services {
                         user_id: Some(user_id.clone()),
                         plan_id: Some(plan.id.clone()),
                         ..payment.clone()
+                    },
+                    now,
+                )?;
+            }
+            if let Some(settled) = settles {
+                tx.upsert_payment(
+                    &Payment {
+                        user_id: Some(user_id.clone()),
+                        ..settled.clone()
                     },
                     now,
                 )?;

@@ -1,6 +1,7 @@
 //! Payment records: what a refund looks up to find what the payment granted.
 
 use super::*;
+use crate::domain::{BoundPayment, Money, PaymentReference};
 
 /// A payment as the provider reported it; amounts in minor units.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,5 +91,176 @@ impl Store {
             .get(keys::payment(provider, reference), keys::PAYMENT)
             .await?
             .and_then(|item| Payment::from_item(&item)))
+    }
+}
+
+/// A payment Gatehouse's checkout started: bound to a member and a plan
+/// before the buyer pays, under the reference it sends the provider. It is
+/// the same `PAYMENT#` item the provider's payment events update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutPayment {
+    pub provider: Provider,
+    pub reference: PaymentReference,
+    pub user_id: UserId,
+    pub email: Email,
+    pub plan_id: String,
+    /// `pending`, then `succeeded`, `failed` or `cancelled`.
+    pub status: String,
+    /// What Gatehouse asked the buyer to pay (Paystack); Stripe's price decides its own.
+    pub price: Option<Money>,
+    /// The Stripe Checkout Session it was opened as.
+    pub session_id: Option<String>,
+    /// Why it failed or was cancelled, and the provider's answer where there was one.
+    pub reason: Option<String>,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+/// The longest provider answer kept on a failed payment.
+const GATEWAY_RESPONSE_CHARS: usize = 2_000;
+
+impl CheckoutPayment {
+    fn from_item(item: &Item) -> Option<Self> {
+        if get_s(item, "origin") != Some("checkout") {
+            return None;
+        }
+        let price = match (get_n(item, "amount"), get_s(item, "currency")) {
+            (Some(amount), Some(currency)) => Some(Money {
+                amount,
+                currency: currency.to_string(),
+            }),
+            _ => None,
+        };
+        Some(Self {
+            provider: Provider::parse(get_s(item, "provider")?)?,
+            reference: PaymentReference::parse(get_s(item, "reference")?)?,
+            user_id: UserId::from_stored(get_s(item, "user_id")?),
+            email: Email::parse(get_s(item, "email")?).ok()?,
+            plan_id: get_s(item, "plan_id")?.to_string(),
+            status: get_s(item, "status").unwrap_or("unknown").to_string(),
+            price,
+            session_id: get_s(item, "session_id").map(str::to_string),
+            reason: get_s(item, "reason").map(str::to_string),
+            created_at: get_ts(item, "created_at"),
+        })
+    }
+
+    /// The payment as the return judges it.
+    pub fn bound(&self) -> BoundPayment {
+        BoundPayment {
+            reference: self.reference.clone(),
+            user_id: self.user_id.clone(),
+            email: self.email.clone(),
+            price: self.price.clone(),
+            session_id: self.session_id.clone(),
+        }
+    }
+}
+
+impl Tx {
+    /// A new checkout's payment, `pending`; its reference is new, so it never overwrites.
+    pub fn start_checkout(
+        &mut self,
+        payment: &CheckoutPayment,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut item = key(
+            keys::payment(payment.provider, payment.reference.as_str()),
+            keys::PAYMENT,
+        );
+        item.insert("kind".into(), s("PAYMENT"));
+        item.insert("origin".into(), s("checkout"));
+        item.insert("provider".into(), s(payment.provider.as_str()));
+        item.insert("reference".into(), s(payment.reference.as_str()));
+        item.insert("status".into(), s("pending"));
+        item.insert("user_id".into(), s(payment.user_id.as_str()));
+        item.insert("email".into(), s(payment.email.as_str()));
+        item.insert("plan_id".into(), s(payment.plan_id.clone()));
+        if let Some(price) = &payment.price {
+            item.insert("amount".into(), n(price.amount));
+            item.insert("currency".into(), s(price.currency.clone()));
+        }
+        item.insert("created_at".into(), s(ts(now)));
+        item.insert("updated_at".into(), s(ts(now)));
+        self.push_put(item, Some(("attribute_not_exists(pk)", None, None)))
+    }
+}
+
+impl Store {
+    /// A payment Gatehouse's checkout started, `None` for any other.
+    pub async fn get_checkout(
+        &self,
+        provider: Provider,
+        reference: &PaymentReference,
+    ) -> Result<Option<CheckoutPayment>, StoreError> {
+        Ok(self
+            .get(keys::payment(provider, reference.as_str()), keys::PAYMENT)
+            .await?
+            .and_then(|item| CheckoutPayment::from_item(&item)))
+    }
+
+    /// Notes the Stripe Checkout Session a pending payment was opened as.
+    pub async fn checkout_opened(
+        &self,
+        provider: Provider,
+        reference: &PaymentReference,
+        session_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                keys::payment(provider, reference.as_str()),
+                keys::PAYMENT,
+            )))
+            .update_expression("SET session_id = :sid, updated_at = :now")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":sid", s(session_id))
+            .expression_attribute_values(":now", s(ts(now)))
+            .send()
+            .await
+            .map_err(request_error)?;
+        Ok(())
+    }
+
+    /// Closes a pending checkout payment as `failed` or `cancelled`, with the
+    /// reason (the provider's answer, cut short). One that has already
+    /// succeeded or closed is left as it is: `false`.
+    pub async fn close_checkout(
+        &self,
+        provider: Provider,
+        reference: &PaymentReference,
+        status: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let reason: String = reason.chars().take(GATEWAY_RESPONSE_CHARS).collect();
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                keys::payment(provider, reference.as_str()),
+                keys::PAYMENT,
+            )))
+            .update_expression("SET #status = :closed, reason = :reason, updated_at = :now")
+            .condition_expression("#status = :pending")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":closed", s(status))
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":reason", s(reason))
+            .expression_attribute_values(":now", s(ts(now)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(request_error(e)),
+        }
     }
 }
