@@ -127,6 +127,8 @@ pub struct Options {
     /// The functions' AWS calls go through this endpoint (a fault proxy)
     /// instead of straight to moto.
     pub function_endpoint: Option<String>,
+    /// `PAYMENTS_ENABLED` (on by default, as deployed).
+    pub payments_enabled: bool,
 }
 
 /// The OAuth client the fake Kajabi API expects.
@@ -153,6 +155,7 @@ impl Default for Options {
             provider_apis: None,
             kajabi_verify_purchases: false,
             function_endpoint: None,
+            payments_enabled: true,
         }
     }
 }
@@ -187,6 +190,7 @@ pub fn test_settings(run: &str, admin: &str, global_limit: u32) -> Settings {
         kajabi_api_base: "http://127.0.0.1:9".into(),
         kajabi_client_id: None,
         kajabi_client_secret: None,
+        payments_enabled: true,
         paystack_verify_charges: false,
         kajabi_verify_purchases: false,
         provider_timeout: Duration::from_secs(2),
@@ -284,6 +288,7 @@ impl TestStack {
             settings.kajabi_client_secret = Some(Secret::new(KAJABI_CLIENT_SECRET));
         }
         settings.kajabi_verify_purchases = options.kajabi_verify_purchases;
+        settings.payments_enabled = options.payments_enabled;
         if let Some(list) = &options.admin_principals {
             settings.admin_principals = gatehouse::admin::AdminPrincipals::parse(list).unwrap();
         }

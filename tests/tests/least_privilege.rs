@@ -6,21 +6,14 @@
 use std::collections::BTreeMap;
 
 use gatehouse_e2e::{
-    eventually, stripe_checkout, stripe_event, stripe_subscription, Auth, TestStack,
+    eventually, stripe_checkout, stripe_event, stripe_subscription, Auth, Options, TestStack,
+    PAYSTACK_SECRET, STRIPE_API_KEY,
 };
+use gatehouse_local::fake_payments::FakePayments;
 use gatehouse_local::template::SamTemplate;
 use serde_json::{json, Value};
 
 const PASSWORD: &str = "correct horse battery staple";
-
-fn paystack_charge(reference: &str, email: &str) -> String {
-    json!({"event": "charge.success", "data": {"id": 4099260516u64, "domain": "test", "status": "success",
-        "reference": reference, "amount": 500000, "currency": "NGN", "paid_at": "2026-11-25T10:00:00.000Z",
-        "channel": "card", "customer": {"id": 84312, "first_name": "Kola", "email": email,
-        "customer_code": "CUS_leastprivilege"},
-        "plan": {"id": 1, "name": "Premium Monthly", "plan_code": "PLN_premium_monthly", "interval": "monthly"}}})
-    .to_string()
-}
 
 async fn user_id(t: &TestStack, name: &str) -> String {
     let (status, users) = t
@@ -32,8 +25,18 @@ async fn user_id(t: &TestStack, name: &str) -> String {
 
 #[tokio::test]
 async fn every_call_of_every_function_is_allowed_by_its_own_policy() {
-    let t = TestStack::start().await;
+    let fake = FakePayments::start(STRIPE_API_KEY, PAYSTACK_SECRET).await;
+    let t = TestStack::start_with(Options {
+        stripe_api: Some(fake.base_url.clone()),
+        paystack_api: Some(fake.base_url.clone()),
+        ..Options::default()
+    })
+    .await;
     let http = &t.http;
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
 
     // Webhooks, and the welcome email through the sender.
     let (email, token) = t.bought("member").await;
@@ -88,10 +91,37 @@ async fn every_call_of_every_function_is_allowed_by_its_own_policy() {
         json!([]),
         "the checkout applied the completion"
     );
+    // A visitor's checkout through Paystack (the fake): the webhook, then the return.
+    let plans = http.get(t.url("/plans")).send().await.unwrap();
+    assert_eq!(plans.status(), 200);
+    let (status, started) = t
+        .post_json(
+            "/account/checkout",
+            &json!({"email": t.email("paystack"), "plan": "premium_monthly", "provider": "paystack"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{started}");
+    let reference = started["reference"].as_str().unwrap();
+    fake.pay_paystack(reference).unwrap();
     let (_, r) = t
-        .post_paystack(&paystack_charge(&t.id("ref"), &t.email("paystack")))
+        .post_paystack(&fake.paystack_webhook_body(reference).unwrap())
         .await;
     assert_eq!(r["status"], "processed", "{r}");
+    let back = no_redirects
+        .get(t.url(&format!(
+            "/payments/paystack/callback?reference={reference}"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.status(), 303);
+    let location = back.headers()["location"].to_str().unwrap();
+    let page = http
+        .get(t.url(&location[location.find("/account/return").unwrap()..]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
 
     // The member's own routes.
     let setup_page = http.get(t.url("/account/setup")).send().await.unwrap();
@@ -124,6 +154,33 @@ async fn every_call_of_every_function_is_allowed_by_its_own_policy() {
         .await
         .unwrap();
     assert_eq!(me.status(), 200);
+    // The member's own Stripe checkout, paid, and the return applies it.
+    let started: Value = http
+        .post(t.url("/account/checkout"))
+        .bearer_auth(jwt)
+        .json(&json!({"plan": "premium_lifetime", "provider": "stripe"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let session_id = started["url"]
+        .as_str()
+        .and_then(|url| url.rsplit('/').next())
+        .unwrap()
+        .to_string();
+    fake.pay_stripe(&session_id).unwrap();
+    let back = no_redirects
+        .get(t.url(&format!("/payments/stripe/success?session_id={session_id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.status(), 303);
+    assert!(back.headers()["location"]
+        .to_str()
+        .unwrap()
+        .contains("outcome=paid"));
     let (status, body) = t
         .post_json(
             "/account/resend-setup-email",
@@ -320,8 +377,8 @@ async fn every_call_of_every_function_is_allowed_by_its_own_policy() {
         for line in needed.get(function.binary.as_str()).into_iter().flatten() {
             report.push(format!("    {line}"));
         }
-        // The two pages hold no AWS permission at all; everyone else was exercised.
-        if !["jwks", "setup-page"].contains(&function.binary.as_str()) {
+        // These hold no AWS permission at all; everyone else was exercised.
+        if !["jwks", "setup-page", "plans-list"].contains(&function.binary.as_str()) {
             assert!(
                 requests > 0,
                 "{} made no AWS call in the journey",

@@ -227,7 +227,9 @@ async fn a_busy_api_is_retried_after_retry_after_and_a_down_one_answers_503() {
     );
     // Nothing was recorded as final: Stripe's retry processes it again.
     let snap = t.snapshot().await;
-    assert!(snap.event("stripe", &t.id("cs_down")).is_none());
+    // A paid checkout is keyed by its session.
+    let key = format!("checkout.paid:cs_down_{}", t.run);
+    assert!(snap.event("stripe", &key).is_none());
 }
 
 #[tokio::test]
@@ -287,7 +289,7 @@ async fn a_subscription_checkout_reads_its_subscription_and_grants_access_alone(
         Some(("active".into(), Some(sub.clone())))
     );
     let read = snap
-        .event("stripe", &format!("evt_{session}:subscription"))
+        .event("stripe", &format!("checkout.paid:{session}:subscription"))
         .expect("the read is recorded as an event");
     assert_eq!(get_s(read, "status"), Some("processed"));
     // The subscription's own, older event changes nothing.

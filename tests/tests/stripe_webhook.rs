@@ -712,7 +712,11 @@ async fn a_known_customer_with_a_new_email_pays_for_its_member_and_another_membe
     let snap = t.snapshot().await;
     let member = get_s(snap.user_by_email(&first).unwrap(), "user_id").unwrap();
     assert_eq!(
-        get_s(snap.event("stripe", &t.id("co2")).unwrap(), "user_id"),
+        get_s(
+            snap.event("stripe", &format!("checkout.paid:{}", t.id("cs2")))
+                .unwrap(),
+            "user_id"
+        ),
         Some(member),
         "the payment is the customer's member's"
     );

@@ -7,6 +7,7 @@ pub mod bootstrap;
 pub mod demo;
 pub mod env;
 pub mod events;
+pub mod fake_payments;
 pub mod glue;
 pub mod iam;
 pub mod inspect;

@@ -43,6 +43,8 @@ pub enum CheckoutError {
     #[error("{provider} could not open the checkout: {source}")]
     Provider {
         provider: &'static str,
+        /// The payment, kept `failed` with the provider's answer.
+        reference: PaymentReference,
         #[source]
         source: ApiError,
     },
@@ -273,6 +275,7 @@ impl Services {
                 tracing::warn!(provider = provider.as_str(), reference = %reference, error = %source, "checkout not opened");
                 Err(CheckoutError::Provider {
                     provider: provider.as_str(),
+                    reference,
                     source,
                 })
             }

@@ -123,7 +123,7 @@ impl CheckoutPayment {
         if get_s(item, "origin") != Some("checkout") {
             return None;
         }
-        let price = match (get_n(item, "amount"), get_s(item, "currency")) {
+        let price = match (get_n(item, "asked_amount"), get_s(item, "asked_currency")) {
             (Some(amount), Some(currency)) => Some(Money {
                 amount,
                 currency: currency.to_string(),
@@ -175,9 +175,10 @@ impl Tx {
         item.insert("user_id".into(), s(payment.user_id.as_str()));
         item.insert("email".into(), s(payment.email.as_str()));
         item.insert("plan_id".into(), s(payment.plan_id.clone()));
+        // What was asked, apart from `amount`/`currency`, which hold what the provider reports paid.
         if let Some(price) = &payment.price {
-            item.insert("amount".into(), n(price.amount));
-            item.insert("currency".into(), s(price.currency.clone()));
+            item.insert("asked_amount".into(), n(price.amount));
+            item.insert("asked_currency".into(), s(price.currency.clone()));
         }
         item.insert("created_at".into(), s(ts(now)));
         item.insert("updated_at".into(), s(ts(now)));

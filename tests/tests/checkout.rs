@@ -1,0 +1,689 @@
+//! Checkout end to end over HTTP, against the local fake of Stripe's and
+//! Paystack's checkout APIs and hosted pages (`gatehouse_local::fake_payments`):
+//! plans for sale; a checkout for a member and for a visitor with each
+//! provider; the verified return before the webhook and after it (one
+//! effect, one email); unknown, forged and foreign references; an unpaid
+//! verification; the provider down; payments disabled; Stripe's cancel.
+
+use gatehouse::domain::{PaymentReference, Provider};
+use gatehouse::store::CheckoutPayment;
+use gatehouse_e2e::{
+    purchase, Auth, Options, TestStack, PAYSTACK_SECRET, STRIPE_API_KEY, STRIPE_SECRETS,
+};
+use gatehouse_local::fake_payments::{FakePayments, WebhookTarget};
+use serde_json::{json, Value};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+async fn stack_with(payments_enabled: bool) -> (TestStack, FakePayments) {
+    let fake = FakePayments::start(STRIPE_API_KEY, PAYSTACK_SECRET).await;
+    let t = TestStack::start_with(Options {
+        stripe_api: Some(fake.base_url.clone()),
+        paystack_api: Some(fake.base_url.clone()),
+        urls_from_listener: true,
+        email_pump: false,
+        payments_enabled,
+        ..Options::default()
+    })
+    .await;
+    fake.send_webhooks_to(WebhookTarget {
+        base_url: t.stack.base_url(),
+        stripe_secret: STRIPE_SECRETS[0].into(),
+        paystack_secret: PAYSTACK_SECRET.into(),
+    });
+    (t, fake)
+}
+
+async fn stack() -> (TestStack, FakePayments) {
+    stack_with(true).await
+}
+
+/// A member who bought through Kajabi and set a password: address and session token.
+async fn member(t: &TestStack, name: &str) -> (String, String) {
+    let email = t.email(name);
+    let (_, r) = t
+        .post_kajabi(&purchase(&t.id(name), &email, "off_456"), Auth::Signature)
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    t.drain_queue().await;
+    let (token, _) = t.emails_to(&email).await[0].setup_link().unwrap();
+    let (status, body) = t
+        .post_json(
+            "/account/setup-password",
+            &json!({"email": email, "token": token, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let session = body["session"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (email, session)
+}
+
+async fn checkout(t: &TestStack, session: Option<&str>, body: Value) -> (u16, Value) {
+    let mut request = t.http.post(t.url("/account/checkout")).json(&body);
+    if let Some(token) = session {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// GETs `url` (on the stack), expecting a 303 to the return page: its query, and the page.
+async fn returned(url: &str, cookie: Option<&str>) -> (Vec<(String, String)>, String) {
+    let mut request = no_redirects().get(url);
+    if let Some(token) = cookie {
+        request = request.header("cookie", format!("gatehouse_session={token}"));
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 303, "{url}");
+    let location = response.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.contains("/account/return?"), "{location}");
+    let query = gatehouse::http::parse_query(location.split_once('?').unwrap().1);
+    let page = reqwest::get(&location).await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(csp.starts_with("default-src 'none'"), "{csp}");
+    (query, page.text().await.unwrap())
+}
+
+fn param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    query
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+async fn payment(t: &TestStack, provider: Provider, reference: &str) -> CheckoutPayment {
+    t.stack
+        .services
+        .store
+        .get_checkout(provider, &PaymentReference::parse(reference).unwrap())
+        .await
+        .unwrap()
+        .expect("the checkout's payment is stored")
+}
+
+async fn me(t: &TestStack, session: &str) -> Value {
+    t.http
+        .get(t.url("/account/me"))
+        .bearer_auth(session)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The stored status of the event `id` from `provider`.
+async fn event_status(t: &TestStack, provider: Provider, id: &str) -> String {
+    let key = gatehouse::domain::EventKey::new(provider, id);
+    let record = t.stack.services.store.get_event(&key).await.unwrap();
+    record
+        .expect("the event is recorded")
+        .status
+        .as_str()
+        .to_string()
+}
+
+#[tokio::test]
+async fn plans_for_sale_are_listed_with_each_providers_price() {
+    let (t, _fake) = stack().await;
+    let body: Value = reqwest::get(t.url("/plans"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["payments_enabled"], true);
+    let plans = body["plans"].as_array().unwrap();
+    let monthly = plans.iter().find(|p| p["id"] == "premium_monthly").unwrap();
+    assert_eq!(monthly["name"], "Premium Monthly");
+    assert_eq!(monthly["kind"], "subscription");
+    assert_eq!(monthly["period_days"], 31);
+    assert_eq!(
+        monthly["prices"]["stripe"]["price"],
+        "price_premium_monthly"
+    );
+    assert_eq!(monthly["prices"]["paystack"]["display"], "5000.00 NGN");
+    assert!(
+        plans.iter().all(|p| p["id"] != "nssa_annual"),
+        "a plan that is not for sale is not listed"
+    );
+}
+
+/// A member's Stripe subscription checkout: the return comes first and
+/// applies it; the webhook after it is the same event and changes nothing.
+#[tokio::test]
+async fn a_members_stripe_return_then_its_webhook_have_one_effect() {
+    let (t, fake) = stack().await;
+    let (email, session) = member(&t, "stripe-member").await;
+    let (status, body) = checkout(
+        &t,
+        Some(&session),
+        json!({"plan": "premium_monthly", "provider": "stripe"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let reference = body["reference"].as_str().unwrap().to_string();
+    let url = body["url"].as_str().unwrap();
+    assert!(url.starts_with(&fake.base_url), "{url}");
+    let (key, form) = fake.stripe_creates().pop().unwrap();
+    assert_eq!(key, format!("checkout-{reference}"));
+    let field = |k: &str| {
+        form.iter()
+            .find(|(name, _)| name == k)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(field("mode").as_deref(), Some("subscription"));
+    assert_eq!(
+        field("line_items[0][price]").as_deref(),
+        Some("price_premium_monthly")
+    );
+    assert_eq!(
+        field("client_reference_id").as_deref(),
+        Some(reference.as_str())
+    );
+    assert_eq!(field("customer_email").as_deref(), Some(email.as_str()));
+    assert_eq!(field("metadata[plan]").as_deref(), Some("premium_monthly"));
+    let pending = payment(&t, Provider::Stripe, &reference).await;
+    assert_eq!(pending.status, "pending");
+    let session_id = pending.session_id.clone().unwrap();
+    assert_eq!(pending.email.as_str(), email);
+
+    fake.pay_stripe(&session_id).unwrap();
+    let success = t.url(&format!("/payments/stripe/success?session_id={session_id}"));
+    let (query, page) = returned(&success, None).await;
+    assert_eq!(param(&query, "outcome"), Some("paid"), "{query:?}");
+    assert!(
+        page.contains("Payment successful. Subscription active until"),
+        "{page}"
+    );
+    assert_eq!(
+        payment(&t, Provider::Stripe, &reference).await.status,
+        "succeeded"
+    );
+    let key_id = format!("checkout.paid:{session_id}");
+    assert_eq!(
+        event_status(&t, Provider::Stripe, &key_id).await,
+        "processed"
+    );
+    let view = me(&t, &session).await;
+    assert!(
+        view["subscriptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["plan"] == "premium_monthly" && s["access"] == true),
+        "{view}"
+    );
+    t.drain_queue().await;
+    let emails_after_return = t.emails_to(&email).await.len();
+
+    // The webhook for the same payment: recorded, as the same event.
+    let webhook = fake.stripe_webhook_body(&session_id).unwrap();
+    let (status, answer) = t.post_stripe(&webhook).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["status"], "duplicate", "{answer}");
+    // A second return (the buyer reloads) is the same event too.
+    let (query, _) = returned(&success, None).await;
+    assert_eq!(param(&query, "outcome"), Some("paid"));
+    t.drain_queue().await;
+    assert_eq!(
+        t.emails_to(&email).await.len(),
+        emails_after_return,
+        "the webhook and the reload send nothing more"
+    );
+}
+
+/// A visitor's Paystack checkout: the account is created inactive, the
+/// webhook comes first, then the return; one welcome with the setup link.
+#[tokio::test]
+async fn a_visitors_paystack_webhook_then_return_sends_one_setup_link() {
+    let (t, fake) = stack().await;
+    let email = t.email("paystack-visitor");
+    let (status, body) = checkout(
+        &t,
+        None,
+        json!({"email": email.to_uppercase(), "plan": "premium_monthly", "provider": "paystack"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let reference = body["reference"].as_str().unwrap().to_string();
+    let sent = fake.paystack_initializes().pop().unwrap();
+    assert_eq!(sent["email"], email);
+    assert_eq!(sent["amount"], 500000);
+    assert_eq!(sent["currency"], "NGN");
+    assert_eq!(sent["plan"], "PLN_premium_monthly");
+    assert_eq!(sent["reference"], reference);
+    assert_eq!(sent["metadata"]["plan"], "premium_monthly");
+    assert!(sent["callback_url"]
+        .as_str()
+        .unwrap()
+        .ends_with("/payments/paystack/callback"));
+    let record = t
+        .stack
+        .services
+        .store
+        .get_email(&gatehouse::domain::Email::parse(&email).unwrap())
+        .await
+        .unwrap()
+        .expect("the visitor's account exists before payment");
+    assert!(!record.is_active, "created inactive");
+    t.drain_queue().await;
+    assert!(
+        t.emails_to(&email).await.is_empty(),
+        "no setup link before payment"
+    );
+
+    fake.pay_paystack(&reference).unwrap();
+    let webhook = fake.paystack_webhook_body(&reference).unwrap();
+    let (status, answer) = t.post_paystack(&webhook).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["status"], "processed", "{answer}");
+    let (query, page) = returned(
+        &t.url(&format!(
+            "/payments/paystack/callback?trxref={reference}&reference={reference}"
+        )),
+        None,
+    )
+    .await;
+    assert_eq!(param(&query, "outcome"), Some("paid"), "{query:?}");
+    assert!(
+        page.contains("Payment successful. Subscription active until"),
+        "{page}"
+    );
+    let stored = payment(&t, Provider::Paystack, &reference).await;
+    assert_eq!(stored.status, "succeeded");
+    assert_eq!(
+        stored.user_id, record.user_id,
+        "bound to the account made at checkout"
+    );
+    t.drain_queue().await;
+    let emails = t.emails_to(&email).await;
+    let setup_links = emails.iter().filter(|e| e.setup_link().is_some()).count();
+    assert_eq!(setup_links, 1, "one setup link, after payment: {emails:?}");
+    let (token, _) = emails
+        .iter()
+        .find_map(|e| e.setup_link())
+        .expect("setup link");
+    let (status, body) = t
+        .post_json(
+            "/account/setup-password",
+            &json!({"email": email, "token": token, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// The return before the webhook, for Paystack; then the webhook is the same event.
+#[tokio::test]
+async fn a_paystack_return_before_its_webhook_applies_once() {
+    let (t, fake) = stack().await;
+    let (email, session) = member(&t, "paystack-member").await;
+    let (_, body) = checkout(
+        &t,
+        Some(&session),
+        json!({"plan": "premium_90_day_pass", "provider": "paystack"}),
+    )
+    .await;
+    let reference = body["reference"].as_str().unwrap().to_string();
+    let sent = fake.paystack_initializes().pop().unwrap();
+    assert!(
+        sent.get("plan").is_none(),
+        "a one-time pass has no plan code"
+    );
+    assert_eq!(sent["amount"], 1200000);
+    fake.pay_paystack(&reference).unwrap();
+    let (query, page) = returned(
+        &t.url(&format!(
+            "/payments/paystack/callback?reference={reference}"
+        )),
+        Some(&session),
+    )
+    .await;
+    assert_eq!(param(&query, "outcome"), Some("paid"));
+    assert!(
+        page.contains("Payment successful. Access active until"),
+        "{page}"
+    );
+    t.drain_queue().await;
+    let before = t.emails_to(&email).await.len();
+    let (status, answer) = t
+        .post_paystack(&fake.paystack_webhook_body(&reference).unwrap())
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["status"], "duplicate", "{answer}");
+    t.drain_queue().await;
+    assert_eq!(t.emails_to(&email).await.len(), before);
+    let view = me(&t, &session).await;
+    let passes = view["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["plan"] == "premium_90_day_pass")
+        .count();
+    assert_eq!(passes, 1, "{view}");
+}
+
+#[tokio::test]
+async fn unknown_forged_and_foreign_references_grant_nothing() {
+    let (t, fake) = stack().await;
+    // Not a reference Gatehouse makes, and one of its shape it never made.
+    for reference in [
+        "M7_a1b2c3d4e5f6g7h8",
+        &PaymentReference::generate().to_string(),
+    ] {
+        let (query, page) = returned(
+            &t.url(&format!(
+                "/payments/paystack/callback?reference={reference}"
+            )),
+            None,
+        )
+        .await;
+        assert_eq!(param(&query, "outcome"), Some("refused"));
+        assert_eq!(param(&query, "why"), Some("unknown-reference"));
+        assert!(page.contains("no checkout with this reference"), "{page}");
+    }
+    let (query, page) = returned(
+        &t.url("/payments/stripe/success?session_id=cs_test_forged"),
+        None,
+    )
+    .await;
+    assert_eq!(param(&query, "why"), Some("not-at-provider"));
+    assert!(page.contains("does not know this payment"), "{page}");
+
+    // Ann pays; Bob, signed in, opens Ann's return: nothing is granted to
+    // either of them, and Ann's own return still applies it.
+    let (_, ann) = member(&t, "ann").await;
+    let (_, bob) = member(&t, "bob").await;
+    let (_, body) = checkout(
+        &t,
+        Some(&ann),
+        json!({"plan": "premium_lifetime", "provider": "stripe"}),
+    )
+    .await;
+    let reference = body["reference"].as_str().unwrap().to_string();
+    let session_id = payment(&t, Provider::Stripe, &reference)
+        .await
+        .session_id
+        .unwrap();
+    fake.pay_stripe(&session_id).unwrap();
+    let success = t.url(&format!("/payments/stripe/success?session_id={session_id}"));
+    let (query, page) = returned(&success, Some(&bob)).await;
+    assert_eq!(param(&query, "why"), Some("other-account"));
+    assert!(page.contains("started from another account"), "{page}");
+    assert_eq!(
+        payment(&t, Provider::Stripe, &reference).await.status,
+        "pending"
+    );
+    let lifetime = |view: &Value| {
+        view["subscriptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["plan"] == "premium_lifetime")
+    };
+    assert!(!lifetime(&me(&t, &bob).await));
+    assert!(!lifetime(&me(&t, &ann).await));
+    let (query, page) = returned(&success, Some(&ann)).await;
+    assert_eq!(param(&query, "outcome"), Some("paid"));
+    assert!(
+        page.contains("Payment successful. Your access does not expire."),
+        "{page}"
+    );
+    assert!(lifetime(&me(&t, &ann).await));
+}
+
+#[tokio::test]
+async fn an_unpaid_verification_fails_the_payment_with_the_gateways_answer() {
+    let (t, fake) = stack().await;
+    let (_, session) = member(&t, "unpaid").await;
+    let (_, body) = checkout(
+        &t,
+        Some(&session),
+        json!({"plan": "premium_monthly", "provider": "paystack"}),
+    )
+    .await;
+    let reference = body["reference"].as_str().unwrap().to_string();
+    // The buyer closes Paystack's page and comes back unpaid.
+    let (query, page) = returned(
+        &t.url(&format!(
+            "/payments/paystack/callback?reference={reference}"
+        )),
+        None,
+    )
+    .await;
+    assert_eq!(param(&query, "outcome"), Some("unpaid"));
+    assert!(
+        page.contains("was not completed (not paid: abandoned)"),
+        "{page}"
+    );
+    let stored = payment(&t, Provider::Paystack, &reference).await;
+    assert_eq!(stored.status, "failed");
+    assert_eq!(stored.reason.as_deref(), Some("not paid: abandoned"));
+
+    // A Stripe session that expired unpaid fails the same way.
+    let (_, body) = checkout(
+        &t,
+        Some(&session),
+        json!({"plan": "premium_lifetime", "provider": "stripe"}),
+    )
+    .await;
+    let reference = body["reference"].as_str().unwrap().to_string();
+    let session_id = payment(&t, Provider::Stripe, &reference)
+        .await
+        .session_id
+        .unwrap();
+    fake.expire_stripe(&session_id);
+    let (query, _) = returned(
+        &t.url(&format!("/payments/stripe/success?session_id={session_id}")),
+        None,
+    )
+    .await;
+    assert_eq!(param(&query, "outcome"), Some("unpaid"));
+    assert_eq!(
+        payment(&t, Provider::Stripe, &reference).await.status,
+        "failed"
+    );
+}
+
+#[tokio::test]
+async fn a_provider_that_is_down_answers_502_and_fails_the_payment() {
+    let (t, fake) = stack().await;
+    let (_, session) = member(&t, "down").await;
+    fake.set_down(true);
+    for provider in ["stripe", "paystack"] {
+        let (status, body) = checkout(
+            &t,
+            Some(&session),
+            json!({"plan": "premium_monthly", "provider": provider}),
+        )
+        .await;
+        assert_eq!(status, 502, "{body}");
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.starts_with(provider), "{detail}");
+        let reference = body["reference"].as_str().unwrap();
+        let provider = Provider::parse(provider).unwrap();
+        let stored = payment(&t, provider, reference).await;
+        assert_eq!(stored.status, "failed");
+        assert!(
+            stored.reason.as_deref().unwrap().contains("answered"),
+            "the provider's answer is kept: {:?}",
+            stored.reason
+        );
+    }
+}
+
+#[tokio::test]
+async fn payments_disabled_are_refused_with_403() {
+    let (t, fake) = stack_with(false).await;
+    let (status, body) = checkout(
+        &t,
+        None,
+        json!({"email": t.email("early"), "plan": "premium_monthly", "provider": "stripe"}),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["detail"], "payments are disabled");
+    assert!(fake.stripe_creates().is_empty());
+}
+
+#[tokio::test]
+async fn bad_choices_get_specific_errors() {
+    let (t, fake) = stack().await;
+    let visitor = t.email("chooser");
+    for (body, status, slug) in [
+        (
+            json!({"email": visitor, "plan": "nssa_annual", "provider": "stripe"}),
+            400,
+            "unknown-plan",
+        ),
+        (
+            json!({"email": visitor, "plan": "premium_monthly", "provider": "paypal"}),
+            400,
+            "unknown-provider",
+        ),
+        (
+            json!({"email": visitor, "plan": "premium_lifetime", "provider": "paystack"}),
+            409,
+            "not-sold-there",
+        ),
+        (
+            json!({"plan": "premium_monthly", "provider": "stripe"}),
+            400,
+            "email-required",
+        ),
+        (
+            json!({"email": "not-an-email", "plan": "premium_monthly", "provider": "stripe"}),
+            400,
+            "invalid-email",
+        ),
+    ] {
+        let (got, answer) = checkout(&t, None, body.clone()).await;
+        assert_eq!(got, status, "{body}: {answer}");
+        assert!(
+            answer["type"].as_str().unwrap().ends_with(slug),
+            "{body}: {answer}"
+        );
+    }
+    let (status, _) = checkout(
+        &t,
+        Some("not.a.token"),
+        json!({"plan": "premium_monthly", "provider": "stripe"}),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert!(fake.stripe_creates().is_empty());
+    assert!(fake.paystack_initializes().is_empty());
+}
+
+#[tokio::test]
+async fn a_cookie_session_from_another_site_is_refused() {
+    let (t, fake) = stack().await;
+    let (_, session) = member(&t, "csrf").await;
+    let attempt = |origin: String| {
+        t.http
+            .post(t.url("/account/checkout"))
+            .header("cookie", format!("gatehouse_session={session}"))
+            .header("origin", origin)
+            .json(&json!({"plan": "premium_monthly", "provider": "stripe"}))
+            .send()
+    };
+    let response = attempt("https://evil.example".into()).await.unwrap();
+    assert_eq!(response.status().as_u16(), 403);
+    assert!(fake.stripe_creates().is_empty());
+    let response = attempt(t.stack.base_url()).await.unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+}
+
+#[tokio::test]
+async fn leaving_stripe_checkout_cancels_the_pending_payment() {
+    let (t, fake) = stack().await;
+    let (_, session) = member(&t, "leaver").await;
+    let (_, body) = checkout(
+        &t,
+        Some(&session),
+        json!({"plan": "premium_yearly", "provider": "stripe"}),
+    )
+    .await;
+    let reference = body["reference"].as_str().unwrap().to_string();
+    let session_id = payment(&t, Provider::Stripe, &reference)
+        .await
+        .session_id
+        .unwrap();
+    let cancel_url = fake.stripe_session(&session_id).unwrap()["cancel_url"]
+        .as_str()
+        .unwrap()
+        .replace("{CHECKOUT_SESSION_ID}", &session_id);
+    let (query, page) = returned(&cancel_url, None).await;
+    assert_eq!(param(&query, "outcome"), Some("cancelled"));
+    assert!(page.contains("Nothing was charged"), "{page}");
+    assert_eq!(
+        payment(&t, Provider::Stripe, &reference).await.status,
+        "cancelled"
+    );
+}
+
+/// The fake's hosted page: "Pay" sends the webhook and then the buyer
+/// returns, as a browser would follow it.
+#[tokio::test]
+async fn paying_on_the_hosted_page_returns_to_an_active_plan() {
+    let (t, fake) = stack().await;
+    let email = t.email("hosted");
+    for provider in ["stripe", "paystack"] {
+        let (status, body) = checkout(
+            &t,
+            None,
+            json!({"email": email, "plan": "premium_monthly", "provider": provider}),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        let page = reqwest::get(body["url"].as_str().unwrap())
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let action = page
+            .split("action=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap();
+        let paid = no_redirects()
+            .post(format!("{}{action}", fake.base_url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(paid.status().as_u16(), 303);
+        let back = paid.headers()["location"].to_str().unwrap().to_string();
+        let (query, page) = returned(&back, None).await;
+        assert_eq!(
+            param(&query, "outcome"),
+            Some("paid"),
+            "{provider}: {query:?}"
+        );
+        assert!(page.contains("Subscription active until"), "{page}");
+    }
+    t.drain_queue().await;
+    let setup_links = t
+        .emails_to(&email)
+        .await
+        .iter()
+        .filter(|e| e.setup_link().is_some())
+        .count();
+    assert!(setup_links >= 1);
+}
