@@ -11,6 +11,7 @@ pub mod domain;
 pub mod email;
 pub mod http;
 pub mod lambda;
+pub mod member_http;
 pub mod metrics;
 pub mod outbox;
 pub mod providers;

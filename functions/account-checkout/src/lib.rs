@@ -4,14 +4,14 @@
 //! `{url, reference}`: the provider's hosted checkout.
 //!
 //! A session sent as the cookie must come with a JSON body and, where the
-//! browser names one, the service's own `Origin`: a cross-site form can do neither.
+//! browser names one, the service's own `Origin` (`member_http`): a
+//! cross-site form can do neither.
 
 use gatehouse::domain::Email;
 use gatehouse::http::{reject, ApiRequest, ApiResponse};
 use gatehouse::lambda::{BoxFuture, HttpFunction};
 use gatehouse::service::checkout::{Buyer, CheckoutError};
 use gatehouse::service::Services;
-use gatehouse::session::SESSION_COOKIE;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -23,15 +23,6 @@ struct Body {
     provider: String,
     #[serde(default)]
     email: Option<String>,
-}
-
-/// The scheme, host and port of `url`, as a browser writes `Origin`.
-fn origin_of(url: &str) -> &str {
-    let after_scheme = url.find("://").map(|i| i + 3).unwrap_or(0);
-    match url[after_scheme..].find('/') {
-        Some(i) => &url[..after_scheme + i],
-        None => url,
-    }
 }
 
 pub struct AccountCheckout {
@@ -54,38 +45,10 @@ impl AccountCheckout {
             Ok(body) => body,
             Err(e) => return reject::invalid_json(&e),
         };
-        let bearer = request.bearer_token();
-        let cookie = request.cookie(SESSION_COOKIE);
-        if bearer.is_none() && cookie.is_some() {
-            let ours = origin_of(&self.services.settings.frontend_url);
-            if request.header("origin").is_some_and(|o| o != ours) {
-                return ApiResponse::problem(
-                    403,
-                    "cross-site",
-                    "Cross-site request refused",
-                    "a checkout started with the session cookie must come from this site",
-                );
-            }
-        }
-        let buyer = match bearer.or(cookie) {
-            Some(token) => {
-                let keys = match self.services.session_keys() {
-                    Ok(keys) => keys,
-                    Err(e) => {
-                        return reject::unavailable_after(
-                            &request,
-                            "sessions unavailable",
-                            &e,
-                            "sessions are not available right now",
-                        )
-                    }
-                };
-                match keys.verify(token, self.services.now()) {
-                    Ok(claims) => Buyer::Member(gatehouse::domain::UserId::from_stored(claims.sub)),
-                    Err(e) => return reject::unauthorized(e.to_string()),
-                }
-            }
-            None => match body.email.as_deref().map(Email::parse) {
+        let buyer = match gatehouse::member_http::session(&self.services, &request) {
+            Err(answer) => return answer,
+            Ok(Some(member)) => Buyer::Member(member.user_id),
+            Ok(None) => match body.email.as_deref().map(Email::parse) {
                 Some(Ok(email)) => Buyer::Visitor(email),
                 Some(Err(e)) => {
                     return ApiResponse::problem(
@@ -167,16 +130,5 @@ impl AccountCheckout {
 impl HttpFunction for AccountCheckout {
     fn handle(&self, request: ApiRequest) -> BoxFuture<'_, ApiResponse> {
         Box::pin(AccountCheckout::handle(self, request))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn origins_are_scheme_host_and_port() {
-        assert_eq!(origin_of("https://gh.example/base"), "https://gh.example");
-        assert_eq!(origin_of("http://127.0.0.1:3000"), "http://127.0.0.1:3000");
     }
 }

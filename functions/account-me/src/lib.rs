@@ -5,16 +5,9 @@
 
 use gatehouse::http::{reject, ApiRequest, ApiResponse};
 use gatehouse::lambda::{BoxFuture, HttpFunction};
+use gatehouse::member_http::{signed_in, unauthorized};
 use gatehouse::service::session::member_json;
 use gatehouse::service::Services;
-use gatehouse::session::SESSION_COOKIE;
-
-fn unauthorized(detail: &str) -> ApiResponse {
-    reject::unauthorized(detail).with_header(
-        "www-authenticate",
-        "Bearer realm=\"gatehouse\", error=\"invalid_token\"",
-    )
-}
 
 pub struct AccountMe {
     services: Services,
@@ -26,35 +19,11 @@ impl AccountMe {
     }
 
     pub async fn handle(&self, request: ApiRequest) -> ApiResponse {
-        let Some(token) = request
-            .bearer_token()
-            .or_else(|| request.cookie(SESSION_COOKIE))
-        else {
-            return reject::unauthorized(
-                "no session: send Authorization: Bearer <token> or the session cookie",
-            )
-            .with_header("www-authenticate", "Bearer realm=\"gatehouse\"");
-        };
-        let keys = match self.services.session_keys() {
-            Ok(keys) => keys,
-            Err(e) => {
-                return reject::unavailable_after(
-                    &request,
-                    "sessions unavailable",
-                    &e,
-                    "sessions are not available right now",
-                )
-            }
+        let user = match signed_in(&self.services, &request) {
+            Ok(signed_in) => signed_in.user_id,
+            Err(answer) => return answer,
         };
         let now = self.services.now();
-        let claims = match keys.verify(token, now) {
-            Ok(claims) => claims,
-            Err(e) => {
-                tracing::info!(request_id = %request.request_id, outcome = "rejected", reason = %e, "session refused");
-                return unauthorized(&e.to_string());
-            }
-        };
-        let user = gatehouse::domain::UserId::from_stored(claims.sub);
         match self.services.store.load_member(&user).await {
             Ok(Some(member)) if member.is_active => {
                 let entitlements = self.services.entitlements_of(&member, now);

@@ -41,7 +41,14 @@ struct Fake {
     idempotency: Mutex<HashMap<String, (Form, Value)>>,
     subscriptions: Mutex<BTreeMap<String, Value>>,
     transactions: Mutex<BTreeMap<String, Value>>,
+    /// Paystack subscriptions by code.
+    paystack_subscriptions: Mutex<BTreeMap<String, Value>>,
+    /// Every Billing Portal session asked for: (customer, return_url).
+    portals: Mutex<Vec<(String, String)>>,
     counter: AtomicU64,
+    /// The last event's `created`: each event is a second after the one before,
+    /// as a test's changes would be at Stripe.
+    last_event_at: std::sync::atomic::AtomicI64,
     /// Answer every create with a 5xx, as a provider outage does.
     down: AtomicBool,
     /// Every checkout-create request: (Idempotency-Key, form) for Stripe.
@@ -259,6 +266,80 @@ async fn get_subscription(
     }
 }
 
+/// `POST /v1/subscriptions/{id}` with `cancel_at_period_end`.
+async fn update_subscription(
+    State(fake): State<Arc<Fake>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    if bearer(&headers) != fake.stripe_key {
+        return stripe_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            None,
+            "Invalid API Key provided",
+        );
+    }
+    let form = gatehouse::http::parse_query(&body);
+    let mut subscriptions = fake.subscriptions.lock().unwrap();
+    let Some(sub) = subscriptions.get_mut(&id) else {
+        return stripe_error(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            Some("resource_missing"),
+            &format!("No such subscription: '{id}'"),
+        );
+    };
+    if let Some((_, cancel)) = form.iter().find(|(k, _)| k == "cancel_at_period_end") {
+        sub["cancel_at_period_end"] = json!(cancel == "true");
+    }
+    reply(StatusCode::OK, sub.clone())
+}
+
+/// `POST /v1/billing_portal/sessions`.
+async fn billing_portal(
+    State(fake): State<Arc<Fake>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    if bearer(&headers) != fake.stripe_key {
+        return stripe_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            None,
+            "Invalid API Key provided",
+        );
+    }
+    let form = gatehouse::http::parse_query(&body);
+    let field = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let customer = field("customer");
+    if customer.is_empty() {
+        return stripe_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            Some("parameter_missing"),
+            "Missing required param: customer.",
+        );
+    }
+    fake.portals
+        .lock()
+        .unwrap()
+        .push((customer.clone(), field("return_url")));
+    let n = fake.counter.fetch_add(1, Ordering::SeqCst);
+    reply(
+        StatusCode::OK,
+        json!({"id": format!("bps_{n:04}"), "object": "billing_portal.session", "customer": customer,
+            "return_url": field("return_url"), "created": now(), "livemode": false,
+            "url": format!("https://billing.stripe.com/p/session/test_{n:04}")}),
+    )
+}
+
 fn paystack_reply(status: StatusCode, ok: bool, message: &str, data: Option<Value>) -> Response {
     let mut body = json!({"status": ok, "message": message});
     if let Some(data) = data {
@@ -342,11 +423,103 @@ async fn initialize(State(fake): State<Arc<Fake>>, headers: HeaderMap, body: Str
     )
 }
 
+/// `GET /subscription/{code}`.
+async fn fetch_paystack_subscription(
+    State(fake): State<Arc<Fake>>,
+    Path(code): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if bearer(&headers) != fake.paystack_key {
+        return paystack_reply(StatusCode::UNAUTHORIZED, false, "Invalid key", None);
+    }
+    match fake.paystack_subscriptions.lock().unwrap().get(&code) {
+        Some(sub) => paystack_reply(
+            StatusCode::OK,
+            true,
+            "Subscription retrieved",
+            Some(sub.clone()),
+        ),
+        None => paystack_reply(StatusCode::NOT_FOUND, false, "Subscription not found", None),
+    }
+}
+
+/// `POST /subscription/disable` and `/subscription/enable`: `{code, token}`.
+async fn toggle_paystack_subscription(
+    fake: Arc<Fake>,
+    headers: HeaderMap,
+    body: String,
+    enable: bool,
+) -> Response {
+    if bearer(&headers) != fake.paystack_key {
+        return paystack_reply(StatusCode::UNAUTHORIZED, false, "Invalid key", None);
+    }
+    let request: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let code = request["code"].as_str().unwrap_or_default();
+    let mut subscriptions = fake.paystack_subscriptions.lock().unwrap();
+    match subscriptions.get_mut(code) {
+        Some(sub) if sub["email_token"] == request["token"] => {
+            sub["status"] = json!(if enable { "active" } else { "cancelled" });
+            let message = if enable {
+                "Subscription enabled successfully"
+            } else {
+                "Subscription disabled successfully"
+            };
+            paystack_reply(StatusCode::OK, true, message, None)
+        }
+        Some(_) => paystack_reply(StatusCode::BAD_REQUEST, false, "Invalid token", None),
+        None => paystack_reply(StatusCode::NOT_FOUND, false, "Subscription not found", None),
+    }
+}
+
+async fn disable_paystack_subscription(
+    State(fake): State<Arc<Fake>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    toggle_paystack_subscription(fake, headers, body, false).await
+}
+
+async fn enable_paystack_subscription(
+    State(fake): State<Arc<Fake>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    toggle_paystack_subscription(fake, headers, body, true).await
+}
+
+/// `GET /subscription/{code}/manage/link`.
+async fn paystack_manage_link(
+    State(fake): State<Arc<Fake>>,
+    Path(code): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if bearer(&headers) != fake.paystack_key {
+        return paystack_reply(StatusCode::UNAUTHORIZED, false, "Invalid key", None);
+    }
+    if !fake
+        .paystack_subscriptions
+        .lock()
+        .unwrap()
+        .contains_key(&code)
+    {
+        return paystack_reply(StatusCode::NOT_FOUND, false, "Subscription not found", None);
+    }
+    paystack_reply(
+        StatusCode::OK,
+        true,
+        "Link generated",
+        Some(
+            json!({"link": format!("https://paystack.com/manage/subscriptions/{code}?subscription_token=test")}),
+        ),
+    )
+}
+
 /// A transaction as verify answers it (the fake's own notes removed).
 fn verify_view(transaction: &Value) -> Value {
     let mut data = transaction.clone();
     if let Some(o) = data.as_object_mut() {
         o.remove("callback_url");
+        o.remove("subscription_code");
     }
     data
 }
@@ -477,7 +650,18 @@ impl FakePayments {
         let app = axum::Router::new()
             .route("/v1/checkout/sessions", post(create_session))
             .route("/v1/checkout/sessions/{id}", get(get_session))
-            .route("/v1/subscriptions/{id}", get(get_subscription))
+            .route(
+                "/v1/subscriptions/{id}",
+                get(get_subscription).post(update_subscription),
+            )
+            .route("/v1/billing_portal/sessions", post(billing_portal))
+            .route("/subscription/disable", post(disable_paystack_subscription))
+            .route("/subscription/enable", post(enable_paystack_subscription))
+            .route("/subscription/{code}", get(fetch_paystack_subscription))
+            .route(
+                "/subscription/{code}/manage/link",
+                get(paystack_manage_link),
+            )
             .route("/transaction/initialize", post(initialize))
             .route("/transaction/verify/{reference}", get(verify))
             .route("/checkout/pay/{id}", get(stripe_page).post(stripe_pay))
@@ -583,7 +767,7 @@ impl FakePayments {
         let n = self.fake.counter.fetch_add(1, Ordering::SeqCst);
         Some(
             json!({"id": format!("evt_{n:04}{}", suffix()), "object": "event",
-                "api_version": "2025-03-31.basil", "created": now(), "livemode": false,
+                "api_version": "2025-03-31.basil", "created": self.event_time(), "livemode": false,
                 "pending_webhooks": 1, "request": {"id": null, "idempotency_key": null},
                 "type": "checkout.session.completed", "data": {"object": session}})
             .to_string(),
@@ -599,7 +783,94 @@ impl FakePayments {
         t["paid_at"] = json!(chrono::Utc::now()
             .format("%Y-%m-%dT%H:%M:%S.000Z")
             .to_string());
+        // A plan's first charge starts its subscription, as Paystack does.
+        if let (Some(_), None) = (t["plan"].as_str(), t["subscription_code"].as_str()) {
+            let n = self.fake.counter.fetch_add(1, Ordering::SeqCst);
+            let code = format!("SUB_{n:04}{}", suffix());
+            let next = (chrono::Utc::now() + chrono::Duration::days(31))
+                .format("%Y-%m-%dT%H:%M:%S.000Z")
+                .to_string();
+            let created = chrono::Utc::now()
+                .format("%Y-%m-%dT%H:%M:%S.000Z")
+                .to_string();
+            self.fake.paystack_subscriptions.lock().unwrap().insert(
+                code.clone(),
+                json!({"id": n, "domain": "test", "status": "active", "subscription_code": code,
+                    "email_token": format!("tok{n:04}{}", suffix()), "amount": t["amount"].clone(),
+                    "cron_expression": "0 0 1 * *", "next_payment_date": next, "open_invoice": null,
+                    "createdAt": created, "created_at": created,
+                    "plan": t["plan_object"].clone(),
+                    "customer": t["customer"].clone()}),
+            );
+            t["subscription_code"] = json!(code);
+        }
         Some(t.clone())
+    }
+
+    /// The Paystack subscription a plan's first charge started.
+    pub fn paystack_subscription_code(&self, reference: &str) -> Option<String> {
+        self.fake.transactions.lock().unwrap().get(reference)?["subscription_code"]
+            .as_str()
+            .map(str::to_string)
+    }
+
+    /// `subscription.create` (as documented: no `email_token`), or, after a
+    /// disable, `subscription.disable` (which carries it), for `code`.
+    pub fn paystack_subscription_webhook_body(&self, code: &str) -> Option<String> {
+        let sub = self
+            .fake
+            .paystack_subscriptions
+            .lock()
+            .unwrap()
+            .get(code)?
+            .clone();
+        let (event, data) = if sub["status"] == "cancelled" {
+            let mut data = sub.clone();
+            data["status"] = json!("complete");
+            ("subscription.disable", data)
+        } else {
+            let mut data = sub.clone();
+            if let Some(o) = data.as_object_mut() {
+                o.remove("email_token");
+            }
+            ("subscription.create", data)
+        };
+        Some(json!({"event": event, "data": data}).to_string())
+    }
+
+    /// A `created` for a new event: now, and always after the one before.
+    fn event_time(&self) -> i64 {
+        let now = now();
+        let mut last = self.fake.last_event_at.load(Ordering::SeqCst);
+        loop {
+            let next = now.max(last + 1);
+            match self.fake.last_event_at.compare_exchange(
+                last,
+                next,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return next,
+                Err(actual) => last = actual,
+            }
+        }
+    }
+
+    /// `customer.subscription.updated` for a Stripe subscription as it stands.
+    pub fn stripe_subscription_webhook_body(&self, id: &str) -> Option<String> {
+        let sub = self.fake.subscriptions.lock().unwrap().get(id)?.clone();
+        let n = self.fake.counter.fetch_add(1, Ordering::SeqCst);
+        Some(
+            json!({"id": format!("evt_{n:04}{}", suffix()), "object": "event",
+                "api_version": "2025-03-31.basil", "created": self.event_time(), "livemode": false,
+                "pending_webhooks": 1, "type": "customer.subscription.updated", "data": {"object": sub}})
+            .to_string(),
+        )
+    }
+
+    /// Every Billing Portal session asked for: (customer, return URL).
+    pub fn portals(&self) -> Vec<(String, String)> {
+        self.fake.portals.lock().unwrap().clone()
     }
 
     /// `charge.success` for a transaction, as Paystack sends it: `plan` is an

@@ -143,6 +143,8 @@ fn http_function(binary: &str, services: &Services) -> Option<Arc<dyn HttpFuncti
         "account-login" => Arc::new(account_login::AccountLogin::new(services.clone())),
         "account-me" => Arc::new(account_me::AccountMe::new(services.clone())),
         "account-checkout" => Arc::new(account_checkout::AccountCheckout::new(services.clone())),
+        "account-renewal" => Arc::new(account_renewal::AccountRenewal::new(services.clone())),
+        "account-billing" => Arc::new(account_billing::AccountBilling::new(services.clone())),
         "checkout-return" => Arc::new(checkout_return::CheckoutReturn::new(services.clone())),
         "plans-list" => Arc::new(plans_list::PlansList::new(services.clone())),
         "jwks" => Arc::new(jwks::Jwks::new(services.clone())),

@@ -257,6 +257,27 @@ pub fn reported_view(
     }
 }
 
+/// Paystack's `subscription.disable` ends a subscription at once. When it
+/// follows the member's own cancel through Gatehouse (which disables it, as
+/// Paystack's API offers no cancel at period end), the member keeps the
+/// period they paid for: canceled until its end, not expired now.
+pub fn disable_keeps_paid_period(
+    current: Option<&SubscriptionView>,
+    member_stopped_renewal: bool,
+    state: SubscriptionState,
+    now: DateTime<Utc>,
+) -> SubscriptionState {
+    let paid_ahead = current
+        .and_then(|c| c.period_end)
+        .is_some_and(|end| end > now);
+    let live = current.is_some_and(|c| has_access(c.state, c.access_until, now));
+    if state == SubscriptionState::Expired && member_stopped_renewal && paid_ahead && live {
+        SubscriptionState::Canceled
+    } else {
+        state
+    }
+}
+
 /// What a refund does to the subscription its payment granted: a full refund
 /// ends access now (whatever the plan, lifetime included); a partial refund,
 /// or a second refund of an already refunded one, changes nothing.
@@ -715,6 +736,45 @@ mod tests {
     }
 
     use chrono::TimeZone;
+
+    #[test]
+    fn a_disable_after_the_members_own_cancel_keeps_the_paid_period() {
+        let now = at(10);
+        let paid = SubscriptionView {
+            state: SubscriptionState::Active,
+            period_end: Some(at(20)),
+            access_until: Some(at(20)),
+        };
+        let expired = SubscriptionState::Expired;
+        assert_eq!(
+            disable_keeps_paid_period(Some(&paid), true, expired, now),
+            SubscriptionState::Canceled
+        );
+        // The merchant disabled it (no member cancel), or the period is over:
+        // it ends now, as before.
+        assert_eq!(
+            disable_keeps_paid_period(Some(&paid), false, expired, now),
+            expired
+        );
+        assert_eq!(
+            disable_keeps_paid_period(Some(&paid), true, expired, at(21)),
+            expired
+        );
+        let refunded = SubscriptionView {
+            state: SubscriptionState::Refunded,
+            access_until: Some(at(5)),
+            ..paid
+        };
+        assert_eq!(
+            disable_keeps_paid_period(Some(&refunded), true, expired, now),
+            expired,
+            "access already ended stays ended"
+        );
+        assert_eq!(
+            disable_keeps_paid_period(Some(&paid), true, SubscriptionState::Active, now),
+            SubscriptionState::Active
+        );
+    }
 
     fn plan(lifetime: bool) -> Plan {
         Plan {

@@ -572,6 +572,51 @@ impl StripeApi {
     pub async fn subscription(&self, id: &str) -> Result<ProviderSubscription, ApiError> {
         let path = format!("/v1/subscriptions/{}", path_segment(id));
         let object = self.client.get_json(&path).await?;
+        Self::read_subscription(object)
+    }
+
+    /// `POST /v1/subscriptions/{id}` with `cancel_at_period_end`: the member
+    /// turns renewal off (or back on); Stripe's `customer.subscription.updated`
+    /// then changes the stored state. Idempotent under `idempotency_key`.
+    pub async fn set_cancel_at_period_end(
+        &self,
+        id: &str,
+        cancel: bool,
+        idempotency_key: &str,
+    ) -> Result<ProviderSubscription, ApiError> {
+        let path = format!("/v1/subscriptions/{}", path_segment(id));
+        let form = [("cancel_at_period_end".to_string(), cancel.to_string())];
+        let object = self
+            .client
+            .post_form_idempotent(&path, &form, idempotency_key)
+            .await?;
+        Self::read_subscription(object)
+    }
+
+    /// `POST /v1/billing_portal/sessions`: a short-lived Billing Portal URL
+    /// for the customer, returning to `return_url`.
+    pub async fn billing_portal(
+        &self,
+        customer: &str,
+        return_url: &str,
+        idempotency_key: &str,
+    ) -> Result<String, ApiError> {
+        let form = [
+            ("customer".to_string(), customer.to_string()),
+            ("return_url".to_string(), return_url.to_string()),
+        ];
+        let session = self
+            .client
+            .post_form_idempotent("/v1/billing_portal/sessions", &form, idempotency_key)
+            .await?;
+        session
+            .get("url")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or(ApiError::Body { provider: "stripe" })
+    }
+
+    fn read_subscription(object: Value) -> Result<ProviderSubscription, ApiError> {
         let wrapped = serde_json::json!({
             "id": "verify", "type": "customer.subscription.updated", "created": 0,
             "data": {"object": object}
@@ -600,6 +645,54 @@ impl StripeApi {
 }
 
 impl PaystackApi {
+    /// The subscription's `email_token` (`GET /subscription/{code}`): what
+    /// disable and enable need. Paystack's `subscription.create` payload
+    /// does not carry it, so it is read when needed rather than kept.
+    pub async fn subscription_token(&self, code: &str) -> Result<Option<String>, ApiError> {
+        let path = format!("/subscription/{}", path_segment(code));
+        let body = self.client.get_json(&path).await?;
+        Ok(body["data"]["email_token"].as_str().map(str::to_string))
+    }
+
+    /// `POST /subscription/disable` (or `enable`) with the code and email token.
+    pub async fn set_subscription_enabled(
+        &self,
+        code: &str,
+        token: &str,
+        enabled: bool,
+    ) -> Result<(), ApiError> {
+        let path = if enabled {
+            "/subscription/enable"
+        } else {
+            "/subscription/disable"
+        };
+        let body = self
+            .client
+            .post_json(path, &serde_json::json!({"code": code, "token": token}))
+            .await?;
+        match body.get("status").and_then(Value::as_bool) {
+            Some(true) => Ok(()),
+            _ => Err(ApiError::Status {
+                provider: "paystack",
+                path: path.to_string(),
+                status: 200,
+                detail: error_detail(body.to_string().as_bytes()),
+            }),
+        }
+    }
+
+    /// `GET /subscription/{code}/manage/link`: where the member updates their card.
+    pub async fn manage_link(&self, code: &str) -> Result<String, ApiError> {
+        let path = format!("/subscription/{}/manage/link", path_segment(code));
+        let body = self.client.get_json(&path).await?;
+        body["data"]["link"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or(ApiError::Body {
+                provider: "paystack",
+            })
+    }
+
     /// `GET /subscription/{code}`.
     pub async fn subscription(&self, code: &str) -> Result<ProviderSubscription, ApiError> {
         let path = format!("/subscription/{}", path_segment(code));

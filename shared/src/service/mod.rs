@@ -17,6 +17,7 @@ pub mod pending;
 mod provision;
 mod rows;
 mod runner;
+pub mod self_service;
 pub mod sender;
 pub mod session;
 pub mod source;

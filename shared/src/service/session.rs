@@ -115,8 +115,11 @@ pub fn member_json(
         .iter()
         .map(|sub| {
             json!({
+                // What `/account/subscriptions/{id}/cancel` and `/resume` take.
+                "id": super::self_service::subscription_id(sub),
                 "provider": sub.provider.as_str(),
                 "plan": sub.plan_id,
+                "renews": !sub.one_time && sub.view.state == crate::domain::SubscriptionState::Active,
                 "state": sub.view.state.as_str(),
                 "access": has_access(sub.view.state, sub.view.access_until, now),
                 "period_end": time(sub.view.period_end),

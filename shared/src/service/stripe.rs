@@ -17,9 +17,9 @@ use super::webhook::{Delivery, WebhookOutcome};
 use super::{ServiceError, Services};
 use crate::domain::rank;
 use crate::domain::{
-    concerns_replaced_subscription, has_access, leaves_unchanged, notice_for, refunded_view,
-    reported_view, stale_payment_extends, Email, PaymentReference, Plan, Provider,
-    SubscriptionState, SubscriptionView, UserId,
+    concerns_replaced_subscription, disable_keeps_paid_period, has_access, leaves_unchanged,
+    notice_for, refunded_view, reported_view, stale_payment_extends, Email, PaymentReference, Plan,
+    Provider, SubscriptionState, SubscriptionView, UserId,
 };
 use crate::email::Template;
 use crate::providers::stripe::{lifecycle_rank, map_status, StripeAction, StripeEvent};
@@ -809,6 +809,16 @@ impl Services {
                 Err(reason) => return Ok(Decision::failed(reason, Some(user_id))),
             };
             let current = row.current;
+            // Paystack's disable after the member's own cancel keeps the paid period.
+            let state = match (provider, current) {
+                (Provider::Paystack, Some(c)) => disable_keeps_paid_period(
+                    Some(&c.view),
+                    record.stopped_renewal(provider, &c.row),
+                    state,
+                    now,
+                ),
+                _ => state,
+            };
             if is_superseded(current, created, rank) {
                 // Older than the subscription's state, but it may be the only
                 // event that names it (a Paystack create after its first

@@ -54,6 +54,77 @@ pub struct MemberRecord {
     pub kajabi_tags: Vec<super::TagRecord>,
     /// When Kajabi last changed the member's contact (name, contact id).
     pub kajabi_contact_at: Option<DateTime<Utc>>,
+    /// Subscriptions whose renewal the member turned off through Gatehouse:
+    /// `(provider, row)` and when.
+    pub renewal_stops: Vec<RenewalStop>,
+}
+
+/// The member turned a subscription's renewal off through Gatehouse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenewalStop {
+    pub provider: crate::domain::Provider,
+    pub row: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Sort key prefix of a member's renewal stop: `RENEWAL_STOP#<provider>#<row>`.
+pub const RENEWAL_STOP_PREFIX: &str = "RENEWAL_STOP#";
+
+impl RenewalStop {
+    fn from_item(item: &Item) -> Option<Self> {
+        Some(Self {
+            provider: crate::domain::Provider::parse(get_s(item, "provider")?)?,
+            row: get_s(item, "row")?.to_string(),
+            at: get_ts(item, "at")?,
+        })
+    }
+}
+
+impl MemberRecord {
+    /// Whether the member turned this row's renewal off through Gatehouse.
+    pub fn stopped_renewal(&self, provider: crate::domain::Provider, row: &str) -> bool {
+        self.renewal_stops
+            .iter()
+            .any(|stop| stop.provider == provider && stop.row == row)
+    }
+}
+
+impl Store {
+    /// Notes that the member turned renewal off (`stopped`) or back on.
+    pub async fn note_renewal(
+        &self,
+        user: &UserId,
+        provider: crate::domain::Provider,
+        row: &str,
+        stopped: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let sk = format!("{RENEWAL_STOP_PREFIX}{provider}#{}", keys::bounded(row));
+        let key = super::key(keys::user(user), &sk);
+        if stopped {
+            let mut item = key;
+            item.insert("kind".into(), s("RENEWAL_STOP"));
+            item.insert("provider".into(), s(provider.as_str()));
+            item.insert("row".into(), s(row));
+            item.insert("at".into(), s(ts(now)));
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .send()
+                .await
+                .map_err(request_error)?;
+        } else {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key))
+                .send()
+                .await
+                .map_err(request_error)?;
+        }
+        Ok(())
+    }
 }
 
 impl MemberRecord {
@@ -95,6 +166,7 @@ impl MemberRecord {
         subscriptions: Vec<SubscriptionRecord>,
         ledger: Vec<super::LedgerEntry>,
         kajabi_tags: Vec<super::TagRecord>,
+        renewal_stops: Vec<RenewalStop>,
     ) -> Result<Self, StoreError> {
         let corrupt = |what: &str| StoreError::Corrupt(format!("profile item: {what}"));
         Ok(Self {
@@ -122,6 +194,7 @@ impl MemberRecord {
             subscriptions,
             kajabi_tags,
             kajabi_contact_at: get_ts(profile, "kajabi_contact_at"),
+            renewal_stops,
         })
     }
 }
@@ -154,6 +227,7 @@ impl Store {
         let mut subscriptions = Vec::new();
         let mut ledger = Vec::new();
         let mut tags = Vec::new();
+        let mut stops = Vec::new();
         for item in &items {
             match get_s(item, "sk") {
                 Some(keys::PROFILE) => profile = Some(item),
@@ -166,6 +240,9 @@ impl Store {
                 Some(sk) if sk.starts_with(super::TAG_PREFIX) => {
                     tags.push(super::TagRecord::from_item(item)?)
                 }
+                Some(sk) if sk.starts_with(RENEWAL_STOP_PREFIX) => {
+                    stops.extend(RenewalStop::from_item(item))
+                }
                 _ => {}
             }
         }
@@ -176,7 +253,7 @@ impl Store {
                 .then_with(|| a.entry.cmp(&b.entry))
         });
         profile
-            .map(|p| MemberRecord::from_profile(p, subscriptions, ledger, tags))
+            .map(|p| MemberRecord::from_profile(p, subscriptions, ledger, tags, stops))
             .transpose()
     }
 

@@ -38,7 +38,7 @@ pub use contacts::{TagRecord, TAG_PREFIX};
 pub use customers::{completion_customer, CustomerRecord, Waiting, WaitingEvent};
 pub use events::{EventRecord, EventStatus, Loaded};
 pub use jobs::{Claim, EmailJob, JobStatus, StoredJob};
-pub use member::{holdings, MemberRecord};
+pub use member::{holdings, MemberRecord, RenewalStop};
 pub use payments::{CheckoutPayment, Payment};
 pub use points::LedgerEntry;
 pub use subscriptions::SubscriptionRecord;

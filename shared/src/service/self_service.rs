@@ -1,0 +1,296 @@
+//! What a signed-in member does to their own billing: turn a subscription's
+//! renewal off or back on, and get a link to fix their card. Gatehouse asks
+//! the provider; the stored state changes only through the provider's
+//! webhook, so the member's request and the provider's own changes agree.
+
+use chrono::{DateTime, Utc};
+
+use super::Services;
+use crate::domain::{Provider, UserId};
+use crate::providers::api::ApiError;
+use crate::store::{MemberRecord, StoreError, SubscriptionRecord};
+
+/// Turn renewal off (cancel at period end) or back on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renewal {
+    Cancel,
+    Resume,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SelfServiceError {
+    #[error("the signed-in account no longer exists or is not active")]
+    NoAccount,
+    #[error("no subscription {0} on this account")]
+    NotFound(String),
+    /// Nothing Gatehouse can do through the provider; the text says what can be done.
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("{0} is not configured: its secret key is not set")]
+    NotConfigured(&'static str),
+    #[error("{provider} refused the change: {source}")]
+    Provider {
+        provider: &'static str,
+        #[source]
+        source: ApiError,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What the member is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenewalAnswer {
+    pub status: &'static str,
+    pub access_until: Option<DateTime<Utc>>,
+    pub message: String,
+}
+
+/// The id `/account/me` gives a subscription: its provider and row.
+pub fn subscription_id(sub: &SubscriptionRecord) -> String {
+    format!("{}:{}", sub.provider, sub.row)
+}
+
+fn human(at: Option<DateTime<Utc>>) -> String {
+    at.map(|t| t.format("%B %-d, %Y").to_string())
+        .unwrap_or_else(|| "the end of the current period".into())
+}
+
+/// The member's answer for a change the provider accepted.
+pub fn renewal_answer(change: Renewal, access_until: Option<DateTime<Utc>>) -> RenewalAnswer {
+    match change {
+        Renewal::Cancel => RenewalAnswer {
+            status: "cancellation requested",
+            access_until,
+            message: format!(
+                "cancellation requested; access until {}",
+                human(access_until)
+            ),
+        },
+        Renewal::Resume => RenewalAnswer {
+            status: "resume requested",
+            access_until,
+            message: format!(
+                "resume requested; the subscription renews after {}",
+                human(access_until)
+            ),
+        },
+    }
+}
+
+impl Services {
+    async fn active_member(&self, user: &UserId) -> Result<MemberRecord, SelfServiceError> {
+        self.store
+            .load_member(user)
+            .await?
+            .filter(|m| m.is_active)
+            .ok_or(SelfServiceError::NoAccount)
+    }
+
+    /// Turns renewal of the member's subscription `id` off or back on at its provider.
+    pub async fn change_renewal(
+        &self,
+        user: &UserId,
+        id: &str,
+        change: Renewal,
+    ) -> Result<RenewalAnswer, SelfServiceError> {
+        let member = self.active_member(user).await?;
+        let Some(sub) = member
+            .subscriptions
+            .iter()
+            .find(|s| subscription_id(s) == id)
+        else {
+            return Err(SelfServiceError::NotFound(id.to_string()));
+        };
+        if sub.one_time {
+            return Err(SelfServiceError::Unsupported(
+                "a one-time purchase does not renew, so there is nothing to cancel or resume"
+                    .into(),
+            ));
+        }
+        let now = self.now();
+        let provider_error = |provider: &'static str| {
+            move |source: ApiError| SelfServiceError::Provider { provider, source }
+        };
+        match sub.provider {
+            Provider::Kajabi => Err(SelfServiceError::Unsupported(
+                "Kajabi has no API to cancel or resume a subscription: use the customer's \
+                 Kajabi account (Settings → Billing) or ask the site owner to do it in Kajabi"
+                    .into(),
+            )),
+            Provider::Admin => Err(SelfServiceError::NotFound(id.to_string())),
+            Provider::Stripe => {
+                let api = self
+                    .stripe_api
+                    .as_ref()
+                    .ok_or(SelfServiceError::NotConfigured("stripe"))?;
+                let stripe_id = if sub.row.starts_with("sub_") {
+                    sub.row.clone()
+                } else {
+                    sub.provider_ref
+                        .clone()
+                        .ok_or_else(|| SelfServiceError::NotFound(id.to_string()))?
+                };
+                // Same state, same key: a retried click is one request at Stripe.
+                let key = format!(
+                    "renewal-{stripe_id}-{}-{}",
+                    matches!(change, Renewal::Cancel),
+                    sub.version
+                );
+                let answered = api
+                    .set_cancel_at_period_end(&stripe_id, change == Renewal::Cancel, &key)
+                    .await
+                    .map_err(provider_error("stripe"))?;
+                tracing::info!(
+                    provider = "stripe",
+                    cancel = change == Renewal::Cancel,
+                    "member changed renewal"
+                );
+                Ok(renewal_answer(
+                    change,
+                    answered.period_end.or(sub.view.period_end),
+                ))
+            }
+            Provider::Paystack => {
+                let api = self
+                    .paystack_api
+                    .as_ref()
+                    .ok_or(SelfServiceError::NotConfigured("paystack"))?;
+                let code = sub.provider_ref.clone().ok_or_else(|| {
+                    SelfServiceError::Unsupported(
+                        "Paystack has not told Gatehouse this subscription's code yet; try again shortly"
+                            .into(),
+                    )
+                })?;
+                let token = api
+                    .subscription_token(&code)
+                    .await
+                    .map_err(provider_error("paystack"))?
+                    .ok_or(SelfServiceError::Provider {
+                        provider: "paystack",
+                        source: ApiError::Body {
+                            provider: "paystack",
+                        },
+                    })?;
+                // Noted first: the disable's webhook may arrive before this call returns.
+                if change == Renewal::Cancel {
+                    self.store
+                        .note_renewal(user, sub.provider, &sub.row, true, now)
+                        .await?;
+                }
+                let result = api
+                    .set_subscription_enabled(&code, &token, change == Renewal::Resume)
+                    .await;
+                if let Err(source) = result {
+                    if change == Renewal::Cancel {
+                        self.store
+                            .note_renewal(user, sub.provider, &sub.row, false, now)
+                            .await?;
+                    }
+                    return Err(SelfServiceError::Provider {
+                        provider: "paystack",
+                        source,
+                    });
+                }
+                if change == Renewal::Resume {
+                    self.store
+                        .note_renewal(user, sub.provider, &sub.row, false, now)
+                        .await?;
+                }
+                tracing::info!(
+                    provider = "paystack",
+                    cancel = change == Renewal::Cancel,
+                    "member changed renewal"
+                );
+                Ok(renewal_answer(change, sub.view.period_end))
+            }
+        }
+    }
+
+    /// Where the member fixes their card: a Stripe Billing Portal session for
+    /// their Stripe customer, else Paystack's manage link for their Paystack
+    /// subscription (`subscription` picks one by its `/account/me` id).
+    pub async fn billing_link(
+        &self,
+        user: &UserId,
+        subscription: Option<&str>,
+    ) -> Result<String, SelfServiceError> {
+        let member = self.active_member(user).await?;
+        let chosen = match subscription {
+            Some(id) => Some(
+                member
+                    .subscriptions
+                    .iter()
+                    .find(|s| subscription_id(s) == id)
+                    .ok_or_else(|| SelfServiceError::NotFound(id.to_string()))?,
+            ),
+            None => None,
+        };
+        let stripe_customer = member.metadata.get("stripe_customer_id");
+        let wants_stripe = chosen.map_or(stripe_customer.is_some(), |s| {
+            s.provider == Provider::Stripe
+        });
+        if wants_stripe {
+            let customer = stripe_customer.ok_or_else(|| {
+                SelfServiceError::Unsupported("no Stripe customer on this account".into())
+            })?;
+            let api = self
+                .stripe_api
+                .as_ref()
+                .ok_or(SelfServiceError::NotConfigured("stripe"))?;
+            let key = format!("portal-{}", crate::domain::PaymentReference::generate());
+            return api
+                .billing_portal(customer, &self.settings.app_url, &key)
+                .await
+                .map_err(|source| SelfServiceError::Provider {
+                    provider: "stripe",
+                    source,
+                });
+        }
+        let paystack = chosen
+            .filter(|s| s.provider == Provider::Paystack)
+            .or_else(|| {
+                member
+                    .subscriptions
+                    .iter()
+                    .find(|s| s.provider == Provider::Paystack && s.provider_ref.is_some())
+            });
+        match paystack.and_then(|s| s.provider_ref.as_deref()) {
+            Some(code) => {
+                let api = self
+                    .paystack_api
+                    .as_ref()
+                    .ok_or(SelfServiceError::NotConfigured("paystack"))?;
+                api.manage_link(code)
+                    .await
+                    .map_err(|source| SelfServiceError::Provider {
+                        provider: "paystack",
+                        source,
+                    })
+            }
+            None => Err(SelfServiceError::Unsupported(
+                "no Stripe or Paystack subscription on this account has a card to update".into(),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn the_answer_names_the_end_of_access() {
+        let until = Utc.with_ymd_and_hms(2027, 1, 7, 0, 0, 0).unwrap();
+        let answer = renewal_answer(Renewal::Cancel, Some(until));
+        assert_eq!(answer.status, "cancellation requested");
+        assert_eq!(
+            answer.message,
+            "cancellation requested; access until January 7, 2027"
+        );
+        assert!(renewal_answer(Renewal::Resume, None)
+            .message
+            .contains("renews after the end of the current period"));
+    }
+}
