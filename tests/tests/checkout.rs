@@ -469,12 +469,18 @@ async fn an_unpaid_verification_fails_the_payment_with_the_gateways_answer() {
     .await;
     assert_eq!(param(&query, "outcome"), Some("unpaid"));
     assert!(
-        page.contains("was not completed (not paid: abandoned)"),
+        page.contains(
+            "was not completed (not paid: abandoned (The transaction was not completed))"
+        ),
         "{page}"
     );
     let stored = payment(&t, Provider::Paystack, &reference).await;
     assert_eq!(stored.status, "failed");
-    assert_eq!(stored.reason.as_deref(), Some("not paid: abandoned"));
+    assert_eq!(
+        stored.reason.as_deref(),
+        Some("not paid: abandoned (The transaction was not completed)"),
+        "the gateway's own answer is kept"
+    );
 
     // A Stripe session that expired unpaid fails the same way.
     let (_, body) = checkout(
@@ -639,12 +645,13 @@ async fn leaving_stripe_checkout_cancels_the_pending_payment() {
 }
 
 /// The fake's hosted page: "Pay" sends the webhook and then the buyer
-/// returns, as a browser would follow it.
+/// returns, as a browser would follow it: the webhook applies, the return is
+/// the same event, and the buyer gets one setup link.
 #[tokio::test]
 async fn paying_on_the_hosted_page_returns_to_an_active_plan() {
     let (t, fake) = stack().await;
-    let email = t.email("hosted");
     for provider in ["stripe", "paystack"] {
+        let email = t.email(&format!("hosted-{provider}"));
         let (status, body) = checkout(
             &t,
             None,
@@ -669,6 +676,8 @@ async fn paying_on_the_hosted_page_returns_to_an_active_plan() {
             .await
             .unwrap();
         assert_eq!(paid.status().as_u16(), 303);
+        let answer = fake.webhook_answers().pop().unwrap();
+        assert_eq!(answer["status"], "processed", "{provider}: {answer}");
         let back = paid.headers()["location"].to_str().unwrap().to_string();
         let (query, page) = returned(&back, None).await;
         assert_eq!(
@@ -677,13 +686,322 @@ async fn paying_on_the_hosted_page_returns_to_an_active_plan() {
             "{provider}: {query:?}"
         );
         assert!(page.contains("Subscription active until"), "{page}");
+        t.drain_queue().await;
+        let setup_links = t
+            .emails_to(&email)
+            .await
+            .iter()
+            .filter(|e| e.setup_link().is_some())
+            .count();
+        assert_eq!(setup_links, 1, "{provider}");
     }
+}
+
+/// The return and the webhook at the same moment: one applies, the other is
+/// the same event; one setup link.
+#[tokio::test]
+async fn a_return_and_its_webhook_together_have_one_effect() {
+    let (t, fake) = stack().await;
+    let email = t.email("together");
+    let (_, body) = checkout(
+        &t,
+        None,
+        json!({"email": email, "plan": "premium_90_day_pass", "provider": "paystack"}),
+    )
+    .await;
+    let reference = body["reference"].as_str().unwrap().to_string();
+    fake.pay_paystack(&reference).unwrap();
+    let webhook = fake.paystack_webhook_body(&reference).unwrap();
+    let callback = t.url(&format!(
+        "/payments/paystack/callback?reference={reference}"
+    ));
+    let ((query, _), (status, answer)) =
+        futures::join!(returned(&callback, None), t.post_paystack(&webhook));
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        ["processed", "duplicate"].contains(&answer["status"].as_str().unwrap()),
+        "{answer}"
+    );
+    assert_eq!(param(&query, "outcome"), Some("paid"));
     t.drain_queue().await;
-    let setup_links = t
-        .emails_to(&email)
+    let emails = t.emails_to(&email).await;
+    assert_eq!(
+        emails.iter().filter(|e| e.setup_link().is_some()).count(),
+        1,
+        "{emails:?}"
+    );
+    let record = t
+        .stack
+        .services
+        .store
+        .get_email(&gatehouse::domain::Email::parse(&email).unwrap())
         .await
+        .unwrap()
+        .unwrap();
+    let member = t
+        .stack
+        .services
+        .store
+        .load_member(&record.user_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(member.subscriptions.len(), 1);
+}
+
+/// A one-time Paystack payment whose amount is not what was asked: the
+/// return grants nothing and keeps the reason on the payment.
+#[tokio::test]
+async fn a_payment_that_differs_from_the_checkout_is_refused_and_kept() {
+    let (t, fake) = stack().await;
+    let (_, session) = member(&t, "mismatch").await;
+    let (_, body) = checkout(
+        &t,
+        Some(&session),
+        json!({"plan": "premium_90_day_pass", "provider": "paystack"}),
+    )
+    .await;
+    let reference = body["reference"].as_str().unwrap().to_string();
+    fake.pay_paystack(&reference).unwrap();
+    fake.set_paystack_requested_amount(&reference, 100);
+    let (query, page) = returned(
+        &t.url(&format!(
+            "/payments/paystack/callback?reference={reference}"
+        )),
+        None,
+    )
+    .await;
+    assert_eq!(param(&query, "why"), Some("mismatch"));
+    assert!(page.contains("does not match the checkout"), "{page}");
+    let stored = payment(&t, Provider::Paystack, &reference).await;
+    assert_eq!(stored.status, "failed");
+    assert!(stored.reason.unwrap().contains("does not match"));
+    let view = me(&t, &session).await;
+    assert!(view["subscriptions"]
+        .as_array()
+        .unwrap()
         .iter()
-        .filter(|e| e.setup_link().is_some())
-        .count();
-    assert!(setup_links >= 1);
+        .all(|s| s["plan"] != "premium_90_day_pass"));
+}
+
+/// A visitor who types a member's address gets a checkout of their own: the
+/// member's Stripe customer (and its saved cards) is not offered to them.
+#[tokio::test]
+async fn a_visitor_never_gets_a_members_stripe_customer() {
+    let (t, fake) = stack().await;
+    let (email, session) = member(&t, "known-customer").await;
+    // The member subscribes through Stripe: Stripe now has a customer for them.
+    let (_, body) = checkout(
+        &t,
+        Some(&session),
+        json!({"plan": "premium_monthly", "provider": "stripe"}),
+    )
+    .await;
+    let reference = body["reference"].as_str().unwrap().to_string();
+    let session_id = payment(&t, Provider::Stripe, &reference)
+        .await
+        .session_id
+        .unwrap();
+    fake.pay_stripe(&session_id).unwrap();
+    let success = t.url(&format!("/payments/stripe/success?session_id={session_id}"));
+    assert_eq!(
+        param(&returned(&success, None).await.0, "outcome"),
+        Some("paid")
+    );
+    // The member's next checkout names their customer; Stripe fills the address.
+    let (_, body) = checkout(
+        &t,
+        Some(&session),
+        json!({"plan": "premium_lifetime", "provider": "stripe"}),
+    )
+    .await;
+    let (_, form) = fake.stripe_creates().pop().unwrap();
+    let customer = form
+        .iter()
+        .find(|(k, _)| k == "customer")
+        .map(|(_, v)| v.clone());
+    assert!(
+        customer.as_deref().is_some_and(|c| c.starts_with("cus_")),
+        "{form:?}"
+    );
+    assert!(!form.iter().any(|(k, _)| k == "customer_email"));
+    let reference = body["reference"].as_str().unwrap().to_string();
+    let session_id = payment(&t, Provider::Stripe, &reference)
+        .await
+        .session_id
+        .unwrap();
+    fake.pay_stripe(&session_id).unwrap();
+    let success = t.url(&format!("/payments/stripe/success?session_id={session_id}"));
+    let (query, page) = returned(&success, None).await;
+    assert_eq!(param(&query, "outcome"), Some("paid"), "{page}");
+    // A visitor with the same address: no customer, only the address.
+    let (status, _) = checkout(
+        &t,
+        None,
+        json!({"email": email, "plan": "premium_lifetime", "provider": "stripe"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (_, form) = fake.stripe_creates().pop().unwrap();
+    assert!(!form.iter().any(|(k, _)| k == "customer"), "{form:?}");
+    assert!(form.contains(&("customer_email".to_string(), email.clone())));
+}
+
+/// An account a visitor's checkout made gets no setup link before payment,
+/// whoever asks for one.
+#[tokio::test]
+async fn an_unpaid_visitor_account_gets_no_setup_link_on_request() {
+    let (t, _fake) = stack().await;
+    let email = t.email("freeloader");
+    let (status, _) = checkout(
+        &t,
+        None,
+        json!({"email": email, "plan": "premium_monthly", "provider": "paystack"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = t
+        .post_json("/account/resend-setup-email", &json!({"email": email}))
+        .await;
+    assert_eq!(status, 202, "the same answer as for any address");
+    t.drain_queue().await;
+    assert!(t.emails_to(&email).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_visitor_address_is_limited_to_ten_checkouts_an_hour() {
+    let (t, fake) = stack().await;
+    let email = t.email("eager");
+    let body = json!({"email": email, "plan": "premium_monthly", "provider": "paystack"});
+    for _ in 0..10 {
+        let (status, answer) = checkout(&t, None, body.clone()).await;
+        assert_eq!(status, 201, "{answer}");
+    }
+    let (status, answer) = checkout(&t, None, body).await;
+    assert_eq!(status, 429, "{answer}");
+    assert_eq!(fake.paystack_initializes().len(), 10);
+}
+
+/// Stripe's own end of an unpaid session closes its payment: a delayed
+/// payment that failed, or a session that expired.
+#[tokio::test]
+async fn stripe_closes_an_unpaid_checkout_by_its_events() {
+    let (t, fake) = stack().await;
+    let (_, session) = member(&t, "closed").await;
+    for (event, status) in [
+        ("checkout.session.async_payment_failed", "failed"),
+        ("checkout.session.expired", "cancelled"),
+    ] {
+        let (_, body) = checkout(
+            &t,
+            Some(&session),
+            json!({"plan": "premium_lifetime", "provider": "stripe"}),
+        )
+        .await;
+        let reference = body["reference"].as_str().unwrap().to_string();
+        let session_id = payment(&t, Provider::Stripe, &reference)
+            .await
+            .session_id
+            .unwrap();
+        let object = fake.stripe_session(&session_id).unwrap();
+        let body = gatehouse_e2e::stripe_event(
+            &t.id(event),
+            event,
+            chrono::Utc::now().timestamp(),
+            object,
+        );
+        let (code, answer) = t.post_stripe(&body).await;
+        assert_eq!(code, 200, "{answer}");
+        assert_eq!(answer["status"], "processed", "{answer}");
+        assert_eq!(
+            payment(&t, Provider::Stripe, &reference).await.status,
+            status
+        );
+    }
+}
+
+/// A paid checkout recorded under Stripe's event id (before checkouts were
+/// keyed by session) and redelivered is still a duplicate.
+#[tokio::test]
+async fn a_checkout_recorded_under_its_event_id_is_not_applied_again() {
+    let (t, _fake) = stack().await;
+    let email = t.email("legacy");
+    let object = gatehouse_e2e::stripe_checkout(
+        &t.id("cs_legacy"),
+        &t.id("cus"),
+        &email,
+        "payment",
+        Some("premium_lifetime"),
+    );
+    let body = gatehouse_e2e::stripe_event(
+        &t.id("evt_legacy"),
+        "checkout.session.completed",
+        chrono::Utc::now().timestamp(),
+        object,
+    );
+    // As an earlier version recorded it: under the event id.
+    let delivery = gatehouse::service::webhook::Delivery::new(
+        Provider::Stripe,
+        Some(t.id("evt_legacy")),
+        "checkout.session.completed",
+        body.as_bytes(),
+        chrono::Utc::now(),
+    );
+    let event =
+        gatehouse::providers::stripe::StripeEvent::from_json(&serde_json::from_str(&body).unwrap());
+    t.stack
+        .services
+        .process_stripe(&delivery, &event)
+        .await
+        .unwrap();
+    t.drain_queue().await;
+    let before = t.emails_to(&email).await.len();
+    assert!(before >= 1);
+    let (status, answer) = t.post_stripe(&body).await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["status"], "duplicate", "{answer}");
+    t.drain_queue().await;
+    assert_eq!(t.emails_to(&email).await.len(), before);
+}
+
+/// A refund of a checkout's payment that was never applied takes nothing
+/// away: a pending payment names its buyer and plan, but granted nothing,
+/// so the plan the member holds from an earlier payment stays.
+#[tokio::test]
+async fn a_refund_of_an_unapplied_checkout_takes_nothing_away() {
+    let (t, fake) = stack().await;
+    let (_, session) = member(&t, "refund-pending").await;
+    let start = || {
+        checkout(
+            &t,
+            Some(&session),
+            json!({"plan": "premium_monthly", "provider": "paystack"}),
+        )
+    };
+    let (_, paid) = start().await;
+    let paid = paid["reference"].as_str().unwrap().to_string();
+    fake.pay_paystack(&paid).unwrap();
+    let (query, _) = returned(
+        &t.url(&format!("/payments/paystack/callback?reference={paid}")),
+        None,
+    )
+    .await;
+    assert_eq!(param(&query, "outcome"), Some("paid"));
+    // A second checkout for the same plan, never paid, and refunded.
+    let (_, unpaid) = start().await;
+    let unpaid = unpaid["reference"].as_str().unwrap().to_string();
+    let refund = json!({"event": "refund.processed", "data": {"id": 77, "status": "processed",
+        "transaction_reference": unpaid, "amount": 500000, "currency": "NGN"}})
+    .to_string();
+    let (status, answer) = t.post_paystack(&refund).await;
+    assert_eq!(status, 200, "{answer}");
+    let view = me(&t, &session).await;
+    let premium = view["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["plan"] == "premium_monthly")
+        .unwrap();
+    assert_eq!(premium["state"], "active", "{view}");
+    assert_eq!(premium["access"], true);
 }

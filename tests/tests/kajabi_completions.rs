@@ -446,6 +446,7 @@ async fn a_purchase_applies_completions_still_waiting_when_the_account_already_e
             last_name: None,
             auth_provider: Provider::Stripe,
             metadata: Default::default(),
+            awaiting_payment: false,
         },
         now,
     )

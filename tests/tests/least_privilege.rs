@@ -91,7 +91,8 @@ async fn every_call_of_every_function_is_allowed_by_its_own_policy() {
         json!([]),
         "the checkout applied the completion"
     );
-    // A visitor's checkout through Paystack (the fake): the webhook, then the return.
+    // A visitor's checkout through Paystack (the fake): the return applies it
+    // (a new account's setup link), then the webhook is the same event.
     let plans = http.get(t.url("/plans")).send().await.unwrap();
     assert_eq!(plans.status(), 200);
     let (status, started) = t
@@ -103,10 +104,6 @@ async fn every_call_of_every_function_is_allowed_by_its_own_policy() {
     assert_eq!(status, 201, "{started}");
     let reference = started["reference"].as_str().unwrap();
     fake.pay_paystack(reference).unwrap();
-    let (_, r) = t
-        .post_paystack(&fake.paystack_webhook_body(reference).unwrap())
-        .await;
-    assert_eq!(r["status"], "processed", "{r}");
     let back = no_redirects
         .get(t.url(&format!(
             "/payments/paystack/callback?reference={reference}"
@@ -116,12 +113,17 @@ async fn every_call_of_every_function_is_allowed_by_its_own_policy() {
         .unwrap();
     assert_eq!(back.status(), 303);
     let location = back.headers()["location"].to_str().unwrap();
+    assert!(location.contains("outcome=paid"), "{location}");
     let page = http
         .get(t.url(&location[location.find("/account/return").unwrap()..]))
         .send()
         .await
         .unwrap();
     assert_eq!(page.status(), 200);
+    let (_, r) = t
+        .post_paystack(&fake.paystack_webhook_body(reference).unwrap())
+        .await;
+    assert_eq!(r["status"], "duplicate", "{r}");
 
     // The member's own routes.
     let setup_page = http.get(t.url("/account/setup")).send().await.unwrap();
@@ -181,6 +183,47 @@ async fn every_call_of_every_function_is_allowed_by_its_own_policy() {
         .to_str()
         .unwrap()
         .contains("outcome=paid"));
+    // The member's Paystack subscription: cancel (noted), resume, and the billing link.
+    let started: Value = http
+        .post(t.url("/account/checkout"))
+        .bearer_auth(jwt)
+        .json(&json!({"plan": "premium_monthly", "provider": "paystack"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let reference = started["reference"].as_str().unwrap();
+    fake.pay_paystack(reference).unwrap();
+    let (_, r) = t
+        .post_paystack(&fake.paystack_webhook_body(reference).unwrap())
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let code = fake.paystack_subscription_code(reference).unwrap();
+    let (_, r) = t
+        .post_paystack(&fake.paystack_subscription_webhook_body(&code).unwrap())
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    for change in ["cancel", "resume"] {
+        let answer = http
+            .post(t.url(&format!(
+                "/account/subscriptions/paystack:premium_monthly/{change}"
+            )))
+            .bearer_auth(jwt)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 202, "{change}");
+    }
+    let billing = http
+        .post(t.url("/account/billing"))
+        .bearer_auth(jwt)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(billing.status(), 200);
     let (status, body) = t
         .post_json(
             "/account/resend-setup-email",

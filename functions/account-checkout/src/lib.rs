@@ -103,6 +103,10 @@ impl AccountCheckout {
                 detail,
             ),
             CheckoutError::NoAccount => reject::unauthorized(detail),
+            CheckoutError::RateLimited => {
+                ApiResponse::problem(429, "rate-limited", "Too many checkouts", detail)
+                    .with_header("retry-after", "60")
+            }
             CheckoutError::Provider {
                 provider,
                 reference,

@@ -86,9 +86,10 @@ impl CheckoutReturn {
     fn render(&self, page: &Page) -> ApiResponse {
         let (href, label) = match page.next {
             Next::App => (self.services.settings.app_url.clone(), "Continue"),
+            // The app shows the plans; Gatehouse's `/plans` is JSON.
             Next::Plans => (
-                format!("{}/plans", self.services.settings.frontend_url),
-                "Choose a plan",
+                self.services.settings.app_url.clone(),
+                "Back to choose a plan",
             ),
             Next::Reload => (String::new(), "Reload"),
         };
@@ -155,15 +156,36 @@ impl CheckoutReturn {
         }
     }
 
+    /// A return that could not be judged: 503 (reload) when the provider or
+    /// storage did not answer, 502 when the provider refused Gatehouse
+    /// itself (a wrong key), 500 when a provider is not configured here.
     fn unavailable(&self, request: &ApiRequest, error: &ServiceError) -> ApiResponse {
         tracing::error!(request_id = %request.request_id, error = %error, "checkout return failed");
+        let (status, message) = match error {
+            ServiceError::ProviderApi(e) if !e.is_transient() => (
+                502,
+                "The payment provider refused to let us check your payment. Nothing is lost: your access arrives when the provider confirms the payment, and the site owner has been alerted.",
+            ),
+            ServiceError::Internal(_) => (
+                500,
+                "Payments are not fully configured on this site. Nothing is lost: your access arrives when the provider confirms the payment.",
+            ),
+            _ => (
+                503,
+                "The payment provider or our storage did not answer. Nothing is lost: reload this page in a moment, or wait for the confirmation email.",
+            ),
+        };
         let mut page = self.render(&problem_page(
             "We could not confirm your payment yet",
-            "The payment provider or our storage did not answer. Nothing is lost: reload this page in a moment, or wait for the confirmation email.",
+            message,
             Next::Reload,
         ));
-        page.status = 503;
-        page.with_header("retry-after", "5")
+        page.status = status;
+        if status == 503 {
+            page.with_header("retry-after", "5")
+        } else {
+            page
+        }
     }
 
     /// The page for `/account/return`, from the payment as stored.

@@ -45,6 +45,10 @@ struct Fake {
     paystack_subscriptions: Mutex<BTreeMap<String, Value>>,
     /// Every Billing Portal session asked for: (customer, return_url).
     portals: Mutex<Vec<(String, String)>>,
+    /// Stripe customers and their addresses.
+    customers: Mutex<BTreeMap<String, String>>,
+    /// What the stack answered each webhook the hosted pages sent.
+    webhook_answers: Mutex<Vec<Value>>,
     counter: AtomicU64,
     /// The last event's `created`: each event is a second after the one before,
     /// as a test's changes would be at Stripe.
@@ -175,14 +179,18 @@ async fn create_session(
     let n = fake.counter.fetch_add(1, Ordering::SeqCst);
     let id = format!("cs_test_{n:04}{}", suffix());
     let base = fake.base.lock().unwrap().clone();
-    let metadata: serde_json::Map<String, Value> = form
-        .iter()
-        .filter_map(|(k, v)| {
-            k.strip_prefix("metadata[")
-                .and_then(|rest| rest.strip_suffix(']'))
-                .map(|name| (name.to_string(), json!(v)))
-        })
-        .collect();
+    let map_of = |prefix: &str| -> serde_json::Map<String, Value> {
+        form.iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix(prefix)
+                    .and_then(|rest| rest.strip_suffix(']'))
+                    .map(|name| (name.to_string(), json!(v)))
+            })
+            .collect()
+    };
+    let metadata = map_of("metadata[");
+    // Only `subscription_data[metadata]` reaches the subscription.
+    let subscription_metadata = map_of("subscription_data[metadata][");
     let session = json!({
         "id": id, "object": "checkout.session", "mode": mode,
         "url": format!("{base}/checkout/pay/{id}"),
@@ -196,6 +204,7 @@ async fn create_session(
         "success_url": field("success_url"), "cancel_url": field("cancel_url"),
         "created": now(), "expires_at": now() + 86_400, "livemode": false,
         "line_items_price": price,
+        "subscription_metadata": subscription_metadata,
     });
     fake.sessions
         .lock()
@@ -214,6 +223,7 @@ fn without_private(session: &Value) -> Value {
     let mut session = session.clone();
     if let Some(o) = session.as_object_mut() {
         o.remove("line_items_price");
+        o.remove("subscription_metadata");
     }
     session
 }
@@ -395,7 +405,7 @@ async fn initialize(State(fake): State<Arc<Fake>>, headers: HeaderMap, body: Str
         .to_string();
     let transaction = json!({
         "id": 4_000_000_000u64 + n, "domain": "test", "status": "abandoned",
-        "reference": reference, "amount": amount,
+        "reference": reference, "amount": amount, "requested_amount": amount,
         "currency": text("currency").unwrap_or_else(|| "NGN".into()),
         "gateway_response": "The transaction was not completed",
         "paid_at": null, "created_at": created, "channel": "card",
@@ -520,6 +530,10 @@ fn verify_view(transaction: &Value) -> Value {
     if let Some(o) = data.as_object_mut() {
         o.remove("callback_url");
         o.remove("subscription_code");
+        // Verify answers metadata as the API reference says it is sent: a JSON string.
+        if let Some(meta) = o.get("metadata").filter(|m| m.is_object()).cloned() {
+            o.insert("metadata".into(), json!(meta.to_string()));
+        }
     }
     data
 }
@@ -720,17 +734,25 @@ impl FakePayments {
         }
         let n = self.fake.counter.fetch_add(1, Ordering::SeqCst);
         let suffix = suffix();
-        let customer = session["customer"]
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("cus_{n:04}{suffix}"));
-        let email = session["customer_email"].clone();
+        let mut customers = self.fake.customers.lock().unwrap();
+        // A known customer pays with its own address; a new buyer types theirs.
+        let (customer, email) = match session["customer"].as_str() {
+            Some(c) => (Some(c.to_string()), customers.get(c).cloned()),
+            None => (None, session["customer_email"].as_str().map(str::to_string)),
+        };
+        let subscription = session["mode"] == "subscription";
+        // Checkout makes a customer for a subscription; a one-time payment
+        // stays a guest (`customer_creation` defaults to `if_required`).
+        let customer = customer.or_else(|| subscription.then(|| format!("cus_{n:04}{suffix}")));
+        if let (Some(c), Some(e)) = (&customer, &email) {
+            customers.entry(c.clone()).or_insert_with(|| e.clone());
+        }
         session["status"] = json!("complete");
         session["payment_status"] = json!("paid");
         session["customer"] = json!(customer);
         session["customer_details"] = json!({"email": email, "name": null});
         session["url"] = Value::Null;
-        if session["mode"] == "subscription" {
+        if subscription {
             let sub_id = format!("sub_{n:04}{suffix}");
             let price = session["line_items_price"]
                 .as_str()
@@ -741,7 +763,8 @@ impl FakePayments {
             self.fake.subscriptions.lock().unwrap().insert(
                 sub_id.clone(),
                 json!({"id": sub_id, "object": "subscription", "customer": customer, "status": "active",
-                    "cancel_at_period_end": false, "metadata": session["metadata"].clone(),
+                    "cancel_at_period_end": false,
+                    "metadata": session["subscription_metadata"].clone(),
                     "items": {"object": "list", "data": [{"id": format!("si_{n:04}"), "object": "subscription_item",
                         "current_period_end": period_end,
                         "price": {"id": price, "object": "price", "product": product}}]}}),
@@ -750,7 +773,7 @@ impl FakePayments {
         } else {
             session["payment_intent"] = json!(format!("pi_{n:04}{suffix}"));
         }
-        Some(session.clone())
+        Some(without_private(session))
     }
 
     /// Lets a session lapse unpaid, as Stripe expires it.
@@ -868,6 +891,28 @@ impl FakePayments {
         )
     }
 
+    /// Keeps the stack's answer to a webhook; its status.
+    async fn noted(&self, response: reqwest::Response) -> u16 {
+        let status = response.status().as_u16();
+        let body = response.json::<Value>().await.unwrap_or(Value::Null);
+        self.fake.webhook_answers.lock().unwrap().push(body);
+        status
+    }
+
+    /// What the stack answered each webhook sent (`{"status": "processed", ...}`).
+    pub fn webhook_answers(&self) -> Vec<Value> {
+        self.fake.webhook_answers.lock().unwrap().clone()
+    }
+
+    /// Changes what Paystack reports asked for a transaction, as a tampered
+    /// or misconfigured payment would be.
+    pub fn set_paystack_requested_amount(&self, reference: &str, amount: i64) {
+        if let Some(t) = self.fake.transactions.lock().unwrap().get_mut(reference) {
+            t["requested_amount"] = json!(amount);
+            t["amount"] = json!(amount);
+        }
+    }
+
     /// Every Billing Portal session asked for: (customer, return URL).
     pub fn portals(&self) -> Vec<(String, String)> {
         self.fake.portals.lock().unwrap().clone()
@@ -876,7 +921,15 @@ impl FakePayments {
     /// `charge.success` for a transaction, as Paystack sends it: `plan` is an
     /// object there (`{}` without one), where verify answers a code.
     pub fn paystack_webhook_body(&self, reference: &str) -> Option<String> {
-        let mut data = verify_view(self.fake.transactions.lock().unwrap().get(reference)?);
+        let transaction = self
+            .fake
+            .transactions
+            .lock()
+            .unwrap()
+            .get(reference)?
+            .clone();
+        let mut data = verify_view(&transaction);
+        data["metadata"] = transaction["metadata"].clone();
         let plan_object = data["plan_object"].clone();
         if let Some(o) = data.as_object_mut() {
             o.remove("plan_object");
@@ -902,7 +955,7 @@ impl FakePayments {
             .send()
             .await
             .ok()?;
-        Some(response.status().as_u16())
+        Some(self.noted(response).await)
     }
 
     /// Sends a transaction's `charge.success`, signed, to the configured target.
@@ -921,6 +974,6 @@ impl FakePayments {
             .send()
             .await
             .ok()?;
-        Some(response.status().as_u16())
+        Some(self.noted(response).await)
     }
 }

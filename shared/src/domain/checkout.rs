@@ -178,6 +178,8 @@ pub struct BoundPayment {
     pub email: Email,
     /// Set where Gatehouse fixed the amount (Paystack); Stripe's price decides its own.
     pub price: Option<Money>,
+    /// The Paystack plan a subscription was started on: its own amount is charged.
+    pub plan_code: Option<String>,
     /// The Stripe Checkout Session the payment was started as.
     pub session_id: Option<String>,
 }
@@ -194,7 +196,12 @@ pub struct VerifiedPayment {
     pub reference: Option<String>,
     pub session_id: Option<String>,
     pub email: Option<String>,
+    /// What was asked of the buyer (Paystack's `requested_amount`), before any fees.
     pub price: Option<Money>,
+    /// The Paystack plan the transaction was on.
+    pub plan_code: Option<String>,
+    /// The gateway's own words (Paystack's `gateway_response`), for a failure.
+    pub gateway_answer: Option<String>,
 }
 
 /// What a verified return does.
@@ -283,7 +290,10 @@ pub fn judge_return(
         return if verified.processing {
             ReturnVerdict::Processing
         } else {
-            ReturnVerdict::Unpaid(format!("not paid: {}", verified.status))
+            ReturnVerdict::Unpaid(match &verified.gateway_answer {
+                Some(answer) => format!("not paid: {} ({answer})", verified.status),
+                None => format!("not paid: {}", verified.status),
+            })
         };
     }
     let email_differs = verified
@@ -291,9 +301,15 @@ pub fn judge_return(
         .as_deref()
         .map(Email::parse)
         .is_some_and(|email| email.ok().as_ref() != Some(&bound.email));
-    let price_differs = match (&bound.price, &verified.price) {
-        (Some(ours), Some(theirs)) => ours != theirs,
-        (Some(_), None) => true,
+    // A subscription is charged its plan's own amount: the plan must match.
+    // A one-time payment must be what was asked, in the currency asked.
+    let price_differs = match (&bound.plan_code, &bound.price, &verified.price) {
+        (Some(code), Some(ours), theirs) => {
+            verified.plan_code.as_deref() != Some(code.as_str())
+                || theirs.as_ref().is_some_and(|t| t.currency != ours.currency)
+        }
+        (None, Some(ours), Some(theirs)) => ours != theirs,
+        (None, Some(_), None) => true,
         _ => false,
     };
     if email_differs || price_differs {
@@ -315,6 +331,7 @@ mod tests {
                 amount: 500_000,
                 currency: "ngn".into(),
             }),
+            plan_code: None,
             session_id: None,
         }
     }
@@ -331,6 +348,8 @@ mod tests {
                 amount: 500_000,
                 currency: "ngn".into(),
             }),
+            plan_code: None,
+            gateway_answer: None,
         }
     }
 
@@ -423,15 +442,55 @@ mod tests {
     }
 
     #[test]
-    fn unpaid_fails_and_processing_waits() {
+    fn a_subscription_is_judged_by_its_plan_not_the_amount_asked() {
+        let on_plan = BoundPayment {
+            plan_code: Some("PLN_m".into()),
+            ..bound()
+        };
+        let charged_the_plans_amount = VerifiedPayment {
+            plan_code: Some("PLN_m".into()),
+            price: Some(Money {
+                amount: 450_000,
+                currency: "ngn".into(),
+            }),
+            ..paid()
+        };
+        assert_eq!(
+            judge_return(Some(&on_plan), Some(&charged_the_plans_amount), None),
+            ReturnVerdict::Apply
+        );
+        let other_plan = VerifiedPayment {
+            plan_code: Some("PLN_other".into()),
+            ..charged_the_plans_amount.clone()
+        };
+        assert_eq!(
+            judge_return(Some(&on_plan), Some(&other_plan), None),
+            ReturnVerdict::Refused(Refusal::Mismatch)
+        );
+        let other_currency = VerifiedPayment {
+            price: Some(Money {
+                amount: 500_000,
+                currency: "usd".into(),
+            }),
+            ..charged_the_plans_amount
+        };
+        assert_eq!(
+            judge_return(Some(&on_plan), Some(&other_currency), None),
+            ReturnVerdict::Refused(Refusal::Mismatch)
+        );
+    }
+
+    #[test]
+    fn unpaid_fails_with_the_gateways_words_and_processing_waits() {
         let abandoned = VerifiedPayment {
             status: "abandoned".into(),
             paid: false,
+            gateway_answer: Some("The transaction was not completed".into()),
             ..paid()
         };
         assert_eq!(
             judge_return(Some(&bound()), Some(&abandoned), None),
-            ReturnVerdict::Unpaid("not paid: abandoned".into())
+            ReturnVerdict::Unpaid("not paid: abandoned (The transaction was not completed)".into())
         );
         let settling = VerifiedPayment {
             status: "unpaid".into(),

@@ -67,7 +67,8 @@ fn error_detail(body: &[u8]) -> String {
     .find_map(|v| v.as_str().filter(|s| !s.trim().is_empty()))
     .map(|s| s.chars().take(200).collect::<String>())
     .unwrap_or_default();
-    detail
+    // Providers echo parameters in their messages (an address Gatehouse sent).
+    crate::domain::redact_emails(&detail)
 }
 
 impl ApiError {

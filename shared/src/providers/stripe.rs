@@ -222,6 +222,13 @@ pub enum StripeAction {
         /// Set by whoever created the session: Gatehouse's checkout puts its payment reference here.
         client_reference_id: Option<String>,
     },
+    /// A Checkout Session that ended unpaid: its delayed payment failed
+    /// (`checkout.session.async_payment_failed`) or it expired (`checkout.session.expired`).
+    CheckoutClosed {
+        session_id: Option<String>,
+        client_reference_id: Option<String>,
+        failed: bool,
+    },
     PaymentIntent {
         id: Option<String>,
         succeeded: bool,
@@ -307,6 +314,13 @@ impl StripeEvent {
                     currency: text(object.get("currency")),
                     subscription: id_of(object.get("subscription")),
                     client_reference_id: text(object.get("client_reference_id")),
+                }
+            }
+            "checkout.session.async_payment_failed" | "checkout.session.expired" => {
+                StripeAction::CheckoutClosed {
+                    session_id: text(object.get("id")),
+                    client_reference_id: text(object.get("client_reference_id")),
+                    failed: event_type.ends_with("failed"),
                 }
             }
             "payment_intent.succeeded" | "payment_intent.payment_failed" => {

@@ -109,7 +109,12 @@ impl Services {
             now + Duration::minutes(10),
         )?;
         let mut job_id = None;
-        if let Some(record) = record.as_ref().filter(|r| !r.is_active) {
+        // An account a visitor's checkout made gets its link once a payment
+        // is applied, not on request: otherwise anyone could sign up free.
+        if let Some(record) = record
+            .as_ref()
+            .filter(|r| !r.is_active && !r.awaiting_payment)
+        {
             let data = [("email".to_string(), email.to_string())]
                 .into_iter()
                 .collect();

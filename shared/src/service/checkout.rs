@@ -20,6 +20,9 @@ use crate::providers::paystack::PaystackEvent;
 use crate::providers::stripe::StripeEvent;
 use crate::store::{CheckoutPayment, CommitError, MemberRecord, NewUser, StoreError};
 
+/// Checkouts a visitor may start for one address in an hour.
+pub const VISITOR_CHECKOUTS_PER_ADDRESS_PER_HOUR: u32 = 10;
+
 /// Who is buying.
 #[derive(Debug, Clone)]
 pub enum Buyer {
@@ -40,6 +43,8 @@ pub enum CheckoutError {
     NotConfigured(&'static str),
     #[error("the signed-in account no longer exists or is not active")]
     NoAccount,
+    #[error("too many checkouts for this address or from everyone just now; try again later")]
+    RateLimited,
     #[error("{provider} could not open the checkout: {source}")]
     Provider {
         provider: &'static str,
@@ -156,6 +161,8 @@ fn stripe_verified(session: &Value) -> VerifiedPayment {
         email: text(session.get("customer_details").and_then(|c| c.get("email")))
             .or_else(|| text(session.get("customer_email"))),
         price: None,
+        plan_code: None,
+        gateway_answer: None,
     }
 }
 
@@ -163,10 +170,12 @@ fn stripe_verified(session: &Value) -> VerifiedPayment {
 fn paystack_verified(data: &Value) -> VerifiedPayment {
     let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
     let status = text(data.get("status")).unwrap_or_default();
-    let price = match (
-        data.get("amount").and_then(Value::as_i64),
-        text(data.get("currency")),
-    ) {
+    // `amount` can include fees passed to the buyer; `requested_amount` is what was asked.
+    let asked = data
+        .get("requested_amount")
+        .and_then(Value::as_i64)
+        .or_else(|| data.get("amount").and_then(Value::as_i64));
+    let price = match (asked, text(data.get("currency"))) {
         (Some(amount), Some(currency)) => Some(Money {
             amount,
             currency: currency.to_ascii_lowercase(),
@@ -184,6 +193,10 @@ fn paystack_verified(data: &Value) -> VerifiedPayment {
         session_id: None,
         email: text(data.get("customer").and_then(|c| c.get("email"))),
         price,
+        // Verify answers `plan` as a code, with the details in `plan_object`.
+        plan_code: text(data.get("plan_object").and_then(|p| p.get("plan_code")))
+            .or_else(|| text(data.get("plan")).filter(|p| p.starts_with("PLN_"))),
+        gateway_answer: text(data.get("gateway_response")),
     }
 }
 
@@ -232,9 +245,9 @@ impl Services {
         let now = self.now();
         let reference = PaymentReference::generate();
         let (user_id, email, customer) = self.checkout_buyer(buyer, provider, now).await?;
-        let price = match provider {
-            CheckoutProvider::Paystack => sale.paystack.as_ref().map(|p| p.price.clone()),
-            CheckoutProvider::Stripe => None,
+        let (price, plan_code) = match (provider, &sale.paystack) {
+            (CheckoutProvider::Paystack, Some(p)) => (Some(p.price.clone()), p.plan_code.clone()),
+            _ => (None, None),
         };
         let payment = CheckoutPayment {
             provider: provider.provider(),
@@ -244,6 +257,7 @@ impl Services {
             plan_id: plan.id.clone(),
             status: "pending".into(),
             price,
+            plan_code,
             session_id: None,
             reason: None,
             created_at: Some(now),
@@ -291,6 +305,9 @@ impl Services {
         provider: CheckoutProvider,
         now: DateTime<Utc>,
     ) -> Result<(UserId, Email, Option<String>), CheckoutError> {
+        // Only a signed-in member's checkout names their Stripe customer: a
+        // visitor typing a member's address must not reach that customer's
+        // saved cards, nor learn from the page that the address is a member.
         let customer_of = |member: &MemberRecord| match provider {
             CheckoutProvider::Stripe => member.metadata.get("stripe_customer_id").cloned(),
             CheckoutProvider::Paystack => None,
@@ -307,15 +324,12 @@ impl Services {
                 Ok((user_id.clone(), email, customer_of(&member)))
             }
             Buyer::Visitor(email) => {
+                self.count_visitor_checkout(email, now).await?;
                 // Two attempts: a concurrent first checkout for the same new
                 // address wins the email item, and the second binds to it.
                 for _ in 0..2 {
                     if let Some(record) = self.store.get_email(email).await? {
-                        let customer = match self.store.load_member(&record.user_id).await? {
-                            Some(member) => customer_of(&member),
-                            None => None,
-                        };
-                        return Ok((record.user_id, email.clone(), customer));
+                        return Ok((record.user_id, email.clone(), None));
                     }
                     let user_id = UserId::generate(now.timestamp_millis());
                     let mut tx = self.store.tx();
@@ -330,6 +344,7 @@ impl Services {
                                 "signup_date".to_string(),
                                 crate::store::timestamp(now),
                             )]),
+                            awaiting_payment: true,
                         },
                         now,
                     )?;
@@ -343,6 +358,39 @@ impl Services {
                 }
                 Err(CheckoutError::Commit(CommitError::Conflict))
             }
+        }
+    }
+
+    /// A visitor's checkout counts against its address (per hour) and
+    /// everyone's (per minute): each may make an account and a provider
+    /// session, so neither is free to repeat.
+    async fn count_visitor_checkout(
+        &self,
+        email: &Email,
+        now: DateTime<Utc>,
+    ) -> Result<(), CheckoutError> {
+        let mut tx = self.store.tx();
+        let address = format!(
+            "{}#{}",
+            crate::signature::sha256_hex(email.as_str().as_bytes()),
+            now.format("%Y%m%d%H")
+        );
+        tx.count_within(
+            "checkout-address",
+            &address,
+            VISITOR_CHECKOUTS_PER_ADDRESS_PER_HOUR,
+            now + chrono::Duration::hours(2),
+        )?;
+        tx.count_within(
+            "checkout-global",
+            &now.format("%Y%m%d%H%M").to_string(),
+            self.settings.resend_global_per_minute,
+            now + chrono::Duration::minutes(10),
+        )?;
+        match self.store.commit(tx).await {
+            Ok(()) => Ok(()),
+            Err(CommitError::ConditionFailed { .. }) => Err(CheckoutError::RateLimited),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -419,11 +467,8 @@ impl Services {
             Err(ApiError::NotFound { .. }) => {
                 return Ok(ReturnOutcome::Refused(Refusal::NotAtProvider))
             }
-            Err(e) if e.is_transient() => return Err(e.into()),
-            Err(e) => {
-                tracing::warn!(error = %e, "Stripe refused the session lookup");
-                return Ok(ReturnOutcome::Refused(Refusal::NotAtProvider));
-            }
+            // 401 (a wrong key) and the like: Gatehouse's problem, not the buyer's.
+            Err(e) => return Err(e.into()),
         };
         let verified = stripe_verified(&session);
         let bound = match verified
@@ -488,11 +533,7 @@ impl Services {
         let data = match api.transaction(reference.as_str()).await {
             Ok(Some(data)) => data,
             Ok(None) => return Ok(ReturnOutcome::Refused(Refusal::NotAtProvider)),
-            Err(e) if e.is_transient() => return Err(e.into()),
-            Err(e) => {
-                tracing::warn!(error = %e, "Paystack refused the verification");
-                return Ok(ReturnOutcome::Refused(Refusal::NotAtProvider));
-            }
+            Err(e) => return Err(e.into()),
         };
         let verified = paystack_verified(&data);
         let now = self.now();
@@ -552,8 +593,22 @@ impl Services {
                 let payment = self.reloaded(payment).await?;
                 return Ok(ReturnOutcome::Unpaid(payment));
             }
-            (ReturnVerdict::Refused(why), _) => {
+            (ReturnVerdict::Refused(why), bound) => {
                 tracing::info!(refused = why.code(), "checkout return grants nothing");
+                // The buyer's own checkout, paid otherwise than started: kept
+                // on the payment for support. (A webhook applying it later
+                // settles it as the provider reports.)
+                if let (Refusal::Mismatch, Some(payment)) = (why, bound) {
+                    self.store
+                        .close_checkout(
+                            payment.provider,
+                            &payment.reference,
+                            "failed",
+                            "the payment at the provider does not match the checkout started (amount, currency, plan or email)",
+                            now,
+                        )
+                        .await?;
+                }
                 return Ok(ReturnOutcome::Refused(why));
             }
             // `judge_return` refuses a return with no payment started.

@@ -90,6 +90,7 @@ impl Services {
                     last_name: member.last_name,
                     auth_provider: member.provider,
                     metadata: member.metadata,
+                    awaiting_payment: false,
                 },
                 now,
             )?;

@@ -228,6 +228,12 @@ impl Services {
                         )
                         .await;
                 }
+                // Paid checkouts were keyed by Stripe's event id before they
+                // were keyed by their session: a redelivery of one recorded
+                // that way is a duplicate too.
+                if let Some(old) = self.recorded_under_event_id(delivery, event).await? {
+                    return self.answer_duplicate(old, delivery).await;
+                }
                 let Some(raw_email) = email else {
                     return self
                         .fail(delivery, "checkout session has no customer email", None)
@@ -313,6 +319,17 @@ impl Services {
             }
             StripeAction::Subscription { .. } => {
                 self.stripe_subscription_event(delivery, &event.action, created)
+                    .await
+            }
+            StripeAction::CheckoutClosed {
+                client_reference_id,
+                failed,
+                ..
+            } => {
+                let reference = client_reference_id
+                    .as_deref()
+                    .and_then(PaymentReference::parse);
+                self.close_checkout_by_event(delivery, reference, *failed)
                     .await
             }
             StripeAction::PaymentIntent {
@@ -547,7 +564,10 @@ impl Services {
                 paid.insert("access_until".into(), human_date(view.access_until));
                 jobs.push(self.job(Template::PaymentSuccessful, email, paid, now));
             }
-            if account.is_new {
+            // A visitor's checkout made the account before it paid: its first
+            // payment is the signup the admin hears of.
+            let first_payment = loaded.email.as_ref().is_some_and(|e| e.awaiting_payment);
+            if account.is_new || first_payment {
                 jobs.push(self.job(
                     Template::AdminNewSignup,
                     &self.settings.admin_email,
@@ -646,6 +666,71 @@ impl Services {
         .await
     }
 
+    /// The final record of a paid checkout stored under Stripe's event id
+    /// (before paid checkouts were keyed by their session).
+    async fn recorded_under_event_id(
+        &self,
+        delivery: &Delivery,
+        event: &StripeEvent,
+    ) -> Result<Option<crate::store::EventRecord>, ServiceError> {
+        let Some(id) = event.id.as_deref().filter(|id| id.starts_with("evt_")) else {
+            return Ok(None);
+        };
+        if delivery.key.event_id() == id {
+            return Ok(None);
+        }
+        let legacy = crate::domain::EventKey::new(Provider::Stripe, id);
+        Ok(self
+            .store
+            .get_event(&legacy)
+            .await?
+            .filter(|e| e.status.is_final()))
+    }
+
+    /// A Checkout Session that ended unpaid closes its pending payment
+    /// (`failed` for a delayed payment that failed, `cancelled` for one that expired).
+    async fn close_checkout_by_event(
+        &self,
+        delivery: &Delivery,
+        reference: Option<PaymentReference>,
+        failed: bool,
+    ) -> Result<WebhookOutcome, ServiceError> {
+        let reference = &reference;
+        self.run(delivery, |now| async move {
+            let loaded = self.store.load_for_event(&delivery.key, None, None).await?;
+            if let Some(old) = loaded.event.filter(|e| e.status.is_final()) {
+                return Ok(Decision::duplicate(old));
+            }
+            let payment = match reference {
+                Some(r) => self.store.get_checkout(Provider::Stripe, r).await?,
+                None => None,
+            };
+            let Some(payment) = payment else {
+                return Ok(Decision::record(
+                    EventStatus::Ignored,
+                    Some("not a checkout Gatehouse started".into()),
+                    None,
+                ));
+            };
+            if payment.status != "pending" {
+                return Ok(Decision::record(
+                    EventStatus::Ignored,
+                    Some(format!("the payment is already {}", payment.status)),
+                    Some(payment.user_id),
+                ));
+            }
+            let (status, reason) = if failed {
+                ("failed", "the delayed payment failed after checkout")
+            } else {
+                ("cancelled", "the checkout session expired unpaid")
+            };
+            let mut tx = self.store.tx();
+            tx.close_checkout(Provider::Stripe, &payment.reference, status, reason, now)?;
+            Ok(Decision::apply(tx, Vec::new(), Some(payment.user_id)))
+        })
+        .await
+    }
+
     /// Records a payment's status with the event, in one transaction.
     async fn record_payment(
         &self,
@@ -698,7 +783,14 @@ impl Services {
             };
             let mut tx = self.store.tx();
             let mut jobs = Vec::new();
-            let granted = payment.user_id.clone().zip(payment.plan_id.clone());
+            // Only a payment that was applied granted anything: a checkout's
+            // payment names its buyer and plan before it is paid.
+            let applied = !matches!(payment.status.as_str(), "pending" | "failed" | "cancelled");
+            let granted = payment
+                .user_id
+                .clone()
+                .zip(payment.plan_id.clone())
+                .filter(|_| applied);
             if let (true, Some((user_id, plan_id))) = (full, &granted) {
                 let current = self
                     .store

@@ -6,6 +6,9 @@ use super::*;
 pub struct EmailRecord {
     pub user_id: UserId,
     pub is_active: bool,
+    /// Made by a visitor's checkout, and no payment has been applied to it
+    /// yet: no setup link is sent for it until one is.
+    pub awaiting_payment: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +25,8 @@ pub struct NewUser {
     pub last_name: Option<String>,
     pub auth_provider: Provider,
     pub metadata: BTreeMap<String, String>,
+    /// A visitor's checkout made it: see `EmailRecord::awaiting_payment`.
+    pub awaiting_payment: bool,
 }
 
 impl Tx {
@@ -46,6 +51,9 @@ impl Tx {
         email_item.insert("kind".into(), s("EMAIL"));
         email_item.insert("user_id".into(), s(user.id.as_str()));
         email_item.insert("is_active".into(), bool(false));
+        if user.awaiting_payment {
+            email_item.insert("awaiting_payment".into(), bool(true));
+        }
         self.push_put(email_item, Some(("attribute_not_exists(pk)", None, None)))?;
 
         let mut profile = key(keys::user(&user.id), keys::PROFILE);
@@ -78,15 +86,15 @@ impl Tx {
         metadata: &BTreeMap<String, String>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let check = ConditionCheck::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::email(email), keys::EMAIL)))
-            .condition_expression("user_id = :uid")
-            .expression_attribute_values(":uid", s(user_id.as_str()))
-            .build()
-            .map_err(request_error)?;
-        self.items
-            .push(TransactWriteItem::builder().condition_check(check).build());
+        // The email still maps to this user; a payment applied to it ends
+        // any wait for a first payment.
+        self.push_update(
+            Update::builder()
+                .set_key(Some(key(keys::email(email), keys::EMAIL)))
+                .update_expression("REMOVE awaiting_payment")
+                .condition_expression("user_id = :uid")
+                .expression_attribute_values(":uid", s(user_id.as_str())),
+        )?;
 
         let mut expr = String::from("SET updated_at = :now, metadata.signup_date = if_not_exists(metadata.signup_date, :now)");
         let mut names = std::collections::HashMap::new();
@@ -178,6 +186,7 @@ impl Store {
             .map(|item| EmailRecord {
                 user_id: UserId::from_stored(get_s(&item, "user_id").unwrap_or_default()),
                 is_active: get_bool(&item, "is_active").unwrap_or(false),
+                awaiting_payment: get_bool(&item, "awaiting_payment").unwrap_or(false),
             }))
     }
 

@@ -328,6 +328,7 @@ impl Store {
                                 .ok_or_else(|| StoreError::Corrupt("email item: user_id".into()))?,
                         ),
                         is_active: get_bool(item, "is_active").unwrap_or(false),
+                        awaiting_payment: get_bool(item, "awaiting_payment").unwrap_or(false),
                     })
                 }
                 _ => {}

@@ -108,6 +108,8 @@ pub struct CheckoutPayment {
     pub status: String,
     /// What Gatehouse asked the buyer to pay (Paystack); Stripe's price decides its own.
     pub price: Option<Money>,
+    /// The Paystack plan a subscription was started on.
+    pub plan_code: Option<String>,
     /// The Stripe Checkout Session it was opened as.
     pub session_id: Option<String>,
     /// Why it failed or was cancelled, and the provider's answer where there was one.
@@ -138,6 +140,7 @@ impl CheckoutPayment {
             plan_id: get_s(item, "plan_id")?.to_string(),
             status: get_s(item, "status").unwrap_or("unknown").to_string(),
             price,
+            plan_code: get_s(item, "asked_plan_code").map(str::to_string),
             session_id: get_s(item, "session_id").map(str::to_string),
             reason: get_s(item, "reason").map(str::to_string),
             created_at: get_ts(item, "created_at"),
@@ -151,6 +154,7 @@ impl CheckoutPayment {
             user_id: self.user_id.clone(),
             email: self.email.clone(),
             price: self.price.clone(),
+            plan_code: self.plan_code.clone(),
             session_id: self.session_id.clone(),
         }
     }
@@ -180,9 +184,41 @@ impl Tx {
             item.insert("asked_amount".into(), n(price.amount));
             item.insert("asked_currency".into(), s(price.currency.clone()));
         }
+        if let Some(code) = &payment.plan_code {
+            item.insert("asked_plan_code".into(), s(code.clone()));
+        }
         item.insert("created_at".into(), s(ts(now)));
         item.insert("updated_at".into(), s(ts(now)));
         self.push_put(item, Some(("attribute_not_exists(pk)", None, None)))
+    }
+}
+
+impl Tx {
+    /// Closes a pending checkout payment (`failed` or `cancelled`) with the
+    /// event that closed it; the condition fails if it is no longer pending.
+    pub fn close_checkout(
+        &mut self,
+        provider: Provider,
+        reference: &PaymentReference,
+        status: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let reason: String = reason.chars().take(GATEWAY_RESPONSE_CHARS).collect();
+        self.push_update(
+            Update::builder()
+                .set_key(Some(key(
+                    keys::payment(provider, reference.as_str()),
+                    keys::PAYMENT,
+                )))
+                .update_expression("SET #status = :closed, reason = :reason, updated_at = :now")
+                .condition_expression("#status = :pending")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":closed", s(status))
+                .expression_attribute_values(":pending", s("pending"))
+                .expression_attribute_values(":reason", s(reason))
+                .expression_attribute_values(":now", s(ts(now))),
+        )
     }
 }
 
