@@ -18,8 +18,8 @@ pub const USAGE: &str =
     "usage: gatehouse-admin [--local | --endpoint URL] [--region R] [--json] <command>
 
 commands:
-  users list [--status S] [--plan P] [--role R] [--provider P] [--active true|false]
-             [--email-prefix X] [--limit N] [--cursor C] [--all]
+  users list [--status S] [--plan P] [--role R] [--permission P] [--provider P]
+             [--active true|false] [--email-prefix X] [--limit N] [--cursor C] [--all]
   users show <user id>
   users verify <user id>                  compare with the provider's view
   users sync <user id>                    apply the provider's view
@@ -41,6 +41,9 @@ commands:
   kajabi hooks delete <hook id>
   kajabi hooks ensure                     exactly one hook per event Gatehouse reads, at this
                                           deployment's current URL; stale ones deleted
+  payments list [--provider P] [--status S] [--user ID] [--from RFC3339] [--to RFC3339]
+                [--limit N] [--cursor C] [--all]
+                                          payments newest first, amounts in their currency
   events list [--provider P] [--type T] [--status S] [--user ID] [--from RFC3339] [--to RFC3339]
               [--limit N] [--cursor C] [--all]
   events show <provider:event id | ref>
@@ -74,6 +77,10 @@ pub enum Command {
         id: String,
     },
     EventsList {
+        query: Vec<(String, String)>,
+        all: bool,
+    },
+    PaymentsList {
         query: Vec<(String, String)>,
         all: bool,
     },
@@ -175,6 +182,7 @@ const USER_FLAGS: &[(&str, &str)] = &[
     ("--status", "subscription_status"),
     ("--plan", "plan"),
     ("--role", "role"),
+    ("--permission", "permission"),
     ("--provider", "auth_provider"),
     ("--active", "is_active"),
     ("--email-prefix", "email_prefix"),
@@ -185,6 +193,16 @@ const USER_FLAGS: &[(&str, &str)] = &[
 const EVENT_FLAGS: &[(&str, &str)] = &[
     ("--provider", "provider"),
     ("--type", "type"),
+    ("--status", "status"),
+    ("--user", "user"),
+    ("--from", "from"),
+    ("--to", "to"),
+    ("--limit", "limit"),
+    ("--cursor", "cursor"),
+];
+
+const PAYMENT_FLAGS: &[(&str, &str)] = &[
+    ("--provider", "provider"),
     ("--status", "status"),
     ("--user", "user"),
     ("--from", "from"),
@@ -234,6 +252,10 @@ pub fn parse(args: &[String]) -> Result<(GlobalOptions, Command), CliError> {
         ["events", "list", ..] => {
             let (query, all) = list_flags(&rest[2..], EVENT_FLAGS)?;
             Command::EventsList { query, all }
+        }
+        ["payments", "list", ..] => {
+            let (query, all) = list_flags(&rest[2..], PAYMENT_FLAGS)?;
+            Command::PaymentsList { query, all }
         }
         ["events", "show", key] => Command::EventsShow {
             reference: key.to_string(),
@@ -378,6 +400,12 @@ impl Command {
                 body: None,
                 mutating: false,
             },
+            Command::PaymentsList { query, .. } => Call {
+                method: "GET",
+                path: format!("/admin/payments{}", with_cursor(query)),
+                body: None,
+                mutating: false,
+            },
             Command::EventsShow { reference } => Call {
                 method: "GET",
                 path: format!("/admin/events/{}", segment(&event_ref(reference))),
@@ -490,6 +518,7 @@ impl Command {
             self,
             Command::UsersList { all: true, .. }
                 | Command::EventsList { all: true, .. }
+                | Command::PaymentsList { all: true, .. }
                 | Command::CompletionsList { all: true, .. }
         )
     }
@@ -515,6 +544,21 @@ impl Command {
                 body,
                 &["received_at", "key", "type", "status", "user_id", "ref"],
                 &["received", "event", "type", "status", "user", "ref"],
+            ),
+            Command::PaymentsList { .. } => list_table(
+                body,
+                &[
+                    "created_at",
+                    "provider",
+                    "reference",
+                    "status",
+                    "amount",
+                    "plan",
+                    "user_id",
+                ],
+                &[
+                    "created", "provider", "reference", "status", "amount", "plan", "user",
+                ],
             ),
             Command::UsersShow { .. } => render_user(body),
             Command::EventsShow { .. } => render_event(body),
@@ -732,6 +776,12 @@ fn render_user(body: &Value) -> String {
         &serde_json::json!({"items": body["events"]}),
         &["received_at", "key", "type", "status"],
         &["received", "event", "type", "status"],
+    ));
+    out.push(String::new());
+    out.push(list_table(
+        &serde_json::json!({"items": body["payments"]}),
+        &["created_at", "provider", "status", "amount", "plan"],
+        &["created", "payment", "status", "amount", "plan"],
     ));
     let unsent = body["unsent_emails"].as_array().map_or(0, Vec::len);
     out.push(format!("\nunsent emails: {unsent}"));

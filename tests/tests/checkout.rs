@@ -1005,3 +1005,132 @@ async fn a_refund_of_an_unapplied_checkout_takes_nothing_away() {
     assert_eq!(premium["state"], "active", "{view}");
     assert_eq!(premium["access"], true);
 }
+
+/// Admins list payments newest first, filtered, with amounts as decimal money
+/// in their currency; a member's payments show with the member; a Stripe
+/// checkout is one payment, not two.
+#[tokio::test]
+async fn admins_list_payments_with_their_money_and_filters() {
+    let (t, fake) = stack().await;
+    let (_, session) = member(&t, "payer").await;
+    // Paid through Paystack (NGN), paid once through Stripe (USD), one failed.
+    let (_, paid) = checkout(
+        &t,
+        Some(&session),
+        json!({"plan": "premium_90_day_pass", "provider": "paystack"}),
+    )
+    .await;
+    let paid = paid["reference"].as_str().unwrap().to_string();
+    fake.pay_paystack(&paid).unwrap();
+    returned(
+        &t.url(&format!("/payments/paystack/callback?reference={paid}")),
+        None,
+    )
+    .await;
+    let (_, lifetime) = checkout(
+        &t,
+        Some(&session),
+        json!({"plan": "premium_lifetime", "provider": "stripe"}),
+    )
+    .await;
+    let lifetime = lifetime["reference"].as_str().unwrap().to_string();
+    let session_id = payment(&t, Provider::Stripe, &lifetime)
+        .await
+        .session_id
+        .unwrap();
+    fake.pay_stripe(&session_id).unwrap();
+    returned(
+        &t.url(&format!("/payments/stripe/success?session_id={session_id}")),
+        None,
+    )
+    .await;
+    let (_, abandoned) = checkout(
+        &t,
+        Some(&session),
+        json!({"plan": "premium_monthly", "provider": "paystack"}),
+    )
+    .await;
+    let abandoned = abandoned["reference"].as_str().unwrap().to_string();
+    returned(
+        &t.url(&format!(
+            "/payments/paystack/callback?reference={abandoned}"
+        )),
+        None,
+    )
+    .await;
+    let user = payment(&t, Provider::Paystack, &paid).await.user_id;
+
+    let (status, all) = t
+        .admin("GET", &format!("/admin/payments?user={user}"), None)
+        .await;
+    assert_eq!(status, 200, "{all}");
+    let items = all["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3, "a Stripe checkout is listed once: {all}");
+    assert_eq!(items[0]["reference"], abandoned.as_str(), "newest first");
+    let by_reference = |r: &str| items.iter().find(|i| i["reference"] == r).unwrap();
+    assert_eq!(by_reference(&paid)["amount"], "12000.00 NGN");
+    assert_eq!(by_reference(&paid)["amount_minor"], 1200000);
+    assert_eq!(by_reference(&paid)["status"], "succeeded");
+    assert_eq!(by_reference(&lifetime)["amount"], "499.00 USD");
+    assert_eq!(by_reference(&abandoned)["status"], "failed");
+    assert_eq!(by_reference(&abandoned)["checkout"], true);
+
+    let (_, filtered) = t
+        .admin(
+            "GET",
+            &format!("/admin/payments?provider=paystack&status=succeeded&user={user}"),
+            None,
+        )
+        .await;
+    let filtered = filtered["items"].as_array().unwrap();
+    assert_eq!(filtered.len(), 1);
+    assert_eq!(filtered[0]["reference"], paid.as_str());
+    let (_, everyone) = t
+        .admin("GET", "/admin/payments?provider=stripe&limit=50", None)
+        .await;
+    assert!(everyone["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["reference"] == lifetime.as_str()));
+    let (status, bad) = t.admin("GET", "/admin/payments?status=paid", None).await;
+    assert_eq!(status, 400, "{bad}");
+
+    // The member's own view for admins carries their payments.
+    let (_, shown) = t.admin("GET", &format!("/admin/users/{user}"), None).await;
+    assert_eq!(shown["payments"].as_array().unwrap().len(), 3, "{shown}");
+
+    // The seed's premium-users list: users holding a permission now.
+    let (status, premium) = t
+        .admin(
+            "GET",
+            "/admin/users?permission=read:premium-content&limit=200",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{premium}");
+    assert!(premium["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|u| u["user_id"] == user.as_str()));
+    let (status, _) = t
+        .admin("GET", "/admin/users?permission=fly:planes", None)
+        .await;
+    assert_eq!(status, 400);
+
+    // And through the CLI.
+    let out = t
+        .cli(&[
+            "payments",
+            "list",
+            "--user",
+            user.as_str(),
+            "--status",
+            "failed",
+        ])
+        .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains(&abandoned), "{}", out.stdout);
+    assert!(!out.stdout.contains(&paid), "{}", out.stdout);
+}

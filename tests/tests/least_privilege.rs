@@ -238,6 +238,8 @@ async fn every_call_of_every_function_is_allowed_by_its_own_policy() {
         "/admin/users".to_string(),
         format!("/admin/users/{id}"),
         "/admin/events?provider=stripe".to_string(),
+        "/admin/payments".to_string(),
+        format!("/admin/payments?user={id}"),
         format!("/admin/events?user={id}"),
     ] {
         let (status, body) = t.admin("GET", &path, None).await;

@@ -208,7 +208,7 @@ fn every_function_loads_its_settings_from_its_template_environment() {
             "{id}"
         );
     }
-    assert_eq!(sam.functions.len(), 36);
+    assert_eq!(sam.functions.len(), 37);
 }
 
 /// The alarms watch what members feel: webhooks turned away, events failed or
@@ -523,5 +523,5 @@ fn every_admin_route_is_iam_authorized_with_time_for_providers() {
             }
         }
     }
-    assert_eq!(admin_routes, 18, "one function per admin action");
+    assert_eq!(admin_routes, 19, "one function per admin action");
 }

@@ -152,6 +152,9 @@ fn http_function(binary: &str, services: &Services) -> Option<Arc<dyn HttpFuncti
         "admin-list-users" => Arc::new(admin_list_users::AdminListUsers::new(services.clone())),
         "admin-get-user" => Arc::new(admin_get_user::AdminGetUser::new(services.clone())),
         "admin-list-events" => Arc::new(admin_list_events::AdminListEvents::new(services.clone())),
+        "admin-list-payments" => Arc::new(admin_list_payments::AdminListPayments::new(
+            services.clone(),
+        )),
         "admin-get-event" => Arc::new(admin_get_event::AdminGetEvent::new(services.clone())),
         "admin-resend-setup-email" => Arc::new(
             admin_resend_setup_email::AdminResendSetupEmail::new(services.clone()),

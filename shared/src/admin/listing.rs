@@ -114,6 +114,8 @@ pub struct UserQuery {
     pub subscription_status: Option<SubscriptionState>,
     pub plan: Option<String>,
     pub role: Option<String>,
+    /// Users holding this permission now (the seed's premium-users list).
+    pub permission: Option<String>,
     pub auth_provider: Option<Provider>,
     pub is_active: Option<bool>,
     pub email_prefix: Option<String>,
@@ -122,7 +124,7 @@ pub struct UserQuery {
 }
 
 const USER_PARAMS: &str =
-    "subscription_status, plan, role, auth_provider, is_active, email_prefix, limit, cursor";
+    "subscription_status, plan, role, permission, auth_provider, is_active, email_prefix, limit, cursor";
 
 impl UserQuery {
     pub fn parse(
@@ -135,6 +137,7 @@ impl UserQuery {
                 "subscription_status",
                 "plan",
                 "role",
+                "permission",
                 "auth_provider",
                 "is_active",
                 "email_prefix",
@@ -182,6 +185,20 @@ impl UserQuery {
                     })
             })
             .transpose()?;
+        let permission = p
+            .get("permission")
+            .map(|v| {
+                catalog
+                    .has_permission(v.trim())
+                    .then(|| v.trim().to_string())
+                    .ok_or_else(|| {
+                        filter_error(
+                            "permission",
+                            format!("no role in the plans file grants `{}`", v.trim()),
+                        )
+                    })
+            })
+            .transpose()?;
         let auth_provider = p
             .get("auth_provider")
             .map(|v| {
@@ -215,6 +232,7 @@ impl UserQuery {
             subscription_status,
             plan,
             role,
+            permission,
             auth_provider,
             is_active,
             email_prefix,
@@ -235,6 +253,7 @@ impl UserQuery {
             format!("{:?}", self.subscription_status),
             format!("{:?}", self.plan),
             format!("{:?}", self.role),
+            format!("{:?}", self.permission),
             format!("{:?}", self.auth_provider),
             format!("{:?}", self.is_active),
             format!("{:?}", self.email_prefix),
@@ -243,7 +262,10 @@ impl UserQuery {
 
     /// Filters that need the user's subscriptions, not just the profile.
     pub fn needs_subscriptions(&self) -> bool {
-        self.subscription_status.is_some() || self.plan.is_some() || self.role.is_some()
+        self.subscription_status.is_some()
+            || self.plan.is_some()
+            || self.role.is_some()
+            || self.permission.is_some()
     }
 }
 
@@ -348,6 +370,107 @@ impl EventQuery {
             "events".into(),
             format!("{:?}", self.provider),
             format!("{:?}", self.event_type),
+            format!("{:?}", self.status),
+            format!("{:?}", self.user),
+            format!("{:?}", self.from),
+            format!("{:?}", self.to),
+        ])
+    }
+}
+
+/// `GET /admin/payments` parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaymentQuery {
+    pub provider: Option<Provider>,
+    pub status: Option<String>,
+    pub user: Option<UserId>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub limit: usize,
+    pub cursor: Option<Cursor>,
+}
+
+const PAYMENT_PARAMS: &str = "provider, status, user, from, to, limit, cursor";
+
+/// The states a payment record takes.
+pub const PAYMENT_STATUSES: [&str; 6] = [
+    "pending",
+    "succeeded",
+    "failed",
+    "cancelled",
+    "refunded",
+    "partially_refunded",
+];
+
+impl PaymentQuery {
+    pub fn parse(pairs: Vec<(String, String)>) -> Result<Self, ListingError> {
+        let p = params(
+            pairs,
+            &[
+                "provider", "status", "user", "from", "to", "limit", "cursor",
+            ],
+            PAYMENT_PARAMS,
+        )?;
+        let provider = p
+            .get("provider")
+            .map(|v| {
+                Provider::parse(v.trim())
+                    .filter(|p| *p != Provider::Admin)
+                    .ok_or_else(|| filter_error("provider", "must be kajabi, stripe or paystack"))
+            })
+            .transpose()?;
+        let status = p
+            .get("status")
+            .map(|v| {
+                let v = v.trim();
+                PAYMENT_STATUSES
+                    .contains(&v)
+                    .then(|| v.to_string())
+                    .ok_or_else(|| {
+                        filter_error(
+                            "status",
+                            format!("must be one of {}", PAYMENT_STATUSES.join(", ")),
+                        )
+                    })
+            })
+            .transpose()?;
+        let user = p
+            .get("user")
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+            .map(UserId::from_stored);
+        let (from, to) = (time(&p, "from")?, time(&p, "to")?);
+        if let (Some(f), Some(t)) = (from, to) {
+            if f > t {
+                return Err(filter_error("from", "must not be after `to`"));
+            }
+        }
+        let index = if user.is_some() {
+            crate::store::admin::USER_EVENTS_INDEX
+        } else {
+            crate::store::admin::EVENTS_INDEX
+        };
+        let mut query = Self {
+            provider,
+            status,
+            user,
+            from,
+            to,
+            limit: limit(p.get("limit"))?,
+            cursor: None,
+        };
+        query.cursor = p
+            .get("cursor")
+            .map(|c| Cursor::decode(c, index, &query.fingerprint()))
+            .transpose()?;
+        Ok(query)
+    }
+
+    /// Names the filters, so a cursor resumes only this query.
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&[
+            "payments".into(),
+            format!("{:?}", self.provider),
             format!("{:?}", self.status),
             format!("{:?}", self.user),
             format!("{:?}", self.from),
@@ -547,6 +670,23 @@ mod tests {
         assert_eq!(decode_event_key("!!"), None);
         assert_eq!(decode_event_key(&URL_SAFE_NO_PAD.encode("mars:1")), None);
         assert_eq!(decode_event_key(&URL_SAFE_NO_PAD.encode("stripe:")), None);
+    }
+
+    #[test]
+    fn payment_listing_parameters() {
+        let q = PaymentQuery::parse(pairs("provider=paystack&status=failed&limit=5")).unwrap();
+        assert_eq!(q.provider, Some(Provider::Paystack));
+        assert_eq!(q.status.as_deref(), Some("failed"));
+        assert_eq!(q.limit, 5);
+        for (bad, name) in [
+            ("status=paid", "status"),
+            ("provider=admin", "provider"),
+            ("from=yesterday", "from"),
+            ("colour=red", "colour"),
+        ] {
+            let err = PaymentQuery::parse(pairs(bad)).unwrap_err().to_string();
+            assert!(err.contains(name), "{bad}: {err}");
+        }
     }
 
     #[test]

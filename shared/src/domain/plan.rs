@@ -277,6 +277,13 @@ impl PlanCatalog {
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.contains_key(role)
     }
+
+    /// Whether some role in the table grants `permission`.
+    pub fn has_permission(&self, permission: &str) -> bool {
+        self.roles
+            .values()
+            .any(|granted| granted.iter().any(|p| p == permission))
+    }
 }
 
 /// A plan's sale, checked against the catalog: the price and plan code it

@@ -46,6 +46,12 @@ pub fn escape_html(raw: &str) -> String {
 
 /// `${FRONTEND_URL}/account/setup#token=…&email=…`: the fragment never reaches
 /// server logs or Referer headers.
+/// Where a member fixes their card: `GET /account/billing` redirects to the
+/// provider's page for the signed-in member.
+pub fn billing_link(frontend_url: &str) -> String {
+    format!("{}/account/billing", frontend_url.trim_end_matches('/'))
+}
+
 pub fn setup_link(frontend_url: &str, token: &str, email: &str) -> String {
     format!(
         "{}/account/setup#token={}&email={}",
@@ -174,6 +180,8 @@ pub fn render(
                 .get("access_until")
                 .map(String::as_str)
                 .unwrap_or("a few days");
+            // A stable link: it makes a fresh provider session when opened.
+            let billing = billing_link(ctx.frontend_url);
             RenderedEmail {
                 subject: format!("Payment failed: {plan}"),
                 html: page(&[
@@ -183,9 +191,13 @@ pub fn render(
                         escape_html(plan),
                         escape_html(until)
                     ),
+                    format!(
+                        "Update your card: <a href=\"{0}\">{0}</a> (sign in first if asked).",
+                        escape_html(&billing)
+                    ),
                 ]),
                 text: format!(
-                    "Hi {name},\n\nWe could not take the payment for {plan}. Please update your payment method; your access continues until {until}.\n"
+                    "Hi {name},\n\nWe could not take the payment for {plan}. Please update your payment method; your access continues until {until}.\n\nUpdate your card: {billing} (sign in first if asked).\n"
                 ),
             }
         }
@@ -284,6 +296,22 @@ mod tests {
             render(Template::CancelNotice, &job, &data(&[]), &ctx(&key)),
             Err(RenderError::MissingField("access_until"))
         );
+    }
+
+    #[test]
+    fn the_payment_failed_email_links_to_the_card_page() {
+        let key = Secret::new("k".repeat(32));
+        let e = render(
+            Template::PaymentFailed,
+            &JobId::from_stored("job_1"),
+            &data(&[("email", "m@example.com"), ("plan_name", "Premium")]),
+            &ctx(&key),
+        )
+        .unwrap();
+        let link = billing_link(ctx(&key).frontend_url);
+        assert!(link.ends_with("/account/billing"));
+        assert!(e.text.contains(&link), "{}", e.text);
+        assert!(e.html.contains(&format!("href=\"{link}\"")), "{}", e.html);
     }
 
     #[test]

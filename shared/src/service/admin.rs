@@ -64,6 +64,37 @@ fn user_summary(user: &UserRow, subscriptions: Option<&[SubscriptionRecord]>) ->
     row
 }
 
+/// A payment for admins: the amount as decimal money in its currency's
+/// exponent (NGN kobo, USD cents, JPY whole), and the minor units it is kept in.
+pub fn payment_summary(
+    payment: &crate::store::PaymentRow,
+    plans: &crate::domain::PlanCatalog,
+) -> Value {
+    let money = match (payment.amount, payment.currency.as_deref()) {
+        (Some(amount), Some(currency)) => Some(format!(
+            "{} {}",
+            crate::domain::decimal_amount(amount, currency),
+            currency.to_uppercase()
+        )),
+        _ => None,
+    };
+    json!({
+        "provider": payment.provider.as_str(),
+        "reference": payment.reference,
+        "status": payment.status,
+        "amount": money,
+        "amount_minor": payment.amount,
+        "currency": payment.currency.as_deref().map(str::to_uppercase),
+        "plan": payment.plan_id,
+        "plan_name": payment.plan_id.as_deref().and_then(|p| plans.get(p)).map(|p| p.name.clone()),
+        "user_id": payment.user_id,
+        "checkout": payment.origin.as_deref() == Some("checkout"),
+        "reason": payment.reason,
+        "created_at": payment.created_at,
+        "updated_at": payment.updated_at,
+    })
+}
+
 fn event_summary(event: &EventRow) -> Value {
     let provider = event.key.provider();
     json!({
@@ -100,8 +131,14 @@ impl Services {
                 return false;
             }
         }
-        if let Some(role) = &query.role {
-            if !self.entitlements_of(member, now).roles.contains(role) {
+        if query.role.is_some() || query.permission.is_some() {
+            let held = self.entitlements_of(member, now);
+            if query.role.as_ref().is_some_and(|r| !held.roles.contains(r))
+                || query
+                    .permission
+                    .as_ref()
+                    .is_some_and(|p| !held.permissions.contains(p))
+            {
                 return false;
             }
         }
@@ -145,6 +182,78 @@ impl Services {
             })
         })
         .await
+    }
+
+    /// `GET /admin/payments`: newest first, from the payments listing or, with
+    /// `user`, that member's; amounts as decimal money in their currency.
+    pub async fn admin_list_payments(
+        &self,
+        query: &crate::admin::listing::PaymentQuery,
+    ) -> Result<ListPage, ServiceError> {
+        let (index_name, partition) = match &query.user {
+            Some(user) => (
+                USER_EVENTS_INDEX,
+                crate::store::admin::user_payments_partition(user),
+            ),
+            None => (
+                EVENTS_INDEX,
+                crate::store::admin::PAYMENTS_PARTITION.to_string(),
+            ),
+        };
+        let mut index = IndexQuery {
+            index: index_name,
+            partition,
+            limit: query.limit as i32,
+            start: query.cursor.as_ref().map(|c| c.0.clone()),
+            descending: true,
+            ..Default::default()
+        };
+        if query.from.is_some() || query.to.is_some() {
+            let from = query.from.map(ts).unwrap_or_else(|| "0000".into());
+            let to = query
+                .to
+                .map(|t| format!("{}~", ts(t)))
+                .unwrap_or_else(|| "9999".into());
+            index.sort_between = Some((from, to));
+        }
+        if let Some(provider) = query.provider {
+            index.and_equals("provider", text(provider.as_str()));
+        }
+        if let Some(status) = &query.status {
+            index.and_equals("status", text(status));
+        }
+        let fingerprint = query.fingerprint();
+        self.fill_page(index, query.limit, &fingerprint, |row: IndexRow| {
+            Box::pin(async move {
+                Ok(self
+                    .store
+                    .payment_row(&row)
+                    .await?
+                    .map(|p| payment_summary(&p, &self.settings.plans)))
+            })
+        })
+        .await
+    }
+
+    /// A member's payments, newest first (at most `limit`).
+    async fn member_payments(&self, user: &UserId, limit: i32) -> Result<Vec<Value>, ServiceError> {
+        let page = self
+            .store
+            .query_index(IndexQuery {
+                index: USER_EVENTS_INDEX,
+                partition: crate::store::admin::user_payments_partition(user),
+                limit,
+                descending: true,
+                ..Default::default()
+            })
+            .await?;
+        Ok(self
+            .store
+            .payment_rows(&page.rows)
+            .await?
+            .iter()
+            .map(|p| payment_summary(p, &self.settings.plans))
+            .collect())
     }
 
     /// `GET /admin/events`: newest first, from the all-events index or, with
@@ -311,6 +420,7 @@ impl Services {
         view["granted_roles"] = json!(member.granted_roles);
         view["revocations"] = json!(member.revocations);
         view["events"] = events.iter().map(event_summary).collect();
+        view["payments"] = Value::Array(self.member_payments(user, RECENT_EVENTS).await?);
         view["unsent_emails"] = Value::Array(unsent);
         Ok(Some(view))
     }

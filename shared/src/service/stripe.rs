@@ -617,14 +617,17 @@ impl Services {
             }
             if let (Some(plan), Some(payment)) = (one_time, payment) {
                 // The payment record says what a refund of it revokes.
-                tx.upsert_payment(
-                    &Payment {
-                        user_id: Some(user_id.clone()),
-                        plan_id: Some(plan.id.clone()),
-                        ..payment.clone()
-                    },
-                    now,
-                )?;
+                let record = Payment {
+                    user_id: Some(user_id.clone()),
+                    plan_id: Some(plan.id.clone()),
+                    ..payment.clone()
+                };
+                // A checkout Gatehouse started is listed once, under its reference.
+                if settles.is_some() && record.reference != checkout.map_or("", |c| c.reference.as_str()) {
+                    tx.upsert_payment_unlisted(&record, now)?;
+                } else {
+                    tx.upsert_payment(&record, now)?;
+                }
             }
             if let Some(settled) = settles {
                 tx.upsert_payment(

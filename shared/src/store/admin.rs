@@ -7,6 +7,8 @@
 //! | `gsi4` | events | `EVENTS` | `<received_at>#<provider>#<event id>` |
 //! | `gsi5` | events that name a user | `<user id>` | `<received_at>` |
 //! | `gsi5` | completions for review | `COMPLETIONS#unmatched` or `#dismissed` | `<received_at>` |
+//! | `gsi4` | payments | `PAYMENTS` | `<created_at>#<provider>#<reference>` |
+//! | `gsi5` | a member's payments | `PAYMENTS#<user id>` | `<created_at>` |
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -21,6 +23,13 @@ pub const USERS_PARTITION: &str = "USERS";
 pub const EVENTS_INDEX: &str = "gsi4";
 pub const EVENTS_PARTITION: &str = "EVENTS";
 pub const USER_EVENTS_INDEX: &str = "gsi5";
+/// Where the events index lists payments (`#` keeps them apart from events).
+pub const PAYMENTS_PARTITION: &str = "PAYMENTS";
+
+/// Where the user-events index lists one member's payments.
+pub fn user_payments_partition(user: &UserId) -> String {
+    format!("PAYMENTS#{user}")
+}
 
 /// Where the user-events index lists course completions for review: the
 /// unmatched ones and those an admin dismissed (event records of other
@@ -130,6 +139,14 @@ impl IndexRow {
             .map(|name| Some((name.to_string(), self.item.get(*name)?.clone())))
             .collect::<Option<Item>>()?;
         IndexKey::from_item(&picked)
+    }
+
+    /// The table key (`pk`, `sk`) of the item this row projects.
+    pub fn table_key(&self) -> Option<(String, String)> {
+        Some((
+            get_s(&self.item, "pk")?.to_string(),
+            get_s(&self.item, "sk")?.to_string(),
+        ))
     }
 
     pub fn user(&self) -> Option<UserRow> {

@@ -39,7 +39,7 @@ pub use customers::{completion_customer, CustomerRecord, Waiting, WaitingEvent};
 pub use events::{EventRecord, EventStatus, Loaded};
 pub use jobs::{Claim, EmailJob, JobStatus, StoredJob};
 pub use member::{holdings, MemberRecord, RenewalStop};
-pub use payments::{CheckoutPayment, Payment};
+pub use payments::{CheckoutPayment, Payment, PaymentRow};
 pub use points::LedgerEntry;
 pub use subscriptions::SubscriptionRecord;
 

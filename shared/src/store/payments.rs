@@ -31,11 +31,31 @@ impl Payment {
 }
 
 impl Tx {
-    /// Creates or updates a payment record, keeping its first-seen time and what it granted.
+    /// Creates or updates a payment record, keeping its first-seen time and
+    /// what it granted, listed for admins (`GET /admin/payments`).
     pub fn upsert_payment(
         &mut self,
         payment: &Payment,
         now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.write_payment(payment, now, true)
+    }
+
+    /// As `upsert_payment`, not listed: the Stripe payment intent's record of
+    /// a checkout Gatehouse started, which is listed under its reference.
+    pub fn upsert_payment_unlisted(
+        &mut self,
+        payment: &Payment,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.write_payment(payment, now, false)
+    }
+
+    fn write_payment(
+        &mut self,
+        payment: &Payment,
+        now: DateTime<Utc>,
+        listed: bool,
     ) -> Result<(), StoreError> {
         // Every name is aliased: several (status, provider, reference, ...) are DynamoDB reserved words.
         let mut fields: Vec<(&str, AttributeValue)> = vec![
@@ -68,6 +88,26 @@ impl Tx {
         attr_names.insert("#created".into(), "created_at".into());
         vals.insert(":now".into(), s(ts(now)));
         sets.push("#created = if_not_exists(#created, :now)".into());
+        if listed {
+            // Every payment by first-seen time, and each member's.
+            vals.insert(":lpk".into(), s(admin::PAYMENTS_PARTITION));
+            vals.insert(
+                ":lsk".into(),
+                s(format!(
+                    "{}#{}#{}",
+                    ts(now),
+                    payment.provider,
+                    payment.reference
+                )),
+            );
+            sets.push("gsi4pk = if_not_exists(gsi4pk, :lpk)".into());
+            sets.push("gsi4sk = if_not_exists(gsi4sk, :lsk)".into());
+            if let Some(user) = &payment.user_id {
+                vals.insert(":upk".into(), s(admin::user_payments_partition(user)));
+                sets.push("gsi5pk = :upk".into());
+                sets.push("gsi5sk = if_not_exists(gsi5sk, :now)".into());
+            }
+        }
         self.push_update(
             Update::builder()
                 .set_key(Some(key(
@@ -189,6 +229,21 @@ impl Tx {
         }
         item.insert("created_at".into(), s(ts(now)));
         item.insert("updated_at".into(), s(ts(now)));
+        item.insert("gsi4pk".into(), s(admin::PAYMENTS_PARTITION));
+        item.insert(
+            "gsi4sk".into(),
+            s(format!(
+                "{}#{}#{}",
+                ts(now),
+                payment.provider,
+                payment.reference
+            )),
+        );
+        item.insert(
+            "gsi5pk".into(),
+            s(admin::user_payments_partition(&payment.user_id)),
+        );
+        item.insert("gsi5sk".into(), s(ts(now)));
         self.push_put(item, Some(("attribute_not_exists(pk)", None, None)))
     }
 }
@@ -299,5 +354,83 @@ impl Store {
             }
             Err(e) => Err(request_error(e)),
         }
+    }
+}
+
+/// A payment as the admin listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentRow {
+    pub provider: Provider,
+    pub reference: String,
+    pub status: String,
+    /// What was paid, else (a checkout not paid yet) what was asked: minor units.
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+    pub plan_id: Option<String>,
+    pub user_id: Option<String>,
+    /// `checkout` for a payment Gatehouse's checkout started.
+    pub origin: Option<String>,
+    pub reason: Option<String>,
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
+}
+
+impl PaymentRow {
+    fn from_item(item: &Item) -> Option<Self> {
+        Some(Self {
+            provider: Provider::parse(get_s(item, "provider")?)?,
+            reference: get_s(item, "reference")?.to_string(),
+            status: get_s(item, "status").unwrap_or("unknown").to_string(),
+            amount: get_n(item, "amount").or_else(|| get_n(item, "asked_amount")),
+            currency: get_s(item, "currency")
+                .or_else(|| get_s(item, "asked_currency"))
+                .map(str::to_string),
+            plan_id: get_s(item, "plan_id").map(str::to_string),
+            user_id: get_s(item, "user_id").map(str::to_string),
+            origin: get_s(item, "origin").map(str::to_string),
+            reason: get_s(item, "reason").map(str::to_string),
+            created_at: get_s(item, "created_at").map(str::to_string),
+            updated_at: get_s(item, "updated_at").map(str::to_string),
+        })
+    }
+}
+
+impl Store {
+    /// The whole payments these index rows point at, in their order, in one
+    /// consistent `BatchGetItem`.
+    pub async fn payment_rows(
+        &self,
+        rows: &[admin::IndexRow],
+    ) -> Result<Vec<PaymentRow>, StoreError> {
+        let keys: Vec<(String, String)> =
+            rows.iter().filter_map(admin::IndexRow::table_key).collect();
+        let wanted: Vec<Item> = keys.iter().map(|(pk, sk)| key(pk.clone(), sk)).collect();
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found = self.batch_get(wanted).await?;
+        let by_pk: std::collections::HashMap<&str, &Item> = found
+            .iter()
+            .filter_map(|item| Some((get_s(item, "pk")?, item)))
+            .collect();
+        Ok(keys
+            .iter()
+            .filter_map(|(pk, _)| by_pk.get(pk.as_str()))
+            .filter_map(|item| PaymentRow::from_item(item))
+            .collect())
+    }
+
+    /// The whole payment an index row points at (the index projects only part of it).
+    pub async fn payment_row(
+        &self,
+        row: &admin::IndexRow,
+    ) -> Result<Option<PaymentRow>, StoreError> {
+        let Some((pk, sk)) = row.table_key() else {
+            return Ok(None);
+        };
+        Ok(self
+            .get(pk, &sk)
+            .await?
+            .and_then(|item| PaymentRow::from_item(&item)))
     }
 }
