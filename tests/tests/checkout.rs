@@ -1134,3 +1134,56 @@ async fn admins_list_payments_with_their_money_and_filters() {
     assert!(out.stdout.contains(&abandoned), "{}", out.stdout);
     assert!(!out.stdout.contains(&paid), "{}", out.stdout);
 }
+
+/// A second 90-day pass bought while the first still runs starts when the
+/// first ends: no paid day is lost, and the member is told when it starts.
+#[tokio::test]
+async fn a_second_pass_starts_when_the_first_ends() {
+    let (t, fake) = stack().await;
+    let (email, session) = member(&t, "two-passes").await;
+    let mut ends = Vec::new();
+    for _ in 0..2 {
+        let (_, body) = checkout(
+            &t,
+            Some(&session),
+            json!({"plan": "premium_90_day_pass", "provider": "paystack"}),
+        )
+        .await;
+        let reference = body["reference"].as_str().unwrap().to_string();
+        fake.pay_paystack(&reference).unwrap();
+        let (query, _) = returned(
+            &t.url(&format!(
+                "/payments/paystack/callback?reference={reference}"
+            )),
+            None,
+        )
+        .await;
+        assert_eq!(param(&query, "outcome"), Some("paid"));
+        let view = me(&t, &session).await;
+        let pass = view["subscriptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["plan"] == "premium_90_day_pass")
+            .cloned()
+            .unwrap();
+        assert_eq!(pass["access"], true);
+        let until = chrono::DateTime::parse_from_rfc3339(pass["access_until"].as_str().unwrap())
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        ends.push(until);
+    }
+    let added = ends[1] - ends[0];
+    assert!(
+        (added - chrono::Duration::days(90)).num_seconds().abs() < 60,
+        "the second pass adds its 90 days after the first: {ends:?}"
+    );
+    t.drain_queue().await;
+    let emails = t.emails_to(&email).await;
+    assert!(
+        emails
+            .iter()
+            .any(|e| e.body.contains("starts when your current one ends")),
+        "{emails:?}"
+    );
+}

@@ -216,6 +216,25 @@ async fn every_call_of_every_function_is_allowed_by_its_own_policy() {
             .unwrap();
         assert_eq!(answer.status(), 202, "{change}");
     }
+    let notices: Value = http
+        .get(t.url("/account/notifications"))
+        .bearer_auth(jwt)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let notice = notices["items"][0]["id"]
+        .as_str()
+        .expect("a payment notice");
+    let read = http
+        .post(t.url(&format!("/account/notifications/{notice}/read")))
+        .bearer_auth(jwt)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 204);
     let billing = http
         .post(t.url("/account/billing"))
         .bearer_auth(jwt)

@@ -317,3 +317,104 @@ async fn the_billing_link_goes_to_the_providers_card_page() {
         "{body}"
     );
 }
+
+/// Each member email is also an in-app notice, written with its job: the
+/// member lists them newest first, pages through them and marks them read;
+/// nobody else can.
+#[tokio::test]
+async fn member_emails_are_notices_the_member_reads_and_marks() {
+    let (t, fake) = stack().await;
+    let session = member(&t, "notices").await;
+    let other = member(&t, "not-mine").await;
+    // A pass (payment successful), then a Stripe subscription cancelled
+    // (payment successful for its read, then canceled).
+    bought(&t, &fake, &session, "premium_90_day_pass", "paystack").await;
+    bought(&t, &fake, &session, "premium_monthly", "stripe").await;
+    let view = me(&t, &session).await;
+    let id = subscription(&view, "premium_monthly")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _) = change(&t, &session, &id, "cancel").await;
+    assert_eq!(status, 202);
+    let stripe_id = id.strip_prefix("stripe:").unwrap();
+    let (_, r) = t
+        .post_stripe(&fake.stripe_subscription_webhook_body(stripe_id).unwrap())
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+
+    let list = |token: String, query: &'static str| {
+        let t = &t;
+        async move {
+            let response = t
+                .http
+                .get(t.url(&format!("/account/notifications{query}")))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 200);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let all = list(session.clone(), "").await;
+    let items = all["items"].as_array().unwrap();
+    let kinds: Vec<&str> = items.iter().map(|n| n["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.first(), Some(&"canceled"), "newest first: {all}");
+    assert!(kinds.contains(&"payment_successful"), "{all}");
+    assert!(items.iter().all(|n| n["read"] == false));
+    assert!(items[0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("You keep access until"));
+    // Written with its email: the notice is named by its job.
+    let job = gatehouse::domain::JobId::from_stored(items[0]["id"].as_str().unwrap());
+    assert_eq!(
+        t.stack.services.store.get_jobs(&[job]).await.unwrap().len(),
+        1
+    );
+
+    // Paged.
+    let first = list(session.clone(), "?limit=1").await;
+    assert_eq!(first["items"].as_array().unwrap().len(), 1);
+    let next = first["next"].as_str().unwrap().to_string();
+    let second = t
+        .http
+        .get(t.url(&format!("/account/notifications?limit=1&after={next}")))
+        .bearer_auth(&session)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(second["items"][0]["id"], items[1]["id"]);
+
+    // Marked read by its member only.
+    let read = |token: String, id: String| {
+        let t = &t;
+        async move {
+            t.http
+                .post(t.url(&format!("/account/notifications/{id}/read")))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let id = items[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(read(other.clone(), id.clone()).await, 404);
+    assert_eq!(read(session.clone(), id.clone()).await, 204);
+    assert_eq!(read(session.clone(), id).await, 204, "again: still read");
+    assert_eq!(read(session.clone(), "job_nothing".into()).await, 404);
+    let after = list(session.clone(), "").await;
+    assert_eq!(after["items"][0]["read"], true);
+    assert_eq!(after["items"][1]["read"], false);
+    assert_eq!(
+        list(other, "").await["items"],
+        json!([]),
+        "a setup link is no notice, and another member's are not theirs"
+    );
+}

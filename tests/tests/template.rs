@@ -208,7 +208,7 @@ fn every_function_loads_its_settings_from_its_template_environment() {
             "{id}"
         );
     }
-    assert_eq!(sam.functions.len(), 37);
+    assert_eq!(sam.functions.len(), 38);
 }
 
 /// The alarms watch what members feel: webhooks turned away, events failed or

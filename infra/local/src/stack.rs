@@ -145,6 +145,9 @@ fn http_function(binary: &str, services: &Services) -> Option<Arc<dyn HttpFuncti
         "account-checkout" => Arc::new(account_checkout::AccountCheckout::new(services.clone())),
         "account-renewal" => Arc::new(account_renewal::AccountRenewal::new(services.clone())),
         "account-billing" => Arc::new(account_billing::AccountBilling::new(services.clone())),
+        "account-notifications" => Arc::new(account_notifications::AccountNotifications::new(
+            services.clone(),
+        )),
         "checkout-return" => Arc::new(checkout_return::CheckoutReturn::new(services.clone())),
         "plans-list" => Arc::new(plans_list::PlansList::new(services.clone())),
         "jwks" => Arc::new(jwks::Jwks::new(services.clone())),

@@ -257,6 +257,36 @@ pub fn reported_view(
     }
 }
 
+/// A one-time pass bought while another pass of the same plan still grants
+/// access starts when that one ends: the new period is added after it, so
+/// no paid day is lost. `None`: it starts at once, as bought. Lifetime
+/// access (no end) and subscriptions (which renew) are never queued behind.
+pub fn pass_starts_at(
+    current: Option<&SubscriptionView>,
+    current_is_pass: bool,
+    bought: &SubscriptionView,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let current = current.filter(|_| current_is_pass)?;
+    bought.access_until?;
+    let end = current.access_until?;
+    (has_access(current.state, current.access_until, now) && end > now).then_some(end)
+}
+
+/// The bought pass's view when it starts at `start` instead of `now`.
+pub fn queued_pass(
+    bought: &SubscriptionView,
+    start: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> SubscriptionView {
+    let shift = start - now;
+    SubscriptionView {
+        state: bought.state,
+        period_end: bought.period_end.map(|t| t + shift),
+        access_until: bought.access_until.map(|t| t + shift),
+    }
+}
+
 /// Paystack's `subscription.disable` ends a subscription at once. When it
 /// follows the member's own cancel through Gatehouse (which disables it, as
 /// Paystack's API offers no cancel at period end), the member keeps the
@@ -736,6 +766,44 @@ mod tests {
     }
 
     use chrono::TimeZone;
+
+    #[test]
+    fn a_pass_bought_while_another_runs_starts_when_it_ends() {
+        let now = at(10);
+        let running = SubscriptionView {
+            state: SubscriptionState::Active,
+            period_end: Some(at(40)),
+            access_until: Some(at(40)),
+        };
+        let bought = SubscriptionView {
+            state: SubscriptionState::Active,
+            period_end: Some(at(100)),
+            access_until: Some(at(100)),
+        };
+        let start = pass_starts_at(Some(&running), true, &bought, now);
+        assert_eq!(start, Some(at(40)));
+        let queued = queued_pass(&bought, at(40), now);
+        assert_eq!(
+            queued.access_until,
+            Some(at(130)),
+            "90 paid days after day 40"
+        );
+        // Nothing running, a subscription, an ended pass, or lifetime: at once.
+        assert_eq!(pass_starts_at(None, true, &bought, now), None);
+        assert_eq!(pass_starts_at(Some(&running), false, &bought, now), None);
+        assert_eq!(pass_starts_at(Some(&running), true, &bought, at(41)), None);
+        let lifetime = SubscriptionView {
+            access_until: None,
+            period_end: None,
+            ..bought
+        };
+        assert_eq!(pass_starts_at(Some(&running), true, &lifetime, now), None);
+        let refunded = SubscriptionView {
+            state: SubscriptionState::Refunded,
+            ..running
+        };
+        assert_eq!(pass_starts_at(Some(&refunded), true, &bought, now), None);
+    }
 
     #[test]
     fn a_disable_after_the_members_own_cancel_keeps_the_paid_period() {

@@ -160,19 +160,20 @@ pub fn render(
                 .get("access_until")
                 .map(String::as_str)
                 .unwrap_or("your next renewal");
+            // A pass queued behind one still running says when it starts.
+            let sentence = match data.get("starts_at") {
+                Some(start) => format!(
+                    "Thanks for your payment. Your new {plan} starts when your current one ends, on {start}, and runs until {until}."
+                ),
+                None => format!("Thanks for your payment. {plan} is active until {until}."),
+            };
             RenderedEmail {
                 subject: format!("Payment successful: {plan}"),
                 html: page(&[
                     format!("Hi {},", escape_html(name)),
-                    format!(
-                        "Thanks for your payment. {} is active until {}.",
-                        escape_html(plan),
-                        escape_html(until)
-                    ),
+                    escape_html(&sentence),
                 ]),
-                text: format!(
-                    "Hi {name},\n\nThanks for your payment. {plan} is active until {until}.\n"
-                ),
+                text: format!("Hi {name},\n\n{sentence}\n"),
             }
         }
         Template::PaymentFailed => {

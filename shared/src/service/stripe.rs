@@ -18,8 +18,8 @@ use super::{ServiceError, Services};
 use crate::domain::rank;
 use crate::domain::{
     concerns_replaced_subscription, disable_keeps_paid_period, has_access, leaves_unchanged,
-    notice_for, refunded_view, reported_view, stale_payment_extends, Email, PaymentReference, Plan,
-    Provider, SubscriptionState, SubscriptionView, UserId,
+    notice_for, pass_starts_at, queued_pass, refunded_view, reported_view, stale_payment_extends,
+    Email, PaymentReference, Plan, Provider, SubscriptionState, SubscriptionView, UserId,
 };
 use crate::email::Template;
 use crate::providers::stripe::{lifecycle_rank, map_status, StripeAction, StripeEvent};
@@ -557,11 +557,33 @@ impl Services {
                 }
                 _ => None,
             };
-            let one_time_view = one_time_view.filter(|_| !stale);
+            // A pass bought while another of the same plan runs starts when it ends.
+            // (A Paystack row is not marked one-time, as Paystack's renewals
+            // are charges too: a plan sold one-time is a pass all the same.)
+            let sold_as_pass = one_time
+                .and_then(|p| p.sale.as_ref())
+                .is_some_and(|sale| !sale.recurring);
+            let starts_at = one_time_view.as_ref().and_then(|bought| {
+                pass_starts_at(
+                    current.as_ref().map(|c| &c.view),
+                    current.as_ref().is_some_and(|c| c.one_time) || sold_as_pass,
+                    bought,
+                    now,
+                )
+            });
+            let one_time_view = one_time_view
+                .filter(|_| !stale)
+                .map(|bought| match starts_at {
+                    Some(start) => queued_pass(&bought, start, now),
+                    None => bought,
+                });
             let mut jobs: Vec<EmailJob> = account.welcome_job().into_iter().collect();
             if let (None, Some(view)) = (&account.welcome, &one_time_view) {
                 let mut paid = data.clone();
                 paid.insert("access_until".into(), human_date(view.access_until));
+                if let Some(start) = starts_at {
+                    paid.insert("starts_at".into(), human_date(Some(start)));
+                }
                 jobs.push(self.job(Template::PaymentSuccessful, email, paid, now));
             }
             // A visitor's checkout made the account before it paid: its first

@@ -253,6 +253,14 @@ impl Services {
     ) -> Result<Option<WebhookOutcome>, ServiceError> {
         for job in jobs {
             tx.put_job(job)?;
+            // The member's in-app notice goes with its email, in the same transaction.
+            if let Some(user) = &user_id {
+                if job.to != self.settings.admin_email
+                    && crate::domain::notice_text(job.template, &job.data).is_some()
+                {
+                    tx.put_notice(user, job)?;
+                }
+            }
         }
         let job_ids: Vec<JobId> = jobs.iter().map(|j| j.id.clone()).collect();
         match self.store.commit(tx).await {
