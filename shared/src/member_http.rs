@@ -98,12 +98,14 @@ pub fn refused(request: &ApiRequest, error: SelfServiceError) -> ApiResponse {
             tracing::warn!(request_id = %request.request_id, provider, "provider refused a member's change");
             ApiResponse::problem(502, "provider-failed", "Payment provider failed", detail)
         }
-        SelfServiceError::Store(_) => reject::unavailable_after(
-            request,
-            "member change failed",
-            &error,
-            "could not make the change right now; try again",
-        ),
+        SelfServiceError::ProviderBusy { .. } | SelfServiceError::Store(_) => {
+            reject::unavailable_after(
+                request,
+                "member change failed",
+                &error,
+                "could not make the change right now; try again",
+            )
+        }
     }
 }
 

@@ -19,15 +19,25 @@ fn root() -> PathBuf {
 
 /// Runs one scenario of the browser script and returns what it saw.
 async fn drive(scenario: &str, link: String, app_url: String) -> Value {
-    let scenario = scenario.to_string();
+    run_script(
+        "setup_journey.mjs",
+        vec![
+            scenario.to_string(),
+            link,
+            app_url,
+            root().join("target/browser").display().to_string(),
+        ],
+    )
+    .await
+}
+
+/// Runs a browser script with `args`: what it printed, as JSON.
+async fn run_script(script: &'static str, args: Vec<String>) -> Value {
     let output = tokio::task::spawn_blocking(move || {
         Command::new("node")
             .current_dir(root().join("tests/browser"))
-            .arg("setup_journey.mjs")
-            .arg(&scenario)
-            .arg(&link)
-            .arg(&app_url)
-            .arg(root().join("target/browser"))
+            .arg(script)
+            .args(&args)
             .output()
     })
     .await
@@ -135,6 +145,96 @@ async fn a_member_sets_a_password_in_the_browser_and_lands_signed_in() {
         "journey-3-signed-in",
         "expired-2-link-problem",
         "expired-3-resent",
+    ] {
+        let path = root().join(format!("target/browser/{shot}.png"));
+        assert!(path.exists(), "missing screenshot {}", path.display());
+    }
+}
+
+/// Pay-then-activate in the browser: sign in, the plans page, checkout on the
+/// local fake's Stripe page, "Payment successful. Subscription active until …"
+/// on the return page, the account page, cancel, and the account page shows
+/// "canceled, access until …" once Stripe's webhook has changed the state.
+#[tokio::test]
+async fn a_member_pays_on_the_plans_page_and_cancels_on_the_account_page() {
+    use gatehouse_local::fake_payments::{FakePayments, WebhookTarget};
+    let fake = FakePayments::start(
+        gatehouse_e2e::STRIPE_API_KEY,
+        gatehouse_e2e::PAYSTACK_SECRET,
+    )
+    .await;
+    let t = TestStack::start_with(Options {
+        urls_from_listener: true,
+        stripe_api: Some(fake.base_url.clone()),
+        paystack_api: Some(fake.base_url.clone()),
+        ..Default::default()
+    })
+    .await;
+    fake.send_webhooks_to(WebhookTarget {
+        base_url: t.stack.base_url(),
+        stripe_secret: gatehouse_e2e::STRIPE_SECRETS[0].into(),
+        paystack_secret: gatehouse_e2e::PAYSTACK_SECRET.into(),
+    });
+    fake.send_subscription_updates(true);
+    let (email, link) = bought(&t, "browser-buyer").await;
+    let token = link
+        .split("#token=")
+        .nth(1)
+        .and_then(|rest| rest.split('&').next())
+        .unwrap()
+        .to_string();
+    let password = "correct horse battery staple";
+    let (status, body) = t
+        .post_json(
+            "/account/setup-password",
+            &serde_json::json!({"email": email, "token": token, "password": password}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let seen = run_script(
+        "checkout_journey.mjs",
+        vec![
+            t.stack.base_url(),
+            email.clone(),
+            password.to_string(),
+            root().join("target/browser").display().to_string(),
+        ],
+    )
+    .await;
+    assert!(seen["checkout_url"]
+        .as_str()
+        .unwrap()
+        .starts_with(&fake.base_url));
+    assert!(seen["return_text"]
+        .as_str()
+        .unwrap()
+        .starts_with("Payment successful. Subscription active until "));
+    assert!(seen["cancel_message"]
+        .as_str()
+        .unwrap()
+        .starts_with("cancellation requested; access until "));
+    assert!(
+        seen["after_cancel"]
+            .as_str()
+            .unwrap()
+            .contains("Premium Monthly: canceled, access until "),
+        "{seen}"
+    );
+    assert!(
+        seen["payments"].as_str().unwrap().contains("succeeded"),
+        "{seen}"
+    );
+    assert!(
+        seen["notices"].as_str().unwrap().contains("canceled"),
+        "{seen}"
+    );
+    assert_eq!(seen["csp_violations"], serde_json::json!([]));
+    for shot in [
+        "checkout-1-plans",
+        "checkout-2-provider",
+        "checkout-3-return",
+        "checkout-4-account",
+        "checkout-5-canceled",
     ] {
         let path = root().join(format!("target/browser/{shot}.png"));
         assert!(path.exists(), "missing screenshot {}", path.display());

@@ -1118,6 +1118,35 @@ async fn admins_list_payments_with_their_money_and_filters() {
         .admin("GET", "/admin/users?permission=fly:planes", None)
         .await;
     assert_eq!(status, 400);
+    // A visitor who has not paid holds no premium permission, so is not listed.
+    let visitor = t.email("not-premium");
+    let (status, _) = checkout(
+        &t,
+        None,
+        json!({"email": visitor, "plan": "premium_monthly", "provider": "paystack"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (_, premium) = t
+        .admin(
+            "GET",
+            "/admin/users?permission=read:premium-content&limit=200",
+            None,
+        )
+        .await;
+    let listed: Vec<&str> = premium["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|u| u["email"].as_str())
+        .collect();
+    assert!(!listed.contains(&visitor.as_str()), "{premium}");
+    let (_, everyone) = t.admin("GET", "/admin/users?limit=200", None).await;
+    assert!(everyone["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|u| u["email"] == visitor.as_str()));
 
     // And through the CLI.
     let out = t

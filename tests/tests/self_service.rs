@@ -12,11 +12,16 @@ use serde_json::{json, Value};
 const PASSWORD: &str = "correct horse battery staple";
 
 async fn stack() -> (TestStack, FakePayments) {
+    stack_with(None).await
+}
+
+async fn stack_with(clock: Option<gatehouse_e2e::TestClock>) -> (TestStack, FakePayments) {
     let fake = FakePayments::start(STRIPE_API_KEY, PAYSTACK_SECRET).await;
     let t = TestStack::start_with(Options {
         stripe_api: Some(fake.base_url.clone()),
         paystack_api: Some(fake.base_url.clone()),
         urls_from_listener: true,
+        clock: clock.map(|c| c.clock()),
         ..Options::default()
     })
     .await;
@@ -170,6 +175,16 @@ async fn a_stripe_member_cancels_and_resumes_and_stripes_webhook_changes_the_sta
         subscription(&me(&t, &session).await, "premium_monthly")["state"],
         "active"
     );
+    // Cancel, resume and cancel again before any webhook: Stripe ends up
+    // cancelling (each request is its own, never a replay of an older one).
+    for what in ["cancel", "resume", "cancel"] {
+        let (status, answer) = change(&t, &session, &id, what).await;
+        assert_eq!(status, 202, "{what}: {answer}");
+    }
+    assert_eq!(
+        fake.stripe_subscription(&stripe_id).unwrap()["cancel_at_period_end"],
+        true
+    );
 }
 
 /// Paystack has no cancel at period end: Gatehouse disables the
@@ -209,6 +224,13 @@ async fn a_paystack_member_cancels_and_keeps_the_paid_period() {
     let (status, answer) = change(&t, &session, &id, "resume").await;
     assert_eq!(status, 202, "{answer}");
     assert_eq!(answer["status"], "resume requested");
+    // Paystack sends nothing for a re-enable: Gatehouse applied its view.
+    let view = me(&t, &session).await;
+    assert_eq!(
+        subscription(&view, "premium_monthly")["state"],
+        "active",
+        "{view}"
+    );
 }
 
 #[tokio::test]
@@ -238,6 +260,17 @@ async fn what_cannot_be_cancelled_here_says_why() {
     );
     let (status, _) = change(&t, &session, "stripe:sub_someone_else", "cancel").await;
     assert_eq!(status, 404);
+    // A Paystack pass is one-time too, though Paystack's rows are not marked so.
+    bought(&t, &fake, &session, "premium_90_day_pass", "paystack").await;
+    let view = me(&t, &session).await;
+    let pass = subscription(&view, "premium_90_day_pass");
+    assert_eq!(pass["renews"], false, "{view}");
+    let (status, answer) = change(&t, &session, pass["id"].as_str().unwrap(), "cancel").await;
+    assert_eq!(status, 409, "{answer}");
+    assert!(
+        answer["detail"].as_str().unwrap().contains("one-time"),
+        "{answer}"
+    );
     let anonymous = t
         .http
         .post(t.url(&format!("/account/subscriptions/{kajabi}/cancel")))
@@ -417,4 +450,46 @@ async fn member_emails_are_notices_the_member_reads_and_marks() {
         json!([]),
         "a setup link is no notice, and another member's are not theirs"
     );
+}
+
+/// The member's cancel softens only the disable of the subscription they
+/// cancelled: a later subscription on the same plan, disabled by the
+/// merchant, ends at once.
+#[tokio::test]
+async fn a_members_cancel_does_not_soften_a_later_subscriptions_disable() {
+    let clock = gatehouse_e2e::TestClock::new();
+    let (t, fake) = stack_with(Some(clock.clone())).await;
+    let session = member(&t, "paystack-later").await;
+    let reference = bought(&t, &fake, &session, "premium_monthly", "paystack").await;
+    let code = fake.paystack_subscription_code(&reference).unwrap();
+    let (_, r) = t
+        .post_paystack(&fake.paystack_subscription_webhook_body(&code).unwrap())
+        .await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let (status, _) = change(&t, &session, "paystack:premium_monthly", "cancel").await;
+    assert_eq!(status, 202);
+    // Before that disable arrives, a new subscription takes the plan's row…
+    clock.advance(chrono::Duration::minutes(1));
+    let mut later: Value =
+        serde_json::from_str(&fake.paystack_subscription_webhook_body(&code).unwrap()).unwrap();
+    later["event"] = json!("subscription.create");
+    later["data"]["subscription_code"] = json!("SUB_later");
+    later["data"]["id"] = json!(987_654);
+    later["data"]["status"] = json!("active");
+    let created = clock.clock()().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    later["data"]["createdAt"] = json!(created);
+    later["data"]["created_at"] = json!(created);
+    let (_, r) = t.post_paystack(&later.to_string()).await;
+    assert_eq!(r["status"], "processed", "{r}");
+    // …and the merchant disables that one.
+    clock.advance(chrono::Duration::minutes(1));
+    later["event"] = json!("subscription.disable");
+    later["data"]["status"] = json!("complete");
+    later["data"]["id"] = json!(987_655);
+    let (_, r) = t.post_paystack(&later.to_string()).await;
+    assert_eq!(r["status"], "processed", "{r}");
+    let view = me(&t, &session).await;
+    let sub = subscription(&view, "premium_monthly");
+    assert_eq!(sub["state"], "expired", "{view}");
+    assert_eq!(sub["access"], false);
 }

@@ -1,4 +1,5 @@
-//! Where the signed-in member fixes their card. `POST /account/billing`
+//! The signed-in member's billing: `GET /account/payments` lists their
+//! payments (newest first, 50), and where they fix their card. `POST /account/billing`
 //! (`{subscription?}`) answers `{url}`: a Stripe Billing Portal session for
 //! their Stripe customer, or Paystack's manage link for their Paystack
 //! subscription. `GET /account/billing` redirects (303) to the same place,
@@ -32,6 +33,23 @@ impl AccountBilling {
             Ok(member) => member,
             Err(answer) => return answer,
         };
+        // The member's own payments, for the account page.
+        if request
+            .path
+            .trim_end_matches('/')
+            .ends_with("/account/payments")
+        {
+            return match self.services.member_payments(&member.user_id, 50).await {
+                Ok(items) => ApiResponse::json(200, &json!({ "items": items }))
+                    .with_header("cache-control", "no-store"),
+                Err(e) => gatehouse::http::reject::unavailable_after(
+                    &request,
+                    "listing the member's payments failed",
+                    &e,
+                    "could not list payments right now; try again",
+                ),
+            };
+        }
         let body: Body = if request.method == "POST" && !request.body.is_empty() {
             if request.body.len() > 4096 {
                 return gatehouse::http::reject::too_large(request.body.len());

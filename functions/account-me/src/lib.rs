@@ -28,7 +28,13 @@ impl AccountMe {
             Ok(Some(member)) if member.is_active => {
                 let entitlements = self.services.entitlements_of(&member, now);
                 let after = request.query("ledger_after");
-                match member_json(&member, &entitlements, now, after.as_deref()) {
+                match member_json(
+                    &member,
+                    &entitlements,
+                    &self.services.settings.plans,
+                    now,
+                    after.as_deref(),
+                ) {
                     Ok(view) => {
                         ApiResponse::json(200, &view).with_header("cache-control", "no-store")
                     }

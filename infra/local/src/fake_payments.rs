@@ -59,6 +59,8 @@ struct Fake {
     stripe_creates: Mutex<Vec<(String, Form)>>,
     paystack_initializes: Mutex<Vec<Value>>,
     target: Mutex<Option<WebhookTarget>>,
+    /// Send `customer.subscription.updated` when the API changes a subscription.
+    subscription_updates: AtomicBool,
 }
 
 /// A running fake; dropped with the test (its task ends with the runtime).
@@ -292,8 +294,16 @@ async fn update_subscription(
         );
     }
     let form = gatehouse::http::parse_query(&body);
-    let mut subscriptions = fake.subscriptions.lock().unwrap();
-    let Some(sub) = subscriptions.get_mut(&id) else {
+    let updated = {
+        let mut subscriptions = fake.subscriptions.lock().unwrap();
+        subscriptions.get_mut(&id).map(|sub| {
+            if let Some((_, cancel)) = form.iter().find(|(k, _)| k == "cancel_at_period_end") {
+                sub["cancel_at_period_end"] = json!(cancel == "true");
+            }
+            sub.clone()
+        })
+    };
+    let Some(answer) = updated else {
         return stripe_error(
             StatusCode::NOT_FOUND,
             "invalid_request_error",
@@ -301,10 +311,14 @@ async fn update_subscription(
             &format!("No such subscription: '{id}'"),
         );
     };
-    if let Some((_, cancel)) = form.iter().find(|(k, _)| k == "cancel_at_period_end") {
-        sub["cancel_at_period_end"] = json!(cancel == "true");
+    if fake.subscription_updates.load(Ordering::SeqCst) {
+        let handle = FakePayments {
+            base_url: fake.base.lock().unwrap().clone(),
+            fake: fake.clone(),
+        };
+        handle.send_stripe_subscription_webhook(&id).await;
     }
-    reply(StatusCode::OK, sub.clone())
+    reply(StatusCode::OK, answer)
 }
 
 /// `POST /v1/billing_portal/sessions`.
@@ -700,6 +714,12 @@ impl FakePayments {
         *self.fake.target.lock().unwrap() = Some(target);
     }
 
+    /// From now on, a subscription the API changes sends its
+    /// `customer.subscription.updated` (before the API answers), as Stripe does.
+    pub fn send_subscription_updates(&self, on: bool) {
+        self.fake.subscription_updates.store(on, Ordering::SeqCst);
+    }
+
     /// Answer every checkout create with a 5xx from now on (or stop).
     pub fn set_down(&self, down: bool) {
         self.fake.down.store(down, Ordering::SeqCst);
@@ -713,6 +733,11 @@ impl FakePayments {
     /// Every `POST /transaction/initialize` body.
     pub fn paystack_initializes(&self) -> Vec<Value> {
         self.fake.paystack_initializes.lock().unwrap().clone()
+    }
+
+    /// A Stripe subscription as the fake holds it now.
+    pub fn stripe_subscription(&self, id: &str) -> Option<Value> {
+        self.fake.subscriptions.lock().unwrap().get(id).cloned()
     }
 
     pub fn stripe_session(&self, id: &str) -> Option<Value> {
@@ -861,9 +886,11 @@ impl FakePayments {
         Some(json!({"event": event, "data": data}).to_string())
     }
 
-    /// A `created` for a new event: now, and always after the one before.
+    /// A `created` for a new event: after now (Gatehouse orders what it read
+    /// from the API at the read's own time, to the millisecond, and Stripe's
+    /// seconds would tie with it) and after the event before.
     fn event_time(&self) -> i64 {
-        let now = now();
+        let now = now() + 1;
         let mut last = self.fake.last_event_at.load(Ordering::SeqCst);
         loop {
             let next = now.max(last + 1);
@@ -940,8 +967,12 @@ impl FakePayments {
 
     /// Sends a settled session's webhook, signed, to the configured target.
     pub async fn send_stripe_webhook(&self, id: &str) -> Option<u16> {
-        let target = self.fake.target.lock().unwrap().clone()?;
         let body = self.stripe_webhook_body(id)?;
+        self.send_stripe_body(body).await
+    }
+
+    async fn send_stripe_body(&self, body: String) -> Option<u16> {
+        let target = self.fake.target.lock().unwrap().clone()?;
         let t = now();
         let signature = gatehouse::signature::hmac_sha256_hex(
             target.stripe_secret.as_bytes(),
@@ -956,6 +987,12 @@ impl FakePayments {
             .await
             .ok()?;
         Some(self.noted(response).await)
+    }
+
+    /// Sends a subscription's `customer.subscription.updated`, signed, to the configured target.
+    pub async fn send_stripe_subscription_webhook(&self, id: &str) -> Option<u16> {
+        let body = self.stripe_subscription_webhook_body(id)?;
+        self.send_stripe_body(body).await
     }
 
     /// Sends a transaction's `charge.success`, signed, to the configured target.

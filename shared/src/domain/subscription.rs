@@ -769,6 +769,8 @@ mod tests {
 
     #[test]
     fn a_pass_bought_while_another_runs_starts_when_it_ends() {
+        // Day n of 2026, past January too.
+        let at = |n: i64| at(1) + Duration::days(n - 1);
         let now = at(10);
         let running = SubscriptionView {
             state: SubscriptionState::Active,

@@ -44,14 +44,14 @@ pub fn escape_html(raw: &str) -> String {
     out
 }
 
-/// `${FRONTEND_URL}/account/setup#token=…&email=…`: the fragment never reaches
-/// server logs or Referer headers.
 /// Where a member fixes their card: `GET /account/billing` redirects to the
 /// provider's page for the signed-in member.
 pub fn billing_link(frontend_url: &str) -> String {
     format!("{}/account/billing", frontend_url.trim_end_matches('/'))
 }
 
+/// `${FRONTEND_URL}/account/setup#token=…&email=…`: the fragment never reaches
+/// server logs or Referer headers.
 pub fn setup_link(frontend_url: &str, token: &str, email: &str) -> String {
     format!(
         "{}/account/setup#token={}&email={}",
@@ -182,7 +182,14 @@ pub fn render(
                 .map(String::as_str)
                 .unwrap_or("a few days");
             // A stable link: it makes a fresh provider session when opened.
-            let billing = billing_link(ctx.frontend_url);
+            let billing = match data.get("subscription") {
+                Some(id) => format!(
+                    "{}?subscription={}",
+                    billing_link(ctx.frontend_url),
+                    percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC)
+                ),
+                None => billing_link(ctx.frontend_url),
+            };
             RenderedEmail {
                 subject: format!("Payment failed: {plan}"),
                 html: page(&[

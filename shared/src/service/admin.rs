@@ -236,7 +236,11 @@ impl Services {
     }
 
     /// A member's payments, newest first (at most `limit`).
-    async fn member_payments(&self, user: &UserId, limit: i32) -> Result<Vec<Value>, ServiceError> {
+    pub async fn member_payments(
+        &self,
+        user: &UserId,
+        limit: i32,
+    ) -> Result<Vec<Value>, ServiceError> {
         let page = self
             .store
             .query_index(IndexQuery {
@@ -380,8 +384,8 @@ impl Services {
         let now = self.now();
         let effective = self.entitlements_of(&member, now);
         // The first ledger page: a cursor always names one of its own entries.
-        let mut view =
-            member_json(&member, &effective, now, None).map_err(ServiceError::Internal)?;
+        let mut view = member_json(&member, &effective, &self.settings.plans, now, None)
+            .map_err(ServiceError::Internal)?;
         let events = self
             .store
             .query_index(IndexQuery {

@@ -28,6 +28,12 @@ pub enum SelfServiceError {
     Unsupported(String),
     #[error("{0} is not configured: its secret key is not set")]
     NotConfigured(&'static str),
+    #[error("{provider} did not answer; try again: {source}")]
+    ProviderBusy {
+        provider: &'static str,
+        #[source]
+        source: ApiError,
+    },
     #[error("{provider} refused the change: {source}")]
     Provider {
         provider: &'static str,
@@ -78,7 +84,74 @@ pub fn renewal_answer(change: Renewal, access_until: Option<DateTime<Utc>>) -> R
     }
 }
 
+/// A transient provider failure is worth retrying (503); anything else is a refusal (502).
+fn provider_failure(provider: &'static str, source: ApiError) -> SelfServiceError {
+    if source.is_transient() {
+        SelfServiceError::ProviderBusy { provider, source }
+    } else {
+        SelfServiceError::Provider { provider, source }
+    }
+}
+
+/// A one-time purchase: marked so, or its plan is sold one-time or for life
+/// (Paystack's rows are not marked, as its renewals are charges too).
+pub fn is_pass(sub: &SubscriptionRecord, plans: &crate::domain::PlanCatalog) -> bool {
+    sub.one_time
+        || plans
+            .get(&sub.plan_id)
+            .is_some_and(|p| p.lifetime || p.sale.as_ref().is_some_and(|s| !s.recurring))
+}
+
 impl Services {
+    /// After a Paystack re-enable: `GET /subscription/:code`, applied
+    /// through the runner as an event of its own.
+    async fn apply_resumed_paystack(
+        &self,
+        member: &MemberRecord,
+        sub: &SubscriptionRecord,
+        code: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), SelfServiceError> {
+        let (Some(api), Some(plan), Ok(email)) = (
+            &self.paystack_api,
+            self.settings.plans.get(&sub.plan_id),
+            crate::domain::Email::parse(&member.email),
+        ) else {
+            return Ok(());
+        };
+        let seen = api
+            .subscription(code)
+            .await
+            .map_err(|source| provider_failure("paystack", source))?;
+        let body =
+            serde_json::json!({"subscription_code": code, "status": seen.status}).to_string();
+        let delivery = super::webhook::Delivery::new(
+            Provider::Paystack,
+            Some(format!(
+                "gatehouse.resume:{code}:{}",
+                now.timestamp_millis()
+            )),
+            "gatehouse.subscription.resumed",
+            body.as_bytes(),
+            now,
+        );
+        self.subscription_change(
+            &delivery,
+            Provider::Paystack,
+            super::stripe::MemberRef::Email(&email, None),
+            plan,
+            seen.state,
+            seen.period_end,
+            // When the member resumed: after the disable it undoes.
+            now,
+            crate::domain::rank::ACTIVE,
+            Some(code),
+        )
+        .await
+        .map_err(|e| SelfServiceError::Store(StoreError::Request(e.to_string())))?;
+        Ok(())
+    }
+
     async fn active_member(&self, user: &UserId) -> Result<MemberRecord, SelfServiceError> {
         self.store
             .load_member(user)
@@ -102,16 +175,21 @@ impl Services {
         else {
             return Err(SelfServiceError::NotFound(id.to_string()));
         };
-        if sub.one_time {
+        if is_pass(sub, &self.settings.plans) {
             return Err(SelfServiceError::Unsupported(
                 "a one-time purchase does not renew, so there is nothing to cancel or resume"
                     .into(),
             ));
         }
         let now = self.now();
-        let provider_error = |provider: &'static str| {
-            move |source: ApiError| SelfServiceError::Provider { provider, source }
-        };
+        if !crate::domain::has_access(sub.view.state, sub.view.access_until, now) {
+            return Err(SelfServiceError::Unsupported(format!(
+                "this subscription has ended ({}); choose a plan to subscribe again",
+                sub.view.state.as_str()
+            )));
+        }
+        let provider_error =
+            |provider: &'static str| move |source: ApiError| provider_failure(provider, source);
         match sub.provider {
             Provider::Kajabi => Err(SelfServiceError::Unsupported(
                 "Kajabi has no API to cancel or resume a subscription: use the customer's \
@@ -131,12 +209,10 @@ impl Services {
                         .clone()
                         .ok_or_else(|| SelfServiceError::NotFound(id.to_string()))?
                 };
-                // Same state, same key: a retried click is one request at Stripe.
-                let key = format!(
-                    "renewal-{stripe_id}-{}-{}",
-                    matches!(change, Renewal::Cancel),
-                    sub.version
-                );
+                // A fresh key each time: setting the flag is idempotent anyway,
+                // and a reused key would replay an older answer (cancel,
+                // resume, cancel would end with Stripe still renewing).
+                let key = format!("renewal-{}", crate::domain::PaymentReference::generate());
                 let answered = api
                     .set_cancel_at_period_end(&stripe_id, change == Renewal::Cancel, &key)
                     .await
@@ -172,36 +248,32 @@ impl Services {
                             provider: "paystack",
                         },
                     })?;
-                // Noted first: the disable's webhook may arrive before this call returns.
+                // Noted first (the disable's webhook may arrive before this
+                // call returns), and kept if the call fails: Paystack may have
+                // disabled it all the same, and the note softens only a
+                // disable of this very subscription.
                 if change == Renewal::Cancel {
                     self.store
-                        .note_renewal(user, sub.provider, &sub.row, true, now)
+                        .note_renewal(user, sub.provider, &sub.row, Some(&code), now)
                         .await?;
                 }
-                let result = api
-                    .set_subscription_enabled(&code, &token, change == Renewal::Resume)
-                    .await;
-                if let Err(source) = result {
-                    if change == Renewal::Cancel {
-                        self.store
-                            .note_renewal(user, sub.provider, &sub.row, false, now)
-                            .await?;
-                    }
-                    return Err(SelfServiceError::Provider {
-                        provider: "paystack",
-                        source,
-                    });
-                }
-                if change == Renewal::Resume {
-                    self.store
-                        .note_renewal(user, sub.provider, &sub.row, false, now)
-                        .await?;
-                }
+                api.set_subscription_enabled(&code, &token, change == Renewal::Resume)
+                    .await
+                    .map_err(provider_error("paystack"))?;
                 tracing::info!(
                     provider = "paystack",
                     cancel = change == Renewal::Cancel,
                     "member changed renewal"
                 );
+                if change == Renewal::Resume {
+                    self.store
+                        .note_renewal(user, sub.provider, &sub.row, None, now)
+                        .await?;
+                    // Paystack sends no event for a re-enable: its view is
+                    // applied through the runner, as a sync applies it.
+                    self.apply_resumed_paystack(&member, sub, &code, now)
+                        .await?;
+                }
                 Ok(renewal_answer(change, sub.view.period_end))
             }
         }

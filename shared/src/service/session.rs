@@ -105,6 +105,7 @@ pub fn ledger_page<'a>(
 pub fn member_json(
     member: &MemberRecord,
     entitlements: &Entitlements,
+    plans: &crate::domain::PlanCatalog,
     now: DateTime<Utc>,
     ledger_after: Option<&str>,
 ) -> Result<Value, String> {
@@ -119,7 +120,9 @@ pub fn member_json(
                 "id": super::self_service::subscription_id(sub),
                 "provider": sub.provider.as_str(),
                 "plan": sub.plan_id,
-                "renews": !sub.one_time && sub.view.state == crate::domain::SubscriptionState::Active,
+                "plan_name": plans.get(&sub.plan_id).map(|p| p.name.as_str()),
+                "renews": !super::self_service::is_pass(sub, plans)
+                    && matches!(sub.view.state, crate::domain::SubscriptionState::Active | crate::domain::SubscriptionState::PastDue),
                 "state": sub.view.state.as_str(),
                 "access": has_access(sub.view.state, sub.view.access_until, now),
                 "period_end": time(sub.view.period_end),

@@ -645,10 +645,9 @@ impl Services {
                     ..payment.clone()
                 };
                 // A checkout Gatehouse started is listed once, under its reference.
-                if settles.is_some() && record.reference != checkout.map_or("", |c| c.reference.as_str()) {
-                    tx.upsert_payment_unlisted(&record, now)?;
-                } else {
-                    tx.upsert_payment(&record, now)?;
+                match settles.filter(|c| c.reference != record.reference) {
+                    Some(c) => tx.upsert_payment_listed_as(&record, &c.reference, now)?,
+                    None => tx.upsert_payment(&record, now)?,
                 }
             }
             if let Some(settled) = settles {
@@ -842,6 +841,21 @@ impl Services {
                 }
             }
             tx.upsert_payment(&record, now)?;
+            // A checkout's payment intent: its listed record says refunded too.
+            if let Some(listed) = self.store.payment_listed_as(provider, reference).await? {
+                tx.upsert_payment(
+                    &Payment {
+                        reference: listed,
+                        status: record.status.clone(),
+                        amount: None,
+                        currency: None,
+                        user_id: None,
+                        plan_id: None,
+                        provider,
+                    },
+                    now,
+                )?;
+            }
             tracing::info!(event_key = %delivery.key, full, amount_refunded = amount_refunded.unwrap_or(0), "refund");
             Ok(Decision::apply(tx, jobs, payment.user_id.clone()))
         })
@@ -926,16 +940,21 @@ impl Services {
                 Err(reason) => return Ok(Decision::failed(reason, Some(user_id))),
             };
             let current = row.current;
-            // Paystack's disable after the member's own cancel keeps the paid period.
-            let state = match (provider, current) {
-                (Provider::Paystack, Some(c)) => disable_keeps_paid_period(
-                    Some(&c.view),
-                    record.stopped_renewal(provider, &c.row),
-                    state,
-                    now,
-                ),
-                _ => state,
+            // Paystack's disable after the member's own cancel keeps the paid
+            // period; the member's note is spent with it.
+            let softened = match (provider, current) {
+                (Provider::Paystack, Some(c)) => {
+                    let kept = disable_keeps_paid_period(
+                        Some(&c.view),
+                        record.stopped_renewal(provider, &c.row, provider_ref),
+                        state,
+                        now,
+                    );
+                    (kept != state).then_some((kept, c.row.clone()))
+                }
+                _ => None,
             };
+            let state = softened.as_ref().map_or(state, |(kept, _)| *kept);
             if is_superseded(current, created, rank) {
                 // Older than the subscription's state, but it may be the only
                 // event that names it (a Paystack create after its first
@@ -992,11 +1011,22 @@ impl Services {
                     ("plan_name".to_string(), plan.name.clone()),
                     ("access_until".to_string(), human_date(view.access_until)),
                 ]);
+                let mut data = data;
+                // Where to fix the card, for this very subscription.
+                if notice == crate::domain::Notice::PaymentFailed {
+                    data.insert(
+                        "subscription".to_string(),
+                        format!("{provider}:{}", row.key),
+                    );
+                }
                 jobs.push(self.job(Template::for_notice(notice), &email, data, now));
             }
             // A plan-keyed row taken over is deleted in the same transaction,
             // and the row under the subscription's id must not exist yet.
             let mut tx = self.store.tx();
+            if let Some((_, stopped_row)) = &softened {
+                tx.clear_renewal_stop(&user_id, provider, stopped_row)?;
+            }
             let expected = match current {
                 Some(c) if row.adopts => {
                     tx.delete_subscription(&user_id, provider, &c.row, c.version)?;

@@ -64,48 +64,74 @@ pub struct MemberRecord {
 pub struct RenewalStop {
     pub provider: crate::domain::Provider,
     pub row: String,
+    /// The provider's id of the subscription the member cancelled: a later
+    /// subscription on the same row is not theirs to soften.
+    pub code: String,
     pub at: DateTime<Utc>,
 }
 
 /// Sort key prefix of a member's renewal stop: `RENEWAL_STOP#<provider>#<row>`.
 pub const RENEWAL_STOP_PREFIX: &str = "RENEWAL_STOP#";
 
+fn renewal_stop_key(provider: crate::domain::Provider, row: &str) -> String {
+    format!("{RENEWAL_STOP_PREFIX}{provider}#{}", keys::bounded(row))
+}
+
+impl Tx {
+    /// Removes a member's renewal stop: the disable it was for has been applied.
+    pub fn clear_renewal_stop(
+        &mut self,
+        user: &UserId,
+        provider: crate::domain::Provider,
+        row: &str,
+    ) -> Result<(), StoreError> {
+        self.push_delete(key(keys::user(user), &renewal_stop_key(provider, row)))
+    }
+}
+
 impl RenewalStop {
     fn from_item(item: &Item) -> Option<Self> {
         Some(Self {
             provider: crate::domain::Provider::parse(get_s(item, "provider")?)?,
             row: get_s(item, "row")?.to_string(),
+            code: get_s(item, "code")?.to_string(),
             at: get_ts(item, "at")?,
         })
     }
 }
 
 impl MemberRecord {
-    /// Whether the member turned this row's renewal off through Gatehouse.
-    pub fn stopped_renewal(&self, provider: crate::domain::Provider, row: &str) -> bool {
-        self.renewal_stops
-            .iter()
-            .any(|stop| stop.provider == provider && stop.row == row)
+    /// Whether the member turned this subscription's renewal off through
+    /// Gatehouse: the row, and the provider's id the event names.
+    pub fn stopped_renewal(
+        &self,
+        provider: crate::domain::Provider,
+        row: &str,
+        code: Option<&str>,
+    ) -> bool {
+        self.renewal_stops.iter().any(|stop| {
+            stop.provider == provider && stop.row == row && Some(stop.code.as_str()) == code
+        })
     }
 }
 
 impl Store {
-    /// Notes that the member turned renewal off (`stopped`) or back on.
+    /// Notes that the member turned renewal of `code` off (`Some`) or back on (`None`).
     pub async fn note_renewal(
         &self,
         user: &UserId,
         provider: crate::domain::Provider,
         row: &str,
-        stopped: bool,
+        stopped: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let sk = format!("{RENEWAL_STOP_PREFIX}{provider}#{}", keys::bounded(row));
-        let key = super::key(keys::user(user), &sk);
-        if stopped {
+        let key = super::key(keys::user(user), &renewal_stop_key(provider, row));
+        if let Some(code) = stopped {
             let mut item = key;
             item.insert("kind".into(), s("RENEWAL_STOP"));
             item.insert("provider".into(), s(provider.as_str()));
             item.insert("row".into(), s(row));
+            item.insert("code".into(), s(code));
             item.insert("at".into(), s(ts(now)));
             self.client
                 .put_item()

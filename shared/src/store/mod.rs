@@ -224,6 +224,17 @@ impl Tx {
         Ok(())
     }
 
+    fn push_delete(&mut self, key: Item) -> Result<(), StoreError> {
+        let delete = aws_sdk_dynamodb::types::Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .build()
+            .map_err(request_error)?;
+        self.items
+            .push(TransactWriteItem::builder().delete(delete).build());
+        Ok(())
+    }
+
     pub fn len(&self) -> usize {
         self.items.len()
     }

@@ -38,24 +38,28 @@ impl Tx {
         payment: &Payment,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.write_payment(payment, now, true)
+        self.write_payment(payment, now, None)
     }
 
-    /// As `upsert_payment`, not listed: the Stripe payment intent's record of
-    /// a checkout Gatehouse started, which is listed under its reference.
-    pub fn upsert_payment_unlisted(
+    /// As `upsert_payment`, for the Stripe payment intent's record of a
+    /// checkout Gatehouse started, which is listed under `checkout`: this
+    /// record names it, and the listing leaves it out.
+    pub fn upsert_payment_listed_as(
         &mut self,
         payment: &Payment,
+        checkout: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.write_payment(payment, now, false)
+        self.write_payment(payment, now, Some(checkout))
     }
 
+    /// One update (a transaction may touch an item once): listed for
+    /// admins, or (`listed_as`) naming the checkout it is listed under.
     fn write_payment(
         &mut self,
         payment: &Payment,
         now: DateTime<Utc>,
-        listed: bool,
+        listed_as: Option<&str>,
     ) -> Result<(), StoreError> {
         // Every name is aliased: several (status, provider, reference, ...) are DynamoDB reserved words.
         let mut fields: Vec<(&str, AttributeValue)> = vec![
@@ -88,7 +92,10 @@ impl Tx {
         attr_names.insert("#created".into(), "created_at".into());
         vals.insert(":now".into(), s(ts(now)));
         sets.push("#created = if_not_exists(#created, :now)".into());
-        if listed {
+        if let Some(checkout) = listed_as {
+            vals.insert(":checkout".into(), s(checkout));
+            sets.push("listed_as = :checkout".into());
+        } else {
             // Every payment by first-seen time, and each member's.
             vals.insert(":lpk".into(), s(admin::PAYMENTS_PARTITION));
             vals.insert(
@@ -376,7 +383,11 @@ pub struct PaymentRow {
 }
 
 impl PaymentRow {
+    /// `None` for a record listed under another (a checkout's payment intent).
     fn from_item(item: &Item) -> Option<Self> {
+        if get_s(item, "listed_as").is_some() {
+            return None;
+        }
         Some(Self {
             provider: Provider::parse(get_s(item, "provider")?)?,
             reference: get_s(item, "reference")?.to_string(),
@@ -396,6 +407,18 @@ impl PaymentRow {
 }
 
 impl Store {
+    /// The checkout a payment record is listed under, if it is one's payment intent.
+    pub async fn payment_listed_as(
+        &self,
+        provider: Provider,
+        reference: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .get(keys::payment(provider, reference), keys::PAYMENT)
+            .await?
+            .and_then(|item| get_s(&item, "listed_as").map(str::to_string)))
+    }
+
     /// The whole payments these index rows point at, in their order, in one
     /// consistent `BatchGetItem`.
     pub async fn payment_rows(
