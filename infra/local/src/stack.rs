@@ -148,6 +148,7 @@ fn http_function(binary: &str, services: &Services) -> Option<Arc<dyn HttpFuncti
         "account-notifications" => Arc::new(account_notifications::AccountNotifications::new(
             services.clone(),
         )),
+        "account-pages" => Arc::new(account_pages::AccountPages::new(services.clone())),
         "checkout-return" => Arc::new(checkout_return::CheckoutReturn::new(services.clone())),
         "plans-list" => Arc::new(plans_list::PlansList::new(services.clone())),
         "jwks" => Arc::new(jwks::Jwks::new(services.clone())),
