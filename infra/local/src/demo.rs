@@ -13,7 +13,9 @@
 //!
 //! then a Stripe subscription: checkout, invoice paid, cancel at period end, deleted;
 //! and a Paystack one: charge.success, subscription.create, not_renew, disable;
-//! then the admin CLI lists users and events, signed with the local dev credentials.
+//! then the admin CLI lists users and events, signed with the local dev credentials;
+//! then the LEAPS course journey; and pay-then-activate through Gatehouse's own
+//! checkout with each provider, against the local fake of their hosted pages.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -78,6 +80,8 @@ pub struct Demo<'a> {
     stack: &'a LocalStack,
     http: reqwest::Client,
     pub log: String,
+    /// The local fake of Stripe's and Paystack's checkout, for the pay-then-activate steps.
+    payments: Option<crate::fake_payments::FakePayments>,
 }
 
 impl<'a> Demo<'a> {
@@ -86,7 +90,14 @@ impl<'a> Demo<'a> {
             stack,
             http: reqwest::Client::new(),
             log: String::new(),
+            payments: None,
         }
+    }
+
+    /// Plays the checkout steps against `fake` (the stack's provider APIs point at it).
+    pub fn with_payments(mut self, fake: crate::fake_payments::FakePayments) -> Self {
+        self.payments = Some(fake);
+        self
     }
 
     fn say(&mut self, line: impl AsRef<str>) {
@@ -585,6 +596,100 @@ impl<'a> Demo<'a> {
         .map_err(DemoError::Io)
     }
 
+    /// Pay-then-activate through Gatehouse's own checkout, for each provider,
+    /// against the local fake of Stripe's and Paystack's checkout pages: a
+    /// visitor chooses a plan, pays on the provider's page, and comes back to
+    /// "Payment successful. Subscription active until …"; the provider's
+    /// webhook and the return have one effect, and one setup link is sent.
+    async fn pay_then_activate(&mut self, run: &str) -> Result<(), DemoError> {
+        let Some(fake) = self.payments.clone() else {
+            return Ok(());
+        };
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(io)?;
+        for (n, provider) in [("11a", "stripe"), ("11b", "paystack")] {
+            let email = format!("grace.{provider}.{run}@example.com");
+            self.say(format!(
+                "\n{n}. A visitor buys Premium Monthly through Gatehouse's checkout with {provider} (local fake of its hosted page)"
+            ));
+            let (status, body) = self
+                .post(
+                    "/account/checkout",
+                    &json!({"email": email, "plan": "premium_monthly", "provider": provider}),
+                    false,
+                )
+                .await?;
+            check(status == 201, format!("checkout opened: {status} {body}"))?;
+            let url = body["url"].as_str().unwrap_or_default().to_string();
+            let reference = body["reference"].as_str().unwrap_or_default().to_string();
+            self.say(format!(
+                "   POST /account/checkout -> 201, pending payment {reference}"
+            ));
+            self.say(format!("   the buyer is sent to {url}"));
+            // "Pay" on the provider's page: the webhook, then the way back.
+            let pay = match provider {
+                "stripe" => url.clone(),
+                _ => format!("{}/paystack/pay/{reference}", fake.base_url),
+            };
+            let paid = http.post(&pay).send().await.map_err(io)?;
+            let back = paid
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            let answer = fake.webhook_answers().pop().unwrap_or(Value::Null);
+            self.say(format!("   pays: the {provider} webhook -> {answer}"));
+            check(
+                answer["status"] == "processed",
+                "the provider's webhook applies the payment",
+            )?;
+            let verified = http.get(&back).send().await.map_err(io)?;
+            let page_url = verified
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            self.say(format!(
+                "   returns to {} -> {} {page_url}",
+                back.split('?').next().unwrap_or_default(),
+                verified.status().as_u16()
+            ));
+            let page = http
+                .get(&page_url)
+                .send()
+                .await
+                .map_err(io)?
+                .text()
+                .await
+                .map_err(io)?;
+            let message = page
+                .split("<p id=\"message\">")
+                .nth(1)
+                .and_then(|rest| rest.split("</p>").next())
+                .unwrap_or_default()
+                .to_string();
+            self.say(format!("   the return page: {message}"));
+            check(
+                message.starts_with("Payment successful. Subscription active until"),
+                "the return page shows the plan active",
+            )?;
+            let emails = self.wait_for_emails(&email, 1).await?;
+            check(
+                emails.iter().filter(|m| m.setup_link().is_some()).count() == 1,
+                "one setup link, after payment",
+            )?;
+            self.say(format!(
+                "   one email: \"{}\" (the webhook and the return were one event)",
+                emails[0].subject
+            ));
+        }
+        Ok(())
+    }
+
     pub async fn run(&mut self) -> Result<(), DemoError> {
         let run = hex::encode(rand::random::<[u8; 3]>());
         let member = format!("ada.{run}@example.com");
@@ -802,6 +907,7 @@ impl<'a> Demo<'a> {
         self.paystack_journey(&run).await?;
         self.admin_cli(&member).await?;
         self.leaps_journey(&run, &member, &session).await?;
+        self.pay_then_activate(&run).await?;
         self.say("\nAll demo checks passed.");
         Ok(())
     }

@@ -75,8 +75,34 @@ async fn demo() -> Result<(), String> {
     config.names.queue = format!("gatehouse-demo-{run}-email");
     config.names.dlq = format!("gatehouse-demo-{run}-email-dlq");
     config.addr = "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?;
+    // Checkout against a local fake of Stripe's and Paystack's APIs and pages:
+    // the return and cancel URLs point at this stack's own port.
+    let stripe_key = "sk_test_demo_fake_stripe";
+    let paystack_key = config
+        .settings
+        .paystack_secret_key
+        .as_ref()
+        .map(|k| k.expose().to_string())
+        .unwrap_or_default();
+    let fake = gatehouse_local::fake_payments::FakePayments::start(stripe_key, &paystack_key).await;
+    config.settings.stripe_api_base = fake.base_url.clone();
+    config.settings.stripe_secret_key = Some(gatehouse::config::Secret::new(stripe_key));
+    config.settings.paystack_api_base = fake.base_url.clone();
+    config.urls_from_listener = true;
+    let stripe_secret = config
+        .settings
+        .stripe_webhook_secrets
+        .first()
+        .map(|s| s.expose().to_string())
+        .unwrap_or_default();
     let stack = LocalStack::start(config).await.map_err(|e| e.to_string())?;
+    fake.send_webhooks_to(gatehouse_local::fake_payments::WebhookTarget {
+        base_url: stack.base_url(),
+        stripe_secret,
+        paystack_secret: paystack_key,
+    });
     let mut result = gatehouse_local::demo::Demo::new(&stack)
+        .with_payments(fake)
         .run()
         .await
         .map_err(|e| e.to_string());
