@@ -176,6 +176,37 @@ impl ApiResponse {
         }
     }
 
+    /// An HTML page under `csp`, never framed, cached or sniffed.
+    pub fn html(status: u16, body: String, csp: &str) -> Self {
+        Self {
+            status,
+            headers: vec![
+                ("content-type".into(), "text/html; charset=utf-8".into()),
+                ("content-security-policy".into(), csp.to_string()),
+                ("referrer-policy".into(), "no-referrer".into()),
+                ("x-content-type-options".into(), "nosniff".into()),
+                ("x-frame-options".into(), "DENY".into()),
+                ("cache-control".into(), "no-store".into()),
+            ],
+            body,
+            cookies: vec![],
+        }
+    }
+
+    /// 303 to `location`, uncached, with no referrer sent on.
+    pub fn see_other(location: String) -> Self {
+        Self {
+            status: 303,
+            headers: vec![
+                ("location".into(), location),
+                ("cache-control".into(), "no-store".into()),
+                ("referrer-policy".into(), "no-referrer".into()),
+            ],
+            body: String::new(),
+            cookies: vec![],
+        }
+    }
+
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
         self.headers.push((name.to_ascii_lowercase(), value.into()));
         self

@@ -68,16 +68,7 @@ impl AccountBilling {
             .billing_link(&member.user_id, body.subscription.as_deref())
             .await
         {
-            Ok(url) if request.method == "GET" => ApiResponse {
-                status: 303,
-                headers: vec![
-                    ("location".into(), url),
-                    ("cache-control".into(), "no-store".into()),
-                    ("referrer-policy".into(), "no-referrer".into()),
-                ],
-                body: String::new(),
-                cookies: vec![],
-            },
+            Ok(url) if request.method == "GET" => ApiResponse::see_other(url),
             Ok(url) => ApiResponse::json(200, &json!({ "url": url }))
                 .with_header("cache-control", "no-store"),
             Err(e) => refused(&request, e),

@@ -89,19 +89,7 @@ impl AccountPages {
         } else {
             return reject::not_found(&request.path);
         };
-        ApiResponse {
-            status: 200,
-            headers: vec![
-                ("content-type".into(), "text/html; charset=utf-8".into()),
-                ("content-security-policy".into(), page.csp.clone()),
-                ("referrer-policy".into(), "no-referrer".into()),
-                ("x-content-type-options".into(), "nosniff".into()),
-                ("x-frame-options".into(), "DENY".into()),
-                ("cache-control".into(), "no-store".into()),
-            ],
-            body: page.html.clone(),
-            cookies: vec![],
-        }
+        ApiResponse::html(200, page.html.clone(), &page.csp)
     }
 }
 

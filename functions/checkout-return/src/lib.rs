@@ -100,19 +100,7 @@ impl CheckoutReturn {
             .replace("{{MESSAGE}}", &escape_html(&page.message))
             .replace("{{NEXT_URL}}", &escape_html(&href))
             .replace("{{NEXT_LABEL}}", label);
-        ApiResponse {
-            status: page.status,
-            headers: vec![
-                ("content-type".into(), "text/html; charset=utf-8".into()),
-                ("content-security-policy".into(), self.csp.clone()),
-                ("referrer-policy".into(), "no-referrer".into()),
-                ("x-content-type-options".into(), "nosniff".into()),
-                ("x-frame-options".into(), "DENY".into()),
-                ("cache-control".into(), "no-store".into()),
-            ],
-            body: html,
-            cookies: vec![],
-        }
+        ApiResponse::html(page.status, html, &self.csp)
     }
 
     /// The member the session cookie names, if it verifies; a missing or
@@ -144,16 +132,7 @@ impl CheckoutReturn {
                 }
             }
         }
-        ApiResponse {
-            status: 303,
-            headers: vec![
-                ("location".into(), location),
-                ("cache-control".into(), "no-store".into()),
-                ("referrer-policy".into(), "no-referrer".into()),
-            ],
-            body: String::new(),
-            cookies: vec![],
-        }
+        ApiResponse::see_other(location)
     }
 
     /// A return that could not be judged: 503 (reload) when the provider or

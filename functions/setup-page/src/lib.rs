@@ -43,19 +43,7 @@ impl SetupPage {
     }
 
     pub async fn handle(&self, _request: ApiRequest) -> ApiResponse {
-        ApiResponse {
-            status: 200,
-            headers: vec![
-                ("content-type".into(), "text/html; charset=utf-8".into()),
-                ("content-security-policy".into(), self.csp.clone()),
-                ("referrer-policy".into(), "no-referrer".into()),
-                ("x-content-type-options".into(), "nosniff".into()),
-                ("x-frame-options".into(), "DENY".into()),
-                ("cache-control".into(), "no-store".into()),
-            ],
-            body: self.html.clone(),
-            cookies: vec![],
-        }
+        ApiResponse::html(200, self.html.clone(), &self.csp)
     }
 }
 

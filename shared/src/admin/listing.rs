@@ -299,6 +299,37 @@ fn time(
         .transpose()
 }
 
+/// A listing's time window: `from` and `to`, either open.
+type Window = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// `from` and `to`, in order.
+fn window(p: &HashMap<String, String>) -> Result<Window, ListingError> {
+    let (from, to) = (time(p, "from")?, time(p, "to")?);
+    if let (Some(f), Some(t)) = (from, to) {
+        if f > t {
+            return Err(filter_error("from", "must not be after `to`"));
+        }
+    }
+    Ok((from, to))
+}
+
+/// `user`, when given.
+fn user_param(p: &HashMap<String, String>) -> Option<UserId> {
+    p.get("user")
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+        .map(UserId::from_stored)
+}
+
+/// The index a time-ordered listing reads: one user's, or everyone's.
+pub fn listing_index(user: Option<&UserId>) -> &'static str {
+    if user.is_some() {
+        crate::store::admin::USER_EVENTS_INDEX
+    } else {
+        crate::store::admin::EVENTS_INDEX
+    }
+}
+
 impl EventQuery {
     pub fn parse(pairs: Vec<(String, String)>) -> Result<Self, ListingError> {
         let p = params(
@@ -331,22 +362,9 @@ impl EventQuery {
             .get("type")
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty());
-        let user = p
-            .get("user")
-            .map(|v| v.trim())
-            .filter(|v| !v.is_empty())
-            .map(UserId::from_stored);
-        let (from, to) = (time(&p, "from")?, time(&p, "to")?);
-        if let (Some(f), Some(t)) = (from, to) {
-            if f > t {
-                return Err(filter_error("from", "must not be after `to`"));
-            }
-        }
-        let index = if user.is_some() {
-            crate::store::admin::USER_EVENTS_INDEX
-        } else {
-            crate::store::admin::EVENTS_INDEX
-        };
+        let user = user_param(&p);
+        let (from, to) = window(&p)?;
+        let index = listing_index(user.as_ref());
         let mut query = Self {
             provider,
             event_type,
@@ -434,22 +452,9 @@ impl PaymentQuery {
                     })
             })
             .transpose()?;
-        let user = p
-            .get("user")
-            .map(|v| v.trim())
-            .filter(|v| !v.is_empty())
-            .map(UserId::from_stored);
-        let (from, to) = (time(&p, "from")?, time(&p, "to")?);
-        if let (Some(f), Some(t)) = (from, to) {
-            if f > t {
-                return Err(filter_error("from", "must not be after `to`"));
-            }
-        }
-        let index = if user.is_some() {
-            crate::store::admin::USER_EVENTS_INDEX
-        } else {
-            crate::store::admin::EVENTS_INDEX
-        };
+        let user = user_param(&p);
+        let (from, to) = window(&p)?;
+        let index = listing_index(user.as_ref());
         let mut query = Self {
             provider,
             status,

@@ -208,14 +208,7 @@ impl Services {
             descending: true,
             ..Default::default()
         };
-        if query.from.is_some() || query.to.is_some() {
-            let from = query.from.map(ts).unwrap_or_else(|| "0000".into());
-            let to = query
-                .to
-                .map(|t| format!("{}~", ts(t)))
-                .unwrap_or_else(|| "9999".into());
-            index.sort_between = Some((from, to));
-        }
+        index.sort_between = time_range(query.from, query.to);
         if let Some(provider) = query.provider {
             index.and_equals("provider", text(provider.as_str()));
         }
@@ -275,15 +268,7 @@ impl Services {
             descending: true,
             ..Default::default()
         };
-        if query.from.is_some() || query.to.is_some() {
-            let from = query.from.map(ts).unwrap_or_else(|| "0000".into());
-            // '~' sorts after every character in `<time>#<provider>#<id>`.
-            let to = query
-                .to
-                .map(|t| format!("{}~", ts(t)))
-                .unwrap_or_else(|| "9999".into());
-            index.sort_between = Some((from, to));
-        }
+        index.sort_between = time_range(query.from, query.to);
         if let Some(provider) = query.provider {
             index.and_equals("provider", text(provider.as_str()));
         }
@@ -428,6 +413,18 @@ impl Services {
         view["unsent_emails"] = Value::Array(unsent);
         Ok(Some(view))
     }
+}
+
+/// The sort-key range of a time-ordered index between `from` and `to`:
+/// '~' sorts after every character in `<time>#<provider>#<id>`.
+fn time_range(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Option<(String, String)> {
+    (from.is_some() || to.is_some()).then(|| {
+        (
+            from.map(ts).unwrap_or_else(|| "0000".into()),
+            to.map(|t| format!("{}~", ts(t)))
+                .unwrap_or_else(|| "9999".into()),
+        )
+    })
 }
 
 fn text(value: &str) -> FilterValue {

@@ -249,6 +249,25 @@ impl Tx {
     }
 }
 
+/// A conditional `UpdateItem`'s result: `false` when its condition failed.
+fn condition_held<T, E>(
+    result: Result<T, SdkError<aws_sdk_dynamodb::operation::update_item::UpdateItemError, E>>,
+) -> Result<bool, StoreError>
+where
+    E: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(request_error(e)),
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Store {
     client: aws_sdk_dynamodb::Client,

@@ -351,16 +351,7 @@ impl Store {
             .expression_attribute_values(":now", s(ts(now)))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(request_error(e)),
-        }
+        condition_held(result)
     }
 }
 
