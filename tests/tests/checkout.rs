@@ -1171,6 +1171,7 @@ async fn a_second_pass_starts_when_the_first_ends() {
     let (t, fake) = stack().await;
     let (email, session) = member(&t, "two-passes").await;
     let mut ends = Vec::new();
+    let mut references = Vec::new();
     for _ in 0..2 {
         let (_, body) = checkout(
             &t,
@@ -1179,6 +1180,7 @@ async fn a_second_pass_starts_when_the_first_ends() {
         )
         .await;
         let reference = body["reference"].as_str().unwrap().to_string();
+        references.push(reference.clone());
         fake.pay_paystack(&reference).unwrap();
         let (query, _) = returned(
             &t.url(&format!(
@@ -1214,5 +1216,30 @@ async fn a_second_pass_starts_when_the_first_ends() {
             .iter()
             .any(|e| e.body.contains("starts when your current one ends")),
         "{emails:?}"
+    );
+    // The queued pass is refunded before it starts: only its days go; the
+    // first pass keeps its access.
+    let refund = json!({"event": "refund.processed", "data": {"id": 78, "status": "processed",
+        "transaction_reference": references[1], "amount": 1200000, "currency": "NGN"}})
+    .to_string();
+    let (status, answer) = t.post_paystack(&refund).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["status"], "processed", "{answer}");
+    let view = me(&t, &session).await;
+    let pass = view["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["plan"] == "premium_90_day_pass")
+        .cloned()
+        .unwrap();
+    assert_eq!(pass["access"], true, "{view}");
+    let until = chrono::DateTime::parse_from_rfc3339(pass["access_until"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    assert!(
+        (until - ends[0]).num_seconds().abs() < 60,
+        "back to the first pass's end: {until} vs {:?}",
+        ends[0]
     );
 }

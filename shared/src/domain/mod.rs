@@ -31,9 +31,9 @@ pub use plan::{normalize_tag, Plan, PlanCatalog, PlanError, BASE_ROLE};
 pub use secret::Secret;
 pub use subscription::{
     concerns_replaced_subscription, disable_keeps_paid_period, has_access, leaves_unchanged,
-    lifetime_keeps_access, notice_for, pass_starts_at, queued_pass, refunded_view, reopens_ended,
-    reported_view, stale_payment_extends, Notice, SubscriptionState, SubscriptionView, Transition,
-    Unchanged, Watermark, ENDED_STAYS_ENDED, LIFETIME_KEEPS_ACCESS,
+    lifetime_keeps_access, notice_for, pass_starts_at, queued_pass, refunded_queued_view,
+    refunded_view, reopens_ended, reported_view, stale_payment_extends, Notice, SubscriptionState,
+    SubscriptionView, Transition, Unchanged, Watermark, ENDED_STAYS_ENDED, LIFETIME_KEEPS_ACCESS,
 };
 pub use tags::{tag_step, TagStamp, TagStep};
 pub use template::{notice_text, Template};

@@ -287,6 +287,25 @@ pub fn queued_pass(
     }
 }
 
+/// A full refund of a queued pass (its days start at `start`): before it
+/// starts, only its days go (access runs to `start` again, for the pass
+/// before it); once started, it is a refund like any (access ends now).
+pub fn refunded_queued_view(
+    current: &SubscriptionView,
+    start: DateTime<Utc>,
+    full: bool,
+    now: DateTime<Utc>,
+) -> Option<SubscriptionView> {
+    if !full || now >= start {
+        return refunded_view(current, full, now);
+    }
+    Some(SubscriptionView {
+        state: current.state,
+        period_end: Some(start),
+        access_until: Some(start),
+    })
+}
+
 /// Paystack's `subscription.disable` ends a subscription at once. When it
 /// follows the member's own cancel through Gatehouse (which disables it, as
 /// Paystack's API offers no cancel at period end), the member keeps the
@@ -805,6 +824,26 @@ mod tests {
             ..running
         };
         assert_eq!(pass_starts_at(Some(&refunded), true, &bought, now), None);
+    }
+
+    #[test]
+    fn a_queued_pass_refunded_before_it_starts_takes_back_only_its_days() {
+        let at = |n: i64| at(1) + Duration::days(n - 1);
+        let stacked = SubscriptionView {
+            state: SubscriptionState::Active,
+            period_end: Some(at(130)),
+            access_until: Some(at(130)),
+        };
+        let view = refunded_queued_view(&stacked, at(40), true, at(10)).unwrap();
+        assert_eq!(view.state, SubscriptionState::Active);
+        assert_eq!(
+            view.access_until,
+            Some(at(40)),
+            "the first pass keeps its days"
+        );
+        let started = refunded_queued_view(&stacked, at(40), true, at(50)).unwrap();
+        assert_eq!(started.state, SubscriptionState::Refunded);
+        assert_eq!(refunded_queued_view(&stacked, at(40), false, at(10)), None);
     }
 
     #[test]

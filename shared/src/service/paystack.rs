@@ -121,6 +121,7 @@ impl Services {
                     currency: currency.clone(),
                     user_id: None,
                     plan_id: None,
+                    starts_at: None,
                 };
                 self.purchase_with_account(
                     delivery,

@@ -18,8 +18,9 @@ use super::{ServiceError, Services};
 use crate::domain::rank;
 use crate::domain::{
     concerns_replaced_subscription, disable_keeps_paid_period, has_access, leaves_unchanged,
-    notice_for, pass_starts_at, queued_pass, refunded_view, reported_view, stale_payment_extends,
-    Email, PaymentReference, Plan, Provider, SubscriptionState, SubscriptionView, UserId,
+    notice_for, pass_starts_at, queued_pass, refunded_queued_view, refunded_view, reported_view,
+    stale_payment_extends, Email, PaymentReference, Plan, Provider, SubscriptionState,
+    SubscriptionView, UserId,
 };
 use crate::email::Template;
 use crate::providers::stripe::{lifecycle_rank, map_status, StripeAction, StripeEvent};
@@ -293,6 +294,7 @@ impl Services {
                                 currency: currency.clone(),
                                 user_id: None,
                                 plan_id: None,
+                                starts_at: None,
                             })
                             .as_ref(),
                         payment_intent
@@ -306,6 +308,7 @@ impl Services {
                                 currency: currency.clone(),
                                 user_id: None,
                                 plan_id: None,
+                                starts_at: None,
                             }),
                     )
                     .await?;
@@ -350,6 +353,7 @@ impl Services {
                     currency: currency.clone(),
                     user_id: None,
                     plan_id: None,
+                    starts_at: None,
                 };
                 self.record_payment(delivery, &payment).await
             }
@@ -642,6 +646,7 @@ impl Services {
                 let record = Payment {
                     user_id: Some(user_id.clone()),
                     plan_id: Some(plan.id.clone()),
+                    starts_at,
                     ..payment.clone()
                 };
                 // A checkout Gatehouse started is listed once, under its reference.
@@ -820,8 +825,14 @@ impl Services {
                     .store
                     .get_subscription(user_id, provider, plan_id)
                     .await?;
-                if let Some((current, view)) = current
-                    .and_then(|c| refunded_view(&c.view, full, now).map(|view| (c, view)))
+                // A queued pass refunded before it started takes back its own
+                // days only; the pass running before it keeps its access.
+                let refunded = |c: &SubscriptionRecord| match payment.starts_at {
+                    Some(start) => refunded_queued_view(&c.view, start, full, now),
+                    None => refunded_view(&c.view, full, now),
+                };
+                if let Some((current, view)) =
+                    current.and_then(|c| refunded(&c).map(|view| (c, view)))
                 {
                     let email = self.store.profile_email(user_id).await?;
                     if let Some(email) = email {
@@ -851,6 +862,7 @@ impl Services {
                         currency: None,
                         user_id: None,
                         plan_id: None,
+                        starts_at: None,
                         provider,
                     },
                     now,

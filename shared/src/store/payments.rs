@@ -14,6 +14,8 @@ pub struct Payment {
     /// What it granted, when it paid for a plan.
     pub user_id: Option<UserId>,
     pub plan_id: Option<String>,
+    /// A pass queued behind another of its plan: when its days start.
+    pub starts_at: Option<DateTime<Utc>>,
 }
 
 impl Payment {
@@ -26,6 +28,7 @@ impl Payment {
             currency: get_s(item, "currency").map(str::to_string),
             user_id: get_s(item, "user_id").map(UserId::from_stored),
             plan_id: get_s(item, "plan_id").map(str::to_string),
+            starts_at: get_ts(item, "starts_at"),
         })
     }
 }
@@ -80,6 +83,9 @@ impl Tx {
         }
         if let Some(plan) = &payment.plan_id {
             fields.push(("plan_id", s(plan.clone())));
+        }
+        if let Some(start) = payment.starts_at {
+            fields.push(("starts_at", s(ts(start))));
         }
         let mut sets: Vec<String> = Vec::new();
         let mut attr_names = std::collections::HashMap::new();
