@@ -1217,6 +1217,36 @@ async fn a_second_pass_starts_when_the_first_ends() {
             .any(|e| e.body.contains("starts when your current one ends")),
         "{emails:?}"
     );
+    // The second pass is upcoming until the first ends.
+    let payments: Value = t
+        .http
+        .get(t.url("/account/payments"))
+        .bearer_auth(&session)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let by_reference = |r: &str| {
+        payments["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["reference"] == r)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(by_reference(&references[0])["upcoming"], false);
+    let queued = by_reference(&references[1]);
+    assert_eq!(queued["upcoming"], true, "{payments}");
+    let starts = chrono::DateTime::parse_from_rfc3339(queued["starts_at"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    assert!(
+        (starts - ends[0]).num_seconds().abs() < 60,
+        "starts when the first ends"
+    );
     // The queued pass is refunded before it starts: only its days go; the
     // first pass keeps its access.
     let refund = json!({"event": "refund.processed", "data": {"id": 78, "status": "processed",

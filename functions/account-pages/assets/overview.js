@@ -70,7 +70,8 @@
       box.textContent = "";
       if (!page.items.length) { box.appendChild(item("No payments yet.")); }
       page.items.forEach(function (p) {
-        box.appendChild(item(day(p.created_at) + " · " + (p.plan_name || p.plan || "") + " · " + (p.amount || "") + " · " + p.status));
+        var state = p.upcoming ? "upcoming, starts " + day(p.starts_at) : p.status;
+        box.appendChild(item(day(p.created_at) + " · " + (p.plan_name || p.plan || "") + " · " + (p.amount || "") + " · " + state));
       });
     });
   }

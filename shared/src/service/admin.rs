@@ -69,7 +69,10 @@ fn user_summary(user: &UserRow, subscriptions: Option<&[SubscriptionRecord]>) ->
 pub fn payment_summary(
     payment: &crate::store::PaymentRow,
     plans: &crate::domain::PlanCatalog,
+    now: DateTime<Utc>,
 ) -> Value {
+    // A pass paid for and queued behind another is `upcoming` until its days start.
+    let upcoming = payment.status == "succeeded" && payment.starts_at.is_some_and(|t| t > now);
     let money = match (payment.amount, payment.currency.as_deref()) {
         (Some(amount), Some(currency)) => Some(format!(
             "{} {}",
@@ -92,6 +95,8 @@ pub fn payment_summary(
         "reason": payment.reason,
         "created_at": payment.created_at,
         "updated_at": payment.updated_at,
+        "starts_at": time(payment.starts_at),
+        "upcoming": upcoming,
     })
 }
 
@@ -222,7 +227,7 @@ impl Services {
                     .store
                     .payment_row(&row)
                     .await?
-                    .map(|p| payment_summary(&p, &self.settings.plans)))
+                    .map(|p| payment_summary(&p, &self.settings.plans, self.now())))
             })
         })
         .await
@@ -249,7 +254,7 @@ impl Services {
             .payment_rows(&page.rows)
             .await?
             .iter()
-            .map(|p| payment_summary(p, &self.settings.plans))
+            .map(|p| payment_summary(p, &self.settings.plans, self.now()))
             .collect())
     }
 

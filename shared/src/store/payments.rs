@@ -377,6 +377,8 @@ pub struct PaymentRow {
     pub reason: Option<String>,
     pub created_at: Option<String>,
     pub updated_at: Option<String>,
+    /// A pass queued behind another of its plan: when its days start.
+    pub starts_at: Option<DateTime<Utc>>,
 }
 
 impl PaymentRow {
@@ -399,6 +401,7 @@ impl PaymentRow {
             reason: get_s(item, "reason").map(str::to_string),
             created_at: get_s(item, "created_at").map(str::to_string),
             updated_at: get_s(item, "updated_at").map(str::to_string),
+            starts_at: get_ts(item, "starts_at"),
         })
     }
 }
