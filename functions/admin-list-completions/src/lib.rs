@@ -2,9 +2,9 @@
 //! first: course completions no member's email matched, each with its email,
 //! course and form. Backed by the user-events index, never a Scan.
 
+use gatehouse::admin::answer_listing;
 use gatehouse::admin::listing::CompletionQuery;
-use gatehouse::admin::{authorize, bad_listing};
-use gatehouse::http::{parse_query, reject, ApiRequest, ApiResponse};
+use gatehouse::http::{ApiRequest, ApiResponse};
 use gatehouse::lambda::{BoxFuture, HttpFunction};
 use gatehouse::service::Services;
 
@@ -18,26 +18,15 @@ impl AdminListCompletions {
     }
 
     pub async fn handle(&self, request: ApiRequest) -> ApiResponse {
-        let principal = match authorize(&self.services.settings.admin_principals, &request) {
-            Ok(p) => p,
-            Err(refused) => return refused,
-        };
-        let query = match CompletionQuery::parse(parse_query(&request.raw_query)) {
-            Ok(q) => q,
-            Err(e) => return bad_listing(e),
-        };
-        match self.services.admin_list_completions(&query).await {
-            Ok(page) => {
-                tracing::info!(request_id = %request.request_id, principal = %principal, action = "list-completions", count = page.items.len(), "admin read");
-                ApiResponse::json(200, &page.to_json())
-            }
-            Err(e) => reject::unavailable_after(
-                &request,
-                "listing completions failed",
-                &e,
-                "could not list completions right now; try again",
-            ),
-        }
+        let services = &self.services;
+        answer_listing(
+            services,
+            &request,
+            "completions",
+            CompletionQuery::parse,
+            |query| async move { services.admin_list_completions(&query).await },
+        )
+        .await
     }
 }
 

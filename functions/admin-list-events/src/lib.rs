@@ -1,9 +1,9 @@
 //! `GET /admin/events?provider=&type=&status=&user=&from=&to=&limit=&cursor=`, newest
 //! first. Backed by the events index (or the user's events index), never a Scan.
 
+use gatehouse::admin::answer_listing;
 use gatehouse::admin::listing::EventQuery;
-use gatehouse::admin::{authorize, bad_listing};
-use gatehouse::http::{parse_query, reject, ApiRequest, ApiResponse};
+use gatehouse::http::{ApiRequest, ApiResponse};
 use gatehouse::lambda::{BoxFuture, HttpFunction};
 use gatehouse::service::Services;
 
@@ -17,26 +17,15 @@ impl AdminListEvents {
     }
 
     pub async fn handle(&self, request: ApiRequest) -> ApiResponse {
-        let principal = match authorize(&self.services.settings.admin_principals, &request) {
-            Ok(p) => p,
-            Err(refused) => return refused,
-        };
-        let query = match EventQuery::parse(parse_query(&request.raw_query)) {
-            Ok(q) => q,
-            Err(e) => return bad_listing(e),
-        };
-        match self.services.admin_list_events(&query).await {
-            Ok(page) => {
-                tracing::info!(request_id = %request.request_id, principal = %principal, action = "list-events", count = page.items.len(), "admin read");
-                ApiResponse::json(200, &page.to_json())
-            }
-            Err(e) => reject::unavailable_after(
-                &request,
-                "listing events failed",
-                &e,
-                "could not list events right now; try again",
-            ),
-        }
+        let services = &self.services;
+        answer_listing(
+            services,
+            &request,
+            "events",
+            EventQuery::parse,
+            |query| async move { services.admin_list_events(&query).await },
+        )
+        .await
     }
 }
 

@@ -3,9 +3,9 @@
 //! reported), amounts as decimal money in their currency. Backed by the
 //! payments listing (or the member's), never a Scan.
 
+use gatehouse::admin::answer_listing;
 use gatehouse::admin::listing::PaymentQuery;
-use gatehouse::admin::{authorize, bad_listing};
-use gatehouse::http::{parse_query, reject, ApiRequest, ApiResponse};
+use gatehouse::http::{ApiRequest, ApiResponse};
 use gatehouse::lambda::{BoxFuture, HttpFunction};
 use gatehouse::service::Services;
 
@@ -19,26 +19,15 @@ impl AdminListPayments {
     }
 
     pub async fn handle(&self, request: ApiRequest) -> ApiResponse {
-        let principal = match authorize(&self.services.settings.admin_principals, &request) {
-            Ok(p) => p,
-            Err(refused) => return refused,
-        };
-        let query = match PaymentQuery::parse(parse_query(&request.raw_query)) {
-            Ok(q) => q,
-            Err(e) => return bad_listing(e),
-        };
-        match self.services.admin_list_payments(&query).await {
-            Ok(page) => {
-                tracing::info!(request_id = %request.request_id, principal = %principal, action = "list-payments", count = page.items.len(), "admin read");
-                ApiResponse::json(200, &page.to_json())
-            }
-            Err(e) => reject::unavailable_after(
-                &request,
-                "listing payments failed",
-                &e,
-                "could not list payments right now; try again",
-            ),
-        }
+        let services = &self.services;
+        answer_listing(
+            services,
+            &request,
+            "payments",
+            PaymentQuery::parse,
+            |query| async move { services.admin_list_payments(&query).await },
+        )
+        .await
     }
 }
 

@@ -1,9 +1,9 @@
 //! `GET /admin/users?subscription_status=&plan=&role=&auth_provider=&is_active=&email_prefix=&limit=&cursor=`
 //! Backed by the users index (by email), never a Scan. 400 names the bad parameter.
 
+use gatehouse::admin::answer_listing;
 use gatehouse::admin::listing::UserQuery;
-use gatehouse::admin::{authorize, bad_listing};
-use gatehouse::http::{parse_query, reject, ApiRequest, ApiResponse};
+use gatehouse::http::{ApiRequest, ApiResponse};
 use gatehouse::lambda::{BoxFuture, HttpFunction};
 use gatehouse::service::Services;
 
@@ -17,29 +17,15 @@ impl AdminListUsers {
     }
 
     pub async fn handle(&self, request: ApiRequest) -> ApiResponse {
-        let principal = match authorize(&self.services.settings.admin_principals, &request) {
-            Ok(p) => p,
-            Err(refused) => return refused,
-        };
-        let query = match UserQuery::parse(
-            parse_query(&request.raw_query),
-            &self.services.settings.plans,
-        ) {
-            Ok(q) => q,
-            Err(e) => return bad_listing(e),
-        };
-        match self.services.admin_list_users(&query).await {
-            Ok(page) => {
-                tracing::info!(request_id = %request.request_id, principal = %principal, action = "list-users", count = page.items.len(), "admin read");
-                ApiResponse::json(200, &page.to_json())
-            }
-            Err(e) => reject::unavailable_after(
-                &request,
-                "listing users failed",
-                &e,
-                "could not list users right now; try again",
-            ),
-        }
+        let services = &self.services;
+        answer_listing(
+            services,
+            &request,
+            "users",
+            |pairs| UserQuery::parse(pairs, &services.settings.plans),
+            |query| async move { services.admin_list_users(&query).await },
+        )
+        .await
     }
 }
 

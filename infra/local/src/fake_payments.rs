@@ -102,6 +102,24 @@ fn suffix() -> String {
     format!("{n:08x}")
 }
 
+/// Stripe's 401 for a request without the fake's secret key.
+fn stripe_refuses(fake: &Fake, headers: &HeaderMap) -> Option<Response> {
+    (bearer(headers) != fake.stripe_key).then(|| {
+        stripe_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            None,
+            "Invalid API Key provided",
+        )
+    })
+}
+
+/// Paystack's 401 for a request without the fake's secret key.
+fn paystack_refuses(fake: &Fake, headers: &HeaderMap) -> Option<Response> {
+    (bearer(headers) != fake.paystack_key)
+        .then(|| paystack_reply(StatusCode::UNAUTHORIZED, false, "Invalid key", None))
+}
+
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -122,13 +140,8 @@ async fn create_session(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    if bearer(&headers) != fake.stripe_key {
-        return stripe_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_request_error",
-            None,
-            "Invalid API Key provided",
-        );
+    if let Some(refused) = stripe_refuses(&fake, &headers) {
+        return refused;
     }
     if fake.down.load(Ordering::SeqCst) {
         return stripe_error(
@@ -235,13 +248,8 @@ async fn get_session(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if bearer(&headers) != fake.stripe_key {
-        return stripe_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_request_error",
-            None,
-            "Invalid API Key provided",
-        );
+    if let Some(refused) = stripe_refuses(&fake, &headers) {
+        return refused;
     }
     match fake.sessions.lock().unwrap().get(&id) {
         Some(session) => reply(StatusCode::OK, without_private(session)),
@@ -259,13 +267,8 @@ async fn get_subscription(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if bearer(&headers) != fake.stripe_key {
-        return stripe_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_request_error",
-            None,
-            "Invalid API Key provided",
-        );
+    if let Some(refused) = stripe_refuses(&fake, &headers) {
+        return refused;
     }
     match fake.subscriptions.lock().unwrap().get(&id) {
         Some(sub) => reply(StatusCode::OK, sub.clone()),
@@ -285,13 +288,8 @@ async fn update_subscription(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    if bearer(&headers) != fake.stripe_key {
-        return stripe_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_request_error",
-            None,
-            "Invalid API Key provided",
-        );
+    if let Some(refused) = stripe_refuses(&fake, &headers) {
+        return refused;
     }
     let form = gatehouse::http::parse_query(&body);
     let updated = {
@@ -327,13 +325,8 @@ async fn billing_portal(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    if bearer(&headers) != fake.stripe_key {
-        return stripe_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_request_error",
-            None,
-            "Invalid API Key provided",
-        );
+    if let Some(refused) = stripe_refuses(&fake, &headers) {
+        return refused;
     }
     let form = gatehouse::http::parse_query(&body);
     let field = |name: &str| {
@@ -373,8 +366,8 @@ fn paystack_reply(status: StatusCode, ok: bool, message: &str, data: Option<Valu
 }
 
 async fn initialize(State(fake): State<Arc<Fake>>, headers: HeaderMap, body: String) -> Response {
-    if bearer(&headers) != fake.paystack_key {
-        return paystack_reply(StatusCode::UNAUTHORIZED, false, "Invalid key", None);
+    if let Some(refused) = paystack_refuses(&fake, &headers) {
+        return refused;
     }
     if fake.down.load(Ordering::SeqCst) {
         return paystack_reply(StatusCode::BAD_GATEWAY, false, "An error occurred", None);
@@ -453,8 +446,8 @@ async fn fetch_paystack_subscription(
     Path(code): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if bearer(&headers) != fake.paystack_key {
-        return paystack_reply(StatusCode::UNAUTHORIZED, false, "Invalid key", None);
+    if let Some(refused) = paystack_refuses(&fake, &headers) {
+        return refused;
     }
     match fake.paystack_subscriptions.lock().unwrap().get(&code) {
         Some(sub) => paystack_reply(
@@ -474,8 +467,8 @@ async fn toggle_paystack_subscription(
     body: String,
     enable: bool,
 ) -> Response {
-    if bearer(&headers) != fake.paystack_key {
-        return paystack_reply(StatusCode::UNAUTHORIZED, false, "Invalid key", None);
+    if let Some(refused) = paystack_refuses(&fake, &headers) {
+        return refused;
     }
     let request: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     let code = request["code"].as_str().unwrap_or_default();
@@ -517,8 +510,8 @@ async fn paystack_manage_link(
     Path(code): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if bearer(&headers) != fake.paystack_key {
-        return paystack_reply(StatusCode::UNAUTHORIZED, false, "Invalid key", None);
+    if let Some(refused) = paystack_refuses(&fake, &headers) {
+        return refused;
     }
     if !fake
         .paystack_subscriptions
@@ -557,8 +550,8 @@ async fn verify(
     Path(reference): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if bearer(&headers) != fake.paystack_key {
-        return paystack_reply(StatusCode::UNAUTHORIZED, false, "Invalid key", None);
+    if let Some(refused) = paystack_refuses(&fake, &headers) {
+        return refused;
     }
     match fake.transactions.lock().unwrap().get(&reference) {
         Some(t) => paystack_reply(

@@ -199,16 +199,7 @@ impl UserQuery {
                     })
             })
             .transpose()?;
-        let auth_provider = p
-            .get("auth_provider")
-            .map(|v| {
-                Provider::parse(v.trim())
-                    .filter(|p| *p != Provider::Admin)
-                    .ok_or_else(|| {
-                        filter_error("auth_provider", "must be kajabi, stripe or paystack")
-                    })
-            })
-            .transpose()?;
+        let auth_provider = payment_provider(&p, "auth_provider")?;
         let is_active = p
             .get("is_active")
             .map(|v| match v.trim() {
@@ -311,6 +302,20 @@ fn window(p: &HashMap<String, String>) -> Result<Window, ListingError> {
         }
     }
     Ok((from, to))
+}
+
+/// A provider members pay through (never `admin`), named by parameter `name`.
+fn payment_provider(
+    p: &HashMap<String, String>,
+    name: &'static str,
+) -> Result<Option<Provider>, ListingError> {
+    p.get(name)
+        .map(|v| {
+            Provider::parse(v.trim())
+                .filter(|p| *p != Provider::Admin)
+                .ok_or_else(|| filter_error(name, "must be kajabi, stripe or paystack"))
+        })
+        .transpose()
 }
 
 /// `user`, when given.
@@ -429,14 +434,7 @@ impl PaymentQuery {
             ],
             PAYMENT_PARAMS,
         )?;
-        let provider = p
-            .get("provider")
-            .map(|v| {
-                Provider::parse(v.trim())
-                    .filter(|p| *p != Provider::Admin)
-                    .ok_or_else(|| filter_error("provider", "must be kajabi, stripe or paystack"))
-            })
-            .transpose()?;
+        let provider = payment_provider(&p, "provider")?;
         let status = p
             .get("status")
             .map(|v| {

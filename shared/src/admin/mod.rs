@@ -20,6 +20,44 @@ pub fn authorize(
     })
 }
 
+/// One admin listing, `GET /admin/<what>`: the allowed caller (else 403),
+/// the parameters `parse` reads (else 400), and the page `list` reads (503
+/// when storage does not answer). Reads are logged with the caller, never
+/// the rows.
+pub async fn answer_listing<Q, Fut>(
+    services: &crate::service::Services,
+    request: &ApiRequest,
+    what: &'static str,
+    parse: impl FnOnce(Vec<(String, String)>) -> Result<Q, listing::ListingError>,
+    list: impl FnOnce(Q) -> Fut,
+) -> ApiResponse
+where
+    Fut: std::future::Future<
+        Output = Result<crate::service::admin::ListPage, crate::service::ServiceError>,
+    >,
+{
+    let principal = match authorize(&services.settings.admin_principals, request) {
+        Ok(p) => p,
+        Err(refused) => return refused,
+    };
+    let query = match parse(crate::http::parse_query(&request.raw_query)) {
+        Ok(q) => q,
+        Err(e) => return bad_listing(e),
+    };
+    match list(query).await {
+        Ok(page) => {
+            tracing::info!(request_id = %request.request_id, principal = %principal, action = format!("list-{what}"), count = page.items.len(), "admin read");
+            ApiResponse::json(200, &page.to_json())
+        }
+        Err(e) => crate::http::reject::unavailable_after(
+            request,
+            &format!("listing {what} failed"),
+            &e,
+            &format!("could not list {what} right now; try again"),
+        ),
+    }
+}
+
 /// A list parameter problem as a 400.
 pub fn bad_listing(e: listing::ListingError) -> ApiResponse {
     ApiResponse::problem(400, "invalid-parameter", "Invalid parameter", e.to_string())

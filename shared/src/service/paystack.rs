@@ -122,6 +122,7 @@ impl Services {
                     user_id: None,
                     plan_id: None,
                     starts_at: None,
+                    listed_as: None,
                 };
                 self.purchase_with_account(
                     delivery,

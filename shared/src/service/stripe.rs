@@ -295,6 +295,7 @@ impl Services {
                                 user_id: None,
                                 plan_id: None,
                                 starts_at: None,
+                                listed_as: None,
                             })
                             .as_ref(),
                         payment_intent
@@ -309,6 +310,7 @@ impl Services {
                                 user_id: None,
                                 plan_id: None,
                                 starts_at: None,
+                                listed_as: None,
                             }),
                     )
                     .await?;
@@ -354,6 +356,7 @@ impl Services {
                     user_id: None,
                     plan_id: None,
                     starts_at: None,
+                    listed_as: None,
                 };
                 self.record_payment(delivery, &payment).await
             }
@@ -643,17 +646,20 @@ impl Services {
             }
             if let (Some(plan), Some(payment)) = (one_time, payment) {
                 // The payment record says what a refund of it revokes.
-                let record = Payment {
-                    user_id: Some(user_id.clone()),
-                    plan_id: Some(plan.id.clone()),
-                    starts_at,
-                    ..payment.clone()
-                };
                 // A checkout Gatehouse started is listed once, under its reference.
-                match settles.filter(|c| c.reference != record.reference) {
-                    Some(c) => tx.upsert_payment_listed_as(&record, &c.reference, now)?,
-                    None => tx.upsert_payment(&record, now)?,
-                }
+                let listed_as = settles
+                    .filter(|c| c.reference != payment.reference)
+                    .map(|c| c.reference.clone());
+                tx.upsert_payment(
+                    &Payment {
+                        user_id: Some(user_id.clone()),
+                        plan_id: Some(plan.id.clone()),
+                        starts_at,
+                        listed_as,
+                        ..payment.clone()
+                    },
+                    now,
+                )?;
             }
             if let Some(settled) = settles {
                 tx.upsert_payment(
@@ -853,7 +859,7 @@ impl Services {
             }
             tx.upsert_payment(&record, now)?;
             // A checkout's payment intent: its listed record says refunded too.
-            if let Some(listed) = self.store.payment_listed_as(provider, reference).await? {
+            if let Some(listed) = payment.listed_as.clone() {
                 tx.upsert_payment(
                     &Payment {
                         reference: listed,
@@ -863,6 +869,7 @@ impl Services {
                         user_id: None,
                         plan_id: None,
                         starts_at: None,
+                        listed_as: None,
                         provider,
                     },
                     now,

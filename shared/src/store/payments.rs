@@ -16,6 +16,9 @@ pub struct Payment {
     pub plan_id: Option<String>,
     /// A pass queued behind another of its plan: when its days start.
     pub starts_at: Option<DateTime<Utc>>,
+    /// The checkout this record is listed under (a Stripe checkout's payment
+    /// intent): the admin listing shows that one, and this one not.
+    pub listed_as: Option<String>,
 }
 
 impl Payment {
@@ -29,40 +32,20 @@ impl Payment {
             user_id: get_s(item, "user_id").map(UserId::from_stored),
             plan_id: get_s(item, "plan_id").map(str::to_string),
             starts_at: get_ts(item, "starts_at"),
+            listed_as: get_s(item, "listed_as").map(str::to_string),
         })
     }
 }
 
 impl Tx {
     /// Creates or updates a payment record, keeping its first-seen time and
-    /// what it granted, listed for admins (`GET /admin/payments`).
+    /// what it granted, in one update (a transaction may touch an item once):
+    /// listed for admins (`GET /admin/payments`), or naming the checkout it
+    /// is listed under (`listed_as`).
     pub fn upsert_payment(
         &mut self,
         payment: &Payment,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.write_payment(payment, now, None)
-    }
-
-    /// As `upsert_payment`, for the Stripe payment intent's record of a
-    /// checkout Gatehouse started, which is listed under `checkout`: this
-    /// record names it, and the listing leaves it out.
-    pub fn upsert_payment_listed_as(
-        &mut self,
-        payment: &Payment,
-        checkout: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.write_payment(payment, now, Some(checkout))
-    }
-
-    /// One update (a transaction may touch an item once): listed for
-    /// admins, or (`listed_as`) naming the checkout it is listed under.
-    fn write_payment(
-        &mut self,
-        payment: &Payment,
-        now: DateTime<Utc>,
-        listed_as: Option<&str>,
     ) -> Result<(), StoreError> {
         // Every name is aliased: several (status, provider, reference, ...) are DynamoDB reserved words.
         let mut fields: Vec<(&str, AttributeValue)> = vec![
@@ -98,8 +81,8 @@ impl Tx {
         attr_names.insert("#created".into(), "created_at".into());
         vals.insert(":now".into(), s(ts(now)));
         sets.push("#created = if_not_exists(#created, :now)".into());
-        if let Some(checkout) = listed_as {
-            vals.insert(":checkout".into(), s(checkout));
+        if let Some(checkout) = &payment.listed_as {
+            vals.insert(":checkout".into(), s(checkout.clone()));
             sets.push("listed_as = :checkout".into());
         } else {
             // Every payment by first-seen time, and each member's.
@@ -407,18 +390,6 @@ impl PaymentRow {
 }
 
 impl Store {
-    /// The checkout a payment record is listed under, if it is one's payment intent.
-    pub async fn payment_listed_as(
-        &self,
-        provider: Provider,
-        reference: &str,
-    ) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .get(keys::payment(provider, reference), keys::PAYMENT)
-            .await?
-            .and_then(|item| get_s(&item, "listed_as").map(str::to_string)))
-    }
-
     /// The whole payments these index rows point at, in their order, in one
     /// consistent `BatchGetItem`.
     pub async fn payment_rows(
