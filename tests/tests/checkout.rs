@@ -990,7 +990,7 @@ async fn a_refund_of_an_unapplied_checkout_takes_nothing_away() {
     // A second checkout for the same plan, never paid, and refunded.
     let (_, unpaid) = start().await;
     let unpaid = unpaid["reference"].as_str().unwrap().to_string();
-    let refund = json!({"event": "refund.processed", "data": {"id": 77, "status": "processed",
+    let refund = json!({"event": "refund.processed", "data": {"status": "processed",
         "transaction_reference": unpaid, "amount": 500000, "currency": "NGN"}})
     .to_string();
     let (status, answer) = t.post_paystack(&refund).await;
@@ -1249,7 +1249,7 @@ async fn a_second_pass_starts_when_the_first_ends() {
     );
     // The queued pass is refunded before it starts: only its days go; the
     // first pass keeps its access.
-    let refund = json!({"event": "refund.processed", "data": {"id": 78, "status": "processed",
+    let refund = json!({"event": "refund.processed", "data": {"status": "processed",
         "transaction_reference": references[1], "amount": 1200000, "currency": "NGN"}})
     .to_string();
     let (status, answer) = t.post_paystack(&refund).await;
