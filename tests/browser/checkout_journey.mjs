@@ -73,7 +73,10 @@ try {
   out.cancel_message = await page.locator("#status").textContent();
   await subscription.getByText(/Premium Monthly: canceled, access until /).waitFor();
   out.after_cancel = await subscription.textContent();
+  // The payments and notices load after the subscriptions: wait for them.
+  await page.locator("#payments").getByText(/succeeded/).waitFor();
   out.payments = await page.locator("#payments").textContent();
+  await page.locator("#notices").getByText(/canceled/).waitFor();
   out.notices = await page.locator("#notices").textContent();
   await page.screenshot({ path: join(shots, "checkout-5-canceled.png"), fullPage: true });
   out.csp_violations = violations;
